@@ -1,0 +1,452 @@
+"""Data sources: an image folder, a .npy/.npz array file, or the bundled digits split.
+
+One protocol serves calibration, evaluation, export parity and the bench. Samples load one at a
+time and are batched by `iter_batches`, so memory holds one batch, never the whole set. Sample
+selection is deterministic (`select_indices`), and `fingerprint` hashes exactly the samples used,
+which is what a calibration cache is keyed to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.errors import ResnetOptError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp", ".gif"}
+)
+DEFAULT_SPEC = "default"
+
+
+class Split(str, Enum):
+    """The bundled digits split; calibration defaults to CALIB, evaluation to TEST."""
+
+    TRAIN = "train"
+    CALIB = "calib"
+    TEST = "test"
+
+
+_SPLIT_CODE = {Split.TRAIN: 0, Split.CALIB: 1, Split.TEST: 2}
+
+
+class SampleError(ResnetOptError):
+    """One sample could not be used (corrupt file, wrong channel count): skippable."""
+
+
+class DataSource(Protocol):
+    """An ordered, indexable collection of samples."""
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def class_names(self) -> tuple[str, ...] | None:
+        """Class names in label order, or None for unlabelled data."""
+        ...
+
+    @property
+    def skipped_on_scan(self) -> tuple[tuple[str, str], ...]:
+        """(name, reason) of entries left out when the source was opened (non-image files)."""
+        ...
+
+    def __len__(self) -> int: ...
+
+    def sample_name(self, index: int) -> str: ...
+
+    def load(self, index: int, contract: PreprocessContract) -> tuple[np.ndarray, int | None]:
+        """float32 C×H×W network input and the label (None when unlabelled)."""
+        ...
+
+    def fingerprint(self, indices: Sequence[int]) -> str:
+        """sha256 over the identity and content of exactly these samples."""
+        ...
+
+
+# -- image folders ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageFolderSource:
+    """ImageFolder layout (class subfolders, sorted names = class order) or a flat folder."""
+
+    root: Path
+    files: tuple[Path, ...]
+    labels: tuple[int, ...] | None
+    class_names: tuple[str, ...] | None
+    skipped_on_scan: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def open(cls, root: Path, *, strict: bool = False) -> ImageFolderSource:
+        if not root.is_dir():
+            raise ResnetOptError(f"{root}: no such folder")
+        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        skipped: list[tuple[str, str]] = []
+
+        def images_in(folder: Path, recursive: bool) -> list[Path]:
+            found = []
+            walker = folder.rglob("*") if recursive else folder.iterdir()
+            for path in sorted(walker):
+                if not path.is_file() or path.name.startswith("."):
+                    continue
+                if path.suffix.lower() in IMAGE_SUFFIXES:
+                    found.append(path)
+                else:
+                    skipped.append((str(path.relative_to(root)), "not an image file"))
+            return found
+
+        files: list[Path] = []
+        labels: list[int] | None
+        names: tuple[str, ...] | None
+        if subdirs:
+            labels = []
+            names = tuple(d.name for d in subdirs)
+            for cls_index, folder in enumerate(subdirs):
+                found = images_in(folder, recursive=True)
+                files.extend(found)
+                labels.extend([cls_index] * len(found))
+            for path in sorted(root.iterdir()):
+                if path.is_file() and not path.name.startswith("."):
+                    skipped.append((path.name, "file outside the class subfolders"))
+        else:
+            labels, names = None, None
+            files = images_in(root, recursive=False)
+        if strict and skipped:
+            name, reason = skipped[0]
+            raise ResnetOptError(f"{root}: {name}: {reason} (--strict)")
+        if not files:
+            raise ResnetOptError(f"{root}: no image files found ({len(skipped)} other files)")
+        if skipped:
+            log.warning("%s: skipped %d non-image file(s)", root, len(skipped))
+        return cls(
+            root=root,
+            files=tuple(files),
+            labels=tuple(labels) if labels is not None else None,
+            class_names=names,
+            skipped_on_scan=tuple(skipped),
+        )
+
+    @property
+    def description(self) -> str:
+        kind = f"{len(self.class_names)} classes" if self.class_names else "unlabelled"
+        return f"image folder {self.root} ({len(self.files)} images, {kind})"
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def sample_name(self, index: int) -> str:
+        return str(self.files[index].relative_to(self.root))
+
+    def load(self, index: int, contract: PreprocessContract) -> tuple[np.ndarray, int | None]:
+        from PIL import Image, UnidentifiedImageError
+
+        path = self.files[index]
+        try:
+            with Image.open(path) as image:
+                image.load()
+                x = contract.apply(_to_mode(image, contract, self.sample_name(index)))
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise SampleError(f"{self.sample_name(index)}: cannot decode image ({exc})") from exc
+        label = self.labels[index] if self.labels is not None else None
+        return x, label
+
+    def fingerprint(self, indices: Sequence[int]) -> str:
+        digest = hashlib.sha256(b"image-folder\0")
+        for i in indices:
+            digest.update(self.sample_name(i).encode() + b"\0")
+            digest.update(hashlib.sha256(self.files[i].read_bytes()).digest())
+            if self.labels is not None:
+                digest.update(self.labels[i].to_bytes(4, "little"))
+        return digest.hexdigest()
+
+
+# Pillow modes by channel count: converting within a group is lossless by convention (palette,
+# alpha, CMYK); converting between channel counts would invent or discard colour, so it is an
+# error for the whole run (the data does not fit the model), not a skipped sample.
+_GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "La"})
+
+
+def _to_mode(image: Image.Image, contract: PreprocessContract, name: str) -> Image.Image:
+    grey = image.mode in _GREY_MODES
+    if contract.channels == 3 and grey:
+        raise ResnetOptError(f"{name}: grayscale image ({image.mode}), the model takes 3 channels")
+    if contract.channels == 1 and not grey and image.mode != "P":
+        raise ResnetOptError(f"{name}: {image.mode} image, the model takes 1 channel (grayscale)")
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        raise ResnetOptError(f"{name}: {image.mode} images (16-bit/float) are not supported")
+    return image.convert(contract.color_mode)
+
+
+# -- arrays ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ArraySource:
+    """A .npy or .npz file.
+
+    uint8 arrays N×H×W or N×H×W×C are raw pixels and go through the contract; float arrays must
+    be N×C×H×W already preprocessed to the contract's input shape. A .npz holds the samples under
+    `x`, `images` or `data` and optional labels under `y` or `labels`.
+    """
+
+    path: Path
+    samples: np.ndarray
+    labels: np.ndarray | None
+    class_names: tuple[str, ...] | None = None
+    skipped_on_scan: tuple[tuple[str, str], ...] = ()
+    file_sha256: str = ""
+
+    @classmethod
+    def open(cls, path: Path) -> ArraySource:
+        from resnet_opt.pipeline.artifacts import sha256_file
+
+        if not path.is_file():
+            raise ResnetOptError(f"{path}: no such file")
+        try:
+            loaded = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ResnetOptError(f"{path}: not a readable .npy/.npz file ({exc})") from exc
+        labels = None
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                keys = set(loaded.files)
+                x_key = next((k for k in ("x", "images", "data") if k in keys), None)
+                if x_key is None:
+                    raise ResnetOptError(
+                        f"{path}: no array named x, images or data (found: {sorted(keys)})"
+                    )
+                samples = np.asarray(loaded[x_key])
+                y_key = next((k for k in ("y", "labels") if k in keys), None)
+                labels = np.asarray(loaded[y_key]) if y_key else None
+        else:
+            samples = loaded
+        if samples.ndim not in (3, 4) or len(samples) == 0:
+            raise ResnetOptError(
+                f"{path}: expected N×H×W(×C) uint8 pixels or N×C×H×W floats, got shape "
+                f"{samples.shape}"
+            )
+        if samples.dtype != np.uint8 and not np.issubdtype(samples.dtype, np.floating):
+            raise ResnetOptError(f"{path}: dtype {samples.dtype} is neither uint8 nor float")
+        if np.issubdtype(samples.dtype, np.floating):
+            for start in range(0, len(samples), 256):
+                if not np.isfinite(samples[start : start + 256]).all():
+                    raise ResnetOptError(f"{path}: contains NaN or inf values")
+        if labels is not None and (
+            labels.shape != (len(samples),) or not np.issubdtype(labels.dtype, np.integer)
+        ):
+            raise ResnetOptError(
+                f"{path}: labels must be {len(samples)} integers, got {labels.dtype} {labels.shape}"
+            )
+        return cls(path=path, samples=samples, labels=labels, file_sha256=sha256_file(path))
+
+    @property
+    def description(self) -> str:
+        return f"array file {self.path} ({len(self.samples)} samples, {self.samples.dtype})"
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def sample_name(self, index: int) -> str:
+        return f"{self.path.name}[{index}]"
+
+    def load(self, index: int, contract: PreprocessContract) -> tuple[np.ndarray, int | None]:
+        raw = np.asarray(self.samples[index])
+        label = int(self.labels[index]) if self.labels is not None else None
+        if raw.dtype == np.uint8:
+            try:
+                return contract.apply_pixels(raw), label
+            except ResnetOptError as exc:
+                raise ResnetOptError(f"{self.sample_name(index)}: {exc}") from exc
+        if raw.shape != contract.input_shape:
+            raise ResnetOptError(
+                f"{self.path}: float samples have shape {raw.shape}, the model takes "
+                f"{contract.input_shape} (C×H×W, already preprocessed)"
+            )
+        return raw.astype(np.float32), label
+
+    def fingerprint(self, indices: Sequence[int]) -> str:
+        digest = hashlib.sha256(b"array\0" + self.file_sha256.encode())
+        digest.update(np.asarray(indices, dtype=np.int64).tobytes())
+        return digest.hexdigest()
+
+
+# -- the bundled digits ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BundledDigitsSource:
+    """scikit-learn's 8×8 handwritten digits, shipped in the package with a fixed split."""
+
+    split: Split
+    pixels: np.ndarray
+    labels_array: np.ndarray
+    class_names: tuple[str, ...] = tuple(str(d) for d in range(10))
+    skipped_on_scan: tuple[tuple[str, str], ...] = ()
+    file_sha256: str = ""
+
+    @classmethod
+    def open(cls, split: Split) -> BundledDigitsSource:
+        data = resources.files("resnet_opt.models").joinpath("data/digits.npz")
+        raw = data.read_bytes()
+        import io
+
+        with np.load(io.BytesIO(raw)) as npz:
+            mask = npz["split"] == _SPLIT_CODE[split]
+            pixels = npz["images"][mask]
+            labels = npz["labels"][mask]
+        return cls(
+            split=split,
+            pixels=pixels,
+            labels_array=labels,
+            file_sha256=hashlib.sha256(raw).hexdigest(),
+        )
+
+    @property
+    def description(self) -> str:
+        return f"bundled digits, {self.split.value} split ({len(self.pixels)} images)"
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def sample_name(self, index: int) -> str:
+        return f"digits-{self.split.value}[{index}]"
+
+    def load(self, index: int, contract: PreprocessContract) -> tuple[np.ndarray, int | None]:
+        return contract.apply_pixels(self.pixels[index]), int(self.labels_array[index])
+
+    def fingerprint(self, indices: Sequence[int]) -> str:
+        digest = hashlib.sha256(f"digits\0{self.split.value}\0{self.file_sha256}".encode())
+        digest.update(np.asarray(indices, dtype=np.int64).tobytes())
+        return digest.hexdigest()
+
+
+def load_bundled_split(split: Split) -> tuple[np.ndarray, np.ndarray]:
+    """Raw uint8 pixels and labels of one bundled split (for the training script)."""
+    source = BundledDigitsSource.open(split)
+    return source.pixels, source.labels_array
+
+
+# -- opening and streaming ---------------------------------------------------------------------
+
+
+def open_source(spec: str | Path, *, default_split: Split, strict: bool = False) -> DataSource:
+    """DATA as the CLI takes it: `default[:split]`, a folder, or a .npy/.npz file."""
+    text = str(spec)
+    if text == DEFAULT_SPEC or text.startswith(DEFAULT_SPEC + ":"):
+        name = text.partition(":")[2] or default_split.value
+        try:
+            split = Split(name)
+        except ValueError:
+            choices = ", ".join(s.value for s in Split)
+            raise ResnetOptError(f"unknown bundled split {name!r} (choose {choices})") from None
+        return BundledDigitsSource.open(split)
+    path = Path(text)
+    if path.is_dir():
+        return ImageFolderSource.open(path, strict=strict)
+    if path.suffix.lower() in (".npy", ".npz"):
+        return ArraySource.open(path)
+    if not path.exists():
+        raise ResnetOptError(f"{path}: no such file or folder")
+    raise ResnetOptError(f"{path}: data must be an image folder, a .npy/.npz file or 'default'")
+
+
+def select_indices(available: int, requested: int | None, seed: int) -> np.ndarray:
+    """A deterministic subset: all samples (in order) when `requested` covers them, else a
+    seeded draw without replacement, sorted so that files are read in order."""
+    if requested is not None and requested < 1:
+        raise ResnetOptError(f"the number of samples must be positive, not {requested}")
+    if requested is None or requested >= available:
+        return np.arange(available, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(available, size=requested, replace=False)).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class Batch:
+    x: np.ndarray  # float32 N×C×H×W
+    labels: np.ndarray | None  # int64 N, or None for unlabelled data
+    indices: np.ndarray  # positions in the source
+
+
+@dataclass
+class BatchStream:
+    """Iterates batches; samples that fail to load are skipped and counted (or raise if strict)."""
+
+    source: DataSource
+    contract: PreprocessContract
+    indices: np.ndarray
+    batch_size: int
+    strict: bool = False
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    used: int = 0
+
+    def __iter__(self) -> Iterator[Batch]:
+        if self.batch_size < 1:
+            raise ResnetOptError(f"batch size must be positive, not {self.batch_size}")
+        xs: list[np.ndarray] = []
+        ys: list[int | None] = []
+        kept: list[int] = []
+        for index in self.indices:
+            try:
+                x, y = self.source.load(int(index), self.contract)
+            except SampleError as exc:
+                if self.strict:
+                    raise ResnetOptError(f"{exc} (--strict)") from exc
+                self.skipped.append((self.source.sample_name(int(index)), str(exc)))
+                log.warning("skipped %s", exc)
+                continue
+            xs.append(x)
+            ys.append(y)
+            kept.append(int(index))
+            if len(xs) == self.batch_size:
+                yield self._batch(xs, ys, kept)
+                xs, ys, kept = [], [], []
+        if xs:
+            yield self._batch(xs, ys, kept)
+        if self.used == 0:
+            raise ResnetOptError(
+                f"{self.source.description}: none of the {len(self.indices)} samples could be "
+                f"used ({self.skipped[0][1] if self.skipped else 'empty selection'})"
+            )
+
+    def _batch(self, xs: list[np.ndarray], ys: list[int | None], kept: list[int]) -> Batch:
+        self.used += len(xs)
+        labels = None if any(y is None for y in ys) else np.asarray(ys, dtype=np.int64)
+        return Batch(np.stack(xs), labels, np.asarray(kept, dtype=np.int64))
+
+
+def label_map(source: DataSource, contract: PreprocessContract) -> np.ndarray:
+    """Source label index → model class index, refusing classes the model does not have.
+
+    With class labels in the contract, folder classes are matched by name; without, the source
+    must have exactly the model's number of classes, matched in sorted order.
+    """
+    names = source.class_names
+    if names is None:
+        raise ResnetOptError(f"{source.description}: has no labels; accuracy needs labelled data")
+    if contract.labels is not None:
+        position = {label: i for i, label in enumerate(contract.labels)}
+        unknown = [n for n in names if n not in position]
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else "")
+            raise ResnetOptError(f"{source.description}: classes not known to the model: {shown}")
+        return np.asarray([position[n] for n in names], dtype=np.int64)
+    if len(names) != contract.num_classes:
+        raise ResnetOptError(
+            f"{source.description}: {len(names)} classes, the model has {contract.num_classes}"
+        )
+    return np.arange(len(names), dtype=np.int64)

@@ -1,0 +1,124 @@
+"""The `resnet-opt` command line: one thin command per stage.
+
+Commands parse options into the stage's typed arguments and call the stage function; all work
+happens in `resnet_opt.pipeline`. Errors: a ResnetOptError becomes one line on stderr and its
+exit code (1, or 3 for a failed quality gate); usage errors exit 2 (Typer); anything else is a
+bug and keeps its traceback. RESNET_OPT_DEBUG=1 shows tracebacks for known errors too.
+
+Only the standard library, numpy and typer are imported at the top (DESIGN §6): `--help` must
+not pull in torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+
+from resnet_opt import __version__
+from resnet_opt.console import emit_json, set_verbosity
+from resnet_opt.errors import ResnetOptError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def domain_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the domain error into one stderr line and its exit code.
+
+    Every command is wrapped with this (through `command`), so the rule holds for the console
+    script and for Typer's test runner alike.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except ResnetOptError as exc:
+            if os.environ.get("RESNET_OPT_DEBUG") == "1":
+                raise
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+
+    return wrapper
+
+
+app = typer.Typer(
+    name="resnet-opt",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Take a trained ResNet to ONNX, INT8/FP16, TensorRT or ONNX Runtime engines, "
+    "and measure what each step costs and buys.",
+)
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")
+]
+ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"resnet-opt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More logs (-vv: debug).")
+    ] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only.")] = False,
+) -> None:
+    set_verbosity(verbose, quiet)
+
+
+def command(
+    name: str | None = None, **kwargs: object
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """`app.command` with the domain-error wrapper: use it for every command."""
+
+    def register(func: Callable[P, R]) -> Callable[P, R]:
+        wrapped = domain_errors(func)
+        app.command(name, **kwargs)(wrapped)  # type: ignore[arg-type]
+        return wrapped
+
+    return register
+
+
+@command()
+def info(json_output: JsonOption = False) -> None:
+    """Versions, ONNX Runtime providers, and whether TensorRT / CUDA / pycuda work (or why not)."""
+    from resnet_opt.environment import collect
+
+    env = collect()
+    if json_output:
+        emit_json(env.to_dict())
+        return
+    lines = [f"python        {env.python}"]
+    lines += [f"{p.name:<13} {p.version or '— ' + (p.problem or '')}" for p in env.packages]
+    lines.append(f"ORT providers {', '.join(env.onnxruntime_providers) or '—'}")
+    lines += [f"{p.name:<13} {p.version or '— ' + (p.problem or '')}" for p in env.accelerators]
+    m = env.machine
+    lines.append(f"machine       {m.cpu_model}, {m.cpu_cores} cores, {m.memory_gb} GB")
+    if m.jetpack:
+        lines.append(f"jetson        {m.jetpack}")
+    typer.echo("\n".join(lines))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

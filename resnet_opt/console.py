@@ -1,0 +1,54 @@
+"""Human output: progress, summaries and logs on stderr; stdout stays for JSON/Markdown.
+
+`-q` silences the summaries, `-v`/`-vv` adds logs. Rich is imported lazily so that the CLI's
+start-up stays quick.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+_state = {"verbosity": 0}
+
+
+def set_verbosity(verbose: int, quiet: bool) -> None:
+    """-q → -1 (errors only), default 0 (summaries, warnings), -v → info logs, -vv → debug."""
+    level = -1 if quiet else verbose
+    _state["verbosity"] = level
+    from rich.logging import RichHandler
+
+    root = logging.getLogger("resnet_opt")
+    root.handlers.clear()
+    handler = RichHandler(console=_stderr(), show_time=False, show_path=level >= 2)
+    root.addHandler(handler)
+    root.setLevel(
+        logging.ERROR
+        if level < 0
+        else logging.WARNING
+        if level == 0
+        else logging.INFO
+        if level == 1
+        else logging.DEBUG
+    )
+    root.propagate = False
+
+
+def _stderr() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def say(message: str) -> None:
+    """A summary line for people (stderr); silent under -q."""
+    if _state["verbosity"] >= 0:
+        _stderr().print(message, markup=False)
+
+
+def emit_json(value: Any) -> None:
+    """The one JSON object a `--json` command prints on stdout."""
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+    sys.stdout.flush()

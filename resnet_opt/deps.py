@@ -1,0 +1,64 @@
+"""Lazy imports of the heavy, optional frameworks.
+
+Module tops import only the standard library and numpy (DESIGN §6); everything else is imported
+through `require` inside the function that needs it, so that choosing one backend never imports
+another and a missing extra becomes a one-line error instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# module name -> the extra of resnet-opt that installs it
+EXTRA_FOR_MODULE: dict[str, str] = {
+    "torch": "export",
+    "torchvision": "export",
+    "onnxscript": "export",
+    "tensorrt": "tensorrt",
+    "pycuda": "tensorrt",
+    "pycuda.driver": "tensorrt",
+    "openvino": "openvino",
+    "sklearn": "train",
+}
+
+
+def _import(module: str) -> ModuleType:
+    """import_module that refuses an empty namespace package.
+
+    Type-stub packages (tensorrt-stubs ships `tensorrt/__init__.pyi` only) make `import tensorrt`
+    succeed with nothing inside; treating that as TensorRT would turn a missing library into an
+    AttributeError deep in a build.
+    """
+    mod = importlib.import_module(module)
+    if getattr(mod, "__file__", None) is None and hasattr(mod, "__path__"):
+        raise ModuleNotFoundError(
+            f"No module named {module!r} (only a namespace package or type stubs found)",
+            name=module.split(".")[0],
+        )
+    return mod
+
+
+def require(module: str) -> ModuleType:
+    """Import `module` or raise MissingDependencyError naming the extra that provides it."""
+    from resnet_opt.errors import MissingDependencyError
+
+    try:
+        return _import(module)
+    except ImportError as exc:
+        root = module.split(".")[0]
+        extra = EXTRA_FOR_MODULE.get(module, EXTRA_FOR_MODULE.get(root, root))
+        reason = None if isinstance(exc, ModuleNotFoundError) and exc.name == root else str(exc)
+        raise MissingDependencyError(module, extra, reason) from exc
+    except OSError as exc:  # e.g. a shared library (libnvinfer, libcuda) that cannot be loaded
+        root = module.split(".")[0]
+        raise MissingDependencyError(module, EXTRA_FOR_MODULE.get(root, root), str(exc)) from exc
+
+
+def probe(module: str) -> tuple[str | None, str | None]:
+    """(version, None) if `module` imports, else (None, why not): for `resnet-opt info`."""
+    try:
+        mod = _import(module)
+    except Exception as exc:  # info must report every failure mode, not crash on one
+        return None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return str(getattr(mod, "__version__", getattr(mod, "VERSION", "unknown"))), None

@@ -1,0 +1,148 @@
+"""What this machine has: versions, execution providers, accelerators, and why not.
+
+Used by `resnet-opt info` and by every bench report (a speed figure without the machine it was
+measured on is not a figure). Probing never raises: each probe reports a version or the reason
+it failed. Torch is looked up by package metadata, never imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import platform
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from resnet_opt.deps import probe
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One component: its version when usable, else why it is not."""
+
+    name: str
+    version: str | None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.version is not None
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The host, as recorded in reports."""
+
+    hostname: str
+    system: str
+    machine: str
+    cpu_model: str
+    cpu_cores: int
+    memory_gb: float | None
+    load_average: tuple[float, float, float] | None
+    jetpack: str | None
+
+
+def _dist_version(dist: str) -> Probe:
+    try:
+        return Probe(dist, metadata.version(dist))
+    except metadata.PackageNotFoundError:
+        return Probe(dist, None, "not installed")
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def memory_gb() -> float | None:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return round(int(line.split()[1]) / 1024**2, 1)
+    return None
+
+
+def jetpack_release() -> str | None:
+    """L4T release from /etc/nv_tegra_release on a Jetson (e.g. 'R36 (release), REVISION: 4.3')."""
+    path = Path("/etc/nv_tegra_release")
+    with contextlib.suppress(OSError):
+        first = path.read_text().splitlines()[0]
+        return first.lstrip("# ").split(", GCID")[0].strip()
+    return None
+
+
+def machine() -> Machine:
+    load = None
+    with contextlib.suppress(OSError, AttributeError):
+        load = tuple(round(v, 2) for v in os.getloadavg())
+    return Machine(
+        hostname=platform.node(),
+        system=f"{platform.system()} {platform.release()}",
+        machine=platform.machine(),
+        cpu_model=cpu_model(),
+        cpu_cores=os.cpu_count() or 1,
+        memory_gb=memory_gb(),
+        load_average=load,  # type: ignore[arg-type]
+        jetpack=jetpack_release(),
+    )
+
+
+def cuda_driver() -> Probe:
+    """The CUDA driver version through libcuda itself (no pycuda or torch needed)."""
+    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
+        try:
+            lib = ctypes.CDLL(name)
+        except OSError:
+            continue
+        version = ctypes.c_int(0)
+        if lib.cuDriverGetVersion(ctypes.byref(version)) != 0:
+            return Probe("cuda-driver", None, "cuDriverGetVersion failed")
+        major, minor = divmod(version.value // 10, 100)
+        return Probe("cuda-driver", f"{major}.{minor}")
+    return Probe("cuda-driver", None, "no NVIDIA driver (libcuda.so.1 not found)")
+
+
+def ort_providers() -> list[str]:
+    with contextlib.suppress(Exception):
+        import onnxruntime
+
+        return list(onnxruntime.get_available_providers())
+    return []
+
+
+@dataclass(frozen=True)
+class Environment:
+    python: str
+    packages: tuple[Probe, ...]
+    onnxruntime_providers: tuple[str, ...]
+    accelerators: tuple[Probe, ...]
+    machine: Machine
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def collect() -> Environment:
+    """Everything `info` shows. Imports TensorRT and pycuda to find out whether they work."""
+    packages = tuple(
+        _dist_version(d)
+        for d in ("resnet-opt", "numpy", "onnx", "onnxruntime", "torch", "torchvision")
+    )
+    accelerators = [cuda_driver()]
+    for module in ("tensorrt", "pycuda.driver", "openvino"):
+        version, problem = probe(module)
+        accelerators.append(Probe(module, version, problem))
+    return Environment(
+        python=platform.python_version(),
+        packages=packages,
+        onnxruntime_providers=tuple(ort_providers()),
+        accelerators=tuple(accelerators),
+        machine=machine(),
+    )

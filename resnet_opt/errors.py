@@ -1,0 +1,31 @@
+"""The one domain error family.
+
+The library raises these; only `cli.py` turns them into a single line on stderr and an exit code,
+so library callers can catch one class and decide for themselves.
+"""
+
+from __future__ import annotations
+
+
+class ResnetOptError(Exception):
+    """A problem the user can fix: bad file, bad data, incompatible engine, missing extra."""
+
+    exit_code: int = 1
+
+
+class QualityGateError(ResnetOptError):
+    """A quality gate (accuracy drop, throughput regression) was exceeded: CI should fail."""
+
+    exit_code = 3
+
+
+class MissingDependencyError(ResnetOptError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+    def __init__(self, module: str, extra: str, reason: str | None = None) -> None:
+        detail = f" ({reason})" if reason else ""
+        super().__init__(
+            f"{module} is not available{detail}: install it with pip install 'resnet-opt[{extra}]'"
+        )
+        self.module = module
+        self.extra = extra

@@ -1,0 +1,1 @@
+"""One module per stage; each stage is a plain function that reads files and writes an artifact."""

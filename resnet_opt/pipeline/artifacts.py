@@ -1,0 +1,357 @@
+"""Artifacts and their manifests: how stages hand over work (DESIGN §4).
+
+Every artifact `X` gets a sidecar `X.json` that says what it is, what it was made from (with
+content hashes), the preprocessing contract, the verification figures and the tool versions.
+A later stage reads the manifest instead of asking the user again, and `run` compares content
+hashes to skip unchanged stages. Writes go to temporary files in the destination folder and are
+renamed into place only when the whole stage succeeded, so a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import platform
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.errors import ResnetOptError
+
+MANIFEST_SCHEMA = 1
+MANIFEST_SUFFIX = ".json"
+
+# distributions whose versions every manifest records (read from metadata: importing torch just
+# to learn its version would break the no-torch promise on a Jetson)
+_TOOLS = (
+    "resnet-opt",
+    "numpy",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "torch",
+    "torchvision",
+    "tensorrt",
+    "openvino",
+)
+
+
+class Stage(str, Enum):
+    EXPORT = "export"
+    FOLD = "fold"
+    QUANTIZE = "quantize"
+    BUILD = "build"
+
+
+class Precision(str, Enum):
+    FP32 = "fp32"
+    FP16 = "fp16"
+    INT8 = "int8"
+    MIXED = "mixed"  # int8 with some layers kept in higher precision
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """One file a stage read, by content: `run` re-runs a stage only when a hash changed."""
+
+    role: str
+    path: str
+    sha256: str
+
+    @classmethod
+    def of(cls, role: str, path: Path) -> InputRef:
+        return cls(role=role, path=str(path), sha256=sha256_file(path))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The sidecar of one artifact.
+
+    `details` holds the stage's own facts (fold counts, calibration method, build profile) as
+    plain JSON; `lineage` carries the earlier stages' manifests in short form so that the last
+    artifact alone tells its whole history (e.g. how many BN nodes each step folded).
+    """
+
+    stage: Stage
+    artifact: str
+    sha256: str
+    precision: Precision
+    inputs: tuple[InputRef, ...]
+    preprocessing: PreprocessContract | None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    verification: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+    lineage: tuple[Mapping[str, Any], ...] = ()
+    tools: Mapping[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    schema: int = MANIFEST_SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stage"] = self.stage.value
+        data["precision"] = self.precision.value
+        data["preprocessing"] = self.preprocessing.to_dict() if self.preprocessing else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str = "manifest") -> Manifest:
+        try:
+            if data.get("schema") != MANIFEST_SCHEMA:
+                raise ResnetOptError(
+                    f"{source}: manifest schema {data.get('schema')!r} is not the supported "
+                    f"{MANIFEST_SCHEMA}: re-run the stage that wrote it"
+                )
+            pre = data.get("preprocessing")
+            return cls(
+                stage=Stage(data["stage"]),
+                artifact=str(data["artifact"]),
+                sha256=str(data["sha256"]),
+                precision=Precision(data["precision"]),
+                inputs=tuple(InputRef(**ref) for ref in data.get("inputs", ())),
+                preprocessing=PreprocessContract.from_dict(pre) if pre else None,
+                options=dict(data.get("options", {})),
+                verification=dict(data.get("verification", {})),
+                details=dict(data.get("details", {})),
+                lineage=tuple(dict(x) for x in data.get("lineage", ())),
+                tools=dict(data.get("tools", {})),
+                created_at=str(data.get("created_at", "")),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ResnetOptError(f"{source}: not a valid resnet-opt manifest ({exc})") from exc
+
+    def summary(self) -> dict[str, Any]:
+        """The short form carried in a later stage's lineage."""
+        return {
+            "stage": self.stage.value,
+            "artifact": self.artifact,
+            "sha256": self.sha256,
+            "precision": self.precision.value,
+            "details": dict(self.details),
+            "verification": dict(self.verification),
+        }
+
+    def derive(
+        self,
+        *,
+        stage: Stage,
+        artifact: Path,
+        content: Path | None = None,
+        precision: Precision | None = None,
+        inputs: tuple[InputRef, ...],
+        options: Mapping[str, Any] | None = None,
+        verification: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Manifest:
+        """The manifest of an artifact made from this one: contract kept, lineage extended."""
+        return new_manifest(
+            stage=stage,
+            artifact=artifact,
+            content=content,
+            precision=precision or self.precision,
+            inputs=inputs,
+            preprocessing=self.preprocessing,
+            options=options or {},
+            verification=verification or {},
+            details=details or {},
+            lineage=(*self.lineage, self.summary()),
+        )
+
+
+def new_manifest(
+    *,
+    stage: Stage,
+    artifact: Path,
+    content: Path | None = None,
+    precision: Precision,
+    inputs: tuple[InputRef, ...],
+    preprocessing: PreprocessContract | None,
+    options: Mapping[str, Any] | None = None,
+    verification: Mapping[str, Any] | None = None,
+    details: Mapping[str, Any] | None = None,
+    lineage: tuple[Mapping[str, Any], ...] = (),
+) -> Manifest:
+    """A manifest for `artifact`, named by its final path and hashed from `content`.
+
+    `content` is the file as written (normally the temporary path from StagedOutputs, which is
+    renamed to `artifact` on success); it defaults to `artifact` itself.
+    """
+    return Manifest(
+        stage=stage,
+        artifact=artifact.name,
+        sha256=sha256_file(content or artifact),
+        precision=precision,
+        inputs=inputs,
+        preprocessing=preprocessing,
+        options=dict(options or {}),
+        verification=dict(verification or {}),
+        details=dict(details or {}),
+        lineage=lineage,
+        tools=tool_versions(),
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def manifest_path(artifact: Path) -> Path:
+    return artifact.with_name(artifact.name + MANIFEST_SUFFIX)
+
+
+def read_manifest(artifact: Path, *, required: bool = True) -> Manifest | None:
+    """The manifest beside `artifact`, or None when absent and not required."""
+    path = manifest_path(artifact)
+    if not path.is_file():
+        if required:
+            raise ResnetOptError(
+                f"{artifact}: no manifest {path.name} beside it; produce the file with "
+                "resnet-opt (export/fold/quantize/build) or pass the options it would hold"
+            )
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResnetOptError(f"{path}: cannot read manifest ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ResnetOptError(f"{path}: not a valid resnet-opt manifest (not a JSON object)")
+    manifest = Manifest.from_dict(data, source=str(path))
+    if manifest.artifact != artifact.name:
+        raise ResnetOptError(
+            f"{path}: manifest describes {manifest.artifact!r}, not {artifact.name!r}"
+        )
+    return manifest
+
+
+def check_artifact_hash(artifact: Path, manifest: Manifest) -> None:
+    """Refuse an artifact that was changed after its manifest was written."""
+    actual = sha256_file(artifact)
+    if actual != manifest.sha256:
+        raise ResnetOptError(
+            f"{artifact}: content does not match its manifest (sha256 {actual[:12]}… vs "
+            f"{manifest.sha256[:12]}…); it was modified after resnet-opt wrote it"
+        )
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(chunk):
+                digest.update(block)
+    except OSError as exc:
+        raise ResnetOptError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    return digest.hexdigest()
+
+
+def sha256_json(value: Any) -> str:
+    """Hash of a JSON-able value in canonical form (sorted keys, no whitespace)."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def tool_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for dist in _TOOLS:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[dist] = metadata.version(dist)
+    return versions
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=False, default=str) + "\n"
+
+
+class StagedOutputs:
+    """Files a stage is writing, kept under temporary names until the whole stage succeeds.
+
+    Use through `staged_outputs`. `add(final)` checks up front that `final` may be written
+    (absent, or `force`) and returns the temporary path to write to, in the same folder so that
+    the final rename is atomic.
+    """
+
+    def __init__(self, force: bool) -> None:
+        self._force = force
+        self._pending: list[tuple[Path, Path]] = []
+        self._created_dirs: list[Path] = []
+
+    def add(self, final: Path) -> Path:
+        final = Path(final)
+        if any(final == done for done, _ in self._pending):
+            raise ResnetOptError(f"{final}: the same output is written twice")
+        if final.is_dir():
+            raise ResnetOptError(f"{final}: is a folder; give a file path")
+        if final.exists() and not self._force:
+            raise ResnetOptError(f"{final}: exists; pass --force to overwrite it")
+        self._ensure_dir(final.parent)
+        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            tmp.touch()
+        except OSError as exc:
+            raise ResnetOptError(
+                f"{final.parent}: cannot write there ({exc.strerror or exc})"
+            ) from exc
+        self._pending.append((final, tmp))
+        return tmp
+
+    def add_with_manifest(self, final: Path) -> tuple[Path, Path]:
+        """Temporary paths for an artifact and its manifest."""
+        return self.add(final), self.add(manifest_path(final))
+
+    def _ensure_dir(self, folder: Path) -> None:
+        if folder.is_dir():
+            return
+        missing = []
+        probe = folder
+        while not probe.exists():
+            missing.append(probe)
+            probe = probe.parent
+        try:
+            folder.mkdir(parents=True)
+        except OSError as exc:
+            raise ResnetOptError(f"{folder}: cannot create folder ({exc.strerror or exc})") from exc
+        self._created_dirs.extend(missing)
+
+    def commit(self) -> None:
+        # artifacts before manifests: a manifest never describes a file that is not there
+        ordered = sorted(self._pending, key=lambda p: p[0].name.endswith(MANIFEST_SUFFIX))
+        done: list[Path] = []
+        try:
+            for final, tmp in ordered:
+                tmp.replace(final)
+                done.append(final)
+        except OSError as exc:
+            for path in done:
+                path.unlink(missing_ok=True)
+            self.discard()
+            raise ResnetOptError(f"cannot move output into place ({exc})") from exc
+        self._pending.clear()
+
+    def discard(self) -> None:
+        for _, tmp in self._pending:
+            tmp.unlink(missing_ok=True)
+        self._pending.clear()
+        for folder in self._created_dirs:  # innermost first
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        self._created_dirs.clear()
+
+
+@contextlib.contextmanager
+def staged_outputs(*, force: bool) -> Iterator[StagedOutputs]:
+    """Write outputs atomically: all are renamed into place on success, all removed on error."""
+    staged = StagedOutputs(force)
+    try:
+        yield staged
+    except BaseException:
+        staged.discard()
+        raise
+    staged.commit()
+
+
+def write_manifest(path: Path, manifest: Manifest) -> None:
+    """Write a manifest to `path` (normally a temporary path from StagedOutputs)."""
+    path.write_text(dump_json(manifest.to_dict()), encoding="utf-8")

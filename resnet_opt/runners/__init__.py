@@ -1,0 +1,1 @@
+"""Backends behind one Runner protocol; see `resnet_opt.runners.base`."""

@@ -1,0 +1,92 @@
+"""Shared fixtures: tiny models and data so the suite stays fast."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
+
+os.environ.setdefault("RESNET_OPT_DEBUG", "0")
+
+
+def make_tiny_cnn(
+    path: Path,
+    *,
+    channels: int = 3,
+    size: int = 8,
+    classes: int = 4,
+    seed: int = 0,
+    batch: int | str = "N",
+) -> Path:
+    """Conv→Relu→GlobalAveragePool→Flatten→Gemm written with onnx.helper (no torch)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    w = rng.normal(0, 0.3, (6, channels, 3, 3)).astype(np.float32)
+    b = rng.normal(0, 0.1, 6).astype(np.float32)
+    fc_w = rng.normal(0, 0.3, (classes, 6)).astype(np.float32)
+    fc_b = rng.normal(0, 0.1, classes).astype(np.float32)
+    nodes = [
+        helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv"),
+        helper.make_node("Relu", ["c"], ["r"], name="relu"),
+        helper.make_node("GlobalAveragePool", ["r"], ["p"], name="pool"),
+        helper.make_node("Flatten", ["p"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "fc_w", "fc_b"], ["logits"], transB=1, name="fc"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [batch, channels, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])],
+        [
+            numpy_helper.from_array(a, n)
+            for a, n in ((w, "w"), (b, "b"), (fc_w, "fc_w"), (fc_b, "fc_b"))
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_onnx(tmp_path: Path) -> Path:
+    return make_tiny_cnn(tmp_path / "tiny.onnx")
+
+
+@pytest.fixture
+def tiny_contract() -> PreprocessContract:
+    return PreprocessContract(
+        input_size=8,
+        channels=3,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        resize=None,
+        crop=None,
+        interpolation=Interpolation.BILINEAR,
+        num_classes=4,
+        labels=("a", "b", "c", "d"),
+    )
+
+
+def write_image_folder(
+    root: Path, classes: dict[str, int], *, size: int = 12, mode: str = "RGB", seed: int = 0
+) -> Path:
+    """An ImageFolder tree of random PNGs: {class name: number of images}."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for name, count in classes.items():
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            shape = (size, size, 3) if mode == "RGB" else (size, size)
+            pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+            Image.fromarray(pixels).convert(mode).save(folder / f"{i:03d}.png")
+    return root
