@@ -14,12 +14,13 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
 from resnet_opt import __version__
-from resnet_opt.console import emit_json, set_verbosity
+from resnet_opt.console import emit_json, say, set_verbosity
 from resnet_opt.errors import ResnetOptError
 
 P = ParamSpec("P")
@@ -113,6 +114,69 @@ def info(json_output: JsonOption = False) -> None:
     if m.jetpack:
         lines.append(f"jetson        {m.jetpack}")
     typer.echo("\n".join(lines))
+
+
+@command("eval")
+def eval_command(
+    model: Annotated[Path, typer.Argument(help="ONNX artifact with its manifest.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Image folder (class subfolders), .npy/.npz, or 'default' (bundled test split)."
+        ),
+    ] = "default",
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="Reference artifact (e.g. the FP32 source) for agreement and drop."),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(min=1, help="Evaluate a seeded subset of this many samples.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for --samples.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    threads: Annotated[int | None, typer.Option(min=1, help="ONNX Runtime intra-op threads.")] = (
+        None
+    ),
+    max_drop: Annotated[
+        float | None,
+        typer.Option(help="Exit 3 when top-1 drops more than this many points vs --reference."),
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")] = (
+        False
+    ),
+    json_output: JsonOption = False,
+) -> None:
+    """Top-1 / top-5 of an ONNX artifact, and its drop against a reference."""
+    from resnet_opt.errors import QualityGateError
+    from resnet_opt.pipeline.evaluate import evaluate
+
+    if max_drop is not None and reference is None:
+        raise ResnetOptError("--max-drop needs --reference (the drop is measured against it)")
+    result = evaluate(
+        model,
+        data,
+        reference=reference,
+        samples=samples,
+        seed=seed,
+        batch_size=batch_size,
+        threads=threads,
+        strict=strict,
+    )
+    if json_output:
+        emit_json(result.to_dict())
+    else:
+        acc = result.accuracy
+        line = f"{model.name}: top-1 {acc.top1:.2f}%  top-5 {acc.top5:.2f}%  ({acc.count} images)"
+        if result.reference is not None and result.drop_points is not None:
+            line += (
+                f"; reference top-1 {result.reference.top1:.2f}%, drop "
+                f"{result.drop_points:+.2f} points, agreement {result.top1_agreement:.2f}%"
+            )
+        say(line)
+    if max_drop is not None and result.drop_points is not None and result.drop_points > max_drop:
+        raise QualityGateError(
+            f"top-1 dropped {result.drop_points:.2f} points, over --max-drop {max_drop}"
+        )
 
 
 def main() -> None:

@@ -204,6 +204,8 @@ def manifest_path(artifact: Path) -> Path:
 
 def read_manifest(artifact: Path, *, required: bool = True) -> Manifest | None:
     """The manifest beside `artifact`, or None when absent and not required."""
+    if not artifact.exists():
+        raise ResnetOptError(f"{artifact}: no such file")
     path = manifest_path(artifact)
     if not path.is_file():
         if required:

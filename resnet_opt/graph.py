@@ -1,0 +1,145 @@
+"""Loading, indexing and saving ONNX graphs, with the errors a user should see.
+
+Every ONNX pass (fold, quantize) and every stage that reads an .onnx goes through `load_onnx`,
+so a missing file, a file that is not ONNX and a corrupt ONNX each give one clear line.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from resnet_opt.errors import ResnetOptError
+
+if TYPE_CHECKING:
+    import onnx
+
+TWO_GB = 2**31
+
+
+def load_onnx(path: Path, *, check: bool = True) -> onnx.ModelProto:
+    """Read an ONNX model (external data included) and run the checker on it."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise ResnetOptError(f"{path}: no such file")
+    try:
+        model = onnx.load(str(path))
+    except Exception as exc:  # protobuf DecodeError, truncated files, bad external data
+        raise ResnetOptError(f"{path}: not an ONNX model ({type(exc).__name__})") from exc
+    if not model.graph.node:
+        raise ResnetOptError(f"{path}: not an ONNX model (no graph nodes)")
+    if check:
+        try:
+            onnx.checker.check_model(model)
+        except Exception as exc:  # onnx.checker.ValidationError and friends
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ResnetOptError(f"{path}: invalid ONNX model ({first})") from exc
+    return model
+
+
+def save_onnx(model: onnx.ModelProto, path: Path) -> None:
+    """Write with weights inside the file: one artifact, no `.onnx.data` side file."""
+    import onnx
+
+    size = model.ByteSize()
+    if size >= TWO_GB:
+        raise ResnetOptError(
+            f"{path}: model is {size / 2**30:.1f} GiB, over protobuf's 2 GiB single-file limit"
+        )
+    onnx.save_model(model, str(path), save_as_external_data=False)
+
+
+@dataclass(frozen=True)
+class GraphIndex:
+    """Who produces and who consumes each tensor, and the weights by name."""
+
+    producers: dict[str, onnx.NodeProto]
+    consumers: dict[str, list[onnx.NodeProto]]
+    initializers: dict[str, onnx.TensorProto]
+    graph_inputs: frozenset[str]
+    graph_outputs: frozenset[str]
+
+    def producer(self, tensor: str) -> onnx.NodeProto | None:
+        return self.producers.get(tensor)
+
+    def consumers_of(self, tensor: str) -> list[onnx.NodeProto]:
+        return self.consumers.get(tensor, [])
+
+    def weight(self, name: str) -> np.ndarray | None:
+        from onnx import numpy_helper
+
+        tensor = self.initializers.get(name)
+        return None if tensor is None else np.asarray(numpy_helper.to_array(tensor))
+
+
+def index_graph(graph: onnx.GraphProto) -> GraphIndex:
+    producers: dict[str, Any] = {}
+    consumers: dict[str, list[Any]] = defaultdict(list)
+    for node in graph.node:
+        for out in node.output:
+            if out:
+                producers[out] = node
+        for name in node.input:
+            if name:
+                consumers[name].append(node)
+    initializers = {t.name: t for t in graph.initializer}
+    return GraphIndex(
+        producers=producers,
+        consumers=dict(consumers),
+        initializers=initializers,
+        graph_inputs=frozenset(i.name for i in graph.input if i.name not in initializers),
+        graph_outputs=frozenset(o.name for o in graph.output),
+    )
+
+
+def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
+    from onnx import helper
+
+    for attr in node.attribute:
+        if attr.name == name:
+            return helper.get_attribute_value(attr)
+    return default
+
+
+def opset_version(model: onnx.ModelProto) -> int:
+    for imp in model.opset_import:
+        if imp.domain in ("", "ai.onnx"):
+            return int(imp.version)
+    raise ResnetOptError("model imports no default-domain opset")
+
+
+def unique_name(taken: set[str], base: str) -> str:
+    """`base`, or `base_1`, `base_2`, … whichever is free; the result is added to `taken`."""
+    name, n = base, 0
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    taken.add(name)
+    return name
+
+
+def all_names(graph: onnx.GraphProto) -> set[str]:
+    names: set[str] = {t.name for t in graph.initializer}
+    names.update(v.name for v in (*graph.input, *graph.output, *graph.value_info))
+    for node in graph.node:
+        names.update(node.input)
+        names.update(node.output)
+        if node.name:
+            names.add(node.name)
+    return names
+
+
+def count_ops(model: onnx.ModelProto, op_types: Iterable[str]) -> dict[str, int]:
+    wanted = set(op_types)
+    counts = dict.fromkeys(sorted(wanted), 0)
+    for node in model.graph.node:
+        if node.op_type in wanted:
+            counts[node.op_type] += 1
+    return counts
