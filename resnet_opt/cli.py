@@ -179,6 +179,61 @@ def eval_command(
         )
 
 
+@command("fold")
+def fold_command(
+    model: Annotated[Path, typer.Argument(help="ONNX model (any exporter; manifest optional).")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folded ONNX to write (plus its .json manifest).")
+    ],
+    tolerance: Annotated[
+        float,
+        typer.Option(min=0.0, help="Largest max-abs output difference accepted in verification."),
+    ] = 1e-3,
+    input_shape: Annotated[
+        str | None,
+        typer.Option(
+            help="One sample's shape without the batch, e.g. 3,224,224; needed only when the "
+            "input dims are symbolic and no manifest gives the image size."
+        ),
+    ] = None,
+    samples: Annotated[int, typer.Option(min=1, help="Random inputs to verify with.")] = 8,
+    batch_size: Annotated[int, typer.Option(min=1)] = 4,
+    seed: Annotated[int, typer.Option(help="Seed of the random inputs.")] = 0,
+    threads: Annotated[int | None, typer.Option(min=1, help="ONNX Runtime intra-op threads.")] = (
+        None
+    ),
+    force: ForceOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Fold BatchNormalization into the Conv/Gemm before it; verify outputs with ONNX Runtime."""
+    from resnet_opt.pipeline.fold import fold, parse_shape
+
+    manifest = fold(
+        model,
+        output,
+        force=force,
+        tolerance=tolerance,
+        samples=samples,
+        batch_size=batch_size,
+        seed=seed,
+        input_shape=parse_shape(input_shape) if input_shape is not None else None,
+        threads=threads,
+    )
+    if json_output:
+        emit_json({"output": str(output), **manifest.to_dict()})
+        return
+    batchnorm = manifest.details["batchnorm"]
+    left = batchnorm["left"]
+    check = manifest.verification
+    say(
+        f"{output}: folded {batchnorm['folded']} BatchNormalization, left "
+        f"{len(left)}; max abs error {check['max_abs_error']:.2e} over {check['samples']} "
+        f"random inputs (tolerance {check['tolerance']:g})"
+    )
+    for entry in left:
+        say(f"  left {entry['node']}: {entry['reason']}")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

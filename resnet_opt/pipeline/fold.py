@@ -1,0 +1,305 @@
+"""The `fold` stage: BatchNormalization folded into Conv/Gemm weights, proven unchanged.
+
+The pass itself is `bn_fold.fold_batchnorm` (pure, model in, model out; `export` calls it too).
+This stage adds what a user needs around it: clear errors for bad files, the numerical proof
+(the folded file and its source run side by side in ONNX Runtime on the same random inputs, with
+ORT's own graph optimizations off so that the source's BN nodes really run as BN), and a manifest
+that keeps the preprocessing contract and says how many BN nodes each step folded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.graph import load_onnx, save_onnx
+from resnet_opt.pipeline.artifacts import (
+    InputRef,
+    Manifest,
+    Precision,
+    Stage,
+    check_artifact_hash,
+    new_manifest,
+    read_manifest,
+    staged_outputs,
+    write_manifest,
+)
+from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
+from resnet_opt.pipeline.verify import Comparison, compare_runners, random_batches
+from resnet_opt.runners.base import Dim, TensorSpec, single_input
+
+if TYPE_CHECKING:
+    import onnx
+
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_SAMPLES",
+    "DEFAULT_TOLERANCE",
+    "FoldResult",
+    "LeftBatchNorm",
+    "fold",
+    "fold_batchnorm",
+    "parse_shape",
+]
+
+# max abs difference of the outputs: float32 rounding in a deep net stays orders of magnitude below
+DEFAULT_TOLERANCE = 1e-3
+DEFAULT_SAMPLES = 8
+DEFAULT_BATCH_SIZE = 4
+STEP = "fold"  # this step's key in details.batchnorm.folded_by
+
+
+@dataclass(frozen=True)
+class _Feed:
+    """The verification inputs: batch size, one sample's shape, and how many samples."""
+
+    batch: int
+    sample_shape: tuple[int, ...]
+    samples: int
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """'3,224,224' → (3, 224, 224): one sample's shape, without the batch axis."""
+    parts = [p.strip() for p in text.replace("x", ",").split(",") if p.strip()]
+    try:
+        dims = tuple(int(p) for p in parts)
+    except ValueError:
+        dims = ()
+    if not dims or any(d < 1 for d in dims):
+        raise ResnetOptError(
+            f"input shape {text!r} is not a list of positive integers such as 3,224,224"
+        )
+    return dims
+
+
+def fold(
+    source: Path,
+    output: Path,
+    *,
+    force: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE,
+    samples: int = DEFAULT_SAMPLES,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    input_shape: tuple[int, ...] | None = None,
+    threads: int | None = None,
+) -> Manifest:
+    """Fold `source`'s BatchNormalization nodes into `output`, verified with ONNX Runtime.
+
+    `input_shape` (one sample, no batch axis) is needed only when the model's input dims are
+    symbolic and `source` has no manifest with a preprocessing contract. Nothing is written when
+    the folded outputs differ from the source's by more than `tolerance` (max abs).
+    """
+    source, output = Path(source), Path(output)
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ResnetOptError(f"tolerance must be a non-negative number, not {tolerance}")
+    if samples < 1 or batch_size < 1:
+        raise ResnetOptError("samples and batch size must be positive")
+    model = load_onnx(source)
+    parent = read_manifest(source, required=False)
+    if parent is not None:
+        check_artifact_hash(source, parent)
+
+    with staged_outputs(force=force) as staged:
+        onnx_tmp, manifest_tmp = staged.add_with_manifest(output)
+        started = time.perf_counter()
+        result = fold_batchnorm(model)
+        fold_seconds = time.perf_counter() - started
+        _check(result.model, source)
+        save_onnx(result.model, onnx_tmp)
+
+        started = time.perf_counter()
+        comparison, feed = _verify(
+            source,
+            onnx_tmp,
+            contract=parent.preprocessing if parent else None,
+            input_shape=input_shape,
+            tolerance=tolerance,
+            samples=samples,
+            batch_size=batch_size,
+            seed=seed,
+            threads=threads,
+        )
+        verify_seconds = time.perf_counter() - started
+        if not comparison.passed:
+            raise ResnetOptError(
+                f"{source}: the folded model's outputs differ by {comparison.max_abs_error:.3g} "
+                f"(max abs), over the tolerance {tolerance:g}; nothing written"
+            )
+
+        inputs = (InputRef.of("model", source),)
+        options = {
+            "tolerance": tolerance,
+            "samples": samples,
+            "batch_size": batch_size,
+            "seed": seed,
+            "input_shape": list(input_shape) if input_shape else None,
+        }
+        verification = {
+            **comparison.to_dict(),
+            "reference": source.name,
+            "runtime": "onnxruntime",
+            "graph_optimization": "disabled",
+            "input_shape": [feed.batch, *feed.sample_shape],
+        }
+        details = {
+            "batchnorm": {
+                "folded": result.folded,  # by this run; folded_by holds every step's total
+                "folded_by": _folded_by(parent, result.folded),
+                "left": [{"node": b.node, "reason": b.reason} for b in result.left],
+            },
+            "seconds": {"fold": round(fold_seconds, 4), "verify": round(verify_seconds, 4)},
+        }
+        if parent is not None:
+            manifest = parent.derive(
+                stage=Stage.FOLD,
+                artifact=output,
+                content=onnx_tmp,
+                inputs=inputs,
+                options=options,
+                verification=verification,
+                details=details,
+            )
+        else:  # a foreign ONNX: no contract to carry, and no history
+            manifest = new_manifest(
+                stage=Stage.FOLD,
+                artifact=output,
+                content=onnx_tmp,
+                precision=_precision_of(model),
+                inputs=inputs,
+                preprocessing=None,
+                options=options,
+                verification=verification,
+                details=details,
+            )
+        write_manifest(manifest_tmp, manifest)
+    return manifest
+
+
+def _check(model: onnx.ModelProto, source: Path) -> None:
+    """The pass must produce a valid model; if not, that is our bug, said plainly."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # onnx.checker.ValidationError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RuntimeError(f"{source}: folding produced an invalid model ({first})") from exc
+
+
+def _folded_by(parent: Manifest | None, folded: int) -> dict[str, int]:
+    """Earlier steps' BN fold counts (from the input's manifest or its lineage), plus ours."""
+    previous = None
+    if parent is not None:  # the input's own details, else the newest lineage entry with counts
+        previous = _counts(parent.details)
+        for entry in reversed(parent.lineage):
+            if previous is not None:
+                break
+            previous = _counts(entry.get("details"))
+    counts = dict(previous or {})
+    counts[STEP] = counts.get(STEP, 0) + folded
+    return counts
+
+
+def _counts(details: Any) -> dict[str, int] | None:
+    if not isinstance(details, Mapping):
+        return None
+    batchnorm = details.get("batchnorm")
+    folded_by = batchnorm.get("folded_by") if isinstance(batchnorm, Mapping) else None
+    if not isinstance(folded_by, Mapping):
+        return None
+    return {str(k): int(v) for k, v in folded_by.items() if isinstance(v, int)}
+
+
+def _precision_of(model: onnx.ModelProto) -> Precision:
+    """A foreign model's precision, read from its graph: Q/DQ → int8, fp16 input → fp16."""
+    from onnx import TensorProto
+
+    ops = {node.op_type for node in model.graph.node}
+    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}:
+        return Precision.INT8
+    initializers = {t.name for t in model.graph.initializer}
+    types = {v.type.tensor_type.elem_type for v in model.graph.input if v.name not in initializers}
+    return Precision.FP16 if TensorProto.FLOAT16 in types else Precision.FP32
+
+
+def _verify(
+    source: Path,
+    candidate: Path,
+    *,
+    contract: PreprocessContract | None,
+    input_shape: tuple[int, ...] | None,
+    tolerance: float,
+    samples: int,
+    batch_size: int,
+    seed: int,
+    threads: int | None,
+) -> tuple[Comparison, _Feed]:
+    from resnet_opt.runners.onnxruntime import GraphOptimization, OnnxRuntimeRunner
+
+    # ORT's own optimizer fuses Conv+BN too: off, so the reference computes the BN as written
+    opts: dict[str, Any] = {"threads": threads, "optimization": GraphOptimization.DISABLED}
+    with (
+        OnnxRuntimeRunner(source, **opts) as reference,
+        OnnxRuntimeRunner(candidate, **opts) as folded,
+    ):
+        feed = _feed(single_input(reference), source, contract, input_shape, samples, batch_size)
+        batches = random_batches(feed.sample_shape, feed.samples, feed.batch, seed)
+        return compare_runners(reference, folded, batches, tolerance), feed
+
+
+def _feed(
+    spec: TensorSpec,
+    source: Path,
+    contract: PreprocessContract | None,
+    input_shape: tuple[int, ...] | None,
+    samples: int,
+    batch_size: int,
+) -> _Feed:
+    """Verification input shape: fixed dims from the model, symbolic ones from the user/contract."""
+    if not spec.shape:
+        raise ResnetOptError(f"{source}: input {spec.name!r} is a scalar; it has no batch axis")
+    batch_dim, dims = spec.shape[0], spec.shape[1:]
+    if input_shape is not None:
+        shape = _given_shape(spec, dims, input_shape, "--input-shape", source)
+    elif all(isinstance(d, int) for d in dims):
+        shape = tuple(int(d) for d in dims if isinstance(d, int))
+    elif contract is not None and len(dims) == 3:
+        contract_shape = (contract.channels, contract.input_size, contract.input_size)
+        shape = _given_shape(spec, dims, contract_shape, "its manifest's contract", source)
+    else:
+        raise ResnetOptError(
+            f"{source}: input {spec.name!r} has symbolic dims {_show(spec.shape)} and no "
+            "manifest gives the image size; pass --input-shape (one sample, e.g. 3,224,224)"
+        )
+    if isinstance(batch_dim, int) and batch_dim > 0:  # a fixed batch: whole batches only
+        return _Feed(batch_dim, shape, batch_dim * math.ceil(samples / batch_dim))
+    return _Feed(min(batch_size, samples), shape, samples)
+
+
+def _given_shape(
+    spec: TensorSpec,
+    dims: tuple[Dim, ...],
+    given: tuple[int, ...],
+    origin: str,
+    source: Path,
+) -> tuple[int, ...]:
+    fixed_ok = len(given) == len(dims) and all(
+        not isinstance(d, int) or d == g for d, g in zip(dims, given, strict=True)
+    )
+    if not fixed_ok:
+        raise ResnetOptError(
+            f"{source}: the shape {_show(given)} from {origin} does not fit input "
+            f"{spec.name!r} of shape {_show(spec.shape)} (one sample, without the batch axis)"
+        )
+    return given
+
+
+def _show(shape: tuple[Dim, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
