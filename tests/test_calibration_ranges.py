@@ -1,0 +1,267 @@
+"""The four range methods and the int8 reference math they are judged by."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from resnet_opt.calibration.histogram import Statistics, TensorStats
+from resnet_opt.calibration.qdq_math import (
+    dequantize,
+    quantize,
+    quantize_dequantize,
+    representable_range,
+    symmetric_scale,
+    weight_scales,
+)
+from resnet_opt.calibration.ranges import (
+    ENTROPY_BINS,
+    MIN_AMAX,
+    Method,
+    TensorRange,
+    compute_range,
+    compute_ranges,
+    entropy_amax,
+    kl_divergences,
+    mse_amax,
+    mse_errors,
+    percentile_amax,
+    resample,
+)
+from resnet_opt.errors import ResnetOptError
+
+RNG = np.random.default_rng(20240601)
+
+
+def _stats(values: np.ndarray, name: str = "t") -> TensorStats:
+    return TensorStats.of(name, np.asarray(values, dtype=np.float32))
+
+
+# -- quantize / dequantize reference ---------------------------------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    amax=st.floats(1e-4, 1e4),
+    fractions=hnp.arrays(np.float64, st.integers(1, 64), elements=st.floats(-1.0, 1.0)),
+)
+def test_int8_qdq_error_is_at_most_half_a_step_inside_the_range(
+    amax: float, fractions: np.ndarray
+) -> None:
+    scale = symmetric_scale(amax)
+    x = (fractions * float(scale) * 127).astype(np.float32)  # inside [-127·s, 127·s]
+    error = np.abs(quantize_dequantize(x, scale, 0, np.int8).astype(np.float64) - x)
+    assert np.all(error <= float(scale) / 2 * (1 + 1e-5) + 1e-6 * amax)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    amax=st.floats(1e-4, 1e4),
+    fractions=hnp.arrays(np.float64, st.integers(1, 64), elements=st.floats(0.0, 1.0)),
+)
+def test_uint8_qdq_error_is_at_most_half_a_step_inside_the_range(
+    amax: float, fractions: np.ndarray
+) -> None:
+    scale = symmetric_scale(amax, np.uint8)
+    x = (fractions * float(scale) * 255).astype(np.float32)
+    error = np.abs(quantize_dequantize(x, scale, 0, np.uint8).astype(np.float64) - x)
+    assert np.all(error <= float(scale) / 2 * (1 + 1e-5) + 1e-6 * amax)
+
+
+def test_quantize_follows_onnx_semantics() -> None:
+    x = np.array([0.5, 1.5, 2.5, -0.5, -2.5, 1000.0, -1000.0], dtype=np.float32)
+    # round half to even, then saturate to the type's full range
+    np.testing.assert_array_equal(quantize(x, 1.0, 0, np.int8), [0, 2, 2, 0, -2, 127, -128])
+    np.testing.assert_array_equal(
+        quantize(x, 1.0, 128, np.uint8), [128, 130, 130, 128, 126, 255, 0]
+    )
+    assert representable_range(0.5, 128, np.uint8) == (-64.0, 63.5)
+    np.testing.assert_array_equal(dequantize(np.array([3, -4], np.int8), 0.5, 1), [1.0, -2.5])
+
+
+def test_per_channel_scales_along_an_axis() -> None:
+    w = RNG.normal(0, 1, (4, 3, 3, 3)).astype(np.float32)
+    w[2] = 0  # an all-zero output channel
+    scales = weight_scales(w, axis=0)
+    np.testing.assert_allclose(scales[[0, 1, 3]], np.abs(w).max(axis=(1, 2, 3))[[0, 1, 3]] / 127)
+    assert scales[2] == 1.0
+    q = quantize(w, scales, np.zeros(4, np.int32), np.int8, axis=0)
+    assert np.abs(q).max(axis=(1, 2, 3)).tolist() == [127, 127, 0, 127]
+    error = np.abs(dequantize(q, scales, np.zeros(4, np.int32), axis=0) - w)
+    assert np.all(error <= scales[:, None, None, None] / 2 * (1 + 1e-5))
+    with pytest.raises(ResnetOptError, match="axis"):
+        quantize(w, scales, 0)
+
+
+# -- max and percentile ----------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    hnp.arrays(
+        np.float32,
+        st.integers(1, 300),
+        elements=st.floats(-1e4, 1e4, allow_nan=False, width=32),
+    )
+)
+def test_percentile_100_is_the_max(values: np.ndarray) -> None:
+    stats = _stats(values)
+    assert percentile_amax(stats, 100.0) == stats.absmax == float(np.abs(values).max())
+    if stats.absmax >= MIN_AMAX:  # below it a tensor counts as all zeros
+        assert compute_range(stats, Method.MAX).amax == stats.absmax
+        assert compute_range(stats, Method.PERCENTILE, percentile=100).amax == stats.absmax
+
+
+def test_percentile_matches_the_empirical_quantile() -> None:
+    values = RNG.normal(0, 1, 200_000)
+    stats = _stats(values)
+    for p in (50.0, 99.0, 99.9, 99.99):
+        expected = np.percentile(np.abs(values), p)
+        assert percentile_amax(stats, p) == pytest.approx(expected, rel=2e-3)
+    assert percentile_amax(stats, 99.9) < percentile_amax(stats, 99.99) < stats.absmax
+
+
+def test_percentile_outside_0_100_is_refused() -> None:
+    stats = _stats(np.array([1.0, 2.0]))
+    for bad in (0.0, -1.0, 100.5):
+        with pytest.raises(ResnetOptError, match="percentile"):
+            percentile_amax(stats, bad)
+        with pytest.raises(ResnetOptError, match="percentile"):
+            compute_ranges(Statistics({"t": stats}, 2, 2), Method.PERCENTILE, percentile=bad)
+
+
+# -- entropy ---------------------------------------------------------------------------------
+
+
+def _kl_reference(counts: np.ndarray, quantized_bins: int) -> np.ndarray:
+    """The published algorithm written as plainly as possible (one candidate at a time)."""
+    out = []
+    for i in range(quantized_bins, counts.size + 1):
+        raw = counts[:i].astype(np.float64)
+        p = raw.copy()
+        p[i - 1] += counts[i:].sum()
+        nonzero = p > 0
+        merged = i // quantized_bins
+        q = np.zeros(i)
+        for g in range(quantized_bins):
+            start = g * merged
+            stop = i if g == quantized_bins - 1 else start + merged
+            norm = nonzero[start:stop].sum()
+            if norm:
+                q[start:stop] = raw[start:stop].sum() / norm
+        q[~nonzero] = 0
+        if np.any(nonzero & (q == 0)):
+            out.append(np.inf)
+            continue
+        pn, qn = p / p.sum(), q / q.sum()
+        out.append(float(np.sum(pn[nonzero] * np.log(pn[nonzero] / qn[nonzero]))))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_vectorised_kl_equals_the_plain_algorithm(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(0, 50, 300).astype(np.float64)
+    counts[rng.random(300) < 0.3] = 0  # empty bins, including runs of them
+    counts[-1] = 3
+    expected = _kl_reference(counts, 16)
+    actual = kl_divergences(counts, 16)
+    finite = np.isfinite(expected)
+    np.testing.assert_array_equal(np.isfinite(actual), finite)
+    np.testing.assert_allclose(actual[finite], expected[finite], rtol=1e-7, atol=1e-10)
+
+
+def test_entropy_keeps_the_max_for_uniform_data() -> None:
+    stats = _stats(RNG.uniform(-3, 3, 400_000))
+    bin_width = stats.absmax / ENTROPY_BINS
+    assert entropy_amax(stats) >= stats.absmax - bin_width
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        np.concatenate([RNG.laplace(0, 1, 300_000), [45.0, -60.0]]),
+        RNG.standard_t(2.5, 300_000),
+        np.concatenate([RNG.normal(0, 1, 300_000), [50.0]]),
+    ],
+    ids=["laplace+outliers", "student-t", "normal+outlier"],
+)
+def test_entropy_clips_heavy_tails(values: np.ndarray) -> None:
+    stats = _stats(values)
+    amax = entropy_amax(stats)
+    assert amax < 0.5 * stats.absmax
+    assert amax > np.percentile(np.abs(values), 99)  # clips the tail, not the body
+
+
+def test_resampling_keeps_every_count() -> None:
+    values = RNG.gamma(2.0, 1.0, 50_000)
+    stats = _stats(values)
+    counts = resample(stats)
+    assert counts.shape == (ENTROPY_BINS,)
+    assert counts.sum() == pytest.approx(values.size)
+    histogram, _ = np.histogram(values, bins=ENTROPY_BINS, range=(0, stats.absmax))
+    # only the fine bin that straddles an edge is split by interpolation, so the cumulative
+    # counts at every resampled edge are off by less than one fine bin's count
+    misplaced = np.abs(np.cumsum(counts) - np.cumsum(histogram))
+    assert misplaced.max() <= stats.histogram.counts.max()
+
+
+# -- mse -------------------------------------------------------------------------------------
+
+
+def test_mse_closed_form_matches_simulated_quantization() -> None:
+    values = RNG.laplace(0, 1, 400_000).astype(np.float32)
+    stats = _stats(values)
+    candidates = np.array([2.0, 4.0, 8.0, stats.absmax])
+    predicted = mse_errors(stats, candidates)
+    for amax, error in zip(candidates, predicted, strict=True):
+        clipped = np.clip(values, -amax, amax)
+        simulated = np.mean((quantize_dequantize(clipped, symmetric_scale(amax), 0) - values) ** 2)
+        assert error == pytest.approx(simulated, rel=0.03)
+
+
+def test_mse_clips_heavy_tails_and_keeps_uniform_data() -> None:
+    heavy = _stats(RNG.laplace(0, 1, 300_000))
+    assert mse_amax(heavy) < 0.9 * heavy.absmax
+    uniform = _stats(RNG.uniform(-1, 1, 300_000))
+    assert mse_amax(uniform) > 0.98 * uniform.absmax
+    # uint8 over [0, amax] has a step half as large: less reason to clip
+    relu = _stats(np.maximum(RNG.laplace(0, 1, 300_000), 0))
+    assert mse_amax(relu, levels=255) >= mse_amax(relu, levels=127)
+
+
+# -- all tensors -----------------------------------------------------------------------------
+
+
+def test_compute_ranges_for_every_method_and_degenerate_tensors() -> None:
+    stats = Statistics(
+        tensors={
+            "act": _stats(RNG.normal(0, 1, 20_000), "act"),
+            "relu": _stats(np.maximum(RNG.normal(0, 1, 20_000), 0), "relu"),
+            "dead": _stats(np.zeros(100), "dead"),
+        },
+        samples=8,
+        requested=8,
+    )
+    for method in Method:
+        ranges = compute_ranges(stats, method)
+        assert list(ranges) == ["act", "relu", "dead"]
+        for name, r in ranges.items():
+            assert isinstance(r, TensorRange)
+            assert 0 < r.amax <= max(stats[name].absmax, 1.0)
+            assert r.amin == stats[name].amin and r.observed_max == stats[name].absmax
+        assert ranges["dead"].amax == 1.0  # nothing observed: a unit range
+        assert ranges["relu"].nonnegative and not ranges["act"].nonnegative
+    unsigned = compute_ranges(stats, Method.ENTROPY, uint8_when_nonnegative=True)
+    signed = compute_ranges(stats, Method.ENTROPY)
+    assert unsigned["act"] == signed["act"]
+
+
+def test_tensor_range_refuses_a_non_positive_amax() -> None:
+    with pytest.raises(ResnetOptError, match="positive"):
+        TensorRange(amin=0.0, amax=0.0)
+    with pytest.raises(ResnetOptError, match="positive"):
+        TensorRange(amin=0.0, amax=float("nan"))
