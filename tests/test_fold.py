@@ -283,8 +283,8 @@ def test_parameters_behind_identity_and_constant_nodes_fold_and_dead_nodes_go() 
     assert_same_outputs(model, result.model, {"x": rng.normal(0, 1, (2, 4, 6, 6)).astype("f4")})
 
 
-def _const(rng: np.random.Generator) -> onnx.TensorProto:
-    return numpy_helper.from_array(rng.normal(0, 0.5, 6).astype(np.float32), "mean_value")
+def _const(rng: np.random.Generator, size: int = 6) -> onnx.TensorProto:
+    return numpy_helper.from_array(rng.normal(0, 0.5, size).astype(np.float32), "value")
 
 
 def test_bias_computed_at_run_time_gets_the_affine_on_its_path() -> None:
@@ -301,6 +301,34 @@ def test_bias_computed_at_run_time_gets_the_affine_on_its_path() -> None:
     assert (result.folded, result.left) == (1, ())
     assert count_ops(result.model, ["BatchNormalization"]) == {"BatchNormalization": 0}
     assert_same_outputs(model, result.model, {"x": rng.normal(0, 1, (2, 4, 6, 6)).astype("f4")})
+
+
+def test_biases_aliased_through_identity_or_from_constant_get_new_initializers() -> None:
+    """The TorchScript exporter aliases equal tensors (zero biases, say) through Identity."""
+    rng = np.random.default_rng(18)
+    w1 = numpy_helper.from_array(rng.normal(0, 0.5, (4, 4, 3, 3)).astype("f4"), "w1")
+    w2 = numpy_helper.from_array(rng.normal(0, 0.5, (4, 4, 3, 3)).astype("f4"), "w2")
+    shared = numpy_helper.from_array(rng.normal(0, 0.5, 4).astype("f4"), "shared_bias")
+    nodes = [
+        helper.make_node("Identity", ["shared_bias"], ["bias1"]),
+        helper.make_node("Identity", ["shared_bias"], ["bias2"]),
+        helper.make_node("Conv", ["x", "w1", "bias1"], ["c1"], pads=[1, 1, 1, 1]),
+        bn_node("c1", "y1", prefix="bn1"),
+        helper.make_node("Conv", ["y1", "w2", "bias2"], ["c2"], pads=[1, 1, 1, 1]),
+        bn_node("c2", "y2", prefix="bn2"),
+        helper.make_node("Constant", [], ["bias3"], value=_const(rng, 4)),
+        helper.make_node("Conv", ["y2", "w3", "bias3"], ["c3"], pads=[1, 1, 1, 1]),
+        bn_node("c3", "y", prefix="bn3"),
+    ]
+    w3 = numpy_helper.from_array(rng.normal(0, 0.5, (4, 4, 3, 3)).astype("f4"), "w3")
+    params = [p for name in ("bn1", "bn2", "bn3") for p in bn_params(rng, 4, name)]
+    model = make_model(nodes, [("x", [1, 4, 5, 5])], [("y", 4)], [w1, w2, w3, shared, *params])
+    result = fold_checked(model)
+    assert (result.folded, result.left) == (3, ())
+    assert [n.op_type for n in result.model.graph.node] == ["Conv", "Conv", "Conv"]
+    names = {t.name for t in result.model.graph.initializer}
+    assert names == {"w1", "w2", "w3", "w1.folded_bias", "w2.folded_bias", "w3.folded_bias"}
+    assert_same_outputs(model, result.model, {"x": rng.normal(0, 1, (1, 4, 5, 5)).astype("f4")})
 
 
 def test_stale_value_info_is_dropped_and_the_bn_output_keeps_its_own() -> None:

@@ -294,7 +294,12 @@ def test_cli_existing_output_needs_force(tmp_path: Path) -> None:
 
 
 def _randomize_batchnorm(model: Any, seed: int) -> None:
-    """Fresh torchvision BNs are the identity (γ=1, β=0, μ=0, σ²=1): give them real statistics."""
+    """Fresh torchvision BNs are the identity (γ=1, β=0, μ=0, σ²=1): give them real statistics.
+
+    The ranges keep the logits at a trained classifier's scale (max |logit| ≈ 14 here), so that the
+    < 1e-4 acceptance figure means what it would mean on real weights: float32 rounding of the
+    fold grows with the output's magnitude.
+    """
     import torch
 
     gen = torch.Generator().manual_seed(seed)
@@ -303,10 +308,10 @@ def _randomize_batchnorm(model: Any, seed: int) -> None:
             if isinstance(module, torch.nn.BatchNorm2d):
                 n = module.num_features
                 assert module.running_mean is not None and module.running_var is not None
-                module.weight.copy_(torch.rand(n, generator=gen) * 1.5 + 0.25)
-                module.bias.copy_(torch.randn(n, generator=gen) * 0.2)
-                module.running_mean.copy_(torch.randn(n, generator=gen) * 0.2)
-                module.running_var.copy_(torch.rand(n, generator=gen) * 1.5 + 0.25)
+                module.weight.copy_(torch.rand(n, generator=gen) + 0.5)
+                module.bias.copy_(torch.randn(n, generator=gen) * 0.1)
+                module.running_mean.copy_(torch.randn(n, generator=gen) * 0.1)
+                module.running_var.copy_(torch.rand(n, generator=gen) + 0.5)
 
 
 @pytest.fixture(scope="module", params=["torchscript-preserve", "dynamo-unoptimized"])
@@ -356,7 +361,7 @@ def _export(torch: Any, model: Any, x: Any, path: Path, exporter: str) -> None:
 def test_resnet18_with_batchnorm_folds_all_20(resnet18_with_bn: Path, tmp_path: Path) -> None:
     out = tmp_path / "folded.onnx"
     started = time.perf_counter()
-    manifest = fold(resnet18_with_bn, out, samples=4)
+    manifest = fold(resnet18_with_bn, out)  # the command's defaults: 8 random inputs
     seconds = time.perf_counter() - started
     batchnorm = manifest.details["batchnorm"]
     assert (batchnorm["folded"], batchnorm["left"]) == (20, [])

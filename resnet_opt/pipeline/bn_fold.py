@@ -91,8 +91,9 @@ def fold_batchnorm(model: onnx.ModelProto) -> FoldResult:
             break
         taken = all_names(graph)
         for plan in plans:
+            old_bias = plan.producer.input[2:3]
             _apply(graph, plan, taken)
-            param_inputs.extend(i for i in plan.bn.input[1:] if i)
+            param_inputs.extend(i for i in (*plan.bn.input[1:], *old_bias) if i)
         gone = {plan.bn.output[0] for plan in plans}  # the producers write these names now
         _remove_nodes(graph, (BATCHNORM,), gone)
         folded += len(plans)
@@ -284,17 +285,17 @@ def _plan_conv(
     per_channel = scale.reshape((channels,) + (1,) * (w.ndim - 1))
     new_weight = (w.astype(np.float64) * per_channel).astype(w.dtype)
     b_name = conv.input[2] if len(conv.input) > 2 and conv.input[2] else None
-    if b_name is not None and b_name not in index.initializers:
+    b = None if b_name is None else _constant(b_name, index)
+    if b_name is not None and b is None:
         return _Plan(bn, conv, w_name, new_weight, None, shift.astype(w.dtype), b_name, scale)
     bias = np.zeros(channels)
-    if b_name is not None:
-        b, why = _weight("Conv bias", b_name, index, refs)
-        if b is None:
-            return why or "unusable Conv bias"
+    if b is not None:
         if b.size != channels:
             return f"Conv bias {b_name!r} has {b.size} values, not {channels}"
         bias = b.astype(np.float64).reshape(-1)
-    return _Plan(bn, conv, w_name, new_weight, b_name, (bias * scale + shift).astype(w.dtype))
+    new_bias = (bias * scale + shift).astype(w.dtype)
+    in_place = _own(b_name, index, refs) if b is not None and b.shape == new_bias.shape else None
+    return _Plan(bn, conv, w_name, new_weight, in_place, new_bias)
 
 
 def _plan_gemm(
@@ -319,13 +320,11 @@ def _plan_gemm(
     new_b = (b.astype(np.float64) * (scale[:, None] if trans_b else scale[None, :])).astype(b.dtype)
     c_name = gemm.input[2] if len(gemm.input) > 2 and gemm.input[2] else None
     beta = float(attribute(gemm, "beta", 1.0))
-    if c_name is not None and c_name not in index.initializers:
+    c = None if c_name is None else _constant(c_name, index)
+    if c_name is not None and c is None:
         return _Plan(bn, gemm, b_name, new_b, None, shift.astype(b.dtype), c_name, beta * scale)
     effective_c: np.ndarray = np.zeros(())
-    if c_name is not None:
-        c, why = _weight("Gemm C", c_name, index, refs)
-        if c is None:
-            return why or "unusable Gemm C"
+    if c is not None:
         if c.ndim > 2:
             return f"Gemm C {c_name!r} has rank {c.ndim}, not at most 2"
         effective_c = beta * c.astype(np.float64)
@@ -333,7 +332,20 @@ def _plan_gemm(
         new_c = effective_c * scale + shift
     except ValueError:
         return f"Gemm C {c_name!r} does not broadcast over {features} features"
-    return _Plan(bn, gemm, b_name, new_b, c_name, new_c.astype(b.dtype))
+    in_place = _own(c_name, index, refs) if c is not None and c.shape == new_c.shape else None
+    return _Plan(bn, gemm, b_name, new_b, in_place, new_c.astype(b.dtype))
+
+
+def _own(name: str | None, index: GraphIndex, refs: Counter[str]) -> str | None:
+    """`name` if it is an initializer only this node reads (rewritten in place), else None.
+
+    A constant bias that is shared (exporters alias equal biases through Identity nodes), comes
+    from a Constant node or changes shape (Gemm's C broadcast to N features) is left as it is;
+    the folded node gets a new initializer.
+    """
+    if name is None or name not in index.initializers or _value_uses(name, index, refs) > 1:
+        return None
+    return name
 
 
 def _set_initializer(graph: onnx.GraphProto, name: str, value: np.ndarray) -> None:
