@@ -111,8 +111,8 @@ def fold(
         started = time.perf_counter()
         result = fold_batchnorm(model)
         fold_seconds = time.perf_counter() - started
+        save_onnx(result.model, onnx_tmp)  # refuses > 2 GiB before the checker would choke
         _check(result.model, source)
-        save_onnx(result.model, onnx_tmp)
 
         started = time.perf_counter()
         comparison, feed = _verify(
