@@ -44,6 +44,7 @@ class Machine:
     memory_gb: float | None
     load_average: tuple[float, float, float] | None
     jetpack: str | None
+    cpu_flags: tuple[str, ...] = ()  # the ISA features inference kernels dispatch on
 
 
 def _dist_version(dist: str) -> Probe:
@@ -69,6 +70,46 @@ def memory_gb() -> float | None:
     return None
 
 
+# ISA features that CPU inference runtimes dispatch on (x86: AVX2/AVX-512/VNNI/AMX; Arm: dot
+# product, i8mm, SVE, bf16): recorded with every CPU artifact and speed figure, because the same
+# model runs different kernels (and ORT's NCHWc layout a different block size) on each
+RELEVANT_CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "amx_fp16",
+    "asimd",
+    "asimddp",
+    "i8mm",
+    "bf16",
+    "sve",
+)
+
+
+def cpu_flags() -> frozenset[str]:
+    """All CPU feature flags from /proc/cpuinfo (x86 "flags", Arm "Features"); empty if unknown."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() in ("flags", "Features"):
+                return frozenset(value.split())
+    return frozenset()
+
+
+def relevant_cpu_flags() -> tuple[str, ...]:
+    """The RELEVANT_CPU_FLAGS this CPU has, in table order."""
+    present = cpu_flags()
+    return tuple(flag for flag in RELEVANT_CPU_FLAGS if flag in present)
+
+
 def jetpack_release() -> str | None:
     """L4T release from /etc/nv_tegra_release on a Jetson (e.g. 'R36 (release), REVISION: 4.3')."""
     path = Path("/etc/nv_tegra_release")
@@ -91,6 +132,7 @@ def machine() -> Machine:
         memory_gb=memory_gb(),
         load_average=load,  # type: ignore[arg-type]
         jetpack=jetpack_release(),
+        cpu_flags=relevant_cpu_flags(),
     )
 
 
@@ -118,12 +160,40 @@ def ort_providers() -> list[str]:
 
 
 @dataclass(frozen=True)
+class OpenVinoDevice:
+    """One OpenVINO device (CPU, GPU.0, NPU…) with what it says it can run."""
+
+    name: str
+    full_name: str
+    capabilities: tuple[str, ...]
+
+
+def openvino_devices() -> tuple[OpenVinoDevice, ...]:
+    """The devices OpenVINO sees; empty when OpenVINO is absent or fails (never raises)."""
+    devices = []
+    with contextlib.suppress(Exception):  # info must report, not crash on a broken plugin
+        import openvino
+
+        core = openvino.Core()
+        for name in core.available_devices:
+            full = str(name)
+            caps: tuple[str, ...] = ()
+            with contextlib.suppress(Exception):
+                full = str(core.get_property(name, "FULL_DEVICE_NAME"))
+            with contextlib.suppress(Exception):
+                caps = tuple(str(c) for c in core.get_property(name, "OPTIMIZATION_CAPABILITIES"))
+            devices.append(OpenVinoDevice(str(name), full, caps))
+    return tuple(devices)
+
+
+@dataclass(frozen=True)
 class Environment:
     python: str
     packages: tuple[Probe, ...]
     onnxruntime_providers: tuple[str, ...]
     accelerators: tuple[Probe, ...]
     machine: Machine
+    openvino_devices: tuple[OpenVinoDevice, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -139,10 +209,12 @@ def collect() -> Environment:
     for module in ("tensorrt", "pycuda.driver", "openvino"):
         version, problem = probe(module)
         accelerators.append(Probe(module, version, problem))
+    ov_ok = any(p.name == "openvino" and p.ok for p in accelerators)
     return Environment(
         python=platform.python_version(),
         packages=packages,
         onnxruntime_providers=tuple(ort_providers()),
         accelerators=tuple(accelerators),
         machine=machine(),
+        openvino_devices=openvino_devices() if ov_ok else (),
     )

@@ -3,10 +3,19 @@
 Threads are fixed and intra-op spinning is off by default: when two sessions alternate (parity
 checks, benchmarks that compare two models) spinning pools fight over the cores and distort the
 comparison (DESIGN §8).
+
+Execution providers: CPU unless asked otherwise; an asked-for provider that this onnxruntime lacks
+is refused, and one that ORT registers but then drops (CUDA without cuDNN, say) is refused too,
+instead of reporting CPU numbers under a GPU name. `info` says which provider ran.
+
+An artifact written by `build --backend onnxruntime` (an ORT-optimized .onnx or an .ort file) is
+loaded as it was built: its manifest's "runner" options (optimization level at load, providers,
+threads, format) are the defaults here, and a layout tied to one CPU family is refused on another.
 """
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Mapping, Sequence
 from enum import Enum
 from pathlib import Path
@@ -20,6 +29,35 @@ from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec
 
 CPU = "CPUExecutionProvider"
+
+
+class OrtProvider(str, Enum):
+    """The `--provider` choice: ONNX Runtime execution providers resnet-opt knows how to ask for."""
+
+    CPU = "cpu"
+    CUDA = "cuda"
+    TENSORRT = "tensorrt"
+
+    @property
+    def ort_name(self) -> str:
+        return {
+            OrtProvider.CPU: CPU,
+            OrtProvider.CUDA: "CUDAExecutionProvider",
+            OrtProvider.TENSORRT: "TensorrtExecutionProvider",
+        }[self]
+
+
+class OrtFormat(str, Enum):
+    """How an ONNX Runtime model file is stored: protobuf ONNX or ORT's flatbuffer format."""
+
+    ONNX = "onnx"
+    ORT = "ort"
+
+    @classmethod
+    def of(cls, path: Path) -> OrtFormat:
+        """ORT itself tells the two apart by the suffix only."""
+        return cls.ORT if path.suffix.lower() == ".ort" else cls.ONNX
+
 
 # ORT element type strings -> numpy dtypes
 _ORT_DTYPES = {
@@ -35,6 +73,8 @@ _ORT_DTYPES = {
 
 
 class GraphOptimization(str, Enum):
+    """ORT's graph optimization levels; "all" adds the NCHWc layout, tied to the CPU's ISA."""
+
     DISABLED = "disabled"
     BASIC = "basic"
     EXTENDED = "extended"
@@ -57,8 +97,14 @@ def session_options(
     spinning: bool = False,
     optimization: GraphOptimization = GraphOptimization.ALL,
     optimized_model_path: Path | None = None,
+    model_format: OrtFormat | None = None,
+    saved_format: OrtFormat | None = None,
 ) -> Any:
-    """SessionOptions with fixed threads and explicit spinning (used by runner and build)."""
+    """SessionOptions with fixed threads and explicit spinning (used by runner and build).
+
+    `model_format` / `saved_format` name the format of the file read / written when its suffix
+    does not tell ORT (the temporary names of a build in progress).
+    """
     ort = require("onnxruntime")
     opts = ort.SessionOptions()
     if threads is not None:
@@ -71,14 +117,24 @@ def session_options(
     opts.graph_optimization_level = optimization.ort()
     if optimized_model_path is not None:
         opts.optimized_model_filepath = str(optimized_model_path)
+    if model_format is not None:
+        opts.add_session_config_entry("session.load_model_format", model_format.value.upper())
+    if saved_format is not None:
+        opts.add_session_config_entry("session.save_model_format", saved_format.value.upper())
     opts.log_severity_level = 3  # errors only: warnings go through our own messages
     return opts
 
 
-def resolve_providers(requested: Sequence[str] | None) -> list[str]:
+def provider_names(requested: Sequence[str | OrtProvider] | None) -> list[str]:
+    """ORT's provider names for `--provider` choices and/or names ORT itself uses."""
+    return [p.ort_name if isinstance(p, OrtProvider) else str(p) for p in requested or ()]
+
+
+def resolve_providers(requested: Sequence[str | OrtProvider] | None) -> list[str]:
     """The providers to ask for: the requested ones (refused when absent), else CPU."""
     ort = require("onnxruntime")
     available = list(ort.get_available_providers())
+    requested = provider_names(requested)
     if not requested:
         return [CPU]
     missing = [p for p in requested if p not in available]
@@ -88,6 +144,66 @@ def resolve_providers(requested: Sequence[str] | None) -> list[str]:
             f"(available: {', '.join(available)})"
         )
     return [*requested, CPU] if CPU not in requested else list(requested)
+
+
+def check_providers_ran(artifact: Path, asked: Sequence[str], registered: Sequence[str]) -> None:
+    """Refuse a session from which ORT silently dropped an asked-for provider.
+
+    ORT registers CUDA/TensorRT only when their libraries load, and otherwise carries on with the
+    CPU; numbers measured that way must not be reported under the GPU provider's name.
+    """
+    dropped = [p for p in asked if p != CPU and p not in registered]
+    if dropped:
+        raise ResnetOptError(
+            f"{artifact}: ONNX Runtime did not register {', '.join(dropped)} (it would run on "
+            f"{', '.join(registered) or 'nothing'}); check its CUDA/cuDNN/TensorRT libraries"
+        )
+
+
+def cpu_layout() -> str | None:
+    """The CPU family an NCHWc layout (ORT level "all") is specific to, None when unknown.
+
+    MLAS blocks NCHWc channels by 16 with AVX-512F and by 8 without, so a model saved with that
+    layout runs only on the same family; other ISA features are dispatched at run time.
+    """
+    from resnet_opt.environment import cpu_flags
+
+    arch = platform.machine().lower()
+    if arch not in ("x86_64", "amd64", "i386", "i686", "x86"):
+        return arch or None
+    flags = cpu_flags()
+    if not flags:
+        return None
+    isa = "avx512f" if "avx512f" in flags else "avx2" if "avx2" in flags else "sse"
+    return f"x86_64/{isa}"
+
+
+def built_details(artifact: Path) -> Mapping[str, Any]:
+    """The details of a `build --backend onnxruntime` manifest beside `artifact`, else {}.
+
+    Its "runner" entry holds this runner's keyword arguments (bench passes them as they are);
+    "hardware_specific" and "cpu" say which CPU family a saved NCHWc layout is for.
+    """
+    from resnet_opt.pipeline.artifacts import Stage, read_manifest
+
+    manifest = read_manifest(artifact, required=False)
+    if manifest is None or manifest.stage != Stage.BUILD:
+        return {}
+    if manifest.details.get("backend") != Backend.ONNXRUNTIME.value:
+        return {}
+    if not isinstance(manifest.details.get("runner", {}), Mapping):
+        raise ResnetOptError(f"{artifact}: its manifest's runner options are not an object")
+    return manifest.details
+
+
+def check_cpu_layout(artifact: Path, built_for: str | None, here: str | None) -> None:
+    """Refuse an artifact whose NCHWc layout was made for another CPU family."""
+    if built_for is None or here is None or built_for == here:
+        return
+    raise ResnetOptError(
+        f"{artifact}: built for a {built_for} CPU layout, this CPU is {here}: rebuild with "
+        "`resnet-opt build --backend onnxruntime` here (or with --portable)"
+    )
 
 
 class OnnxRuntimeRunner:
@@ -100,24 +216,64 @@ class OnnxRuntimeRunner:
         artifact: Path,
         *,
         threads: int | None = None,
-        providers: Sequence[str] | None = None,
+        providers: Sequence[str | OrtProvider] | None = None,
         spinning: bool = False,
-        optimization: GraphOptimization = GraphOptimization.ALL,
+        optimization: GraphOptimization | str | None = None,
+        model_format: OrtFormat | str | None = None,
+        use_manifest: bool = True,
     ) -> None:
+        """Options left None come from a build manifest beside the artifact, else the defaults
+        (level "all", CPU provider, ORT's own thread count). `use_manifest=False` ignores it."""
         self.artifact = Path(artifact)
         self.threads = threads
-        self.providers = resolve_providers(providers)
+        self._asked_providers = providers
+        self.providers = resolve_providers(providers) if providers else [CPU]
         self.spinning = spinning
-        self.optimization = optimization
+        try:
+            self.optimization = GraphOptimization(optimization or GraphOptimization.ALL)
+            self.model_format = OrtFormat(model_format or OrtFormat.of(self.artifact))
+        except ValueError as exc:
+            raise ResnetOptError(f"{self.artifact}: {exc}") from exc
+        self._optimization_given = optimization is not None
+        self._format_given = model_format is not None
+        self.use_manifest = use_manifest
+        self.built: Mapping[str, Any] = {}
         self._session: Any = None
         self._output_names: list[str] = []
+
+    def _apply_build_options(self) -> None:
+        """Load a built artifact as built: its manifest's runner options fill what was not given."""
+        self.built = built_details(self.artifact) if self.use_manifest else {}
+        if not self.built:
+            return
+        given = self.built.get("runner") or {}
+        try:
+            if not self._optimization_given and "optimization" in given:
+                self.optimization = GraphOptimization(given["optimization"])
+            if not self._asked_providers and given.get("providers"):
+                self.providers = resolve_providers(list(given["providers"]))
+            if self.threads is None and given.get("threads") is not None:
+                self.threads = int(given["threads"])
+            if not self._format_given and "model_format" in given:
+                self.model_format = OrtFormat(given["model_format"])
+        except (TypeError, ValueError) as exc:
+            raise ResnetOptError(
+                f"{self.artifact}: bad runner options in its manifest ({exc})"
+            ) from exc
+        if self.built.get("hardware_specific"):
+            cpu = self.built.get("cpu") or {}
+            check_cpu_layout(self.artifact, cpu.get("layout"), cpu_layout())
 
     def __enter__(self) -> OnnxRuntimeRunner:
         ort = require("onnxruntime")
         if not self.artifact.is_file():
             raise ResnetOptError(f"{self.artifact}: no such file")
+        self._apply_build_options()
         opts = session_options(
-            threads=self.threads, spinning=self.spinning, optimization=self.optimization
+            threads=self.threads,
+            spinning=self.spinning,
+            optimization=self.optimization,
+            model_format=self.model_format,
         )
         try:
             self._session = ort.InferenceSession(
@@ -126,6 +282,7 @@ class OnnxRuntimeRunner:
         except Exception as exc:  # ORT raises its own untyped errors (Fail, InvalidGraph, …)
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ResnetOptError(f"{self.artifact}: ONNX Runtime cannot load it ({first})") from exc
+        check_providers_ran(self.artifact, self.providers, self._session.get_providers())
         self._output_names = [out.name for out in self._session.get_outputs()]
         return self
 
@@ -173,6 +330,8 @@ class OnnxRuntimeRunner:
                 "providers": list(self.session.get_providers()),
                 "optimization": self.optimization.value,
                 "spinning": self.spinning,
+                "model_format": self.model_format.value,
+                "built": bool(self.built),
             },
         )
 

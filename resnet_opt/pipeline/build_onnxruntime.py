@@ -1,0 +1,360 @@
+"""`build --backend onnxruntime`: the CPU deployment artifact, an ORT-optimized model.
+
+ONNX Runtime optimizes a graph every time it loads one. Doing that once, offline, and saving the
+result (SessionOptions.optimized_model_filepath) gives a file that loads with optimization off:
+quicker start-up, and the graph that runs is the graph that was verified. Saved as ONNX (readable
+by any ORT) or in ORT's own flatbuffer format (.ort, what minimal/mobile builds load).
+
+The catch, which ORT itself warns about: level "all" adds the NCHWc memory layout, whose channel
+block is 16 with AVX-512F and 8 without, so that artifact is tied to the CPU family it was built
+on, like a TensorRT engine to its GPU. The default is still "all", because it is the level ORT
+applies to the source at load time: anything less saved offline and loaded with optimization off
+runs slower than simply loading the source (ResNet-50 here: about 1.5× slower at "extended").
+The manifest records the CPU's flags and layout family, and the runner refuses the artifact on
+another family. `portable=True` saves level "all" without the NCHWc layout (as ORT's own
+convert_onnx_models_to_ort does for non-amd64 targets) and has the runner apply the layout at load
+on whatever CPU runs it.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.pipeline.artifacts import (
+    InputRef,
+    Manifest,
+    Precision,
+    Stage,
+    new_manifest,
+    read_manifest,
+    staged_outputs,
+    write_manifest,
+)
+from resnet_opt.pipeline.verify import Comparison, compare_runners, random_batches
+from resnet_opt.runners.base import Backend, Dim, TensorSpec, single_input
+from resnet_opt.runners.onnxruntime import (
+    CPU,
+    GraphOptimization,
+    OnnxRuntimeRunner,
+    OrtFormat,
+    OrtProvider,
+    cpu_layout,
+    resolve_providers,
+    session_options,
+)
+
+if TYPE_CHECKING:
+    import onnx
+
+    from resnet_opt.calibration.preprocess import PreprocessContract
+
+NCHWC_TRANSFORMER = "NchwcTransformer"
+SUFFIXES = {OrtFormat.ONNX: ".onnx", OrtFormat.ORT: ".ort"}
+
+
+@dataclass(frozen=True)
+class OrtBuildOptions:
+    """How to build the ORT artifact and check it against its source."""
+
+    optimization: GraphOptimization = GraphOptimization.ALL
+    format: OrtFormat | None = None  # None: from the output's suffix (.onnx or .ort)
+    threads: int | None = None  # intra-op threads the runner uses by default (None: ORT's)
+    provider: OrtProvider = OrtProvider.CPU
+    portable: bool = False  # level "all" without the CPU-family-specific NCHWc layout
+    input_shape: tuple[int, ...] | None = None  # one sample, for symbolic input dims
+    samples: int = 8  # random inputs compared against the source
+    batch_size: int = 4
+    seed: int = 0
+    tolerance: float = 1e-3  # largest max-abs output difference accepted
+
+
+@dataclass(frozen=True)
+class Feed:
+    """The random inputs a build verifies with: batch size, one sample's shape, sample count."""
+
+    batch: int
+    sample_shape: tuple[int, ...]
+    samples: int
+
+
+def build_onnxruntime(
+    source: Path, output: Path, options: OrtBuildOptions, *, force: bool = False
+) -> Manifest:
+    """Save `source` as an ORT-optimized model at `output`, verified against the source."""
+    from resnet_opt.graph import load_onnx
+
+    source, output = Path(source), Path(output)
+    fmt = _check_options(output, options)
+    model = load_onnx(source)
+    if output.resolve() == source.resolve():
+        raise ResnetOptError(f"{output}: is the source model; write the artifact elsewhere")
+    providers = resolve_providers([options.provider])
+    parent = read_manifest(source, required=False)
+    contract = parent.preprocessing if parent else None
+    ort = require("onnxruntime")
+    level = options.optimization
+    hardware_specific = level is GraphOptimization.ALL and not options.portable
+    # OnnxRuntimeRunner's keyword arguments for loading the artifact as built
+    runner_options: dict[str, Any] = {
+        # the saved graph is final, except that a portable "all" build gets its layout at load
+        "optimization": (
+            GraphOptimization.ALL.value
+            if level is GraphOptimization.ALL and options.portable
+            else GraphOptimization.DISABLED.value
+        ),
+        "providers": providers,
+        "threads": options.threads,
+        "model_format": fmt.value,
+    }
+    with staged_outputs(force=force) as staged:
+        tmp, tmp_manifest = staged.add_with_manifest(output)
+        started = time.perf_counter()
+        opts = session_options(
+            threads=options.threads,
+            optimization=level,
+            optimized_model_path=tmp,
+            saved_format=fmt,
+        )
+        disabled = [NCHWC_TRANSFORMER] if options.portable else []
+        try:
+            ort.InferenceSession(
+                str(source), sess_options=opts, providers=providers, disabled_optimizers=disabled
+            )
+        except Exception as exc:  # ORT's own untyped errors: unsupported ops, bad graphs
+            raise ResnetOptError(
+                f"{source}: ONNX Runtime cannot optimize it ({_first(exc)})"
+            ) from exc
+        build_seconds = time.perf_counter() - started
+        if tmp.stat().st_size == 0:
+            raise ResnetOptError(f"{source}: ONNX Runtime wrote no optimized model")
+        comparison, feed = _verify(source, tmp, options, providers, runner_options, contract)
+        if not comparison.passed:
+            raise ResnetOptError(
+                f"{output.name}: outputs differ from {source.name} by up to "
+                f"{comparison.max_abs_error:.3g} (tolerance {options.tolerance:g}); not written"
+            )
+        details = {
+            "backend": Backend.ONNXRUNTIME.value,
+            "format": fmt.value,
+            "provider": providers[0],
+            "providers": providers,
+            "optimization": level.value,
+            "portable": not hardware_specific,
+            "hardware_specific": hardware_specific,
+            "threads": options.threads,
+            "onnxruntime": str(ort.__version__),
+            "cpu": cpu_description(layout=cpu_layout()),
+            "build_seconds": round(build_seconds, 3),
+            "size_bytes": tmp.stat().st_size,
+            "runner": runner_options,
+        }
+        verification = {
+            **comparison.to_dict(),
+            "reference": f"{source.name} through ONNX Runtime at optimization {level.value}",
+            "input_shape": [feed.batch, *feed.sample_shape],
+        }
+        recorded_options = {
+            "optimization": level.value,
+            "format": fmt.value,
+            "threads": options.threads,
+            "provider": options.provider.value,
+            "portable": options.portable,
+            "tolerance": options.tolerance,
+            "samples": options.samples,
+            "seed": options.seed,
+        }
+        inputs = (InputRef.of("source", source),)
+        if parent is not None:
+            manifest = parent.derive(
+                stage=Stage.BUILD,
+                artifact=output,
+                content=tmp,
+                inputs=inputs,
+                options=recorded_options,
+                verification=verification,
+                details=details,
+            )
+        else:
+            manifest = new_manifest(
+                stage=Stage.BUILD,
+                artifact=output,
+                content=tmp,
+                precision=precision_of(model),
+                inputs=inputs,
+                preprocessing=None,
+                options=recorded_options,
+                verification=verification,
+                details=details,
+            )
+        write_manifest(tmp_manifest, manifest)
+    return manifest
+
+
+def _check_options(output: Path, options: OrtBuildOptions) -> OrtFormat:
+    """Refuse contradictory or impossible options before anything is read or written."""
+    by_suffix = {suffix: fmt for fmt, suffix in SUFFIXES.items()}.get(output.suffix.lower())
+    if options.format is None and by_suffix is None:
+        raise ResnetOptError(
+            f"{output}: an ONNX Runtime artifact ends in .onnx (ORT-optimized ONNX) or .ort "
+            "(ORT format)"
+        )
+    fmt = options.format or by_suffix
+    assert fmt is not None
+    if by_suffix is not fmt:
+        raise ResnetOptError(
+            f"{output}: the {fmt.value} format is written to a {SUFFIXES[fmt]} file (ONNX "
+            "Runtime tells the formats apart by the suffix)"
+        )
+    if options.optimization is GraphOptimization.DISABLED:
+        raise ResnetOptError(
+            "optimization 'disabled' saves the source unchanged; choose basic, extended or all"
+        )
+    if options.provider is OrtProvider.TENSORRT:
+        raise ResnetOptError(
+            "the TensorRT provider compiles the graph at load and ONNX Runtime cannot save that; "
+            "build a TensorRT engine with --backend tensorrt, or load the ONNX with --provider "
+            "tensorrt in bench"
+        )
+    if fmt is OrtFormat.ORT and options.provider is not OrtProvider.CPU:
+        raise ResnetOptError("the .ort format is built for the CPU provider only")
+    if options.threads is not None and options.threads < 1:
+        raise ResnetOptError(f"threads must be positive, not {options.threads}")
+    if options.samples < 1 or options.batch_size < 1:
+        raise ResnetOptError("samples and batch size must be positive")
+    if not math.isfinite(options.tolerance) or options.tolerance < 0:
+        raise ResnetOptError(f"tolerance must be a non-negative number, not {options.tolerance}")
+    return fmt
+
+
+def _verify(
+    source: Path,
+    artifact: Path,
+    options: OrtBuildOptions,
+    providers: list[str],
+    runner_options: dict[str, Any],
+    contract: PreprocessContract | None,
+) -> tuple[Comparison, Feed]:
+    """The artifact, loaded as the runner will load it, against the source as ORT runs it."""
+    with (
+        OnnxRuntimeRunner(
+            source,
+            threads=options.threads,
+            providers=providers,
+            optimization=options.optimization,
+            use_manifest=False,
+        ) as reference,
+        OnnxRuntimeRunner(
+            artifact,
+            threads=options.threads,
+            providers=providers,
+            optimization=GraphOptimization(runner_options["optimization"]),
+            model_format=OrtFormat(runner_options["model_format"]),
+            use_manifest=False,
+        ) as candidate,
+    ):
+        feed = verification_feed(
+            single_input(reference),
+            source,
+            contract,
+            options.input_shape,
+            options.samples,
+            options.batch_size,
+        )
+        batches = random_batches(feed.sample_shape, feed.samples, feed.batch, options.seed)
+        return compare_runners(reference, candidate, batches, options.tolerance), feed
+
+
+def verification_feed(
+    spec: TensorSpec,
+    source: Path,
+    contract: PreprocessContract | None,
+    input_shape: tuple[int, ...] | None,
+    samples: int,
+    batch_size: int,
+) -> Feed:
+    """Verification input shape: fixed dims from the model, symbolic ones from the user/contract."""
+    if not spec.shape:
+        raise ResnetOptError(f"{source}: input {spec.name!r} is a scalar; it has no batch axis")
+    batch_dim, dims = spec.shape[0], spec.shape[1:]
+    if input_shape is not None:
+        shape = _fit(spec, dims, input_shape, "--input-shape", source)
+    elif all(isinstance(d, int) for d in dims):
+        shape = tuple(int(d) for d in dims if isinstance(d, int))
+    elif contract is not None and len(dims) == 3:
+        given = (contract.channels, contract.input_size, contract.input_size)
+        shape = _fit(spec, dims, given, "its manifest's contract", source)
+    else:
+        raise ResnetOptError(
+            f"{source}: input {spec.name!r} has symbolic dims {_show(spec.shape)} and no "
+            "manifest gives the image size; pass --input-shape (one sample, e.g. 3,224,224)"
+        )
+    if isinstance(batch_dim, int) and batch_dim > 0:  # a fixed batch: whole batches only
+        return Feed(batch_dim, shape, batch_dim * math.ceil(samples / batch_dim))
+    return Feed(min(batch_size, samples), shape, samples)
+
+
+def _fit(
+    spec: TensorSpec, dims: tuple[Dim, ...], given: tuple[int, ...], origin: str, source: Path
+) -> tuple[int, ...]:
+    fits = len(given) == len(dims) and all(
+        not isinstance(d, int) or d == g for d, g in zip(dims, given, strict=True)
+    )
+    if not fits:
+        raise ResnetOptError(
+            f"{source}: the shape {_show(given)} from {origin} does not fit input "
+            f"{spec.name!r} of shape {_show(spec.shape)} (one sample, without the batch axis)"
+        )
+    return given
+
+
+def _show(shape: tuple[Dim, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def precision_of(model: onnx.ModelProto) -> Precision:
+    """A model's precision read from its graph, for sources without a manifest."""
+    from onnx import TensorProto
+
+    ops = {node.op_type for node in model.graph.node}
+    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}:
+        return Precision.INT8
+    initializers = {t.name for t in model.graph.initializer}
+    types = {v.type.tensor_type.elem_type for v in model.graph.input if v.name not in initializers}
+    return Precision.FP16 if TensorProto.FLOAT16 in types else Precision.FP32
+
+
+def cpu_description(*, layout: str | None) -> dict[str, Any]:
+    """The CPU facts a CPU artifact's speed and portability depend on, for its manifest."""
+    from resnet_opt.environment import cpu_model, relevant_cpu_flags
+
+    return {
+        "model": cpu_model(),
+        "arch": platform.machine(),
+        "flags": list(relevant_cpu_flags()),
+        "layout": layout,
+    }
+
+
+def _first(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+__all__ = [
+    "CPU",
+    "Feed",
+    "OrtBuildOptions",
+    "OrtFormat",
+    "OrtProvider",
+    "build_onnxruntime",
+    "cpu_description",
+    "precision_of",
+    "verification_feed",
+]

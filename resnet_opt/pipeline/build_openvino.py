@@ -1,0 +1,328 @@
+"""`build --backend openvino` (optional extra `openvino`): an OpenVINO artifact and its manifest.
+
+Two forms, chosen by the output's suffix:
+- `.xml`: the OpenVINO IR (graph .xml + weights .bin, written side by side). Portable: any device,
+  any later OpenVINO; compiled when loaded (about a second for ResNet-50). The default choice.
+- `.blob`: the compiled model exported (`CompiledModel.export_model`). Loads without compiling,
+  but only on the same device type and the same OpenVINO version; the manifest records both and
+  the runner refuses a mismatch before OpenVINO sees the file.
+
+The weights are saved as they are in the ONNX (no FP16 compression, which `save_model` does by
+default): the ONNX carries the precision. The precision the float parts compute in is the
+INFERENCE_PRECISION_HINT, f32 unless asked (OpenVINO's own default on bf16-capable CPUs is bf16);
+the manifest records the hint and the precision the compiled model reported, and the runner loads
+the artifact with the same hint. The build is verified against ONNX Runtime on the source:
+max error and top-1 agreement on random inputs, gated by a tolerance where f32 ran an unquantized
+model, and by top-1 agreement otherwise (bf16 and int8 kernels legitimately move the logits).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.pipeline.artifacts import (
+    InputRef,
+    Manifest,
+    Precision,
+    Stage,
+    new_manifest,
+    read_manifest,
+    sha256_file,
+    staged_outputs,
+    write_manifest,
+)
+from resnet_opt.pipeline.build_onnxruntime import (
+    Feed,
+    cpu_description,
+    precision_of,
+    verification_feed,
+)
+from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches
+from resnet_opt.runners.base import Backend, run_batch, single_input
+from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+from resnet_opt.runners.openvino import (
+    DEFAULT_DEVICE,
+    OpenVinoRunner,
+    OvKind,
+    OvPrecision,
+    ov_message,
+)
+
+
+class OvForm(str, Enum):
+    """What `build --backend openvino` writes."""
+
+    IR = "ir"  # .xml + .bin, portable
+    COMPILED = "compiled"  # .blob, tied to the device and the OpenVINO version
+
+    @property
+    def suffix(self) -> str:
+        return ".xml" if self is OvForm.IR else ".blob"
+
+
+@dataclass(frozen=True)
+class OpenVinoBuildOptions:
+    """How to build the OpenVINO artifact and check it against ONNX Runtime on the source."""
+
+    device: str = DEFAULT_DEVICE
+    precision: OvPrecision = OvPrecision.F32
+    threads: int | None = None  # INFERENCE_NUM_THREADS the runner uses by default
+    form: OvForm | None = None  # None: from the output's suffix (.xml or .blob)
+    batch: int | None = None  # fix a symbolic batch to this size in the artifact
+    input_shape: tuple[int, ...] | None = None  # one sample, for symbolic input dims
+    samples: int = 8
+    batch_size: int = 4
+    seed: int = 0
+    tolerance: float = 1e-3  # max-abs gate when f32 runs an unquantized model
+    min_agreement: float = 90.0  # top-1 agreement gate (percent) otherwise
+
+
+def build_openvino(
+    source: Path, output: Path, options: OpenVinoBuildOptions, *, force: bool = False
+) -> Manifest:
+    """Write `source` as an OpenVINO IR or compiled blob at `output`, verified against ORT."""
+    from resnet_opt.graph import load_onnx
+
+    source, output = Path(source), Path(output)
+    form = _check_options(output, options)
+    onnx_model = load_onnx(source)
+    if output.resolve() == source.resolve():
+        raise ResnetOptError(f"{output}: is the source model; write the artifact elsewhere")
+    ov = require("openvino")
+    core = ov.Core()
+    parent = read_manifest(source, required=False)
+    precision = parent.precision if parent else precision_of(onnx_model)
+    model = _read(core, source)
+    if options.batch is not None:
+        _fix_batch(model, options.batch, source)
+    weights_final = output.with_suffix(".bin")
+    with staged_outputs(force=force) as staged:
+        tmp, tmp_manifest = staged.add_with_manifest(output)
+        tmp_weights = staged.add(weights_final) if form is OvForm.IR else None
+        started = time.perf_counter()
+        if form is OvForm.IR:
+            assert tmp_weights is not None
+            _save_ir(ov, model, tmp, tmp_weights)
+        else:
+            _save_blob(core, model, tmp, options)
+        build_seconds = time.perf_counter() - started
+        candidate = OpenVinoRunner(
+            tmp,
+            threads=options.threads,
+            device=options.device,
+            precision=options.precision,
+            batch=options.batch,
+            kind=OvKind.IR if form is OvForm.IR else OvKind.COMPILED,
+            weights=tmp_weights,
+            use_manifest=False,
+        )
+        comparison, feed, ran, info_details = _verify(
+            source, candidate, options, precision, parent.preprocessing if parent else None
+        )
+        version = str(ov.__version__)
+        # OpenVinoRunner's keyword arguments for loading the artifact as built
+        runner_options: dict[str, Any] = {
+            "device": options.device,
+            "precision": options.precision.value,
+            "threads": options.threads,
+        }
+        details: dict[str, Any] = {
+            "backend": Backend.OPENVINO.value,
+            "form": form.value,
+            "portable": form is OvForm.IR,
+            "device": options.device,
+            "device_name": info_details.get("device_name"),
+            "precision_hint": options.precision.value,
+            "inference_precision": ran,
+            "threads": options.threads,
+            "batch": options.batch,
+            "openvino": version,
+            "weights_compressed_to_fp16": False,
+            "cpu": cpu_description(layout=None),
+            "build_seconds": round(build_seconds, 3),
+            "size_bytes": tmp.stat().st_size,
+            "runner": runner_options,
+        }
+        if tmp_weights is not None:
+            details["weights"] = {
+                "file": weights_final.name,
+                "sha256": sha256_file(tmp_weights),
+                "size_bytes": tmp_weights.stat().st_size,
+            }
+        verification = {
+            **comparison.to_dict(),
+            "min_agreement": options.min_agreement,
+            "gate": _gate(ran, precision),
+            "reference": f"{source.name} through ONNX Runtime (CPU)",
+            "input_shape": [feed.batch, *feed.sample_shape],
+        }
+        recorded = {
+            "device": options.device,
+            "precision": options.precision.value,
+            "threads": options.threads,
+            "form": form.value,
+            "batch": options.batch,
+            "tolerance": options.tolerance,
+            "min_agreement": options.min_agreement,
+            "samples": options.samples,
+            "seed": options.seed,
+        }
+        inputs = (InputRef.of("source", source),)
+        if parent is not None:
+            manifest = parent.derive(
+                stage=Stage.BUILD,
+                artifact=output,
+                content=tmp,
+                inputs=inputs,
+                options=recorded,
+                verification=verification,
+                details=details,
+            )
+        else:
+            manifest = new_manifest(
+                stage=Stage.BUILD,
+                artifact=output,
+                content=tmp,
+                precision=precision,
+                inputs=inputs,
+                preprocessing=None,
+                options=recorded,
+                verification=verification,
+                details=details,
+            )
+        write_manifest(tmp_manifest, manifest)
+    return manifest
+
+
+def _check_options(output: Path, options: OpenVinoBuildOptions) -> OvForm:
+    by_suffix = {form.suffix: form for form in OvForm}.get(output.suffix.lower())
+    if options.form is None and by_suffix is None:
+        raise ResnetOptError(
+            f"{output}: an OpenVINO artifact ends in .xml (IR, with its .bin beside it) or .blob "
+            "(compiled model)"
+        )
+    form = options.form or by_suffix
+    assert form is not None
+    if by_suffix is not form:
+        raise ResnetOptError(f"{output}: the {form.value} form is written to a {form.suffix} file")
+    if options.threads is not None and options.threads < 1:
+        raise ResnetOptError(f"threads must be positive, not {options.threads}")
+    if options.batch is not None and options.batch < 1:
+        raise ResnetOptError(f"batch must be positive, not {options.batch}")
+    if options.samples < 1 or options.batch_size < 1:
+        raise ResnetOptError("samples and batch size must be positive")
+    if not math.isfinite(options.tolerance) or options.tolerance < 0:
+        raise ResnetOptError(f"tolerance must be a non-negative number, not {options.tolerance}")
+    if not 0 <= options.min_agreement <= 100:
+        raise ResnetOptError(f"min agreement is a percentage, not {options.min_agreement}")
+    return form
+
+
+def _read(core: Any, source: Path) -> Any:
+    try:
+        return core.read_model(str(source))
+    except Exception as exc:  # unsupported ops and the like surface here
+        raise ResnetOptError(f"{source}: OpenVINO cannot read it ({ov_message(exc)})") from exc
+
+
+def _fix_batch(model: Any, batch: int, source: Path) -> None:
+    shapes = {}
+    for port in model.inputs:
+        shape = port.get_partial_shape()
+        if shape.rank.is_dynamic or len(shape) == 0:
+            raise ResnetOptError(f"{source}: input {port.get_any_name()!r} has no batch axis")
+        first = shape[0]
+        if first.is_static and first.get_length() != batch:
+            raise ResnetOptError(
+                f"{source}: input {port.get_any_name()!r} has a fixed batch of "
+                f"{first.get_length()}, not {batch}"
+            )
+        dims = [batch, *(-1 if d.is_dynamic else d.get_length() for d in list(shape)[1:])]
+        shapes[port.get_any_name()] = dims
+    try:
+        model.reshape(shapes)
+    except Exception as exc:
+        raise ResnetOptError(
+            f"{source}: cannot fix the batch to {batch} ({ov_message(exc)})"
+        ) from exc
+
+
+def _save_ir(ov: Any, model: Any, xml: Path, weights: Path) -> None:
+    """save_model names the .bin after the .xml: save in a scratch folder, move into place."""
+    with tempfile.TemporaryDirectory(prefix=".ov-", dir=xml.parent) as scratch:
+        path = Path(scratch) / "model.xml"
+        try:
+            ov.save_model(model, str(path), compress_to_fp16=False)
+        except Exception as exc:
+            raise ResnetOptError(f"{xml.parent}: cannot save the IR ({ov_message(exc)})") from exc
+        path.replace(xml)
+        path.with_suffix(".bin").replace(weights)
+
+
+def _save_blob(core: Any, model: Any, blob: Path, options: OpenVinoBuildOptions) -> None:
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    if options.threads is not None:
+        config["INFERENCE_NUM_THREADS"] = options.threads
+    if options.precision is not OvPrecision.DEFAULT:
+        config["INFERENCE_PRECISION_HINT"] = options.precision.value
+    try:
+        compiled = core.compile_model(model, options.device, config)
+        blob.write_bytes(compiled.export_model().getvalue())
+    except Exception as exc:
+        raise ResnetOptError(
+            f"cannot compile for OpenVINO {options.device} ({ov_message(exc)})"
+        ) from exc
+
+
+def _gate(ran: str | None, precision: Precision) -> str:
+    """Which check applies: exact-ish outputs only where f32 runs an unquantized model."""
+    return "tolerance" if ran == "f32" and precision is Precision.FP32 else "top1_agreement"
+
+
+def _verify(
+    source: Path,
+    candidate: OpenVinoRunner,
+    options: OpenVinoBuildOptions,
+    precision: Precision,
+    contract: Any,
+) -> tuple[Comparison, Feed, str | None, dict[str, Any]]:
+    with OnnxRuntimeRunner(source, threads=options.threads, use_manifest=False) as reference:
+        feed = verification_feed(
+            single_input(reference),
+            source,
+            contract,
+            options.input_shape,
+            options.samples,
+            options.batch_size,
+        )
+        if options.batch is not None:  # the artifact takes whole batches of this size only
+            whole = options.batch * math.ceil(feed.samples / options.batch)
+            feed = Feed(options.batch, feed.sample_shape, whole)
+        with candidate:
+            acc = ComparisonAccumulator()
+            for x in random_batches(feed.sample_shape, feed.samples, feed.batch, options.seed):
+                acc.update(run_batch(reference, x), run_batch(candidate, x))
+            info = candidate.info
+    ran = info.precision
+    gate = _gate(ran, precision)
+    comparison = acc.result(options.tolerance if gate == "tolerance" else None)
+    if not comparison.passed:
+        raise ResnetOptError(
+            f"{source.name}: OpenVINO ({ran}) differs from ONNX Runtime by up to "
+            f"{comparison.max_abs_error:.3g} (tolerance {options.tolerance:g}); not written"
+        )
+    if gate == "top1_agreement" and comparison.top1_agreement < options.min_agreement:
+        raise ResnetOptError(
+            f"{source.name}: OpenVINO ({ran}) agrees with ONNX Runtime on top-1 for only "
+            f"{comparison.top1_agreement:.1f}% of samples (minimum {options.min_agreement:g}%); "
+            "not written"
+        )
+    return comparison, feed, ran, dict(info.details)

@@ -1,0 +1,403 @@
+"""OpenVINO runner (optional extra `openvino`): the fastest CPU runtime for our Q/DQ artifacts.
+
+OpenVINO runs an INT8 Q/DQ ONNX of any layout with its own int8 kernels (VNNI/AMX), the
+TensorRT layout included, so one quantized artifact serves the GPU and the CPU.
+
+Precision is the trap: on a CPU with bf16 support (AVX512_BF16, AMX) OpenVINO's default
+inference precision is bf16, so an "FP32" model silently runs in bf16 (about 3× faster here, and
+not FP32's numbers). This runner therefore asks for f32 unless told otherwise (the ONNX carries the
+precision, DESIGN §2), reads back the precision the compiled model actually uses, refuses a
+mismatch with an explicit hint, and reports it in `info`; `precision="default"` lets the device
+choose and records what it chose.
+
+Shapes: OpenVINO is fastest with static shapes, so a model with a symbolic batch is reshaped to
+the batch it is fed and compiled once per shape (a few kept). A compiled blob cannot be reshaped:
+it runs the shapes it was compiled for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import OrderedDict
+from collections.abc import Mapping
+from enum import Enum
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec
+
+DEFAULT_DEVICE = "CPU"
+MAX_COMPILED = 4  # compiled shapes kept per runner (a bench's batch sizes)
+
+
+class OvPrecision(str, Enum):
+    """INFERENCE_PRECISION_HINT: what the float parts of the model compute in."""
+
+    F32 = "f32"
+    BF16 = "bf16"
+    F16 = "f16"
+    DEFAULT = "default"  # the device's choice (bf16 on bf16-capable CPUs), recorded as it ran
+
+
+class OvKind(str, Enum):
+    """What an OpenVINO artifact file is."""
+
+    ONNX = "onnx"  # read by OpenVINO's ONNX frontend
+    IR = "ir"  # OpenVINO IR: .xml graph + .bin weights (portable across devices and versions)
+    COMPILED = "compiled"  # an exported compiled model (.blob): tied to device and version
+
+    @classmethod
+    def of(cls, path: Path) -> OvKind:
+        suffix = path.suffix.lower()
+        kinds = {".onnx": cls.ONNX, ".xml": cls.IR, ".blob": cls.COMPILED}
+        if suffix not in kinds:
+            raise ResnetOptError(
+                f"{path}: the OpenVINO runner reads .onnx, .xml (OpenVINO IR) or .blob "
+                "(a compiled model from `resnet-opt build --backend openvino`)"
+            )
+        return kinds[suffix]
+
+
+def precision_name(element_type: Any) -> str:
+    """OpenVINO's element type as our short name: f32, bf16, f16 (its own spelling)."""
+    return str(element_type.get_type_name())
+
+
+def ov_message(exc: BaseException) -> str:
+    """The line of an OpenVINO exception that says what went wrong (not where)."""
+    noise = ("Exception from ", "Check '", "FrontEnd API failed")
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    useful = [ln for ln in lines if not ln.startswith(noise)]
+    return (useful or lines or [type(exc).__name__])[-1]
+
+
+def built_details(artifact: Path) -> Mapping[str, Any]:
+    """The details of a `build --backend openvino` manifest beside `artifact`, else {}.
+
+    Its "runner" entry holds this runner's keyword arguments (bench passes them as they are);
+    "form" and "openvino" say whether it is a compiled blob and which OpenVINO made it.
+    """
+    from resnet_opt.pipeline.artifacts import Stage, read_manifest
+
+    manifest = read_manifest(artifact, required=False)
+    if manifest is None or manifest.stage != Stage.BUILD:
+        return {}
+    if manifest.details.get("backend") != Backend.OPENVINO.value:
+        return {}
+    if not isinstance(manifest.details.get("runner", {}), Mapping):
+        raise ResnetOptError(f"{artifact}: its manifest's runner options are not an object")
+    return manifest.details
+
+
+def _dims(partial_shape: Any) -> tuple[Dim, ...]:
+    return tuple(int(d.get_length()) if d.is_static else None for d in partial_shape)
+
+
+def _name(port: Any) -> str:
+    return str(port.get_any_name())
+
+
+class OpenVinoRunner:
+    """Runs an .onnx, an OpenVINO IR (.xml + .bin) or a compiled .blob with OpenVINO."""
+
+    backend = Backend.OPENVINO
+
+    def __init__(
+        self,
+        artifact: Path,
+        *,
+        threads: int | None = None,
+        device: str | None = None,
+        precision: OvPrecision | str | None = None,
+        batch: int | None = None,
+        kind: OvKind | None = None,
+        weights: Path | None = None,
+        use_manifest: bool = True,
+    ) -> None:
+        """Options left None come from a build manifest beside the artifact, else: CPU, f32,
+        OpenVINO's thread count. `batch` compiles that batch on entry (else batch 1 for a
+        symbolic batch, and each new batch when first fed); `kind`/`weights` name what the file
+        is when its name does not tell (a build's temporary files)."""
+        self.artifact = Path(artifact)
+        if threads is not None and threads < 1:
+            raise ResnetOptError(f"threads must be positive, not {threads}")
+        if batch is not None and batch < 1:
+            raise ResnetOptError(f"batch must be positive, not {batch}")
+        self.threads = threads
+        self.device = device
+        try:
+            self.precision = OvPrecision(precision) if precision is not None else None
+        except ValueError as exc:
+            choices = ", ".join(p.value for p in OvPrecision)
+            raise ResnetOptError(f"unknown OpenVINO precision {precision!r} ({choices})") from exc
+        self.batch = batch
+        self.kind = kind or OvKind.of(self.artifact)
+        self.weights = weights
+        self.use_manifest = use_manifest
+        self.built: Mapping[str, Any] = {}
+        self._ov: Any = None
+        self._core: Any = None
+        self._model: Any = None  # ov.Model, None for a compiled blob
+        self._inputs: tuple[TensorSpec, ...] = ()
+        self._outputs: tuple[TensorSpec, ...] = ()
+        self._compiled: OrderedDict[tuple[tuple[int, ...], ...], tuple[Any, Any]] = OrderedDict()
+        self._dynamic_blob: tuple[Any, Any] | None = None
+        self._last: Any = None
+        self._ran_precision: str | None = None
+
+    # -- loading -------------------------------------------------------------------------------
+
+    def _apply_build_options(self) -> None:
+        self.built = built_details(self.artifact) if self.use_manifest else {}
+        given = self.built.get("runner") or {}
+        try:
+            if self.device is None and given.get("device"):
+                self.device = str(given["device"])
+            if self.precision is None and given.get("precision"):
+                self.precision = OvPrecision(given["precision"])
+            if self.threads is None and given.get("threads") is not None:
+                self.threads = int(given["threads"])
+        except (TypeError, ValueError) as exc:
+            raise ResnetOptError(
+                f"{self.artifact}: bad runner options in its manifest ({exc})"
+            ) from exc
+        self.device = self.device or DEFAULT_DEVICE
+        self.precision = self.precision or OvPrecision.F32
+
+    def _config(self) -> dict[str, Any]:
+        # one stream, latency hint: a synchronous request then uses every thread it is given
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        if self.threads is not None:
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        if self.precision is not None and self.precision is not OvPrecision.DEFAULT:
+            config["INFERENCE_PRECISION_HINT"] = self.precision.value
+        return config
+
+    def __enter__(self) -> OpenVinoRunner:
+        ov = require("openvino")
+        if not self.artifact.is_file():
+            raise ResnetOptError(f"{self.artifact}: no such file")
+        self._apply_build_options()
+        self._ov = ov
+        self._core = ov.Core()
+        devices = [str(d) for d in self._core.available_devices]
+        device = str(self.device)
+        if device.split(".")[0] not in {d.split(".")[0] for d in devices}:
+            raise ResnetOptError(
+                f"OpenVINO device {device!r} is not available here (available: "
+                f"{', '.join(devices) or 'none'})"
+            )
+        if self.kind is OvKind.COMPILED:
+            self._import_blob()
+        else:
+            self._read_model()
+            self._compile_initial()
+        return self
+
+    def _read_model(self) -> None:
+        if self.kind is OvKind.ONNX:
+            frontend = self._ov.frontend.FrontEndManager().load_by_framework("onnx")
+            # ask the ONNX frontend alone: the generic reader tries every frontend on a bad file
+            if not frontend.supported(str(self.artifact)):
+                raise ResnetOptError(f"{self.artifact}: not an ONNX model OpenVINO can read")
+        try:
+            if self.weights is not None:
+                self._model = self._core.read_model(str(self.artifact), str(self.weights))
+            else:
+                self._model = self._core.read_model(str(self.artifact))
+        except Exception as exc:  # RuntimeError / GeneralFailure with C++ source locations
+            raise ResnetOptError(
+                f"{self.artifact}: OpenVINO cannot read it ({ov_message(exc)})"
+            ) from exc
+        self._inputs = self._specs(self._model.inputs)
+        self._outputs = self._specs(self._model.outputs)
+
+    def _import_blob(self) -> None:
+        built_with = self.built.get("openvino") if self.built.get("form") == "compiled" else None
+        here = str(self._ov.__version__)
+        if built_with is not None and built_with != here:
+            raise ResnetOptError(
+                f"{self.artifact}: compiled with OpenVINO {built_with}, this is {here}: rebuild "
+                "with `resnet-opt build --backend openvino` (or build the portable IR, .xml)"
+            )
+        try:
+            compiled = self._core.import_model(
+                self.artifact.read_bytes(), str(self.device), self._config()
+            )
+        except Exception as exc:
+            raise ResnetOptError(
+                f"{self.artifact}: OpenVINO cannot import this compiled model ({ov_message(exc)});"
+                " rebuild it here with `resnet-opt build --backend openvino`"
+            ) from exc
+        self._inputs = self._specs(compiled.inputs)
+        self._outputs = self._specs(compiled.outputs)
+        entry = (compiled, compiled.create_infer_request())
+        self._check_precision(compiled)
+        if any(d is None for spec in self._inputs for d in spec.shape):
+            self._dynamic_blob = entry
+        else:
+            self._compiled[tuple(self._static(spec) for spec in self._inputs)] = entry
+        self._last = compiled
+
+    def _compile_initial(self) -> None:
+        """Compile one shape on entry, so that a bad option fails here and `info` can tell."""
+        shapes = []
+        for spec in self._inputs:
+            dims = list(spec.shape)
+            if dims and dims[0] is None:
+                dims[0] = self.batch or 1
+            elif self.batch is not None and dims and dims[0] != self.batch:
+                raise ResnetOptError(
+                    f"{self.artifact}: input {spec.name!r} has a fixed batch of {dims[0]}, "
+                    f"not {self.batch}"
+                )
+            if any(d is None for d in dims):
+                return  # other symbolic dims: compile when the first input shows them
+            shapes.append(tuple(int(d) for d in dims if d is not None))
+        self._compile(tuple(shapes))
+
+    def _compile(self, shapes: tuple[tuple[int, ...], ...]) -> tuple[Any, Any]:
+        if any(d is None for spec in self._inputs for d in spec.shape):
+            self._model.reshape(
+                {spec.name: list(shape) for spec, shape in zip(self._inputs, shapes, strict=True)}
+            )
+        try:
+            compiled = self._core.compile_model(self._model, str(self.device), self._config())
+        except Exception as exc:
+            raise ResnetOptError(
+                f"{self.artifact}: OpenVINO cannot compile it for {self.device} ({ov_message(exc)})"
+            ) from exc
+        self._check_precision(compiled)
+        entry = (compiled, compiled.create_infer_request())
+        self._compiled[shapes] = entry
+        while len(self._compiled) > MAX_COMPILED:
+            self._compiled.popitem(last=False)
+        self._last = compiled
+        return entry
+
+    def _check_precision(self, compiled: Any) -> None:
+        ran = precision_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
+        asked = self.precision
+        if asked is not None and asked is not OvPrecision.DEFAULT and ran != asked.value:
+            raise ResnetOptError(
+                f"{self.artifact}: asked OpenVINO for {asked.value} on {self.device}, it would run "
+                f"{ran}; choose a precision this device supports"
+            )
+        self._ran_precision = ran
+
+    @staticmethod
+    def _static(spec: TensorSpec) -> tuple[int, ...]:
+        return tuple(int(d) for d in spec.shape if d is not None)
+
+    @staticmethod
+    def _specs(ports: Any) -> tuple[TensorSpec, ...]:
+        return tuple(
+            TensorSpec(
+                _name(port),
+                _dims(port.get_partial_shape()),
+                np.dtype(port.get_element_type().to_dtype()),
+            )
+            for port in ports
+        )
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._compiled.clear()
+        self._dynamic_blob = None
+        self._last = None
+        self._model = None
+        self._core = None
+
+    # -- protocol ------------------------------------------------------------------------------
+
+    def _require_open(self) -> None:
+        if self._core is None:
+            raise RuntimeError("runner used outside its `with` block")
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        self._require_open()
+        return self._inputs
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        self._require_open()
+        return self._outputs
+
+    @property
+    def info(self) -> RunnerInfo:
+        """What ran: device, the precision read back from the compiled model, threads, streams."""
+        self._require_open()
+        details: dict[str, Any] = {
+            "openvino": str(self._ov.__version__),
+            "kind": self.kind.value,
+            "precision_hint": self.precision.value if self.precision else None,
+            "inference_precision": self._ran_precision,
+            "compiled_shapes": [list(map(list, key)) for key in self._compiled],
+            "built": bool(self.built),
+        }
+        threads = self.threads
+        with contextlib.suppress(Exception):
+            details["device_name"] = str(self._core.get_property(self.device, "FULL_DEVICE_NAME"))
+        if self._last is not None:
+            with contextlib.suppress(Exception):
+                threads = int(self._last.get_property("INFERENCE_NUM_THREADS")) or threads
+            for key in ("NUM_STREAMS", "PERFORMANCE_HINT", "EXECUTION_DEVICES"):
+                with contextlib.suppress(Exception):
+                    value = self._last.get_property(key)
+                    details[key.lower()] = (
+                        [str(v) for v in value] if isinstance(value, list) else str(value)
+                    )
+        return RunnerInfo(
+            backend=self.backend,
+            device=str(self.device),
+            precision=self._ran_precision,
+            threads=threads,
+            details=details,
+        )
+
+    def _entry_for(self, shapes: tuple[tuple[int, ...], ...]) -> tuple[Any, Any]:
+        entry = self._compiled.get(shapes)
+        if entry is not None:
+            self._compiled.move_to_end(shapes)
+            return entry
+        for spec, shape in zip(self._inputs, shapes, strict=True):
+            fits = len(shape) == len(spec.shape) and all(
+                d is None or d == s for d, s in zip(spec.shape, shape, strict=True)
+            )
+            if not fits:
+                shown = "[" + ", ".join("?" if d is None else str(d) for d in spec.shape) + "]"
+                raise ResnetOptError(
+                    f"{self.artifact}: inference failed (input {spec.name!r} of shape {shown} "
+                    f"was fed {list(shape)})"
+                )
+        if self._dynamic_blob is not None:
+            return self._dynamic_blob
+        return self._compile(shapes)
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self._require_open()
+        names = [spec.name for spec in self._inputs]
+        if set(feed) != set(names):
+            raise ResnetOptError(
+                f"{self.artifact}: inference failed (fed {sorted(feed)}, the model takes {names})"
+            )
+        arrays = [np.ascontiguousarray(feed[name]) for name in names]
+        compiled, request = self._entry_for(tuple(tuple(a.shape) for a in arrays))
+        try:
+            result = request.infer(dict(zip(names, arrays, strict=True)), share_inputs=True)
+        except Exception as exc:
+            raise ResnetOptError(f"{self.artifact}: inference failed ({ov_message(exc)})") from exc
+        return {
+            spec.name: np.asarray(result[port])
+            for spec, port in zip(self._outputs, compiled.outputs, strict=True)
+        }
