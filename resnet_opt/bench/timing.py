@@ -1,0 +1,194 @@
+"""The timed loop and its statistics.
+
+What is timed is one `call()` (one inference on a fixed, pre-built feed; GPU runners synchronise
+inside it), measured on the host with `time.perf_counter`. The loop does nothing between calls
+but read the clock and store the reading in a pre-sized list, so the figure is the model's cost,
+not the harness's (benchmarks/bench_overhead.py measures that against a bare ONNX Runtime loop).
+
+The clock is a parameter so that the statistics can be checked against hand-computed values with
+a fake clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from resnet_opt.errors import ResnetOptError
+
+Clock = Callable[[], float]
+
+DEFAULT_DURATION_S = 0.5
+DEFAULT_WARMUP_S = 0.1
+DEFAULT_MIN_ITERATIONS = 10
+
+
+class Mode(str, Enum):
+    """How long a point is measured: a fixed count of runs, or a time budget."""
+
+    ITERATIONS = "iterations"
+    DURATION = "duration"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The measuring budget of one point (artifact × backend × batch).
+
+    Warm-up: one first run, then runs for `warmup_s` (none at all when it is 0), so the slow
+    first runs (lazy allocation, compilation, kernel selection) stay out of the statistics.
+    Then either exactly `iterations` timed runs, or runs until `duration_s` has passed and at
+    least `min_iterations` were timed (a slow model still gets enough samples for its
+    percentiles to mean something).
+    """
+
+    iterations: int | None = None
+    duration_s: float | None = None  # default: DEFAULT_DURATION_S when iterations is not given
+    warmup_s: float = DEFAULT_WARMUP_S
+    min_iterations: int = DEFAULT_MIN_ITERATIONS
+
+    def __post_init__(self) -> None:
+        if self.iterations is not None and self.duration_s is not None:
+            raise ResnetOptError("--iterations and --duration exclude each other; give one")
+        if self.iterations is None and self.duration_s is None:
+            object.__setattr__(self, "duration_s", DEFAULT_DURATION_S)
+        if self.iterations is not None and self.iterations < 1:
+            raise ResnetOptError(f"iterations must be positive, not {self.iterations}")
+        duration = self.duration_s
+        if duration is not None and not (duration > 0 and math.isfinite(duration)):
+            raise ResnetOptError(f"duration must be a positive number of seconds, not {duration}")
+        if not (self.warmup_s >= 0 and math.isfinite(self.warmup_s)):
+            raise ResnetOptError(f"warm-up must be zero or more seconds, not {self.warmup_s}")
+        if self.min_iterations < 1:
+            raise ResnetOptError(f"minimum iterations must be positive, not {self.min_iterations}")
+
+    @property
+    def mode(self) -> Mode:
+        return Mode.ITERATIONS if self.iterations is not None else Mode.DURATION
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile by linear interpolation between closest ranks.
+
+    Position (n - 1)·q/100 in the sorted values, interpolated between its two neighbours: numpy's
+    default method ("linear", Hyndman & Fan type 7). Written out so the method is stated in one
+    place and tested against hand-computed values.
+    """
+    if not values:
+        raise ValueError("percentile of no values")
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile must be within [0, 100], not {q}")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low = math.floor(position)
+    high = min(low + 1, len(ordered) - 1)
+    fraction = position - low
+    return ordered[low] + (ordered[high] - ordered[low]) * fraction
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Latency of one inference call, in milliseconds."""
+
+    mean_ms: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    min_ms: float
+    max_ms: float
+    std_ms: float  # population standard deviation
+
+    @classmethod
+    def of(cls, latencies_s: Sequence[float]) -> LatencyStats:
+        if not latencies_s:
+            raise ValueError("no latencies")
+        ms = [v * 1000.0 for v in latencies_s]
+        mean = math.fsum(ms) / len(ms)
+        var = math.fsum((v - mean) ** 2 for v in ms) / len(ms)
+        return cls(
+            mean_ms=mean,
+            p50_ms=percentile(ms, 50),
+            p90_ms=percentile(ms, 90),
+            p99_ms=percentile(ms, 99),
+            min_ms=min(ms),
+            max_ms=max(ms),
+            std_ms=math.sqrt(var),
+        )
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The raw outcome of one timed loop."""
+
+    latencies_s: tuple[float, ...]
+    total_s: float  # first clock reading to last: the sum of the latencies
+    warmup_iterations: int
+    warmup_s: float  # time the warm-up actually took
+
+    @property
+    def iterations(self) -> int:
+        return len(self.latencies_s)
+
+    def throughput(self, batch: int) -> float:
+        """Images per second: batch × iterations / total time."""
+        if self.total_s <= 0:
+            raise ResnetOptError("the timed loop took no measurable time; use more iterations")
+        return batch * self.iterations / self.total_s
+
+    def stats(self) -> LatencyStats:
+        return LatencyStats.of(self.latencies_s)
+
+
+def warm_up(call: Callable[[], object], seconds: float, clock: Clock) -> tuple[int, float]:
+    """One first run, then runs until `seconds` have passed since it ended: (runs, time taken).
+
+    The first run is apart because it is often far slower than the rest (allocation, OpenVINO
+    compiling a new shape, kernel selection) and must not eat the whole warm-up budget. With
+    `seconds` 0 there is no warm-up at all.
+    """
+    if seconds <= 0:
+        return 0, 0.0
+    start = clock()
+    call()
+    runs = 1
+    first_done = now = clock()
+    while now - first_done < seconds:
+        call()
+        runs += 1
+        now = clock()
+    return runs, now - start
+
+
+def measure(
+    call: Callable[[], object], budget: Budget, *, clock: Clock = time.perf_counter
+) -> Timing:
+    """Warm up, then time `call` as `budget` says.
+
+    One clock reading per run: run i lasts stamps[i+1] - stamps[i], so nothing happens between
+    two runs that is not in one of them, and the latencies add up to the total exactly.
+    """
+    warm_runs, warm_time = warm_up(call, budget.warmup_s, clock)
+    if budget.iterations is not None:
+        count = budget.iterations
+        stamps = [0.0] * (count + 1)
+        stamps[0] = clock()
+        for i in range(1, count + 1):
+            call()
+            stamps[i] = clock()
+    else:
+        assert budget.duration_s is not None
+        minimum = budget.min_iterations
+        stamps = [clock()]
+        append = stamps.append
+        deadline = stamps[0] + budget.duration_s
+        while True:
+            call()
+            now = clock()
+            append(now)
+            if now >= deadline and len(stamps) > minimum:
+                break
+    latencies = tuple(b - a for a, b in itertools.pairwise(stamps))
+    return Timing(latencies, stamps[-1] - stamps[0], warm_runs, warm_time)

@@ -1,0 +1,587 @@
+"""`bench`: throughput, latency and accuracy of artifacts × backends × batch sizes → a Report.
+
+Everything that can be refused is checked before the first measurement (files, manifests,
+backends, engine compatibility and profiles, evaluation classes, the reference), so a bad input
+costs no measuring time. Then, per artifact × backend, one runner is opened, scored once on the
+evaluation set (accuracy does not depend on the batch size, but it can on the backend, e.g.
+OpenVINO's bf16) and timed at each batch size on a fixed, pre-built input batch.
+
+The FP32 source an artifact's accuracy drop is measured against is, unless `reference` is given,
+the first FP32 artifact of its lineage (the export): found among the benched artifacts by
+sha256, else beside the artifact under its recorded name with a matching sha256. The source is
+always scored with ONNX Runtime on the CPU, the reference runtime (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from resnet_opt import __version__
+from resnet_opt.bench.accuracy import Scored, agreement, score
+from resnet_opt.bench.machine import load_average, machine_info, usable_cores
+from resnet_opt.bench.progress import NoProgress, ProgressSink
+from resnet_opt.bench.targets import Target, TargetPlan, plan_targets
+from resnet_opt.bench.timing import Budget, Clock, measure
+from resnet_opt.calibration.data import (
+    BatchStream,
+    DataSource,
+    Split,
+    label_map,
+    open_source,
+    select_indices,
+)
+from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.pipeline.artifacts import (
+    Manifest,
+    Precision,
+    Stage,
+    check_artifact_hash,
+    read_manifest,
+    sha256_file,
+    tool_versions,
+)
+from resnet_opt.pipeline.evaluate import DEFAULT_EVAL_BATCH
+from resnet_opt.report.schema import (
+    AccuracyResult,
+    ArtifactInfo,
+    Latency,
+    LoadAverage,
+    Measurement,
+    Report,
+    Settings,
+    Skip,
+)
+from resnet_opt.runners.base import Runner, open_runner, single_input
+
+DEFAULT_BATCHES = (1, 8, 32)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    """What to measure and how; every field lands in the report's settings.
+
+    backends: None = auto (every natural backend installed here, see bench/targets.py).
+    threads: None = every core this process may use; the number is fixed and recorded.
+    data: the evaluation set (image folder, .npy/.npz, 'default' = bundled test split); None =
+    no accuracy, and a seeded random input batch for timing.
+    """
+
+    backends: tuple[Target, ...] | None = None
+    batches: tuple[int, ...] = DEFAULT_BATCHES
+    budget: Budget = field(default_factory=Budget)
+    threads: int | None = None
+    data: str | None = "default"
+    samples: int | None = None
+    seed: int = 0
+    reference: Path | None = None
+    no_data_transfers: bool = False
+    cuda_graph: bool = False
+    plot_batch: int | None = None
+    strict: bool = False
+    notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.batches:
+            raise ResnetOptError("give at least one batch size")
+        bad = [b for b in self.batches if b < 1]
+        if bad:
+            raise ResnetOptError(f"batch sizes must be positive, not {bad[0]}")
+        if len(set(self.batches)) != len(self.batches):
+            raise ResnetOptError(f"batch sizes repeat: {', '.join(map(str, self.batches))}")
+        if self.threads is not None and self.threads < 1:
+            raise ResnetOptError(f"threads must be positive, not {self.threads}")
+        if self.samples is not None and self.samples < 1:
+            raise ResnetOptError(f"the number of samples must be positive, not {self.samples}")
+        if self.plot_batch is not None and self.plot_batch not in self.batches:
+            raise ResnetOptError(
+                f"--plot-batch {self.plot_batch} is not one of the measured batch sizes "
+                f"({', '.join(map(str, self.batches))})"
+            )
+        if self.reference is not None and self.data is None:
+            raise ResnetOptError("a reference needs evaluation data (accuracy is off)")
+
+    @property
+    def chosen_plot_batch(self) -> int:
+        return self.plot_batch if self.plot_batch is not None else max(self.batches)
+
+
+def parse_batches(text: str) -> tuple[int, ...]:
+    """'1,8,32' → (1, 8, 32), refusing anything else with the reason."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ResnetOptError(f"--batch: expected comma-separated integers, got {text!r}") from None
+    if not values:
+        raise ResnetOptError("--batch: give at least one batch size")
+    return values
+
+
+# -- planning: everything checked before the first measurement -----------------------------------
+
+
+@dataclass(frozen=True)
+class _Planned:
+    path: Path
+    manifest: Manifest
+    contract: PreprocessContract
+    plan: TargetPlan
+    info: ArtifactInfo
+    reference: tuple[Path, str] | None  # the FP32 source: path, sha256
+
+
+def _contract(path: Path, manifest: Manifest) -> PreprocessContract:
+    if manifest.preprocessing is None:
+        raise ResnetOptError(
+            f"{path}: its manifest has no preprocessing contract; produce it with resnet-opt export"
+        )
+    return manifest.preprocessing
+
+
+def _chain(manifest: Manifest) -> list[Mapping[str, Any]]:
+    return [*manifest.lineage, manifest.summary()]
+
+
+def _weights_note(manifest: Manifest) -> str | None:
+    """What the export says of the weights: 'bundled', a checkpoint, or random initialisation."""
+    for entry in _chain(manifest):
+        details = entry.get("details") or {}
+        source = details.get("source") if isinstance(details, Mapping) else None
+        if entry.get("stage") != Stage.EXPORT.value or not isinstance(source, Mapping):
+            continue
+        weights = source.get("weights")
+        if weights in (None, "none", "random"):
+            seed = source.get("seed")
+            return "random initialisation" + (f" (seed {seed})" if seed is not None else "")
+        return str(weights)
+    return None
+
+
+def _size_on_disk(path: Path, manifest: Manifest) -> int:
+    """The artifact's bytes, with the companion files its manifest lists (e.g. OpenVINO's .bin)."""
+    size = path.stat().st_size
+    for extra in manifest.details.get("files", ()) or ():
+        companion = path.parent / str(extra)
+        if companion != path and companion.is_file():
+            size += companion.stat().st_size
+    return size
+
+
+def _source_entry(manifest: Manifest) -> Mapping[str, Any] | None:
+    return next((e for e in _chain(manifest) if e.get("precision") == Precision.FP32.value), None)
+
+
+def _find_source(
+    path: Path, manifest: Manifest, by_sha: Mapping[str, Path]
+) -> tuple[Path, str] | None:
+    """(path, sha256) of the artifact's FP32 source, when it can be found (module docstring)."""
+    entry = _source_entry(manifest)
+    if entry is None:
+        return None
+    sha = str(entry.get("sha256"))
+    if sha in by_sha:
+        return by_sha[sha], sha
+    beside = path.parent / str(entry.get("artifact"))
+    if beside.is_file() and sha256_file(beside) == sha:
+        return beside, sha
+    return None
+
+
+def _same_preprocessing(reference: Path, contract: PreprocessContract) -> bool:
+    manifest = read_manifest(reference, required=False)
+    if manifest is None or manifest.preprocessing is None:
+        return False
+    return manifest.preprocessing.fingerprint() == contract.fingerprint()
+
+
+def _check_engine(manifest: Manifest, batches: Sequence[int]) -> None:
+    """An engine's profile must take every batch size, and it must have been built for this GPU
+    and TensorRT: both read from the manifest, before the engine is opened (the batch first, so
+    that a wrong `--batch` is named even on a machine that could not run the engine anyway)."""
+    from resnet_opt.tensorrt.compat import check_engine_compatible
+    from resnet_opt.tensorrt.device import probe_device
+    from resnet_opt.tensorrt.profiles import check_batch_in_profile
+
+    for batch in batches:
+        check_batch_in_profile(manifest, batch)
+    check_engine_compatible(manifest, probe_device())
+
+
+def _plan(
+    artifacts: Sequence[Path], options: BenchOptions
+) -> tuple[list[_Planned], list[Skip], DataSource | None]:
+    if not artifacts:
+        raise ResnetOptError("give at least one artifact to bench")
+    manifests: list[tuple[Path, Manifest]] = []
+    names: set[str] = set()
+    for raw in artifacts:
+        path = Path(raw)
+        if not path.exists():
+            raise ResnetOptError(f"{path}: no such file")
+        if path.name in names:
+            raise ResnetOptError(
+                f"{path}: two artifacts named {path.name}; reports key results by file name"
+            )
+        names.add(path.name)
+        manifest = read_manifest(path)
+        assert manifest is not None
+        check_artifact_hash(path, manifest)
+        manifests.append((path, manifest))
+
+    source = None
+    if options.data is not None:
+        source = open_source(options.data, default_split=Split.TEST, strict=options.strict)
+    given: tuple[Path, str] | None = None
+    if options.reference is not None:
+        ref_manifest = read_manifest(options.reference)
+        assert ref_manifest is not None
+        _contract(options.reference, ref_manifest)
+        check_artifact_hash(options.reference, ref_manifest)
+        given = (options.reference, ref_manifest.sha256)
+
+    by_sha = {m.sha256: p for p, m in manifests}
+    planned: list[_Planned] = []
+    skips: list[Skip] = []
+    for path, manifest in manifests:
+        contract = _contract(path, manifest)
+        if manifest.stage is Stage.BUILD and manifest.details.get("backend") == "tensorrt":
+            _check_engine(manifest, options.batches)
+        if source is not None:
+            label_map(source, contract)  # classes that do not fit the model: refused now
+        plan = plan_targets(path.name, manifest, options.backends)
+        skips += [Skip(path.name, t.value, reason) for t, reason in plan.skipped]
+        reference: tuple[Path, str] | None = None
+        if given is not None:
+            reference = given
+            if not _same_preprocessing(given[0], contract):
+                raise ResnetOptError(
+                    f"{given[0]}: its preprocessing differs from {path.name}'s; they cannot be "
+                    "compared on the same images"
+                )
+        elif source is not None:
+            found = _find_source(path, manifest, by_sha)
+            if found is not None and _same_preprocessing(found[0], contract):
+                reference = found
+        lineage = tuple(str(e.get("artifact")) for e in manifest.lineage)
+        info = ArtifactInfo(
+            name=path.name,
+            path=str(path),
+            sha256=manifest.sha256,
+            size_bytes=_size_on_disk(path, manifest),
+            stage=manifest.stage.value,
+            precision=manifest.precision.value,
+            source=reference[0].name if reference is not None else None,
+            lineage=lineage,
+            weights=_weights_note(manifest),
+        )
+        planned.append(_Planned(path, manifest, contract, plan, info, reference))
+
+    uses_trt = any(Target.TENSORRT in p.plan.targets for p in planned)
+    if (options.no_data_transfers or options.cuda_graph) and not uses_trt:
+        flag = "--no-data-transfers" if options.no_data_transfers else "--cuda-graph"
+        raise ResnetOptError(f"{flag} applies to TensorRT engines only, and none is benched")
+    return planned, skips, source
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+
+def _stream(
+    source: DataSource, contract: PreprocessContract, options: BenchOptions, batch_size: int
+) -> BatchStream:
+    indices = select_indices(len(source), options.samples, options.seed)
+    return BatchStream(source, contract, indices, batch_size, options.strict)
+
+
+class InputKind(str, Enum):
+    EVAL_DATA = "eval-data"
+    RANDOM = "random"
+
+
+def input_batch(
+    contract: PreprocessContract, size: int, source: DataSource | None, options: BenchOptions
+) -> np.ndarray:
+    """The batch every timed run is fed: real preprocessed images from the evaluation data
+    (repeated when it has fewer), else seeded normal noise in the network's input range."""
+    shape = (size, *contract.input_shape)
+    if source is None:
+        rng = np.random.default_rng(options.seed)
+        return rng.standard_normal(shape, dtype=np.float32)
+    first = next(iter(_stream(source, contract, options, size)))
+    return np.ascontiguousarray(np.resize(first.x, shape), dtype=np.float32)
+
+
+def _check_batch_dim(path: Path, runner: Runner, batches: Sequence[int]) -> None:
+    spec = single_input(runner)
+    fixed = spec.shape[0] if spec.shape else None
+    if isinstance(fixed, int):
+        wrong = [b for b in batches if b != fixed]
+        if wrong:
+            raise ResnetOptError(
+                f"{path.name}: its input takes batch {fixed} only, not {wrong[0]}; re-export "
+                f"with a dynamic batch or bench with --batch {fixed}"
+            )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _runner_options(target: Target, threads: int, options: BenchOptions) -> dict[str, Any]:
+    """Threads (fixed) and what the target adds; a build artifact's own runner options (its
+    manifest's "runner") are applied by the runner itself, so it loads as it was built."""
+    chosen: dict[str, Any] = {"threads": threads}
+    if target.provider is not None:
+        chosen["providers"] = [target.provider]
+    if target is Target.TENSORRT:
+        if options.no_data_transfers:
+            chosen["no_data_transfers"] = True
+        if options.cuda_graph:
+            chosen["cuda_graph"] = True
+    return chosen
+
+
+@dataclass
+class _Results:
+    measurements: list[Measurement] = field(default_factory=list)
+    scores: dict[tuple[str, Target], Scored] = field(default_factory=dict)
+    reference_scores: dict[str, Scored] = field(default_factory=dict)  # by sha256
+
+
+def _measure_target(
+    item: _Planned,
+    target: Target,
+    *,
+    threads: int,
+    options: BenchOptions,
+    source: DataSource | None,
+    inputs: np.ndarray,
+    results: _Results,
+    progress: ProgressSink,
+    clock: Clock,
+) -> None:
+    name = item.path.name
+    runner_options = _runner_options(target, threads, options)
+    progress.task(f"{name} · {target.value} · loading")
+    with open_runner(target.backend, item.path, **runner_options) as runner:
+        _check_batch_dim(item.path, runner, options.batches)
+        info = runner.info
+        if source is not None:
+            progress.task(f"{name} · {target.value} · accuracy")
+            eval_batch = min(DEFAULT_EVAL_BATCH, max(options.batches))
+            stream = _stream(source, item.contract, options, eval_batch)
+            scored = score(runner, stream, label_map(source, item.contract))
+            results.scores[(name, target)] = scored
+            if target is Target.ONNXRUNTIME:
+                results.reference_scores[item.manifest.sha256] = scored
+        progress.done()
+        spec = single_input(runner)
+        dtype = spec.dtype if spec.dtype != np.dtype(object) else np.dtype(np.float32)
+        recorded = _jsonable({**runner_options, **dict(info.details)})
+        for batch in options.batches:
+            progress.task(f"{name} · {target.value} · batch {batch}")
+            feed = {spec.name: np.ascontiguousarray(inputs[:batch], dtype=dtype)}
+            timing = measure(functools.partial(runner.infer, feed), options.budget, clock=clock)
+            stats = timing.stats()
+            results.measurements.append(
+                Measurement(
+                    artifact=name,
+                    sha256=item.manifest.sha256,
+                    precision=item.manifest.precision.value,
+                    backend=target.value,
+                    device=info.device,
+                    provider=_provider(info.details),
+                    precision_run=precision_run(item.manifest.precision, info.precision),
+                    batch=batch,
+                    threads=info.threads if info.threads is not None else threads,
+                    iterations=timing.iterations,
+                    warmup_iterations=timing.warmup_iterations,
+                    warmup_s=timing.warmup_s,
+                    total_s=timing.total_s,
+                    latency_ms=Latency(
+                        mean=stats.mean_ms,
+                        p50=stats.p50_ms,
+                        p90=stats.p90_ms,
+                        p99=stats.p99_ms,
+                        min=stats.min_ms,
+                        max=stats.max_ms,
+                        std=stats.std_ms,
+                    ),
+                    throughput=timing.throughput(batch),
+                    options=recorded,
+                )
+            )
+            progress.done()
+
+
+_FLOAT_NAMES = {"f32": "fp32", "f16": "fp16", "bf16": "bf16", "fp32": "fp32", "fp16": "fp16"}
+
+
+def precision_run(artifact: Precision, reported: str | None) -> str:
+    """What actually ran: the artifact's precision, unless the runner computed its float parts
+    in another one (OpenVINO's bf16 on a bf16-capable CPU): an FP32 artifact that ran in bf16 is
+    'bf16', an INT8 artifact whose float parts ran in bf16 is 'int8+bf16'."""
+    if reported is None:
+        return artifact.value
+    ran = _FLOAT_NAMES.get(reported.lower(), reported.lower())
+    if artifact in (Precision.INT8, Precision.MIXED):
+        return artifact.value if ran in ("fp32", artifact.value) else f"{artifact.value}+{ran}"
+    return ran
+
+
+def _provider(details: Mapping[str, Any]) -> str | None:
+    provider = details.get("provider")
+    return None if provider is None else str(provider)
+
+
+def _score_reference(
+    reference: Path,
+    source: DataSource,
+    threads: int,
+    options: BenchOptions,
+    progress: ProgressSink,
+) -> Scored:
+    manifest = read_manifest(reference)
+    assert manifest is not None
+    contract = _contract(reference, manifest)
+    progress.task(f"{reference.name} · onnxruntime · accuracy (reference)")
+    eval_batch = min(DEFAULT_EVAL_BATCH, max(options.batches))
+    with open_runner(Target.ONNXRUNTIME.backend, reference, threads=threads) as runner:
+        scored = score(
+            runner, _stream(source, contract, options, eval_batch), label_map(source, contract)
+        )
+    progress.done()
+    return scored
+
+
+def _accuracy(planned: Sequence[_Planned], results: _Results) -> list[AccuracyResult]:
+    rows = []
+    for item in planned:
+        ref = results.reference_scores.get(item.reference[1]) if item.reference else None
+        for target in item.plan.targets:
+            scored = results.scores.get((item.path.name, target))
+            if scored is None:
+                continue
+            acc = scored.accuracy
+            rows.append(
+                AccuracyResult(
+                    artifact=item.path.name,
+                    backend=target.value,
+                    top1=acc.top1,
+                    top5=acc.top5,
+                    count=acc.count,
+                    skipped=scored.skipped,
+                    reference=item.reference[0].name if item.reference is not None else None,
+                    reference_top1=ref.accuracy.top1 if ref is not None else None,
+                    drop_points=ref.accuracy.top1 - acc.top1 if ref is not None else None,
+                    top1_agreement=agreement(scored.top1, ref.top1) if ref is not None else None,
+                )
+            )
+    return rows
+
+
+def bench(
+    artifacts: Sequence[Path],
+    options: BenchOptions | None = None,
+    *,
+    progress: ProgressSink | None = None,
+    clock: Clock | None = None,
+) -> Report:
+    """Measure every artifact × backend × batch size, score accuracy, return the Report.
+
+    Nothing is written: `resnet_opt.report.write_report` puts the report on disk.
+    """
+    import time
+
+    options = options or BenchOptions()
+    progress = progress or NoProgress()
+    clock = clock or time.perf_counter
+    planned, skips, source = _plan(artifacts, options)
+    threads = options.threads or usable_cores()
+
+    references = dict(p.reference for p in planned if p.reference is not None)
+    scored_by_ort = {p.manifest.sha256 for p in planned if Target.ONNXRUNTIME in p.plan.targets}
+    extra_references = {sha: ref for ref, sha in references.items() if sha not in scored_by_ort}
+    steps = sum(len(p.plan.targets) * (1 + len(options.batches)) for p in planned)
+    progress.start(steps + (len(extra_references) if source is not None else 0))
+
+    machine = machine_info()
+    load_before = load_average()
+    results = _Results()
+    inputs_by_contract: dict[str, np.ndarray] = {}
+    for item in planned:
+        key = item.contract.fingerprint()
+        if key not in inputs_by_contract:
+            inputs_by_contract[key] = input_batch(
+                item.contract, max(options.batches), source, options
+            )
+        for target in item.plan.targets:
+            _measure_target(
+                item,
+                target,
+                threads=threads,
+                options=options,
+                source=source,
+                inputs=inputs_by_contract[key],
+                results=results,
+                progress=progress,
+                clock=clock,
+            )
+    if source is not None:
+        for sha, reference in extra_references.items():
+            results.reference_scores[sha] = _score_reference(
+                reference, source, threads, options, progress
+            )
+    load_after = load_average()
+
+    budget = options.budget
+    settings = Settings(
+        batches=tuple(options.batches),
+        mode=budget.mode.value,
+        iterations=budget.iterations,
+        duration_s=budget.duration_s,
+        warmup_s=budget.warmup_s,
+        min_iterations=budget.min_iterations,
+        threads=threads,
+        input=(InputKind.EVAL_DATA if source is not None else InputKind.RANDOM).value,
+        seed=options.seed,
+        data=source.description if source is not None else None,
+        samples=options.samples,
+        plot_batch=options.chosen_plot_batch,
+        no_data_transfers=options.no_data_transfers,
+        cuda_graph=options.cuda_graph,
+    )
+    notes = list(options.notes)
+    weights = sorted({p.info.weights for p in planned if p.info.weights})
+    notes += [f"weights: {w}" for w in weights if f"weights: {w}" not in notes]
+    return Report(
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        tool_version=__version__,
+        machine=machine,
+        versions=tool_versions(),
+        load_average=LoadAverage(load_before, load_after),
+        settings=settings,
+        artifacts=tuple(p.info for p in planned),
+        measurements=tuple(results.measurements),
+        accuracy=tuple(_accuracy(planned, results)),
+        skipped=tuple(skips),
+        notes=tuple(notes),
+    )

@@ -1,0 +1,60 @@
+"""Writing a report folder (report.json, report.md, report.png) and the CI step summary.
+
+The three files are written under temporary names and renamed together on success, so a failed
+plot never leaves a JSON without its picture, and an existing report is kept unless `force`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.pipeline.artifacts import staged_outputs
+from resnet_opt.report.markdown import render
+from resnet_opt.report.plot import plot_report
+from resnet_opt.report.schema import Report, report_json
+
+JSON_NAME = "report.json"
+MARKDOWN_NAME = "report.md"
+PLOT_NAME = "report.png"
+STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
+
+
+@dataclass(frozen=True)
+class ReportFiles:
+    json: Path
+    markdown: Path
+    plot: Path
+
+
+def write_report(report: Report, folder: Path, *, force: bool = False) -> ReportFiles:
+    """Write the report folder atomically; refuses existing files unless `force`."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ResnetOptError(f"{folder}: exists and is not a folder; give a folder for the report")
+    files = ReportFiles(folder / JSON_NAME, folder / MARKDOWN_NAME, folder / PLOT_NAME)
+    with staged_outputs(force=force) as staged:
+        json_tmp = staged.add(files.json)
+        md_tmp = staged.add(files.markdown)
+        png_tmp = staged.add(files.plot)
+        json_tmp.write_text(report_json(report), encoding="utf-8")
+        md_tmp.write_text(render(report, image=PLOT_NAME), encoding="utf-8")
+        plot_report(report, png_tmp)
+    return files
+
+
+def append_step_summary(markdown: str) -> Path | None:
+    """Append to the file $GITHUB_STEP_SUMMARY names (GitHub Actions); None when it is unset."""
+    target = os.environ.get(STEP_SUMMARY_ENV)
+    if not target:
+        return None
+    path = Path(target)
+    try:
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise ResnetOptError(f"{path}: cannot append the step summary ({reason})") from exc
+    return path

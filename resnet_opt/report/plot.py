@@ -1,0 +1,144 @@
+"""The report's picture: throughput against top-1 accuracy, with the Pareto front.
+
+One point per artifact × backend at one batch size (the largest measured, or the one asked
+for). A point is on the Pareto front when no other point is at least as fast and at least as
+accurate, and better in one of the two: those are the only sensible choices, and the step line
+through them shows what each extra image per second costs in accuracy. Without accuracy the
+plot falls back to throughput bars, so a report folder always has its picture.
+
+matplotlib is imported inside the functions, with the Agg backend (no display needed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.report.schema import Report
+
+WIDTH_IN, HEIGHT_IN, DPI = 10.0, 6.5, 100
+LOG_SCALE_RATIO = 20.0  # throughputs spanning more than this use a log axis
+
+
+@dataclass(frozen=True)
+class Point:
+    artifact: str
+    backend: str
+    precision: str
+    throughput: float
+    top1: float | None
+
+
+def points(report: Report, batch: int) -> list[Point]:
+    found = []
+    for m in report.measurements:
+        if m.batch != batch:
+            continue
+        acc = report.accuracy_of(m.artifact, m.backend)
+        found.append(
+            Point(m.artifact, m.backend, m.precision_run, m.throughput, acc.top1 if acc else None)
+        )
+    return found
+
+
+def pareto_front(xy: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the non-dominated points (maximising both), by increasing x.
+
+    Ties: of identical points, the first is kept.
+    """
+    order = sorted(range(len(xy)), key=lambda i: (-xy[i][0], -xy[i][1], i))
+    front: list[int] = []
+    best_y = float("-inf")
+    for i in order:
+        if xy[i][1] > best_y:
+            front.append(i)
+            best_y = xy[i][1]
+    return front[::-1]
+
+
+def plot_report(report: Report, path: Path, *, batch: int | None = None) -> Path:
+    """Draw the report's plot into `path` (PNG, whatever the file name ends with)."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    batch = batch if batch is not None else report.settings.plot_batch
+    pts = points(report, batch)
+    if not pts:
+        raise ResnetOptError(f"no measurement at batch {batch} to plot")
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    try:
+        if all(p.top1 is not None for p in pts):
+            _scatter(ax, pts, report, batch)
+        else:
+            _bars(ax, pts, batch)
+        title = f"resnet-opt bench at batch {batch}\n{report.machine.describe()}"
+        ax.set_title(title, fontsize=10)
+        fig.tight_layout()
+        fig.savefig(path, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+_BACKEND_COLOURS = {
+    "torch": "tab:red",
+    "onnxruntime": "tab:blue",
+    "onnxruntime-cuda": "tab:cyan",
+    "onnxruntime-tensorrt": "tab:purple",
+    "openvino": "tab:orange",
+    "tensorrt": "tab:green",
+}
+_PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^", "mixed": "v"}
+
+
+def _scatter(ax: Any, pts: Sequence[Point], report: Report, batch: int) -> None:
+    xy = [(p.throughput, float(p.top1 or 0.0)) for p in pts]
+    seen: set[str] = set()
+    for p, (x, y) in zip(pts, xy, strict=True):
+        colour = _BACKEND_COLOURS.get(p.backend, "tab:gray")
+        label = p.backend if p.backend not in seen else None
+        seen.add(p.backend)
+        marker = _PRECISION_MARKERS.get(p.precision.lower(), "o")
+        ax.scatter([x], [y], s=60, color=colour, marker=marker, label=label, zorder=3)
+        ax.annotate(
+            f"{p.artifact}\n{p.backend} {p.precision}",
+            (x, y),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=7,
+        )
+    front = pareto_front(xy)
+    fx = [xy[i][0] for i in front]
+    fy = [xy[i][1] for i in front]
+    ax.step(fx, fy, where="pre", color="black", linestyle="--", linewidth=1, zorder=2,
+            label="Pareto front")  # fmt: skip
+    ax.scatter(fx, fy, s=160, facecolors="none", edgecolors="black", zorder=4)
+    xs = [x for x, _ in xy]
+    if min(xs) > 0 and max(xs) / min(xs) > LOG_SCALE_RATIO:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"throughput at batch {batch} (images/s)")
+    data = report.settings.data or "evaluation data"
+    ax.set_ylabel(f"top-1 accuracy (%)\n{_shorten(data, 60)}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    ax.margins(x=0.15, y=0.15)
+
+
+def _bars(ax: Any, pts: Sequence[Point], batch: int) -> None:
+    labels = [f"{p.artifact}\n{p.backend} {p.precision}" for p in pts]
+    colours = [_BACKEND_COLOURS.get(p.backend, "tab:gray") for p in pts]
+    ax.barh(range(len(pts)), [p.throughput for p in pts], color=colours)
+    ax.set_yticks(range(len(pts)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"throughput at batch {batch} (images/s)")
+    ax.set_ylabel("artifact and backend (accuracy not measured)")
+    ax.grid(True, axis="x", alpha=0.3)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

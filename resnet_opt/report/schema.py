@@ -1,0 +1,306 @@
+"""The bench report: what was measured, on what, with which settings (schema version 1).
+
+The JSON form is the contract between `bench`, `compare` and whoever reads the reports (CI,
+people, the committed reference reports), so it is versioned and checked against a JSON Schema
+(resnet_opt/schemas/report.v1.json) both when written and when read. A report of another
+version is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from resnet_opt.errors import ResnetOptError
+
+SCHEMA_VERSION = 1
+REPORT_KIND = "resnet-opt-bench-report"
+SCHEMA_FILE = f"report.v{SCHEMA_VERSION}.json"
+
+
+@dataclass(frozen=True)
+class Gpu:
+    name: str
+    compute_capability: str | None = None
+    memory_gb: float | None = None
+
+
+@dataclass(frozen=True)
+class MachineInfo:
+    """The host. `identity` is what two reports must share for their numbers to compare."""
+
+    hostname: str
+    system: str
+    arch: str
+    cpu_model: str
+    cpu_cores: int
+    memory_gb: float | None
+    gpus: tuple[Gpu, ...]
+    cuda_driver: str | None
+    jetpack: str | None
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "CPU model": self.cpu_model,
+            "CPU cores": self.cpu_cores,
+            "GPU": ", ".join(g.name for g in self.gpus) or "none",
+            "JetPack": self.jetpack or "none",
+        }
+
+    def describe(self) -> str:
+        """One line for titles: CPU, cores, GPUs."""
+        text = f"{self.cpu_model}, {self.cpu_cores} cores"
+        if self.gpus:
+            text += ", " + ", ".join(g.name for g in self.gpus)
+        if self.jetpack:
+            text += f", {self.jetpack}"
+        return text
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How every point was measured (per-point facts live in the measurements)."""
+
+    batches: tuple[int, ...]
+    mode: str  # "iterations" | "duration"
+    iterations: int | None
+    duration_s: float | None
+    warmup_s: float
+    min_iterations: int
+    threads: int
+    input: str  # "eval-data" (real preprocessed images) | "random" (seeded)
+    seed: int
+    data: str | None  # evaluation data (description), None when accuracy was not measured
+    samples: int | None  # the seeded subset size asked for, None = all
+    plot_batch: int
+    no_data_transfers: bool = False
+    cuda_graph: bool = False
+
+    def comparable(self) -> dict[str, Any]:
+        """The settings that change what a number means: a difference refuses `compare`.
+
+        Threads change the work per core; data-transfer and graph options change what is timed;
+        the evaluation data and subset change what accuracy means. The budget (iterations,
+        duration, warm-up) only changes the noise, so it does not refuse a comparison.
+        """
+        return {
+            "threads": self.threads,
+            "no_data_transfers": self.no_data_transfers,
+            "cuda_graph": self.cuda_graph,
+            "evaluation data": self.data,
+            "evaluation samples": self.samples,
+        }
+
+
+@dataclass(frozen=True)
+class ArtifactInfo:
+    name: str
+    path: str
+    sha256: str
+    size_bytes: int
+    stage: str
+    precision: str
+    source: str | None  # the FP32 source accuracy drops are measured against (file name)
+    lineage: tuple[str, ...] = ()  # earlier artifacts, oldest first (file names)
+    weights: str | None = None  # what the export manifest says of the weights (e.g. "random")
+
+
+@dataclass(frozen=True)
+class Latency:
+    mean: float
+    p50: float
+    p90: float
+    p99: float
+    min: float
+    max: float
+    std: float
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One point: artifact × backend × batch."""
+
+    artifact: str
+    sha256: str
+    precision: str  # of the artifact
+    backend: str  # the bench target: onnxruntime, openvino, torch, tensorrt, …
+    device: str
+    provider: str | None  # ONNX Runtime's execution provider that ran it
+    precision_run: str  # what actually ran (e.g. OpenVINO's bf16 on a bf16-capable CPU)
+    batch: int
+    threads: int | None
+    iterations: int
+    warmup_iterations: int
+    warmup_s: float
+    total_s: float
+    latency_ms: Latency
+    throughput: float  # images per second
+    options: Mapping[str, Any] = field(default_factory=dict)  # runner options as passed
+
+    @property
+    def key(self) -> tuple[str, str, str, int]:
+        return (self.artifact, self.precision, self.backend, self.batch)
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """Accuracy of one artifact × backend (evaluated once, not per batch size)."""
+
+    artifact: str
+    backend: str
+    top1: float  # percent
+    top5: float  # percent
+    count: int
+    skipped: int
+    reference: str | None  # artifact name of the FP32 source (scored with ONNX Runtime)
+    reference_top1: float | None
+    drop_points: float | None  # reference top-1 minus this top-1
+    top1_agreement: float | None  # percent of images with the reference's top-1
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.artifact, self.backend)
+
+
+@dataclass(frozen=True)
+class Skip:
+    artifact: str
+    backend: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class LoadAverage:
+    before: tuple[float, float, float] | None
+    after: tuple[float, float, float] | None
+
+
+@dataclass(frozen=True)
+class Report:
+    created_at: str
+    tool_version: str
+    machine: MachineInfo
+    versions: Mapping[str, str]
+    load_average: LoadAverage
+    settings: Settings
+    artifacts: tuple[ArtifactInfo, ...]
+    measurements: tuple[Measurement, ...]
+    accuracy: tuple[AccuracyResult, ...]
+    skipped: tuple[Skip, ...] = ()
+    notes: tuple[str, ...] = ()
+    schema_version: int = SCHEMA_VERSION
+    kind: str = REPORT_KIND
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        ordered = {"schema_version": data.pop("schema_version"), "kind": data.pop("kind"), **data}
+        # tuples → lists, exactly as a reader of the file sees it (and as jsonschema expects)
+        plain: dict[str, Any] = json.loads(json.dumps(ordered))
+        return plain
+
+    def accuracy_of(self, artifact: str, backend: str) -> AccuracyResult | None:
+        return next((a for a in self.accuracy if a.key == (artifact, backend)), None)
+
+    def artifact(self, name: str) -> ArtifactInfo | None:
+        return next((a for a in self.artifacts if a.name == name), None)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        """A report from its (already schema-validated) JSON form."""
+        m = data["machine"]
+        s = data["settings"]
+        load = data["load_average"]
+        return cls(
+            schema_version=int(data["schema_version"]),
+            kind=str(data["kind"]),
+            created_at=str(data["created_at"]),
+            tool_version=str(data["tool_version"]),
+            machine=MachineInfo(
+                hostname=m["hostname"],
+                system=m["system"],
+                arch=m["arch"],
+                cpu_model=m["cpu_model"],
+                cpu_cores=int(m["cpu_cores"]),
+                memory_gb=m.get("memory_gb"),
+                gpus=tuple(Gpu(**g) for g in m.get("gpus", ())),
+                cuda_driver=m.get("cuda_driver"),
+                jetpack=m.get("jetpack"),
+            ),
+            versions={str(k): str(v) for k, v in data["versions"].items()},
+            load_average=LoadAverage(_triple(load.get("before")), _triple(load.get("after"))),
+            settings=Settings(**{**s, "batches": tuple(s["batches"])}),
+            artifacts=tuple(
+                ArtifactInfo(**{**a, "lineage": tuple(a.get("lineage", ()))})
+                for a in data["artifacts"]
+            ),
+            measurements=tuple(
+                Measurement(**{**x, "latency_ms": Latency(**x["latency_ms"])})
+                for x in data["measurements"]
+            ),
+            accuracy=tuple(AccuracyResult(**a) for a in data["accuracy"]),
+            skipped=tuple(Skip(**x) for x in data.get("skipped", ())),
+            notes=tuple(data.get("notes", ())),
+        )
+
+
+def _triple(value: Sequence[float] | None) -> tuple[float, float, float] | None:
+    if value is None:
+        return None
+    a, b, c = (float(v) for v in value)
+    return (a, b, c)
+
+
+# -- the JSON Schema -----------------------------------------------------------------------------
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of this report version (package data)."""
+    text = resources.files("resnet_opt").joinpath("schemas", SCHEMA_FILE).read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
+
+
+def validate(data: Any, source: str = "report") -> None:
+    """Refuse anything that is not a version-1 report, with one line saying why."""
+    if not isinstance(data, dict):
+        raise ResnetOptError(f"{source}: not a resnet-opt bench report (not a JSON object)")
+    if data.get("kind") != REPORT_KIND:
+        raise ResnetOptError(f"{source}: not a resnet-opt bench report (kind {data.get('kind')!r})")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ResnetOptError(
+            f"{source}: report schema version {version!r}; this resnet-opt reads version "
+            f"{SCHEMA_VERSION} (re-run bench with this version to compare)"
+        )
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ResnetOptError(f"{source}: invalid report at {where}: {error.message}")
+
+
+def load_report(path: Path) -> Report:
+    """Read and validate a report file."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ResnetOptError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ResnetOptError(f"{path}: cannot read ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise ResnetOptError(f"{path}: not JSON ({exc})") from exc
+    validate(data, str(path))
+    return Report.from_dict(data)
+
+
+def report_json(report: Report) -> str:
+    """The report as written to report.json (validated first: never write an invalid one)."""
+    data = report.to_dict()
+    validate(data, "report")
+    return json.dumps(data, indent=2) + "\n"

@@ -1,0 +1,125 @@
+"""Artifacts with manifests, and a real small bench report, for the bench/report/compare tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from resnet_opt.bench.targets import Target
+from resnet_opt.bench.timing import Budget
+from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
+from resnet_opt.pipeline.artifacts import (
+    InputRef,
+    Manifest,
+    Precision,
+    Stage,
+    manifest_path,
+    new_manifest,
+    write_manifest,
+)
+from resnet_opt.pipeline.bench import BenchOptions, bench
+from resnet_opt.report.schema import Report
+from tests.conftest import make_tiny_cnn, write_image_folder
+
+CONTRACT = PreprocessContract(
+    input_size=8,
+    channels=3,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.25, 0.25, 0.25),
+    resize=None,
+    crop=None,
+    interpolation=Interpolation.BILINEAR,
+    num_classes=4,
+    labels=("a", "b", "c", "d"),
+)
+
+
+def write_export(
+    path: Path, *, seed: int = 0, batch: int | str = "N", contract: PreprocessContract = CONTRACT
+) -> Path:
+    """A tiny FP32 model with an export manifest (no PyTorch source: ONNX Runtime only)."""
+    make_tiny_cnn(path, seed=seed, batch=batch)
+    manifest = new_manifest(
+        stage=Stage.EXPORT,
+        artifact=path,
+        precision=Precision.FP32,
+        inputs=(InputRef.of("source", path),),
+        preprocessing=contract,
+    )
+    write_manifest(manifest_path(path), manifest)
+    return path
+
+
+def _manifest(path: Path) -> Manifest:
+    from resnet_opt.pipeline.artifacts import read_manifest
+
+    manifest = read_manifest(path)
+    assert manifest is not None
+    return manifest
+
+
+def write_derived(
+    path: Path,
+    parent: Path,
+    *,
+    seed: int,
+    stage: Stage = Stage.QUANTIZE,
+    precision: Precision = Precision.INT8,
+) -> Path:
+    """A model 'made from' `parent` (another tiny CNN standing in for its quantized form)."""
+    make_tiny_cnn(path, seed=seed)
+    manifest = _manifest(parent).derive(
+        stage=stage, artifact=path, precision=precision, inputs=(InputRef.of("model", parent),)
+    )
+    write_manifest(manifest_path(path), manifest)
+    return path
+
+
+def write_engine(
+    path: Path,
+    parent: Path,
+    *,
+    batch: tuple[int, int, int] = (1, 8, 8),
+    gpu: str = "Orin",
+    compute_capability: str = "8.7",
+    tensorrt: str = "10.3.0.30",
+) -> Path:
+    """A .plan file with the manifest `build --backend tensorrt` writes (bench reads only the
+    manifest before it would open the engine, and these tests never get that far)."""
+    path.write_bytes(b"not a real plan: refused from its manifest before it is opened")
+    lo, opt, hi = batch
+    details: dict[str, Any] = {
+        "backend": "tensorrt",
+        "tensorrt_version": tensorrt,
+        "gpu": {"name": gpu, "compute_capability": compute_capability},
+        "profile": {"batch": {"min": lo, "opt": opt, "max": hi}},
+        "build_options": {},
+        "runner": {},
+    }
+    manifest = _manifest(parent).derive(
+        stage=Stage.BUILD, artifact=path, inputs=(InputRef.of("model", parent),), details=details
+    )
+    write_manifest(manifest_path(path), manifest)
+    return path
+
+
+def tiny_set(folder: Path) -> tuple[Path, Path, Path]:
+    """(fp32 export, int8 'quantized' child, labelled image folder)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    source = write_export(folder / "model.onnx", seed=0)
+    child = write_derived(folder / "model.int8.onnx", source, seed=3)
+    data = write_image_folder(folder / "data", {"a": 4, "b": 4, "c": 4, "d": 4})
+    return source, child, data
+
+
+def small_report(folder: Path) -> Report:
+    """A real bench report (ONNX Runtime, tiny models, a few iterations) for report tests."""
+    source, child, data = tiny_set(folder)
+    options = BenchOptions(
+        backends=(Target.ONNXRUNTIME,),
+        batches=(1, 4),
+        budget=Budget(iterations=20, warmup_s=0.0),
+        threads=1,
+        data=str(data),
+    )
+    return bench([source, child], options)

@@ -1,0 +1,245 @@
+"""`bench`: real ONNX Runtime measurements of tiny models, accuracy and drops, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from resnet_opt.bench.targets import Target
+from resnet_opt.bench.timing import Budget
+from resnet_opt.cli import app
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.pipeline.artifacts import Precision
+from resnet_opt.pipeline.bench import BenchOptions, bench, input_batch, precision_run
+from resnet_opt.pipeline.evaluate import evaluate
+from resnet_opt.report.schema import validate
+from tests.benchkit import CONTRACT, tiny_set, write_engine, write_export
+from tests.conftest import write_image_folder
+
+QUICK = ["--iterations", "3", "--warmup", "0", "--threads", "1"]
+
+
+def _quick(**kwargs: object) -> BenchOptions:
+    base: dict[str, object] = {
+        "backends": (Target.ONNXRUNTIME,),
+        "batches": (1, 4),
+        "budget": Budget(iterations=5, warmup_s=0.0),
+        "threads": 1,
+    }
+    return BenchOptions(**{**base, **kwargs})  # type: ignore[arg-type]
+
+
+def _fail(args: list[str]) -> str:
+    """Run the CLI expecting the one-line user error; return that line."""
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, (result.exit_code, result.output)
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: ")
+    return result.stderr
+
+
+def test_points_accuracy_and_drop_match_eval(tmp_path: Path) -> None:
+    source, child, data = tiny_set(tmp_path)
+    report = bench([source, child], _quick(data=str(data)))
+    validate(report.to_dict())
+    keys = [(m.artifact, m.backend, m.batch) for m in report.measurements]
+    assert keys == [
+        ("model.onnx", "onnxruntime", 1),
+        ("model.onnx", "onnxruntime", 4),
+        ("model.int8.onnx", "onnxruntime", 1),
+        ("model.int8.onnx", "onnxruntime", 4),
+    ]
+    for m in report.measurements:
+        assert m.iterations == 5 and m.threads == 1 and m.provider == "CPUExecutionProvider"
+        assert m.throughput == pytest.approx(m.batch * m.iterations / m.total_s)
+        lat = m.latency_ms
+        assert 0 < lat.min <= lat.p50 <= lat.p90 <= lat.p99 <= lat.max
+    # accuracy: once per artifact × backend, the drop against the FP32 source found by lineage,
+    # and the same figures `resnet-opt eval --reference` computes in lock-step
+    assert [(a.artifact, a.backend) for a in report.accuracy] == [
+        ("model.onnx", "onnxruntime"),
+        ("model.int8.onnx", "onnxruntime"),
+    ]
+    expected = evaluate(child, str(data), reference=source)
+    got = report.accuracy[1]
+    assert got.reference == "model.onnx"
+    assert got.top1 == pytest.approx(expected.accuracy.top1)
+    assert got.drop_points == pytest.approx(expected.drop_points)
+    assert got.top1_agreement == pytest.approx(expected.top1_agreement)
+    assert report.accuracy[0].drop_points == 0.0 and report.accuracy[0].top1_agreement == 100.0
+    assert report.settings.input == "eval-data"
+    info = report.artifact("model.int8.onnx")
+    assert info is not None
+    assert info.size_bytes == child.stat().st_size
+    assert info.lineage == ("model.onnx",) and info.precision == "int8"
+
+
+def test_source_found_beside_an_artifact_benched_alone(tmp_path: Path) -> None:
+    source, child, data = tiny_set(tmp_path)
+    report = bench([child], _quick(data=str(data), batches=(2,)))
+    acc = report.accuracy[0]
+    assert acc.reference == "model.onnx"
+    expected = evaluate(child, str(data), reference=source)
+    assert acc.drop_points == pytest.approx(expected.drop_points)
+
+
+def test_changed_source_is_not_used_as_reference(tmp_path: Path) -> None:
+    source, child, data = tiny_set(tmp_path)
+    write_export(tmp_path / "other.onnx", seed=7)
+    source.write_bytes((tmp_path / "other.onnx").read_bytes())  # sha256 no longer matches
+    report = bench([child], _quick(data=str(data), batches=(2,)))
+    assert report.accuracy[0].reference is None and report.accuracy[0].drop_points is None
+
+
+def test_no_accuracy_uses_seeded_random_input(tmp_path: Path) -> None:
+    source, _, _ = tiny_set(tmp_path)
+    report = bench([source], _quick(data=None, batches=(3,)))
+    assert report.accuracy == () and report.settings.input == "random"
+    a = input_batch(CONTRACT, 3, None, _quick(data=None))
+    b = input_batch(CONTRACT, 3, None, _quick(data=None))
+    assert a.shape == (3, 3, 8, 8) and (a == b).all()
+
+
+def test_input_batch_repeats_real_images(tmp_path: Path) -> None:
+    data = write_image_folder(tmp_path / "d", {"a": 1, "b": 1, "c": 1, "d": 1})
+    from resnet_opt.calibration.data import Split, open_source
+
+    source = open_source(str(data), default_split=Split.TEST)
+    x = input_batch(CONTRACT, 10, source, _quick())
+    assert x.shape == (10, 3, 8, 8) and x.flags["C_CONTIGUOUS"]
+    assert (x[4:8] == x[:4]).all()  # four images, repeated to fill the batch
+
+
+def test_openvino_backend(tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    source, _, data = tiny_set(tmp_path)
+    report = bench([source], _quick(data=str(data), backends=(Target.OPENVINO,), batches=(2,)))
+    (m,) = report.measurements
+    assert m.backend == "openvino" and m.precision_run == "fp32"
+    assert report.accuracy[0].reference == "model.onnx"  # source scored with ONNX Runtime
+    assert report.accuracy[0].drop_points == pytest.approx(0.0, abs=1e-9)
+
+
+def test_precision_actually_run() -> None:
+    assert precision_run(Precision.FP32, None) == "fp32"
+    assert precision_run(Precision.FP32, "bf16") == "bf16"
+    assert precision_run(Precision.FP32, "f32") == "fp32"
+    assert precision_run(Precision.INT8, "f32") == "int8"
+    assert precision_run(Precision.INT8, "bf16") == "int8+bf16"
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ResnetOptError, match="not one of the measured batch sizes"):
+        BenchOptions(batches=(1, 8), plot_batch=4)
+    with pytest.raises(ResnetOptError, match="repeat"):
+        BenchOptions(batches=(1, 1))
+    with pytest.raises(ResnetOptError, match="positive"):
+        BenchOptions(batches=(0,))
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def test_cli_writes_the_report_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source, child, data = tiny_set(tmp_path)
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    out = tmp_path / "report"
+    args = ["bench", str(source), str(child), "--data", str(data), "--batch", "1,2", *QUICK]
+    result = CliRunner().invoke(app, [*args, "--backend", "onnxruntime", "-o", str(out),
+                                      "--summary", "--note", "tiny test models"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "report.png"]
+    assert result.stdout.startswith("## resnet-opt bench")
+    assert "| model.int8.onnx | onnxruntime | int8 |" in result.stdout
+    assert "earlier step" in summary.read_text() and "| model.onnx |" in summary.read_text()
+    data_json = json.loads((out / "report.json").read_text())
+    validate(data_json)
+    assert "tiny test models" in data_json["notes"]
+    assert "![throughput vs top-1 accuracy](report.png)" in (out / "report.md").read_text()
+    # an existing report is kept unless --force
+    again = _fail([*args, "--backend", "onnxruntime", "-o", str(out)])
+    assert "exists; pass --force" in again
+    forced = CliRunner().invoke(app, [*args, "-o", str(out), "--force", "--json"])
+    assert forced.exit_code == 0, forced.output
+    validate(json.loads(forced.stdout))  # --json: stdout is exactly the report
+
+
+def test_cli_artifact_missing(tmp_path: Path) -> None:
+    assert "nope.onnx: no such file" in _fail(["bench", str(tmp_path / "nope.onnx")])
+
+
+def test_cli_engine_for_another_device(tmp_path: Path) -> None:
+    source, _, _ = tiny_set(tmp_path)
+    engine = write_engine(tmp_path / "model.plan", source)
+    line = _fail(["bench", str(engine), "--batch", "1,8", "--no-accuracy"])
+    assert "built for Orin (sm 8.7) with TensorRT 10.3.0.30, this machine has no CUDA GPU" in line
+
+
+def test_cli_engine_for_another_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same path on a GPU machine: the manifest's GPU is not this one."""
+    from resnet_opt.tensorrt import device
+
+    here = device.DeviceInfo("NVIDIA H200", (9, 0), False, "13.0", "10.13.0.35", 0, None, None)
+    monkeypatch.setattr(device, "probe_device", lambda **_: here)
+    source, _, _ = tiny_set(tmp_path)
+    engine = write_engine(tmp_path / "model.plan", source)
+    line = _fail(["bench", str(engine), "--batch", "1,8", "--no-accuracy"])
+    assert "built for Orin (sm 8.7) with TensorRT 10.3.0.30, this is NVIDIA H200 (sm 9.0)" in line
+
+
+def test_cli_batch_outside_the_engine_profile(tmp_path: Path) -> None:
+    source, _, _ = tiny_set(tmp_path)
+    engine = write_engine(tmp_path / "model.plan", source, batch=(1, 8, 8))
+    line = _fail(["bench", str(engine), "--batch", "1,32", "--no-accuracy"])
+    assert "batch 32 is outside the engine's profile (1..8" in line
+
+
+def test_cli_classes_that_do_not_match_the_model(tmp_path: Path) -> None:
+    source, _, _ = tiny_set(tmp_path)
+    data = write_image_folder(tmp_path / "zoo", {"a": 1, "zebra": 1})
+    line = _fail(["bench", str(source), "--data", str(data), *QUICK])
+    assert "classes not known to the model: zebra" in line
+
+
+def test_cli_fixed_batch_model(tmp_path: Path) -> None:
+    model = write_export(tmp_path / "fixed.onnx", batch=1)
+    line = _fail(["bench", str(model), "--batch", "1,8", "--no-accuracy", *QUICK])
+    assert "takes batch 1 only, not 8" in line
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--backend", "ort"], "unknown backend 'ort'"),
+        (["--backend", "tensorrt"], "none of the requested backends runs it"),
+        (["--batch", "1,x"], "expected comma-separated integers"),
+        (["--plot-batch", "4"], "--plot-batch 4 is not one of the measured"),
+        (["--no-data-transfers"], "applies to TensorRT engines only"),
+        (["--iterations", "3", "--duration", "1"], "exclude each other"),
+    ],
+)
+def test_cli_refuses_bad_options(tmp_path: Path, extra: list[str], message: str) -> None:
+    source, _, _ = tiny_set(tmp_path)
+    assert message in _fail(["bench", str(source), "--no-accuracy", *extra])
+
+
+def test_bench_does_not_import_torch_or_matplotlib(tmp_path: Path) -> None:
+    source, child, data = tiny_set(tmp_path)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from resnet_opt.bench.timing import Budget\n"
+        "from resnet_opt.pipeline.bench import BenchOptions, bench\n"
+        f"bench([Path({str(source)!r}), Path({str(child)!r})], BenchOptions(batches=(1,), "
+        f"budget=Budget(iterations=2), data={str(data)!r}))\n"
+        "print(sorted(m for m in ('torch', 'matplotlib', 'tensorrt') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
