@@ -109,8 +109,14 @@ def info(json_output: JsonOption = False) -> None:
     lines += [f"{p.name:<13} {p.version or '— ' + (p.problem or '')}" for p in env.packages]
     lines.append(f"ORT providers {', '.join(env.onnxruntime_providers) or '—'}")
     lines += [f"{p.name:<13} {p.version or '— ' + (p.problem or '')}" for p in env.accelerators]
+    lines += [
+        f"OpenVINO {d.name:<4} {d.full_name} ({', '.join(d.capabilities)})"
+        for d in env.openvino_devices
+    ]
     m = env.machine
     lines.append(f"machine       {m.cpu_model}, {m.cpu_cores} cores, {m.memory_gb} GB")
+    if m.cpu_flags:
+        lines.append(f"CPU flags     {', '.join(m.cpu_flags)}")
     if m.jetpack:
         lines.append(f"jetson        {m.jetpack}")
     typer.echo("\n".join(lines))

@@ -235,3 +235,43 @@ def test_the_source_itself_is_not_an_output(tmp_path: Path) -> None:
     source = make_tiny_cnn(tmp_path / "tiny.onnx")
     with pytest.raises(ResnetOptError, match="is the source model"):
         build_onnxruntime(source, source, OrtBuildOptions(), force=True)
+
+
+# -- through the command line ------------------------------------------------------------------
+
+
+def test_cli_build_onnxruntime(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from resnet_opt.cli import app
+
+    source = make_tiny_cnn(tmp_path / "tiny.onnx")
+    out = tmp_path / "tiny.ort"
+    args = ["build", str(source), "-o", str(out), "--backend", "onnxruntime", "--threads", "1"]
+    result = CliRunner().invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["details"]["format"] == "ort" and data["details"]["threads"] == 1
+    assert out.is_file() and manifest_path(out).is_file()
+
+
+@pytest.mark.parametrize("content", [None, b"\x00garbage"])
+def test_cli_build_onnxruntime_bad_source_one_line_exit_1(
+    tmp_path: Path, content: bytes | None
+) -> None:
+    from typer.testing import CliRunner
+
+    from resnet_opt.cli import app
+
+    source = tmp_path / "model.onnx"
+    if content is not None:
+        source.write_bytes(content)
+    before = _files(tmp_path)
+    out = tmp_path / "out.onnx"
+    result = CliRunner().invoke(
+        app, ["build", str(source), "-o", str(out), "--backend", "onnxruntime"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "model.onnx" in result.stderr
+    assert _files(tmp_path) == before

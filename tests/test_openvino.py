@@ -325,3 +325,59 @@ def test_info_lists_openvino_devices() -> None:
     assert "FP32" in devices["CPU"].capabilities
     order = [RELEVANT_CPU_FLAGS.index(f) for f in env.machine.cpu_flags]
     assert order == sorted(order)  # the known ISA flags this CPU has, in table order
+
+
+# -- through the command line ------------------------------------------------------------------
+
+
+def test_cli_build_openvino(models: tuple[Path, Path], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from resnet_opt.cli import app
+
+    fp32, _ = models
+    out = tmp_path / "tiny.xml"
+    args = ["build", str(fp32), "-o", str(out), "--backend", "openvino"]
+    result = CliRunner().invoke(app, [*args, "--precision-hint", "f32", "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["details"]["inference_precision"] == "f32"
+    assert _files(tmp_path) == {"tiny.xml", "tiny.bin", "tiny.xml.json"}
+
+
+@pytest.mark.parametrize("content", [None, b"\x00garbage"])
+def test_cli_build_openvino_bad_source_one_line_exit_1(
+    tmp_path: Path, content: bytes | None
+) -> None:
+    from typer.testing import CliRunner
+
+    from resnet_opt.cli import app
+
+    source = tmp_path / "model.onnx"
+    if content is not None:
+        source.write_bytes(content)
+    before = _files(tmp_path)
+    result = CliRunner().invoke(
+        app, ["build", str(source), "-o", str(tmp_path / "m.xml"), "--backend", "openvino"]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert _files(tmp_path) == before
+
+
+def test_cli_build_openvino_without_openvino_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, tiny_onnx: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from resnet_opt.cli import app
+
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    out = tmp_path / "out.xml"
+    result = CliRunner().invoke(
+        app, ["build", str(tiny_onnx), "-o", str(out), "--backend", "openvino"]
+    )
+    assert result.exit_code == 1
+    assert "pip install 'resnet-opt[openvino]'" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert not out.exists()

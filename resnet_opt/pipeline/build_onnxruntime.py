@@ -358,3 +358,20 @@ __all__ = [
     "precision_of",
     "verification_feed",
 ]
+
+
+def summary_lines(manifest: Manifest, output: Path) -> list[str]:
+    """What `build` tells a person about an ONNX Runtime artifact (stderr)."""
+    d, check = manifest.details, manifest.verification
+    tied = (
+        f"NCHWc layout for {d['cpu']['layout']} CPUs only"
+        if d.get("hardware_specific")
+        else "portable"
+    )
+    return [
+        f"{output}: ONNX Runtime {d['format']} artifact, {manifest.precision.value}, "
+        f"optimization {d['optimization']} ({tied}), {d['provider']}, "
+        f"{d['size_bytes'] / 1e6:.1f} MB; loads with optimization {d['runner']['optimization']}",
+        f"  vs {check['reference']}: max abs error {check['max_abs_error']:.2e}, top-1 "
+        f"agreement {check['top1_agreement']:.1f}% on {check['samples']} random inputs",
+    ]

@@ -326,3 +326,19 @@ def _verify(
             "not written"
         )
     return comparison, feed, ran, dict(info.details)
+
+
+def summary_lines(manifest: Manifest, output: Path) -> list[str]:
+    """What `build` tells a person about an OpenVINO artifact (stderr)."""
+    d, check = manifest.details, manifest.verification
+    form = (
+        "IR (.xml + .bin, portable)"
+        if d["form"] == "ir"
+        else "compiled blob (this device type and OpenVINO version only)"
+    )
+    return [
+        f"{output}: OpenVINO {form} for {d['device']}, {manifest.precision.value} model, "
+        f"float parts run in {d['inference_precision']} (hint {d['precision_hint']})",
+        f"  vs {check['reference']}: max abs error {check['max_abs_error']:.2e}, top-1 "
+        f"agreement {check['top1_agreement']:.1f}% on {check['samples']} random inputs",
+    ]
