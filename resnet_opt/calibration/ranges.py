@@ -23,7 +23,8 @@ histograms can be re-quantized with another method without a new pass):
   bins over [0, max|x|] assuming a uniform density inside each fine bin.
 - ``mse``: the amax minimising the expected squared error of symmetric int8 fake quantization
   (round to nearest, clip at ±amax) over the histogram, with the data uniform inside each bin,
-  which makes the expected error per bin an exact closed form (see `_sq_error_integral`).
+  which makes the expected error per bin an exact closed form (see `_sq_error_integral`);
+  searched over max|x|·k/256 (k = 1…256), then refined 16× around the best.
 
 Everything is numpy on a few thousand numbers per tensor; no framework calibrator is used
 (ONNX Runtime's Entropy through quantize_static silently equals MinMax, and its histogram
@@ -211,10 +212,11 @@ def _sq_error_integral(x: np.ndarray, amax: np.ndarray, step: np.ndarray) -> np.
     step³/12). Above amax (= levels·step) everything maps to amax: add (x − amax)³/3.
     """
     inside = np.minimum(x, amax)
-    m = np.floor(inside / step + 0.5)
+    m = np.floor(inside * (1.0 / step) + 0.5)
     r = inside - m * step
     beyond = np.maximum(x - amax, 0.0)
-    return np.asarray(m * step**3 / 12.0 + r**3 / 3.0 + beyond**3 / 3.0)
+    step_cubed = step * step * step / 12.0  # per candidate: cheap; x**3 would call pow()
+    return np.asarray(m * step_cubed + (r * r * r + beyond * beyond * beyond) / 3.0)
 
 
 def mse_errors(
