@@ -362,8 +362,10 @@ def bench_command(
         say(f"wrote {files.json}, {files.markdown.name}, {files.plot.name}")
     if summary:
         target = append_step_summary(markdown)
-        say(f"appended the summary to {target}" if target else "--summary: GITHUB_STEP_SUMMARY "
-            "is not set; no step summary written")  # fmt: skip
+        if target is None:
+            say("--summary: GITHUB_STEP_SUMMARY is not set; no step summary written")
+        else:
+            say(f"appended the summary to {target}")
     if json_output:
         emit_json(report.to_dict())
     else:

@@ -152,8 +152,19 @@ def test_cli_writes_the_report_folder(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     out = tmp_path / "report"
     args = ["bench", str(source), str(child), "--data", str(data), "--batch", "1,2", *QUICK]
-    result = CliRunner().invoke(app, [*args, "--backend", "onnxruntime", "-o", str(out),
-                                      "--summary", "--note", "tiny test models"])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            *args,
+            "--backend",
+            "onnxruntime",
+            "-o",
+            str(out),
+            "--summary",
+            "--note",
+            "tiny test models",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.md", "report.png"]
     assert result.stdout.startswith("## resnet-opt bench")

@@ -132,3 +132,13 @@ def test_this_machine_has_no_gpu_provider_or_tensorrt() -> None:
     if reason is None:
         pytest.skip("this onnxruntime has the CUDA provider")
     assert "CUDAExecutionProvider" in reason
+
+
+def test_type_stubs_are_not_tensorrt() -> None:
+    """tensorrt-stubs makes `tensorrt` findable without the library: not a backend."""
+    from resnet_opt.deps import probe
+
+    if probe("tensorrt")[0] is not None:
+        pytest.skip("TensorRT is installed here")
+    reason = why_unavailable(Target.TENSORRT)
+    assert reason is not None and "not installed" in reason

@@ -85,8 +85,10 @@ def test_throughput_regression_exits_3(tmp_path: Path, base: Report) -> None:
     assert err.count("\n") == 1
     assert "model.int8.onnx onnxruntime batch 1: throughput 10.0% lower (limit 5%)" in err
     # the same drop within a looser limit passes; "12" and "12%" mean the same
-    assert _run(tmp_path, base, slower, "--max-throughput-drop", "12", "--max-latency-rise",
-                "off")[0] == 0  # fmt: skip
+    assert (
+        _run(tmp_path, base, slower, "--max-throughput-drop", "12", "--max-latency-rise", "off")[0]
+        == 0
+    )
 
 
 def test_latency_regression_exits_3(tmp_path: Path, base: Report) -> None:

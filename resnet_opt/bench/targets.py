@@ -78,11 +78,16 @@ def parse_targets(text: str) -> tuple[Target, ...] | None:
 
 
 def _installed(module: str) -> bool:
-    """Whether `module` is importable, found without importing it (torch costs seconds)."""
+    """Whether `module` is importable, found without importing it (torch costs seconds).
+
+    A namespace package is not the module: type stubs (tensorrt-stubs) make one without the
+    library, as resnet_opt.deps knows too.
+    """
     try:
-        return importlib.util.find_spec(module) is not None
+        spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         return False
+    return spec is not None and spec.origin not in (None, "namespace")
 
 
 def ort_providers() -> tuple[str, ...]:

@@ -279,8 +279,19 @@ def render_comparison(c: Comparison) -> str:
                 d.status.value,
             ]
         )
-    header = ["artifact", "precision", "backend", "batch", "img/s base", "img/s new", "Δ img/s",
-              f"{stat} ms base", f"{stat} ms new", f"Δ {stat}", "verdict"]  # fmt: skip
+    header = [
+        "artifact",
+        "precision",
+        "backend",
+        "batch",
+        "img/s base",
+        "img/s new",
+        "Δ img/s",
+        f"{stat} ms base",
+        f"{stat} ms new",
+        f"Δ {stat}",
+        "verdict",
+    ]
     lines += ["", table(header, rows, right=7) if rows else "_No measurements._"]
     if c.accuracy:
         acc_rows = [

@@ -108,8 +108,17 @@ def summary_table(report: Report) -> str:
 
 
 def latency_table(report: Report) -> str:
-    header = ["artifact", "backend", "batch", "runs", "mean ms", "p50 ms", "p90 ms", "p99 ms",
-              "img/s"]  # fmt: skip
+    header = [
+        "artifact",
+        "backend",
+        "batch",
+        "runs",
+        "mean ms",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "img/s",
+    ]
     rows = [
         [
             m.artifact,

@@ -105,18 +105,19 @@ def _scatter(ax: Any, pts: Sequence[Point], report: Report, batch: int) -> None:
         seen.add(p.backend)
         marker = _PRECISION_MARKERS.get(p.precision.lower(), "o")
         ax.scatter([x], [y], s=60, color=colour, marker=marker, label=label, zorder=3)
-        ax.annotate(
-            f"{p.artifact}\n{p.backend} {p.precision}",
-            (x, y),
-            textcoords="offset points",
-            xytext=(6, 6),
-            fontsize=7,
-        )
     front = pareto_front(xy)
     fx = [xy[i][0] for i in front]
     fy = [xy[i][1] for i in front]
-    ax.step(fx, fy, where="pre", color="black", linestyle="--", linewidth=1, zorder=2,
-            label="Pareto front")  # fmt: skip
+    ax.step(
+        fx,
+        fy,
+        where="pre",
+        color="black",
+        linestyle="--",
+        linewidth=1,
+        zorder=2,
+        label="Pareto front",
+    )
     ax.scatter(fx, fy, s=160, facecolors="none", edgecolors="black", zorder=4)
     xs = [x for x, _ in xy]
     if min(xs) > 0 and max(xs) / min(xs) > LOG_SCALE_RATIO:
@@ -127,6 +128,54 @@ def _scatter(ax: Any, pts: Sequence[Point], report: Report, batch: int) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     ax.margins(x=0.15, y=0.15)
+    _label(ax, [f"{p.artifact}\n{p.backend} {p.precision}" for p in pts], xy)
+
+
+# label offsets tried in turn (points from the marker), the first free one wins
+_OFFSETS = ((6, 4), (6, -22), (-6, 4), (-6, -22), (6, 20), (6, -38), (-6, 20), (-6, -38))
+_FONT_SIZE = 7
+
+
+def _label(ax: Any, texts: Sequence[str], xy: Sequence[tuple[float, float]]) -> None:
+    """Place each label beside its point where it overlaps no earlier label or point.
+
+    Boxes are estimated in display pixels from the character count (good enough for 7-point
+    labels); when every place is taken the first one is used.
+    """
+    ax.autoscale_view()
+    scale = ax.figure.dpi / 72.0  # points → pixels
+    char_w, line_h = 0.6 * _FONT_SIZE * scale, 1.25 * _FONT_SIZE * scale
+    anchors = [tuple(ax.transData.transform(p)) for p in xy]
+    taken: list[tuple[float, float, float, float]] = [
+        (px - 5, py - 5, px + 5, py + 5) for px, py in anchors
+    ]
+    for text, (px, py), data in zip(texts, anchors, xy, strict=True):
+        lines = text.split("\n")
+        w = max(len(line) for line in lines) * char_w
+        h = len(lines) * line_h
+        chosen = _OFFSETS[0]
+        for dx, dy in _OFFSETS:
+            left = px + dx * scale if dx >= 0 else px + dx * scale - w
+            bottom = py + dy * scale
+            box = (left, bottom, left + w, bottom + h)
+            if not any(_overlap(box, other) for other in taken):
+                chosen = (dx, dy)
+                taken.append(box)
+                break
+        dx, dy = chosen
+        ax.annotate(
+            text,
+            data,
+            textcoords="offset points",
+            xytext=(dx, dy),
+            ha="left" if dx >= 0 else "right",
+            va="bottom",
+            fontsize=_FONT_SIZE,
+        )
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def _bars(ax: Any, pts: Sequence[Point], batch: int) -> None:
