@@ -2,14 +2,16 @@
 
 ONNX Runtime optimizes a graph every time it loads one. Doing that once, offline, and saving the
 result (SessionOptions.optimized_model_filepath) gives a file that loads with optimization off:
-quicker start-up, and the graph that runs is the graph that was verified. Saved as ONNX (readable
-by any ORT) or in ORT's own flatbuffer format (.ort, what minimal/mobile builds load).
+quicker start-up, and the graph that runs is the graph that was verified. Saved as ONNX or in
+ORT's own flatbuffer format (.ort, what minimal/mobile builds load); either way it holds ORT's
+own fused (com.microsoft) ops, so it is for ONNX Runtime only, not for OpenVINO or TensorRT.
 
 The catch, which ORT itself warns about: level "all" adds the NCHWc memory layout, whose channel
 block is 16 with AVX-512F and 8 without, so that artifact is tied to the CPU family it was built
 on, like a TensorRT engine to its GPU. The default is still "all", because it is the level ORT
 applies to the source at load time: anything less saved offline and loaded with optimization off
-runs slower than simply loading the source (ResNet-50 here: about 1.5× slower at "extended").
+runs slower than simply loading the source (ResNet-50 saved at "extended": 1.7× the source's
+median latency at batch 8 in a first, noisy measurement here).
 The manifest records the CPU's flags and layout family, and the runner refuses the artifact on
 another family. `portable=True` saves level "all" without the NCHWc layout (as ORT's own
 convert_onnx_models_to_ort does for non-amd64 targets) and has the runner apply the layout at load
