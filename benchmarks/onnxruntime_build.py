@@ -59,7 +59,7 @@ def sources(work: Path, given: list[Path], calib: int) -> list[tuple[Path, str]]
         run_stage(["export", "--model", "resnet50", "--weights", "none", "-o", str(fp32)])
     found = [(fp32, "resnet-opt export --model resnet50 --weights none (random init)")]
     if has_command("quantize"):
-        int8 = work / "resnet50.int8.cpu.onnx"
+        int8 = work / f"resnet50.int8.cpu.calib{calib}.onnx"  # reused only as made
         if not int8.is_file():
             print("quantizing (resnet-opt quantize --target cpu) …", file=sys.stderr)
             images = make_images(work / "calib", calib)

@@ -93,7 +93,7 @@ def int8_model(work: Path, fp32: Path, given: Path | None, calib: int) -> Model:
     if given is not None:
         return Model(given, f"given: {given}")
     if has_command("quantize"):
-        out = work / f"{fp32.stem}.int8.trt.onnx"
+        out = work / f"{fp32.stem}.int8.trt.calib{calib}.onnx"  # reused only as made
         args = ["quantize", str(fp32), "-o", str(out), "--precision", "int8"]
         args += ["--target", "tensorrt", "--method", "max"]
         args += ["--calib", str(make_images(work / "calib", calib)), "--calib-samples", str(calib)]
@@ -103,7 +103,7 @@ def int8_model(work: Path, fp32: Path, given: Path | None, calib: int) -> Model:
             print("quantizing (resnet-opt quantize --target tensorrt) …", file=sys.stderr)
             run_stage([*args, "--force"])
         return Model(out, how)
-    out = work / f"{fp32.stem}.int8.standin.onnx"
+    out = work / f"{fp32.stem}.int8.standin.calib{calib}.onnx"
     batches = max(1, calib // 8)
     if not out.is_file():
         print("quantizing with the STAND-IN (quantize_static) …", file=sys.stderr)
