@@ -15,7 +15,7 @@ import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
@@ -444,6 +444,274 @@ def compare_command(
         first = comparison.regressions[0]
         more = len(comparison.regressions) - 1
         raise QualityGateError(first + (f" (and {more} more)" if more else ""))
+
+
+@command("build")
+def build_command(
+    source: Annotated[Path, typer.Argument(help="ONNX artifact (with its manifest) to build.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Artifact to write: a .plan (TensorRT), .onnx/.ort (ONNX "
+            "Runtime), .xml/.blob (OpenVINO); its manifest goes beside it as <file>.json.",
+        ),
+    ],
+    backend: Annotated[
+        str, typer.Option(help="tensorrt (GPU / Jetson), onnxruntime or openvino (CPU).")
+    ],
+    batch: Annotated[
+        str | None,
+        typer.Option(
+            help="TensorRT: the profile, N or min:opt:max \\[default: the ONNX's fixed batch, "
+            "else 1:8:32]. OpenVINO: fix a dynamic batch to N."
+        ),
+    ] = None,
+    workspace: Annotated[
+        str | None,
+        typer.Option(
+            help="TensorRT workspace memory pool limit, e.g. 2G, 512M \\[default: TensorRT's]."
+        ),
+    ] = None,
+    opt_level: Annotated[
+        int | None,
+        typer.Option(min=0, max=5, help="TensorRT builder optimization level 0-5 \\[default: 3]."),
+    ] = None,
+    timing_cache: Annotated[
+        Path | None,
+        typer.Option(help="TensorRT timing cache file: read if present, updated after the build."),
+    ] = None,
+    dla_core: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Build for this DLA core (Jetson Orin) with GPU fallback: TensorRT <= 10.7 "
+            "(implicit INT8 from the calibration cache quantize wrote, or FP16) or >= 11.4.1 "
+            "(fp16 / Q/DQ int8 ONNX).",
+        ),
+    ] = None,
+    calib_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="TensorRT 10 DLA INT8: the calibration cache \\[default: the one the INT8 "
+            "ONNX's manifest names]."
+        ),
+    ] = None,
+    version_compatible: Annotated[
+        bool,
+        typer.Option(
+            "--version-compatible", help="TensorRT: a plan later TensorRT versions can load."
+        ),
+    ] = False,
+    hardware_compatible: Annotated[
+        bool,
+        typer.Option(
+            "--hardware-compatible",
+            help="TensorRT: a plan for any Ampere or newer GPU (not on Jetson).",
+        ),
+    ] = False,
+    same_compute_capability: Annotated[
+        bool,
+        typer.Option(
+            "--same-compute-capability",
+            help="TensorRT >= 10.9: a plan for any GPU of this compute capability.",
+        ),
+    ] = False,
+    no_verify: Annotated[
+        bool,
+        typer.Option("--no-verify", help="TensorRT: skip running the engine against ONNX Runtime."),
+    ] = False,
+    optimization: Annotated[
+        str | None,
+        typer.Option(help="ONNX Runtime graph optimization: disabled, basic, extended, all."),
+    ] = None,
+    provider: Annotated[
+        str | None,
+        typer.Option(help="ONNX Runtime provider: cpu, cuda, tensorrt \\[default: cpu]."),
+    ] = None,
+    portable: Annotated[
+        bool,
+        typer.Option("--portable", help="ONNX Runtime: no CPU-family-specific (NCHWc) layout."),
+    ] = False,
+    device: Annotated[str | None, typer.Option(help="OpenVINO device \\[default: CPU].")] = None,
+    precision_hint: Annotated[
+        str | None,
+        typer.Option(
+            help="OpenVINO inference precision: f32, bf16, f16, default \\[default: f32]."
+        ),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="ONNX Runtime / OpenVINO threads the runner uses.")
+    ] = None,
+    input_shape: Annotated[
+        str | None,
+        typer.Option(help="ONNX Runtime / OpenVINO: one sample's shape for symbolic dims, C,H,W."),
+    ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(min=1, help="ONNX Runtime / OpenVINO: random inputs checked vs the source."),
+    ] = None,
+    tolerance: Annotated[
+        float | None,
+        typer.Option(help="ONNX Runtime / OpenVINO: largest max-abs difference accepted."),
+    ] = None,
+    force: ForceOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Build a deployable artifact: a TensorRT engine or an ONNX Runtime / OpenVINO model."""
+    from resnet_opt.pipeline.build import BuildBackend, build, check_backend_options
+
+    try:
+        chosen = BuildBackend(backend)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{backend!r}: choose tensorrt, onnxruntime or openvino", param_hint="--backend"
+        ) from None
+    check_backend_options(
+        chosen,
+        {
+            "--batch": batch is not None,
+            "--workspace": workspace is not None,
+            "--opt-level": opt_level is not None,
+            "--timing-cache": timing_cache is not None,
+            "--dla-core": dla_core is not None,
+            "--calib-cache": calib_cache is not None,
+            "--version-compatible": version_compatible,
+            "--hardware-compatible": hardware_compatible,
+            "--same-compute-capability": same_compute_capability,
+            "--no-verify": no_verify,
+            "--optimization": optimization is not None,
+            "--provider": provider is not None,
+            "--portable": portable,
+            "--device": device is not None,
+            "--precision-hint": precision_hint is not None,
+            "--threads": threads is not None,
+            "--input-shape": input_shape is not None,
+            "--samples": samples is not None,
+            "--tolerance": tolerance is not None,
+        },
+    )
+    options: Any
+    if chosen is BuildBackend.TENSORRT:
+        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_size
+        from resnet_opt.tensorrt.profiles import parse_batch
+        from resnet_opt.tensorrt.versions import HardwareCompat
+
+        if hardware_compatible and same_compute_capability:
+            raise ResnetOptError(
+                "--hardware-compatible and --same-compute-capability are two levels: pick one"
+            )
+        level = (
+            HardwareCompat.AMPERE_PLUS
+            if hardware_compatible
+            else HardwareCompat.SAME_COMPUTE_CAPABILITY
+            if same_compute_capability
+            else None
+        )
+        options = TensorRtBuildOptions(
+            batch=parse_batch(batch) if batch is not None else None,
+            workspace_bytes=parse_size(workspace) if workspace is not None else None,
+            opt_level=opt_level,
+            timing_cache=timing_cache,
+            dla_core=dla_core,
+            calib_cache=calib_cache,
+            version_compatible=version_compatible,
+            hardware_compatible=level,
+        )
+    else:
+        options = _cpu_build_options(
+            chosen,
+            batch=batch,
+            optimization=optimization,
+            provider=provider,
+            portable=portable,
+            device=device,
+            precision_hint=precision_hint,
+            threads=threads,
+            input_shape=input_shape,
+            samples=samples,
+            tolerance=tolerance,
+        )
+    manifest = build(source, output, chosen, options, force=force, verify=not no_verify)
+    if json_output:
+        emit_json({"output": str(output), **manifest.to_dict()})
+        return
+    say(_build_summary(chosen, output, manifest))
+
+
+def _cpu_build_options(backend: Any, **given: Any) -> Any:
+    """OrtBuildOptions / OpenVinoBuildOptions from the CLI values that were given."""
+    from dataclasses import replace
+
+    from resnet_opt.pipeline.build import BuildBackend
+
+    def enum_value(enum: Any, value: str, option: str) -> Any:
+        try:
+            return enum(value)
+        except ValueError:
+            choices = ", ".join(m.value for m in enum)
+            raise typer.BadParameter(f"{value!r}: choose {choices}", param_hint=option) from None
+
+    shape = None
+    if given["input_shape"] is not None:
+        try:
+            shape = tuple(int(d) for d in given["input_shape"].split(","))
+        except ValueError:
+            raise ResnetOptError(
+                f"--input-shape {given['input_shape']!r}: give sizes like 3,224,224"
+            ) from None
+    common = {
+        k: v
+        for k, v in {
+            "threads": given["threads"],
+            "input_shape": shape,
+            "samples": given["samples"],
+            "tolerance": given["tolerance"],
+        }.items()
+        if v is not None
+    }
+    if backend is BuildBackend.ONNXRUNTIME:
+        from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions
+        from resnet_opt.runners.onnxruntime import GraphOptimization, OrtProvider
+
+        ort = OrtBuildOptions(portable=given["portable"], **common)
+        if given["optimization"] is not None:
+            level = enum_value(GraphOptimization, given["optimization"], "--optimization")
+            ort = replace(ort, optimization=level)
+        if given["provider"] is not None:
+            ort = replace(ort, provider=enum_value(OrtProvider, given["provider"], "--provider"))
+        return ort
+    from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
+    from resnet_opt.runners.openvino import OvPrecision
+
+    ov = OpenVinoBuildOptions(**common)
+    if given["device"] is not None:
+        ov = replace(ov, device=given["device"])
+    if given["precision_hint"] is not None:
+        hint = enum_value(OvPrecision, given["precision_hint"], "--precision-hint")
+        ov = replace(ov, precision=hint)
+    if given["batch"] is not None:
+        try:
+            ov = replace(ov, batch=int(given["batch"]))
+        except ValueError:
+            raise ResnetOptError(
+                f"--batch {given['batch']!r}: OpenVINO fixes the batch to one size N"
+            ) from None
+    return ov
+
+
+def _build_summary(backend: Any, output: Path, manifest: Any) -> str:
+    """The lines a person reads after `build`, from the backend's own summary."""
+    from resnet_opt.pipeline.build import BuildBackend
+
+    if backend is BuildBackend.TENSORRT:
+        from resnet_opt.pipeline.build_tensorrt import summary_lines
+    elif backend is BuildBackend.ONNXRUNTIME:
+        from resnet_opt.pipeline.build_onnxruntime import summary_lines
+    else:
+        from resnet_opt.pipeline.build_openvino import summary_lines
+    return "\n".join(summary_lines(manifest, output))
 
 
 def main() -> None:

@@ -209,6 +209,9 @@ def collect() -> Environment:
     for module in ("tensorrt", "pycuda.driver", "openvino"):
         version, problem = probe(module)
         accelerators.append(Probe(module, version, problem))
+    from resnet_opt.tensorrt.device import nvidia_probes
+
+    accelerators += [Probe(name, value, problem) for name, value, problem in nvidia_probes()]
     ov_ok = any(p.name == "openvino" and p.ok for p in accelerators)
     return Environment(
         python=platform.python_version(),

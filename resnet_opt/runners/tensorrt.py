@@ -1,0 +1,307 @@
+"""TensorRT runner: a built plan on the GPU (or a DLA core), through pycuda. Needs no torch.
+
+The plan is deserialized only after its manifest matches this device and TensorRT version
+(`check_engine_compatible`), so a plan from another GPU or TensorRT gives "built for X, this
+is Y: rebuild" instead of a crash inside TensorRT. Buffers are allocated once for the largest
+batch of the engine's profile: pinned host memory, one device buffer per I/O tensor, one
+stream, asynchronous copies, `set_input_shape` + `set_tensor_address` + `execute_async_v3`.
+With `cuda_graph=True` (for bench) each batch size's execution is captured into a CUDA graph
+after its first, eager run and replayed from then on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.pipeline.artifacts import Manifest, check_artifact_hash, read_manifest
+from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec
+from resnet_opt.tensorrt.compat import check_engine_compatible
+from resnet_opt.tensorrt.device import DeviceInfo, probe_device
+from resnet_opt.tensorrt.profiles import BatchProfile, profile_of
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+# trt.DataType member names -> numpy dtypes (bf16/fp8/int4 have no numpy type: refused)
+NUMPY_DTYPES: dict[str, type[np.generic]] = {
+    "FLOAT": np.float32,
+    "HALF": np.float16,
+    "INT8": np.int8,
+    "UINT8": np.uint8,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "BOOL": np.bool_,
+}
+
+
+def numpy_dtype(trt_dtype_name: str, tensor: str) -> np.dtype[Any]:
+    try:
+        return np.dtype(NUMPY_DTYPES[trt_dtype_name])
+    except KeyError:
+        raise ResnetOptError(
+            f"engine tensor {tensor!r} is {trt_dtype_name}, which numpy cannot hold"
+        ) from None
+
+
+def dims(value: trt.Dims) -> tuple[int, ...]:
+    """A TensorRT Dims as a tuple of ints."""
+    return tuple(int(value[i]) for i in range(len(value)))
+
+
+class _Tensor:
+    """One I/O tensor: its pinned host buffer and device buffer, sized for the largest batch."""
+
+    def __init__(self, name: str, is_input: bool, dtype: np.dtype[Any], shape: tuple[int, ...]):
+        self.name = name
+        self.is_input = is_input
+        self.dtype = dtype
+        self.max_shape = shape
+        self.host: np.ndarray = np.empty(0, dtype)
+        self.device: Any = None
+
+
+class TensorRtRunner:
+    """Runs a TensorRT plan built by `resnet-opt build --backend tensorrt`."""
+
+    backend = Backend.TENSORRT
+
+    def __init__(
+        self,
+        artifact: Path,
+        *,
+        threads: int | None = None,
+        cuda_graph: bool = False,
+        manifest: Manifest | None = None,
+        device: DeviceInfo | None = None,
+        device_index: int = 0,
+    ) -> None:
+        self.artifact = Path(artifact)
+        self.threads = threads  # host threads do not apply to a GPU engine; recorded as given
+        self.cuda_graph = cuda_graph
+        self._manifest = manifest
+        self._device = device
+        self.device_index = device_index
+        self._ctx: Any = None
+        self._runtime: trt.Runtime | None = None
+        self._engine: trt.ICudaEngine | None = None
+        self._context: trt.IExecutionContext | None = None
+        self._stream: Any = None
+        self._tensors: list[_Tensor] = []
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._graphs: dict[tuple[tuple[int, ...], ...], Any] = {}
+        self.profile: BatchProfile | None = None
+
+    # lifecycle ---------------------------------------------------------------------------
+    def __enter__(self) -> TensorRtRunner:
+        manifest = self._manifest or read_manifest(self.artifact)
+        assert manifest is not None
+        check_artifact_hash(self.artifact, manifest)
+        device = self._device or probe_device()
+        check_engine_compatible(manifest, device)
+        self.manifest = manifest
+        self.device_info = device
+        self.profile = profile_of(manifest)
+        require("tensorrt")
+        require("pycuda.driver")
+        import pycuda.driver as cuda
+
+        cuda.init()
+        self._ctx = cuda.Device(self.device_index).retain_primary_context()
+        self._ctx.push()
+        try:
+            self._load(manifest)
+        except BaseException:
+            self._close()
+            raise
+        return self
+
+    def _load(self, manifest: Manifest) -> None:
+        import pycuda.driver as cuda
+        import tensorrt as trt
+
+        from resnet_opt.tensorrt.builder import _Recorder, make_logger
+
+        self._recorder = _Recorder()
+        self._logger = make_logger(self._recorder)
+        runtime = trt.Runtime(self._logger)
+        options = manifest.details.get("build_options") or {}
+        if options.get("version_compatible"):
+            runtime.engine_host_code_allowed = True  # the plan carries its lean runtime
+        dla = manifest.details.get("dla")
+        if dla:
+            runtime.DLA_core = int(dla["core"])
+        engine = runtime.deserialize_cuda_engine(self.artifact.read_bytes())
+        if engine is None:
+            raise ResnetOptError(
+                f"{self.artifact}: TensorRT could not deserialize it ("
+                + self._recorder.last("no message")
+                + "): rebuild with `resnet-opt build`"
+            )
+        context = engine.create_execution_context()
+        if context is None:
+            raise ResnetOptError(
+                f"{self.artifact}: TensorRT could not create an execution context ("
+                + self._recorder.last("out of GPU memory?")
+                + ")"
+            )
+        self._runtime, self._engine, self._context = runtime, engine, context
+        self._stream = cuda.Stream()
+        tensors = []
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+            dtype = numpy_dtype(engine.get_tensor_dtype(name).name, name)
+            tensors.append((name, is_input, dtype))
+        # the largest shapes: every input at its profile maximum, then ask for the outputs
+        for name, is_input, _ in tensors:
+            if is_input:
+                top = dims(engine.get_tensor_profile_shape(name, 0)[2])
+                self._set_shape(name, top)
+        for name, is_input, dtype in tensors:
+            shape = self._shapes[name] if is_input else dims(context.get_tensor_shape(name))
+            if any(d < 0 for d in shape):
+                raise ResnetOptError(f"{self.artifact}: output {name!r} has no fixed size {shape}")
+            tensor = _Tensor(name, is_input, dtype, shape)
+            volume = int(np.prod(shape))
+            tensor.host = cuda.pagelocked_empty(volume, dtype)
+            tensor.device = cuda.mem_alloc(max(1, volume * dtype.itemsize))
+            if not context.set_tensor_address(name, int(tensor.device)):
+                raise ResnetOptError(f"TensorRT refused the buffer of tensor {name!r}")
+            self._tensors.append(tensor)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close()
+
+    def _close(self) -> None:
+        self._graphs.clear()
+        for tensor in self._tensors:
+            if tensor.device is not None:
+                tensor.device.free()
+        self._tensors = []
+        self._context = self._engine = self._runtime = self._stream = None
+        if self._ctx is not None:
+            self._ctx.pop()
+            self._ctx.detach()
+            self._ctx = None
+
+    # protocol ----------------------------------------------------------------------------
+    def _live(self) -> list[_Tensor]:
+        if self._context is None:
+            raise RuntimeError("runner used outside its `with` block")
+        return self._tensors
+
+    def _spec(self, tensor: _Tensor) -> TensorSpec:
+        assert self.profile is not None
+        batch: Dim = tensor.max_shape[0] if self.profile.fixed else "batch"
+        return TensorSpec(tensor.name, (batch, *tensor.max_shape[1:]), tensor.dtype)
+
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        return tuple(self._spec(t) for t in self._live() if t.is_input)
+
+    @property
+    def outputs(self) -> tuple[TensorSpec, ...]:
+        return tuple(self._spec(t) for t in self._live() if not t.is_input)
+
+    @property
+    def info(self) -> RunnerInfo:
+        self._live()
+        details = self.manifest.details
+        dla = details.get("dla")
+        device = self.device_info.describe()
+        return RunnerInfo(
+            backend=self.backend,
+            device=f"DLA core {dla['core']} of {device}" if dla else device,
+            precision=self.manifest.precision.value,
+            threads=None,
+            details={
+                "tensorrt_version": self.device_info.tensorrt,
+                "engine_tensorrt_version": details.get("tensorrt_version"),
+                "cuda_graph": self.cuda_graph,
+                "profile": str(self.profile),
+                "dla_core": None if not dla else dla["core"],
+            },
+        )
+
+    @property
+    def _exec(self) -> trt.IExecutionContext:
+        if self._context is None:
+            raise RuntimeError("runner used outside its `with` block")
+        return self._context
+
+    def _set_shape(self, name: str, shape: tuple[int, ...]) -> None:
+        if self._shapes.get(name) == shape:
+            return
+        if not self._exec.set_input_shape(name, shape):
+            raise ResnetOptError(
+                f"TensorRT refused input shape {shape} for {name!r} (profile {self.profile})"
+            )
+        self._shapes[name] = shape
+
+    def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import pycuda.driver as cuda
+
+        from resnet_opt.tensorrt.profiles import check_batch_in_profile
+
+        tensors = self._live()
+        inputs = [t for t in tensors if t.is_input]
+        expected = {t.name for t in inputs}
+        if set(feed) != expected:
+            raise ResnetOptError(
+                f"{self.artifact}: feed has {sorted(feed)}, the engine takes {sorted(expected)}"
+            )
+        stream = self._stream
+        for tensor in inputs:
+            x = np.ascontiguousarray(feed[tensor.name], dtype=tensor.dtype)
+            if x.ndim != len(tensor.max_shape) or x.shape[1:] != tensor.max_shape[1:]:
+                raise ResnetOptError(
+                    f"{self.artifact}: input {tensor.name!r} has shape {x.shape}, the engine "
+                    f"takes (batch, {', '.join(map(str, tensor.max_shape[1:]))})"
+                )
+            check_batch_in_profile(self.manifest, int(x.shape[0]))
+            self._set_shape(tensor.name, x.shape)
+            view = tensor.host[: x.size].reshape(x.shape)
+            np.copyto(view, x)
+            cuda.memcpy_htod_async(tensor.device, view, stream)
+        self._execute()
+        results: dict[str, np.ndarray] = {}
+        views = []
+        for tensor in tensors:
+            if tensor.is_input:
+                continue
+            shape = dims(self._exec.get_tensor_shape(tensor.name))
+            view = tensor.host[: int(np.prod(shape))].reshape(shape)
+            cuda.memcpy_dtoh_async(view, tensor.device, stream)
+            views.append((tensor.name, view))
+        stream.synchronize()
+        for name, view in views:
+            results[name] = view.copy()
+        return results
+
+    def _execute(self) -> None:
+        key = tuple(self._shapes[t.name] for t in self._tensors if t.is_input)
+        graph = self._graphs.get(key) if self.cuda_graph else None
+        if graph is not None:
+            graph.launch(self._stream)
+            return
+        if not self._exec.execute_async_v3(self._stream.handle):
+            raise ResnetOptError(
+                f"{self.artifact}: TensorRT execution failed: " + self._recorder.last("no message")
+            )
+        if self.cuda_graph:
+            # captured after an eager run of this shape, as TensorRT requires; replayed next time
+            self._stream.begin_capture()
+            self._exec.execute_async_v3(self._stream.handle)
+            self._graphs[key] = self._stream.end_capture().instantiate()

@@ -1,0 +1,225 @@
+"""The thin layer of TensorRT calls that builds a plan from a `BuildSpec`.
+
+Nothing is decided here: `plan.plan_build` chose every flag. This module executes the spec in
+TensorRT's order (builder, network, parser, config, profile, calibrator, DLA, timing cache,
+build, inspector) and turns TensorRT's failures into one-line errors. mypy checks it against
+the tensorrt-stubs package (TensorRT 10.13's API); tests run it against a recording double, and
+`gpu`-marked tests against the real TensorRT.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from resnet_opt.calibration.tensorrt_cache import CalibrationAlgorithm
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.tensorrt.dla import CalibrationCache
+from resnet_opt.tensorrt.inspector import LayerReport, summarize_layers
+from resnet_opt.tensorrt.plan import BuildSpec
+from resnet_opt.tensorrt.versions import HardwareCompat
+
+if TYPE_CHECKING:
+    import tensorrt as trt
+
+log = logging.getLogger("resnet_opt.tensorrt")
+
+
+@dataclass(frozen=True)
+class BuildOutput:
+    plan: bytes
+    timing_cache: bytes | None
+    layers: LayerReport
+    seconds: float
+    parser_nodes: int
+
+
+class _Recorder:
+    """Collects TensorRT's errors (for the one-line message) and forwards to logging."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def record(self, severity_name: str, msg: str) -> None:
+        if severity_name in ("ERROR", "INTERNAL_ERROR"):
+            self.errors.append(msg.strip())
+            log.debug("TensorRT %s: %s", severity_name, msg)
+        elif severity_name == "WARNING":
+            log.info("TensorRT: %s", msg)
+        else:
+            log.debug("TensorRT: %s", msg)
+
+    def last(self, default: str) -> str:
+        return self.errors[-1].splitlines()[0] if self.errors else default
+
+
+def make_logger(recorder: _Recorder) -> trt.ILogger:
+    """A trt.ILogger that hands every message to `recorder`."""
+    import tensorrt as trt
+
+    class RecordingLogger(trt.ILogger):
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
+            recorder.record(severity.name, msg)
+
+    return RecordingLogger()
+
+
+def make_cache_calibrator(cache: CalibrationCache) -> trt.IInt8Calibrator:
+    """An INT8 calibrator that only replays `cache` (TensorRT 10, implicit INT8 for DLA).
+
+    TensorRT reads a cache only through a calibrator of the algorithm its header names, so the
+    base class follows the header. It never hands out batches: with a matching cache TensorRT
+    does not ask, and if it did (a cache it rejected) the build fails instead of calibrating
+    on nothing.
+    """
+    import tensorrt as trt
+
+    bases: dict[CalibrationAlgorithm, type[trt.IInt8Calibrator]] = {
+        CalibrationAlgorithm.ENTROPY_2: trt.IInt8EntropyCalibrator2,
+        CalibrationAlgorithm.ENTROPY: trt.IInt8EntropyCalibrator,
+        CalibrationAlgorithm.MINMAX: trt.IInt8MinMaxCalibrator,
+        CalibrationAlgorithm.LEGACY: trt.IInt8LegacyCalibrator,
+    }
+    base = bases[cache.algorithm]
+    raw = cache.raw
+
+    class CacheCalibrator(base):  # type: ignore[valid-type,misc]  # base chosen at run time
+        def __init__(self) -> None:
+            base.__init__(self)
+            self.asked_for_batches = False
+
+        def get_batch_size(self) -> int:
+            return 1
+
+        def get_batch(self, names: list[str]) -> list[int]:
+            self.asked_for_batches = True
+            return []
+
+        def read_calibration_cache(self) -> bytes:
+            return raw
+
+        def write_calibration_cache(self, cache: bytes) -> None:
+            return None
+
+    calibrator: trt.IInt8Calibrator = CacheCalibrator()
+    return calibrator
+
+
+def _parser_error(parser: trt.OnnxParser, onnx_name: str) -> ResnetOptError:
+    parts = []
+    for i in range(parser.num_errors):
+        err = parser.get_error(i)
+        node = err.node_name() or str(err.node())
+        parts.append(f"{err.desc()} (node {node})" if node not in ("", "-1") else err.desc())
+    detail = "; ".join(parts[:2]) + ("; …" if len(parts) > 2 else "")
+    return ResnetOptError(
+        f"{onnx_name}: TensorRT's ONNX parser refused it: {detail or 'no detail'}"
+    )
+
+
+def build_engine(spec: BuildSpec) -> BuildOutput:
+    """Run TensorRT's builder on `spec.network` as `spec` says; return the serialized plan."""
+    require("tensorrt")
+    import tensorrt as trt
+
+    recorder = _Recorder()
+    logger = make_logger(recorder)
+    builder = trt.Builder(logger)
+    flags = 0
+    for name in spec.network_flags:
+        flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(spec.network)):
+        raise _parser_error(parser, spec.network.name)
+
+    config = builder.create_builder_config()
+    if spec.workspace_bytes is not None:
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, spec.workspace_bytes)
+    if spec.opt_level is not None:
+        config.builder_optimization_level = spec.opt_level
+    for name in spec.builder_flags:
+        config.set_flag(getattr(trt.BuilderFlag, name))
+    level = trt.HardwareCompatibilityLevel
+    if spec.hardware_compat is HardwareCompat.AMPERE_PLUS:
+        config.hardware_compatibility_level = level.AMPERE_PLUS
+    elif spec.hardware_compat is HardwareCompat.SAME_COMPUTE_CAPABILITY:
+        # TensorRT 10.9+ only: plan_build refuses it on older versions
+        config.hardware_compatibility_level = level.SAME_COMPUTE_CAPABILITY
+    config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
+
+    profile = builder.create_optimization_profile()
+    lo, opt, hi = spec.shapes
+    profile.set_shape(spec.input_name, trt.Dims(list(lo)), trt.Dims(list(opt)), trt.Dims(list(hi)))
+    if config.add_optimization_profile(profile) < 0:
+        raise ResnetOptError(
+            f"TensorRT refused the profile {lo}..{hi} for input {spec.input_name!r}: "
+            + recorder.last("invalid profile")
+        )
+    calibrator = None
+    if spec.calibration is not None:
+        # TensorRT 10 only (implicit INT8 for DLA); the plan never asks for it on 11.x
+        calibrator = make_cache_calibrator(spec.calibration)
+        config.int8_calibrator = calibrator
+        config.set_calibration_profile(profile)
+    if spec.dla_core is not None:
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = spec.dla_core
+
+    cache = None
+    if spec.timing_cache is not None:
+        cache = config.create_timing_cache(spec.timing_cache)
+        if not config.set_timing_cache(cache, False):
+            raise ResnetOptError(
+                "--timing-cache: TensorRT rejected the file (made on another GPU or TensorRT "
+                "version?): delete it or give another path"
+            )
+
+    start = time.perf_counter()
+    serialized = builder.build_serialized_network(network, config)
+    seconds = time.perf_counter() - start
+    if serialized is None:
+        if calibrator is not None and getattr(calibrator, "asked_for_batches", False):
+            raise ResnetOptError(
+                f"{spec.calibration.path if spec.calibration else 'calibration cache'}: TensorRT "
+                "did not accept the calibration cache and asked for calibration data"
+            )
+        raise ResnetOptError(
+            "TensorRT could not build the engine: " + recorder.last("no error message")
+        )
+    plan = bytes(serialized)
+    updated = bytes(config.get_timing_cache().serialize()) if cache is not None else None
+    layers = inspect_plan(plan, logger, spec)
+    return BuildOutput(
+        plan=plan,
+        timing_cache=updated,
+        layers=layers,
+        seconds=seconds,
+        parser_nodes=network.num_layers,
+    )
+
+
+def inspect_plan(plan: bytes, logger: trt.ILogger, spec: BuildSpec) -> LayerReport:
+    """Layer precisions of the fresh plan; a failure here never fails the build."""
+    import tensorrt as trt
+
+    try:
+        runtime = trt.Runtime(logger)
+        if spec.version_compatible:
+            runtime.engine_host_code_allowed = True
+        if spec.dla_core is not None:
+            runtime.DLA_core = spec.dla_core
+        engine = runtime.deserialize_cuda_engine(plan)
+        if engine is None:
+            return LayerReport(False, "the plan did not deserialize for inspection")
+        inspector = engine.create_engine_inspector()
+        text = inspector.get_engine_information(trt.LayerInformationFormat.JSON)
+    except Exception as exc:  # inspection is a report, not a requirement
+        return LayerReport(False, f"inspector failed ({type(exc).__name__}: {exc})")
+    return summarize_layers(text)

@@ -1,0 +1,119 @@
+"""Whether a built engine may be loaded here: the plain check before any deserialization.
+
+A plan runs only on the GPU model and TensorRT build that made it, unless it was built
+version-compatible (later TensorRT runtimes, never earlier) or hardware-compatible (Ampere and
+newer, or the same compute capability). `check_engine_compatible` reads that from the manifest
+and compares it with a `DeviceInfo`, so bench can refuse an engine before opening a runner and
+a machine without a GPU or TensorRT gets the reason instead of a deserialization crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.pipeline.artifacts import Manifest
+from resnet_opt.tensorrt.device import DeviceInfo
+from resnet_opt.tensorrt.versions import HardwareCompat, TrtVersion, capabilities
+
+REBUILD = "rebuild with `resnet-opt build`"
+
+
+def _cc(text: Any) -> tuple[int, int] | None:
+    try:
+        major, minor = str(text).split(".")
+        return int(major), int(minor)
+    except (ValueError, AttributeError):
+        return None
+
+
+def built_for(manifest: Manifest) -> str:
+    """'NVIDIA Orin (sm 8.7) with TensorRT 10.3.0.30' from a TensorRT manifest."""
+    gpu: Mapping[str, Any] = manifest.details.get("gpu") or {}
+    name = gpu.get("name") or "an unknown GPU"
+    sm = f" (sm {gpu['compute_capability']})" if gpu.get("compute_capability") else ""
+    return f"{name}{sm} with TensorRT {manifest.details.get('tensorrt_version', '?')}"
+
+
+def check_engine_compatible(manifest: Manifest, device: DeviceInfo) -> None:
+    """Raise ResnetOptError with 'built for X, this is Y: rebuild …' unless the engine fits."""
+    details = manifest.details
+    if details.get("backend") != "tensorrt":
+        raise ResnetOptError(f"{manifest.artifact}: not a TensorRT engine manifest")
+    target = built_for(manifest)
+    if device.gpu_name is None or device.tensorrt is None:
+        missing = []
+        if device.gpu_name is None:
+            missing.append(f"no CUDA GPU ({device.gpu_problem or 'none found'})")
+        if device.tensorrt is None:
+            missing.append(f"no TensorRT ({device.tensorrt_problem or 'not installed'})")
+        raise ResnetOptError(
+            f"{manifest.artifact}: built for {target}, this machine has {' and '.join(missing)}: "
+            "rebuild with resnet-opt build on the target"
+        )
+    mismatch = f"{manifest.artifact}: built for {target}, this is {device.describe()}: {REBUILD}"
+    _check_tensorrt(details, device.tensorrt, mismatch)
+    _check_gpu(details, device, mismatch)
+    dla = details.get("dla")
+    if dla:
+        core = int(dla["core"])
+        if not device.dla_cores or core >= device.dla_cores:
+            have = device.dla_cores or 0
+            raise ResnetOptError(
+                f"{manifest.artifact}: built for DLA core {core}, this device has {have} DLA "
+                f"cores: {REBUILD}"
+            )
+
+
+def _check_tensorrt(details: Mapping[str, Any], running_text: str, mismatch: str) -> None:
+    try:
+        built = TrtVersion.parse(str(details["tensorrt_version"]))
+        running = TrtVersion.parse(running_text)
+    except (KeyError, ResnetOptError):
+        raise ResnetOptError(mismatch) from None
+    if built.same_build(running):
+        return
+    options = details.get("build_options") or {}
+    if options.get("version_compatible") and running.release() > built.release():
+        loads_from = capabilities(running).loads_version_compatible_from
+        if built.major in loads_from:
+            return
+        raise ResnetOptError(
+            mismatch.replace(
+                f": {REBUILD}",
+                f" (TensorRT {running.major} does not load version-compatible plans from "
+                f"{built.major}.x): {REBUILD}",
+            )
+        )
+    if options.get("version_compatible"):
+        raise ResnetOptError(
+            mismatch.replace(
+                f": {REBUILD}",
+                " (a version-compatible plan runs on the same or a later TensorRT only): "
+                + REBUILD,
+            )
+        )
+    raise ResnetOptError(mismatch)
+
+
+def _check_gpu(details: Mapping[str, Any], device: DeviceInfo, mismatch: str) -> None:
+    gpu: Mapping[str, Any] = details.get("gpu") or {}
+    built_cc = _cc(gpu.get("compute_capability"))
+    level = (details.get("build_options") or {}).get("hardware_compatible")
+    here = device.compute_capability
+    if level == HardwareCompat.AMPERE_PLUS.value:
+        if here is None or here < (8, 0):
+            raise ResnetOptError(
+                mismatch.replace(
+                    f": {REBUILD}",
+                    f" (the plan needs an Ampere or newer GPU, sm >= 8.0): {REBUILD}",
+                )
+            )
+        return
+    if level == HardwareCompat.SAME_COMPUTE_CAPABILITY.value:
+        if built_cc is None or here != built_cc:
+            raise ResnetOptError(mismatch)
+        return
+    if built_cc is None or here != built_cc or gpu.get("name") != device.gpu_name:
+        raise ResnetOptError(mismatch)

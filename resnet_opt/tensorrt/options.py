@@ -1,0 +1,69 @@
+"""The options of `resnet-opt build --backend tensorrt`, parsed and checked without TensorRT."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.tensorrt.profiles import BatchProfile
+from resnet_opt.tensorrt.versions import HardwareCompat
+
+MAX_OPT_LEVEL = 5  # TensorRT's builder optimization levels are 0..5 (default 3)
+_UNITS = {"": 2**20, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """`--workspace`: bytes from '2G', '512M', '1.5GiB', '4096K' or a bare number of MiB."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
+    if not match:
+        raise ResnetOptError(f"--workspace {text!r}: give a size such as 2G, 512M or 1024 (MiB)")
+    value = float(match.group(1)) * _UNITS[match.group(2).lower()]
+    if value < 1:
+        raise ResnetOptError(f"--workspace {text!r}: must be more than 0 bytes")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class TensorRtBuildOptions:
+    """What the user asked of the engine; `plan.plan_build` turns it into TensorRT settings."""
+
+    batch: BatchProfile | None = None
+    workspace_bytes: int | None = None
+    opt_level: int | None = None
+    timing_cache: Path | None = None
+    dla_core: int | None = None
+    calib_cache: Path | None = None
+    version_compatible: bool = False
+    hardware_compatible: HardwareCompat | None = None
+
+    def __post_init__(self) -> None:
+        if self.opt_level is not None and not 0 <= self.opt_level <= MAX_OPT_LEVEL:
+            raise ResnetOptError(
+                f"--opt-level {self.opt_level}: TensorRT's builder levels are 0..{MAX_OPT_LEVEL}"
+            )
+        if self.workspace_bytes is not None and self.workspace_bytes < 1:
+            raise ResnetOptError("--workspace must be more than 0 bytes")
+        if self.dla_core is not None and self.dla_core < 0:
+            raise ResnetOptError(f"--dla-core {self.dla_core}: DLA cores are numbered from 0")
+        if self.calib_cache is not None and self.dla_core is None:
+            raise ResnetOptError(
+                "--calib-cache is for DLA builds on TensorRT 10 (implicit INT8); a GPU engine "
+                "takes INT8 from the Q/DQ ONNX: build the int8 ONNX from resnet-opt quantize"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch": None if self.batch is None else str(self.batch),
+            "workspace_bytes": self.workspace_bytes,
+            "opt_level": self.opt_level,
+            "timing_cache": None if self.timing_cache is None else str(self.timing_cache),
+            "dla_core": self.dla_core,
+            "calib_cache": None if self.calib_cache is None else str(self.calib_cache),
+            "version_compatible": self.version_compatible,
+            "hardware_compatible": None
+            if self.hardware_compatible is None
+            else self.hardware_compatible.value,
+        }

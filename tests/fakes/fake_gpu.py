@@ -1,0 +1,112 @@
+"""FakeGpu: the shared state of the fake TensorRT, fake pycuda and fake libcuda.
+
+One `FakeGpu` stands for one machine: its GPU's name and compute capability, its DLA cores, the
+TensorRT version installed, device memory (address -> bytearray), streams, and the call log
+that tests read. `install(monkeypatch, gpu)` puts the fakes in `sys.modules` and points the
+product's libcuda probe at the fake driver.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+
+@dataclass
+class Call:
+    name: str
+    args: dict[str, Any]
+
+
+@dataclass
+class FakeGpu:
+    tensorrt_version: str = "10.3.0.30"
+    gpu_name: str = "NVIDIA Fake GPU"
+    compute_capability: tuple[int, int] = (8, 6)
+    integrated: bool = False
+    dla_cores: int = 0
+    calls: list[Call] = field(default_factory=list)
+    memory: dict[int, bytearray] = field(default_factory=dict)
+    pinned: list[Any] = field(default_factory=list)
+    streams: dict[int, Any] = field(default_factory=dict)
+    next_address: int = 0x10000
+    context_stack: list[Any] = field(default_factory=list)
+    plans: list[bytes] = field(default_factory=list)  # every plan the builder serialized
+
+    def record(self, call: str, **args: Any) -> None:
+        self.calls.append(Call(call, args))
+
+    def names(self) -> list[str]:
+        return [c.name for c in self.calls]
+
+    def calls_named(self, name: str) -> list[Call]:
+        return [c for c in self.calls if c.name == name]
+
+    def index(self, name: str) -> int:
+        return self.names().index(name)
+
+    def alloc(self, nbytes: int) -> int:
+        address = self.next_address
+        self.next_address += max(nbytes, 1) + 256
+        self.memory[address] = bytearray(nbytes)
+        return address
+
+
+class FakeLibCuda:
+    """The few driver-API entry points `resnet_opt.tensorrt.device.probe_gpu` calls."""
+
+    def __init__(self, gpu: FakeGpu) -> None:
+        self.gpu = gpu
+
+    @staticmethod
+    def _set(ref: Any, value: int) -> None:
+        ref._obj.value = value
+
+    def cuDriverGetVersion(self, ref: Any) -> int:  # noqa: N802 - the driver's own name
+        self._set(ref, 12040)
+        return 0
+
+    def cuInit(self, flags: int) -> int:  # noqa: N802
+        return 0
+
+    def cuDeviceGetCount(self, ref: Any) -> int:  # noqa: N802
+        self._set(ref, 1)
+        return 0
+
+    def cuDeviceGet(self, ref: Any, ordinal: int) -> int:  # noqa: N802
+        self._set(ref, ordinal)
+        return 0
+
+    def cuDeviceGetName(self, buf: Any, size: int, device: Any) -> int:  # noqa: N802
+        buf.value = self.gpu.gpu_name.encode()
+        return 0
+
+    def cuDeviceGetAttribute(self, ref: Any, attr: int, device: Any) -> int:  # noqa: N802
+        values = {
+            75: self.gpu.compute_capability[0],
+            76: self.gpu.compute_capability[1],
+            18: int(self.gpu.integrated),
+        }
+        self._set(ref, values[attr])
+        return 0
+
+
+def install(monkeypatch: pytest.MonkeyPatch, gpu: FakeGpu, *, pycuda: bool = True) -> None:
+    """Put fake tensorrt (and pycuda) in sys.modules and the fake driver behind probe_gpu."""
+    import sys
+
+    from tests.fakes import fake_pycuda, fake_tensorrt
+
+    monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.make_module(gpu))
+    if pycuda:
+        package, driver = fake_pycuda.make_modules(gpu)
+        monkeypatch.setitem(sys.modules, "pycuda", package)
+        monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
+    else:
+        monkeypatch.setitem(sys.modules, "pycuda", None)
+        monkeypatch.setitem(sys.modules, "pycuda.driver", None)
+    monkeypatch.setattr("resnet_opt.tensorrt.device._load_libcuda", lambda: FakeLibCuda(gpu))
+    assert ctypes  # the fake driver is called with real ctypes objects

@@ -1,0 +1,74 @@
+"""mypy checks the TensorRT layer against the tensorrt-stubs API, and the copy stays faithful.
+
+The stubs are TensorRT 10.13's Python API (tensorrt-stubs on PyPI). `typings/` holds them with
+two syntax repairs (scripts/tensorrt_stubs.py); pyproject's `mypy_path` points mypy there, so a
+misspelled TensorRT attribute or a wrong signature in our calls is a type error here.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYER = [
+    "resnet_opt/tensorrt",
+    "resnet_opt/runners/tensorrt.py",
+    "resnet_opt/pipeline/build_tensorrt.py",
+    "resnet_opt/pipeline/build.py",
+]
+
+
+def _stubs_version() -> str | None:
+    try:
+        return metadata.version("tensorrt-stubs")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _mypy(*paths: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", *paths],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+
+
+def test_tensorrt_layer_type_checks_against_the_stubs() -> None:
+    pytest.importorskip("mypy", reason="mypy is a dev dependency")
+    result = _mypy(*LAYER)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_misspelled_tensorrt_call_fails_the_check(tmp_path: Path) -> None:
+    pytest.importorskip("mypy", reason="mypy is a dev dependency")
+    probe = tmp_path / "probe.py"  # checked with the project's config (cwd: the repo root)
+    probe.write_text(
+        "import tensorrt as trt\n\n\n"
+        "def f(config: trt.IBuilderConfig) -> None:\n"
+        "    config.set_flag(trt.BuilderFlag.FP61)\n"
+        "    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE)\n"
+    )
+    result = _mypy(str(probe))
+    assert result.returncode == 1
+    assert 'has no attribute "FP61"' in result.stdout
+    assert "Missing positional argument" in result.stdout
+
+
+@pytest.mark.skipif(
+    _stubs_version() is None,
+    reason="tensorrt-stubs is not installed (pip install --no-deps tensorrt-stubs==10.13.0.35.1)",
+)
+def test_typings_copy_matches_the_installed_stubs() -> None:
+    result = subprocess.run(
+        [sys.executable, "scripts/tensorrt_stubs.py", "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
