@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from resnet_opt.cli import app
+from tests.conftest import write_image_folder
 
 
 def _missing() -> str | None:
@@ -60,24 +61,15 @@ def models(
     fp32 = folder / "model.onnx"
     export = ["export", "-o", str(fp32)]
     if request.param == "resnet18":
-        export += ["--model", "resnet18", "--weights", "none", "--data-samples", "8"]
+        export += ["--model", "resnet18", "--weights", "none"]
     _cli(*export)
     fp16, int8 = folder / "model.fp16.onnx", folder / "model.int8.onnx"
     _cli("quantize", str(fp32), "-o", str(fp16), "--precision", "fp16")
-    _cli(
-        "quantize",
-        str(fp32),
-        "-o",
-        str(int8),
-        "--precision",
-        "int8",
-        "--target",
-        "tensorrt",
-        "--calib",
-        "default",
-        "--calib-samples",
-        "64",
-    )
+    calib = "default"  # the bundled digits: the default model's own data
+    if request.param == "resnet18":  # RGB images, resized and cropped by its ImageNet contract
+        calib = str(write_image_folder(folder / "calib", {"a": 8, "b": 8}, size=64))
+    int8_args = ["--precision", "int8", "--target", "tensorrt", "--calib", calib]
+    _cli("quantize", str(fp32), "-o", str(int8), *int8_args, "--calib-samples", "16")
     return {"fp32": fp32, "fp16": fp16, "int8": int8}
 
 

@@ -7,6 +7,7 @@ misspelled TensorRT attribute or a wrong signature in our calls is a type error 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -72,3 +73,27 @@ def test_typings_copy_matches_the_installed_stubs() -> None:
         cwd=ROOT,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _stub_members(cls: str) -> set[str]:
+    """Member names of an enum class in the typed TensorRT API (typings/)."""
+    text = (ROOT / "typings" / "tensorrt_bindings" / "tensorrt.pyi").read_text()
+    body = text.split(f"\nclass {cls}:", 1)[1].split("\nclass ", 1)[0]
+    return set(re.findall(rf"^    (\w+): typing.ClassVar\[{cls}\]", body, re.M))
+
+
+def test_flag_names_the_plan_uses_exist_in_tensorrt_10() -> None:
+    """`builder` sets flags by name (getattr); every name the plans produce must be real."""
+    from tests.fakes.fake_gpu import FakeGpu
+    from tests.fakes.fake_tensorrt import make_module
+
+    builder_flags = _stub_members("BuilderFlag")
+    assert {"FP16", "INT8", "GPU_FALLBACK", "VERSION_COMPATIBLE"} <= builder_flags
+    assert "STRONGLY_TYPED" in _stub_members("NetworkDefinitionCreationFlag")
+    assert "SAME_COMPUTE_CAPABILITY" in _stub_members("HardwareCompatibilityLevel")
+    # the double has no flag TensorRT 10.13 lacks, and its 11.x drops the removed ones
+    fake10 = make_module(FakeGpu(tensorrt_version="10.13.0"))
+    assert set(fake10.BuilderFlag.__members__) <= builder_flags
+    fake11 = make_module(FakeGpu(tensorrt_version="11.0.0"))
+    assert not {"FP16", "INT8", "BF16", "FP8"} & set(fake11.BuilderFlag.__members__)
+    assert not hasattr(fake11, "IInt8EntropyCalibrator2")
