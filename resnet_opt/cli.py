@@ -446,6 +446,160 @@ def compare_command(
         raise QualityGateError(first + (f" (and {more} more)" if more else ""))
 
 
+@command("quantize")
+def quantize_command(
+    model: Annotated[Path, typer.Argument(help="FP32 ONNX (BatchNorm folded) with its manifest.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="ONNX to write (plus .json manifest; int8 tensorrt: .trt-calib.cache too).",
+        ),
+    ],
+    precision: Annotated[str, typer.Option(help="int8 (explicit Q/DQ) or fp16.")] = "int8",
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="int8 layout: tensorrt (symmetric s8, TensorRT's Conv+Add fusion) or cpu "
+            "(u8/s8, ONNX Runtime's fastest) [default: tensorrt]."
+        ),
+    ] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(help="Range calibration: max, percentile, entropy, mse [default: entropy]."),
+    ] = None,
+    percentile: Annotated[
+        float | None, typer.Option(help="With --method percentile [default: 99.99].")
+    ] = None,
+    calib: Annotated[
+        str | None,
+        typer.Option(
+            help="Calibration data: image folder, .npy/.npz, or default (bundled split) "
+            "[default: the bundled calib split for the bundled model]."
+        ),
+    ] = None,
+    calib_samples: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Calibration samples, seeded draw [default: 512, or all there are]."
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the calibration/evaluation draws.")] = 0,
+    calib_cache: Annotated[
+        Path | None,
+        typer.Option(help="Statistics cache: reused when its keys match, written when absent."),
+    ] = None,
+    eval_data: Annotated[
+        str | None,
+        typer.Option(
+            "--eval",
+            help="Labelled data to score the result against the FP32 input, or none "
+            "[default: the bundled test split for the bundled model].",
+        ),
+    ] = None,
+    eval_samples: Annotated[
+        int | None, typer.Option(min=1, help="Score a seeded subset of this many images.")
+    ] = None,
+    max_drop: Annotated[
+        float | None,
+        typer.Option(help="Exit 3 when top-1 drops more than this many points (file kept)."),
+    ] = None,
+    accuracy_budget: Annotated[
+        float | None,
+        typer.Option(
+            help="int8: keep the most sensitive layers in higher precision until the "
+            "drop is at most this many points."
+        ),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option(help="Node name or op type kept in higher precision (repeat, or a,b)."),
+    ] = None,
+    keep_io_types: Annotated[
+        bool, typer.Option("--keep-io-types", help="fp16: keep fp32 inputs and outputs.")
+    ] = False,
+    input_size: Annotated[
+        int | None, typer.Option(min=1, help="Without a manifest: network input size.")
+    ] = None,
+    mean: Annotated[str | None, typer.Option(help="Without a manifest: per-channel mean.")] = None,
+    std: Annotated[str | None, typer.Option(help="Without a manifest: per-channel std.")] = None,
+    resize: Annotated[
+        int | None, typer.Option(min=1, help="Without a manifest: shorter side before the crop.")
+    ] = None,
+    crop: Annotated[
+        int | None, typer.Option(min=1, help="Without a manifest: centre crop.")
+    ] = None,
+    tensorrt_version: Annotated[
+        str, typer.Option(help="TensorRT that reads the calibration cache (JetPack 6: 10.3.0).")
+    ] = "10.3.0",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Fail on unreadable images instead of skipping.")
+    ] = False,
+    threads: Annotated[int | None, typer.Option(min=1, help="ONNX Runtime intra-op threads.")] = (
+        None
+    ),
+    force: ForceOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """INT8 (explicit Q/DQ for TensorRT or the CPU) or FP16, scored against the FP32 input."""
+    from resnet_opt.pipeline.artifacts import Precision
+    from resnet_opt.pipeline.quantize import (
+        QuantizeGateError,
+        QuantizeOptions,
+        contract_from_options,
+        quantize,
+        summary_lines,
+    )
+    from resnet_opt.quantization.plan import Target
+
+    def choice(value: str, enum: type[Precision] | type[Target], what: str) -> Any:
+        try:
+            return enum(value)
+        except ValueError:
+            raise ResnetOptError(f"unknown {what} {value!r}") from None
+
+    chosen = choice(precision, Precision, "--precision")
+    options = QuantizeOptions(
+        precision=chosen,
+        target=choice(target, Target, "--target") if target is not None else None,
+        method=method,
+        percentile=percentile,
+        calib=calib,
+        calib_samples=calib_samples,
+        seed=seed,
+        calib_cache=calib_cache,
+        eval_data=eval_data,
+        eval_samples=eval_samples,
+        max_drop=max_drop,
+        accuracy_budget=accuracy_budget,
+        exclude=tuple(p.strip() for e in exclude or () for p in e.split(",") if p.strip()),
+        keep_io_types=keep_io_types,
+        strict=strict,
+        threads=threads,
+        preprocessing=contract_from_options(
+            model, input_size=input_size, mean=mean, std=std, resize=resize, crop=crop
+        ),
+        tensorrt_version=tensorrt_version,
+    )
+    try:
+        result = quantize(model, output, options, force=force)
+    except QuantizeGateError as gate:
+        _quantize_report(gate.result.manifest, output, json_output, summary_lines)
+        raise
+    _quantize_report(result.manifest, output, json_output, summary_lines)
+
+
+def _quantize_report(
+    manifest: Any, output: Path, json_output: bool, lines: Callable[..., list[str]]
+) -> None:
+    if json_output:
+        emit_json({"output": str(output), **manifest.to_dict()})
+    else:
+        for line in lines(manifest, output):
+            say(line)
+
+
 @command("build")
 def build_command(
     source: Annotated[Path, typer.Argument(help="ONNX artifact (with its manifest) to build.")],

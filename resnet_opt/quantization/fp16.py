@@ -1,0 +1,227 @@
+"""FP16 ONNX for strongly typed TensorRT builds, and how to score it honestly on a CPU.
+
+The conversion is ONNX Runtime's `convert_float_to_float16` (onnxruntime ships it; no new
+dependency), with its default list of ops that have no fp16 form kept in fp32, plus the nodes we
+name: user exclusions and nodes whose calibration outputs came near the fp16 limit (65504),
+which would overflow to inf in fp16.
+
+Scoring: ONNX Runtime's x86 CPU provider has no fp16 Conv/Gemm kernels. It runs an fp16 model by
+inserting Casts and computing the whole network in fp32 on the fp16-rounded weights, so the
+artifact's accuracy on ORT CPU measures weight rounding only. `emulate` therefore also builds a
+float32 twin that rounds every fp16 tensor of the artifact to fp16 (Cast→fp16→fp32 after each
+node; ORT keeps such lossy Cast pairs), which is what fp16 storage between layers does to the
+numbers. Both figures go into the manifest; `cpu_fp32_fallback` says which ops ORT ran in fp32.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from collections.abc import Collection, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from resnet_opt.errors import ResnetOptError
+
+if TYPE_CHECKING:
+    import onnx
+
+FP16_MAX = 65504.0
+# a tensor whose calibration max |x| passes this share of the fp16 limit stays fp32: unseen
+# inputs may go further than the calibration set did
+OVERFLOW_HEADROOM = 0.25
+
+
+def overflow_nodes(model: onnx.ModelProto, absmax: Mapping[str, float]) -> list[str]:
+    """Nodes with an output whose observed max |x| is too close to the fp16 limit."""
+    limit = FP16_MAX * OVERFLOW_HEADROOM
+    return [
+        node.name
+        for node in model.graph.node
+        if any(absmax.get(out, 0.0) > limit for out in node.output)
+    ]
+
+
+def convert(
+    model: onnx.ModelProto, *, keep_io_types: bool, keep_fp32: Collection[str] = ()
+) -> onnx.ModelProto:
+    """`model` in fp16, the nodes in `keep_fp32` (and ORT's no-fp16 op list) left in fp32."""
+    from onnxruntime.transformers.float16 import (
+        DEFAULT_OP_BLOCK_LIST,
+        convert_float_to_float16,
+    )
+
+    try:
+        converted: onnx.ModelProto = convert_float_to_float16(
+            model,
+            keep_io_types=keep_io_types,
+            op_block_list=list(DEFAULT_OP_BLOCK_LIST),
+            node_block_list=sorted(keep_fp32),
+        )
+    except Exception as exc:  # the converter raises plain exceptions on graphs it cannot type
+        raise ResnetOptError(f"FP16 conversion failed ({type(exc).__name__}: {exc})") from exc
+    _toposort(converted.graph)
+    return converted
+
+
+def _toposort(graph: onnx.GraphProto) -> None:
+    """Sort nodes so every input is produced before use.
+
+    The converter appends its Cast nodes at the end of the list; ONNX (its checker, TensorRT's
+    parser) requires topological order. Stable: nodes keep their order where it is valid.
+    """
+    available = {t.name for t in graph.initializer} | {i.name for i in graph.input} | {""}
+    pending = list(graph.node)
+    ordered = []
+    while pending:
+        progress = False
+        rest = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+                progress = True
+            else:
+                rest.append(node)
+        if not progress:
+            raise ResnetOptError(
+                f"FP16 conversion left a cycle or a missing input at {rest[0].name}"
+            )
+        pending = rest
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def fp16_nodes(model: onnx.ModelProto) -> tuple[int, int]:
+    """(nodes computing in fp16, nodes in total), Casts not counted."""
+    types = _elem_types(model)
+    from onnx import TensorProto
+
+    compute = [n for n in model.graph.node if n.op_type != "Cast"]
+    half = sum(1 for n in compute if types.get(n.output[0]) == TensorProto.FLOAT16)
+    return half, len(compute)
+
+
+def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
+    import onnx
+
+    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    graph = inferred.graph
+    types = {
+        v.name: v.type.tensor_type.elem_type
+        for v in (*graph.input, *graph.output, *graph.value_info)
+        if v.type.tensor_type.elem_type
+    }
+    types.update({t.name: t.data_type for t in graph.initializer})
+    return types
+
+
+def cpu_fp32_fallback(artifact: Path) -> dict[str, int]:
+    """op type → count of the artifact's fp16 nodes that ONNX Runtime's CPU provider ran in fp32.
+
+    Read from the graph ORT actually executes (saved at the basic optimization level, which
+    keeps standard ops), compared with the artifact's own types.
+    """
+    import onnx
+
+    from resnet_opt.deps import require
+    from resnet_opt.runners.onnxruntime import CPU, GraphOptimization, session_options
+
+    ort = require("onnxruntime")
+    model = onnx.load(str(artifact))
+    planned = _elem_types(model)
+    with tempfile.TemporaryDirectory(prefix="resnet-opt-fp16-") as folder:
+        optimized = Path(folder) / "optimized.onnx"
+        opts = session_options(
+            threads=1, optimization=GraphOptimization.BASIC, optimized_model_path=optimized
+        )
+        try:
+            ort.InferenceSession(str(artifact), sess_options=opts, providers=[CPU])
+        except Exception as exc:  # ORT's own exception types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ResnetOptError(f"{artifact}: ONNX Runtime cannot load it ({first})") from exc
+        ran = onnx.load(str(optimized))
+    actual = _elem_types(ran)
+    # ORT renames the tensors it re-types, but keeps node names
+    half_nodes = {
+        n.name
+        for n in model.graph.node
+        if n.op_type != "Cast" and n.output and planned.get(n.output[0]) == onnx.TensorProto.FLOAT16
+    }
+    fallback: Counter[str] = Counter()
+    for node in ran.graph.node:
+        if node.name in half_nodes and actual.get(node.output[0]) != onnx.TensorProto.FLOAT16:
+            fallback[node.op_type] += 1
+    return dict(sorted(fallback.items()))
+
+
+def emulate(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A float32 twin of an fp16 model: same values, every fp16 tensor rounded to fp16.
+
+    Same inputs and outputs (types included) as the artifact, so the same feeds run both.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    half, single = TensorProto.FLOAT16, TensorProto.FLOAT
+    types = _elem_types(model)
+    twin = onnx.ModelProto()
+    twin.CopyFrom(model)
+    graph = twin.graph
+    del graph.value_info[:]
+
+    inits = []
+    for tensor in graph.initializer:
+        if tensor.data_type == half:
+            inits.append(
+                numpy_helper.from_array(
+                    numpy_helper.to_array(tensor).astype(np.float32), tensor.name
+                )
+            )
+        else:
+            inits.append(tensor)
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+
+    renamed: dict[str, str] = {}  # fp16 graph input → its fp32 copy
+    nodes: list[onnx.NodeProto] = []
+    for value in graph.input:
+        if types.get(value.name) == half:
+            renamed[value.name] = f"{value.name}__emulated"
+            nodes.append(helper.make_node("Cast", [value.name], [renamed[value.name]], to=single))
+    outputs = {o.name for o in graph.output if types.get(o.name) == half}
+
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in renamed:
+                node.input[i] = renamed[name]
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value" and attr.t.data_type == half:
+                    value = numpy_helper.to_array(attr.t).astype(np.float32)
+                    attr.t.CopyFrom(numpy_helper.from_array(value, attr.t.name))
+        rounding: list[onnx.NodeProto] = []
+        for k, out in enumerate(node.output):
+            if types.get(out) != half:
+                continue
+            raw, rounded = f"{out}__raw", f"{out}__fp16"
+            final = f"{out}__emulated" if out in outputs else out
+            node.output[k] = raw
+            if node.op_type == "Cast":  # a Cast to fp16 rounds by itself
+                rounding.append(helper.make_node("Cast", [raw], [final], to=single))
+            else:
+                rounding.append(helper.make_node("Cast", [raw], [rounded], to=half))
+                rounding.append(helper.make_node("Cast", [rounded], [final], to=single))
+            if out in outputs:
+                rounding.append(helper.make_node("Cast", [final], [out], to=half))
+        nodes.append(node)
+        nodes.extend(rounding)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    try:
+        onnx.checker.check_model(twin)
+    except Exception as exc:  # our rewrite must give a valid model
+        raise ResnetOptError(f"could not build the fp16 emulation model ({exc})") from exc
+    return twin

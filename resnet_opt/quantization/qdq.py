@@ -1,0 +1,270 @@
+"""Writing a Plan: QuantizeLinear/DequantizeLinear nodes, int8 weights, int32 biases.
+
+Scales and zero points follow the target:
+
+- TensorRT: int8, zero point 0, activation scale = amax / 127 (TensorRT takes symmetric int8
+  only); weights int8 in [-127, 127] with one scale per output channel.
+- CPU: activations u8; a non-negative tensor maps [0, amax] onto [0, 255] (zero point 0, so that
+  ONNX Runtime folds the preceding Relu into the Q), a signed one maps [-amax, amax] around
+  zero point 128; weights s8 per channel as for TensorRT; biases int32.
+
+Weights are stored pre-quantized (int8 initializer → DequantizeLinear) rather than as float
+behind a Q/DQ pair: TensorRT's explicit-quantization docs accept both, the int8 form is a
+quarter of the size, and every runtime then uses exactly the integer weights scored here
+instead of re-rounding them itself.
+
+Every name is derived from the tensor it quantizes and nodes are emitted in graph order, so the
+same plan and ranges give byte-identical ONNX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.graph import all_names, unique_name
+from resnet_opt.quantization.plan import BiasQuant, Plan, Target
+
+if TYPE_CHECKING:
+    import onnx
+
+INT8_WEIGHT_MAX = 127  # TensorRT's weight range is [-127, 127]
+INT32_LIMIT = 2**31 - 1
+_BIAS_HEADROOM = 2**30  # keep int32 biases well inside the type
+
+
+class Range(Protocol):
+    """A calibrated range: amax is the clip magnitude, amin the observed minimum."""
+
+    @property
+    def amin(self) -> float: ...
+
+    @property
+    def amax(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class QParams:
+    scale: float
+    zero_point: int
+    dtype: type[np.integer]  # np.int8 or np.uint8
+
+
+def activation_params(target: Target, rng: Range, tensor: str = "") -> QParams:
+    """Scale and zero point of an activation tensor with calibrated range `rng`."""
+    amax = float(rng.amax)
+    if not np.isfinite(amax) or amax <= 0.0:
+        raise ResnetOptError(f"{tensor}: calibration gave an unusable range (amax {amax})")
+    amax = float(np.float32(amax))
+    if target is Target.TENSORRT:
+        return QParams(amax / 127.0, 0, np.int8)
+    if float(rng.amin) >= 0.0:
+        return QParams(amax / 255.0, 0, np.uint8)
+    return QParams(amax / 127.0, 128, np.uint8)
+
+
+def weight_scales(weight: np.ndarray, axis: int) -> np.ndarray:
+    """Per-channel symmetric scales (float32); an all-zero channel borrows a typical scale."""
+    moved = np.moveaxis(np.asarray(weight, dtype=np.float64), axis, 0)
+    amax = np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1)
+    scales = amax / INT8_WEIGHT_MAX
+    nonzero = scales[scales > 0]
+    fill = float(np.median(nonzero)) if nonzero.size else 1.0 / INT8_WEIGHT_MAX
+    return np.where(scales > 0, scales, fill).astype(np.float32)
+
+
+def quantize_weight(weight: np.ndarray, scales: np.ndarray, axis: int) -> np.ndarray:
+    """int8 weights in [-127, 127], rounded half to even like QuantizeLinear."""
+    shape = [1] * weight.ndim
+    shape[axis] = -1
+    q = np.rint(weight.astype(np.float64) / scales.astype(np.float64).reshape(shape))
+    return np.clip(q, -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX).astype(np.int8)
+
+
+def fit_bias_scales(bias: np.ndarray, input_scale: float, scales: np.ndarray) -> np.ndarray:
+    """Weight scales raised where an int32 bias would overflow (tiny weights, large bias).
+
+    After BatchNorm folding a nearly dead channel can have weights near zero and a normal bias;
+    its bias / (input scale × weight scale) then leaves int32. ONNX Runtime's quantizer makes
+    the same adjustment; it costs nothing, since such a channel's weights are ~0.
+    """
+    needed = np.abs(bias.astype(np.float64)) / (input_scale * _BIAS_HEADROOM)
+    fitted: np.ndarray = np.maximum(scales, needed).astype(np.float32)
+    return fitted
+
+
+def quantize_bias(bias: np.ndarray, input_scale: float, scales: np.ndarray) -> np.ndarray:
+    q = np.rint(bias.astype(np.float64) / (input_scale * scales.astype(np.float64)))
+    if np.abs(q).max(initial=0) > INT32_LIMIT:
+        raise ResnetOptError("bias does not fit int32 after quantization")
+    return q.astype(np.int32)
+
+
+def apply_plan(
+    model: onnx.ModelProto, plan: Plan, ranges: Mapping[str, Range]
+) -> tuple[onnx.ModelProto, dict[str, int]]:
+    """A copy of `model` (prepared, float) with the plan written in, and what was written."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model_copy = onnx.ModelProto()
+    model_copy.CopyFrom(model)
+    model = model_copy
+    graph = model.graph
+    taken = all_names(graph)
+    inits = {t.name: t for t in graph.initializer}
+    missing = [t for t in plan.range_tensors() if t not in ranges]
+    if missing:
+        shown = ", ".join(missing[:3]) + (" …" if len(missing) > 3 else "")
+        raise ResnetOptError(
+            f"no calibration range for {len(missing)} tensor(s) the placement needs: {shown}"
+        )
+
+    # -- scales and zero points of the activations
+    params: dict[str, QParams] = {}
+    param_names: dict[str, tuple[str, str]] = {}
+    new_inits: list[onnx.TensorProto] = []
+    for tq in plan.tensors:
+        if tq.shares is not None:
+            continue
+        p = activation_params(plan.target, ranges[tq.tensor], tq.tensor)
+        params[tq.tensor] = p
+        scale_name = unique_name(taken, f"{tq.tensor}_scale")
+        zp_name = unique_name(taken, f"{tq.tensor}_zero_point")
+        new_inits.append(numpy_helper.from_array(np.array(p.scale, np.float32), scale_name))
+        new_inits.append(numpy_helper.from_array(np.array(p.zero_point, p.dtype), zp_name))
+        param_names[tq.tensor] = (scale_name, zp_name)
+    for tq in plan.tensors:
+        if tq.shares is not None:
+            if tq.shares not in params:
+                raise ResnetOptError(f"{tq.tensor}: shares the range of unquantized {tq.shares}")
+            params[tq.tensor] = params[tq.shares]
+            param_names[tq.tensor] = param_names[tq.shares]
+
+    # -- weights (per channel) and, for the CPU, int32 biases
+    bias_of: dict[tuple[str, str], BiasQuant] = {(b.node, b.weight): b for b in plan.biases}
+    weight_nodes: dict[str, list[onnx.NodeProto]] = {}  # consumer node → DQ nodes to emit first
+    rewire: dict[tuple[str, int], str] = {}
+    done_weights: dict[str, str] = {}
+    for wq in plan.weights:
+        if wq.initializer in done_weights:
+            rewire[(wq.node, wq.index)] = done_weights[wq.initializer]
+            continue
+        w = numpy_helper.to_array(inits[wq.initializer])
+        scales = weight_scales(w, wq.axis)
+        bq = bias_of.get((wq.node, wq.initializer))
+        bias_q: np.ndarray | None = None
+        if bq is not None:
+            act = params[bq.activation]
+            b = numpy_helper.to_array(inits[bq.initializer]).astype(np.float32)
+            scales = fit_bias_scales(b, act.scale, scales)
+            bias_q = quantize_bias(b, act.scale, scales)
+        q = quantize_weight(w, scales, wq.axis)
+        base = wq.initializer
+        names = [unique_name(taken, f"{base}{s}") for s in ("_quantized", "_scale", "_zero_point")]
+        out = unique_name(taken, f"{base}_dequantized")
+        new_inits += [
+            numpy_helper.from_array(q, names[0]),
+            numpy_helper.from_array(scales, names[1]),
+            numpy_helper.from_array(np.zeros(scales.shape, np.int8), names[2]),
+        ]
+        dq = helper.make_node(
+            "DequantizeLinear",
+            names,
+            [out],
+            name=unique_name(taken, f"{base}_DequantizeLinear"),
+            axis=wq.axis,
+        )
+        weight_nodes.setdefault(wq.node, []).append(dq)
+        rewire[(wq.node, wq.index)] = out
+        done_weights[wq.initializer] = out
+        if bq is not None and bias_q is not None:
+            act_scale = params[bq.activation].scale
+            bnames = [
+                unique_name(taken, f"{bq.initializer}{s}")
+                for s in ("_quantized", "_scale", "_zero_point")
+            ]
+            bout = unique_name(taken, f"{bq.initializer}_dequantized")
+            bias_scales = (np.float64(act_scale) * scales.astype(np.float64)).astype(np.float32)
+            new_inits += [
+                numpy_helper.from_array(bias_q, bnames[0]),
+                numpy_helper.from_array(bias_scales, bnames[1]),
+                numpy_helper.from_array(np.zeros(scales.shape, np.int32), bnames[2]),
+            ]
+            weight_nodes[wq.node].append(
+                helper.make_node(
+                    "DequantizeLinear",
+                    bnames,
+                    [bout],
+                    name=unique_name(taken, f"{bq.initializer}_DequantizeLinear"),
+                    axis=0,
+                )
+            )
+            rewire[(bq.node, bq.index)] = bout
+
+    # -- activation Q/DQ pairs
+    pair_nodes: dict[str, list[onnx.NodeProto]] = {}
+    for tq in plan.tensors:
+        scale_name, zp_name = param_names[tq.tensor]
+        q_out = unique_name(taken, f"{tq.tensor}_quantized")
+        dq_out = unique_name(taken, f"{tq.tensor}_dequantized")
+        pair_nodes[tq.tensor] = [
+            helper.make_node(
+                "QuantizeLinear",
+                [tq.tensor, scale_name, zp_name],
+                [q_out],
+                name=unique_name(taken, f"{tq.tensor}_QuantizeLinear"),
+            ),
+            helper.make_node(
+                "DequantizeLinear",
+                [q_out, scale_name, zp_name],
+                [dq_out],
+                name=unique_name(taken, f"{tq.tensor}_DequantizeLinear"),
+            ),
+        ]
+        for slot in tq.consumers:
+            rewire[slot] = dq_out
+
+    # -- emit in graph order
+    emitted: list[onnx.NodeProto] = []
+    for inp in graph.input:
+        emitted += pair_nodes.pop(inp.name, [])
+    for node in graph.node:
+        emitted += weight_nodes.pop(node.name, [])
+        for i in range(len(node.input)):
+            if (node.name, i) in rewire:
+                node.input[i] = rewire[(node.name, i)]
+        emitted.append(node)
+        for out_name in node.output:
+            emitted += pair_nodes.pop(out_name, [])
+    if pair_nodes or weight_nodes:
+        left = sorted([*pair_nodes, *weight_nodes])
+        raise ResnetOptError(f"placement refers to tensors or nodes not in the graph: {left[:3]}")
+
+    del graph.node[:]
+    graph.node.extend(emitted)
+    graph.initializer.extend(new_inits)
+    used = {name for node in graph.node for name in node.input}
+    kept_inits = [t for t in graph.initializer if t.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(kept_inits)
+    graph_inputs = [i for i in graph.input if i.name in used or i.name not in inits]
+    del graph.input[:]
+    graph.input.extend(graph_inputs)
+    try:
+        onnx.checker.check_model(model)
+    except Exception as exc:  # a bug in placement or rewrite, but say what broke
+        raise ResnetOptError(f"the quantized graph is not valid ONNX ({exc})") from exc
+    counts = {
+        "quantize_linear": sum(1 for n in graph.node if n.op_type == "QuantizeLinear"),
+        "dequantize_linear": sum(1 for n in graph.node if n.op_type == "DequantizeLinear"),
+        "quantized_tensors": len(plan.tensors),
+        "int8_weights": len(done_weights),
+        "int32_biases": len(plan.biases),
+        "int8_layers": len(plan.layers),
+    }
+    return model, counts
