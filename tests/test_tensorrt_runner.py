@@ -272,3 +272,22 @@ print('ok')
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("ok")
+
+
+def test_no_data_transfers_skips_the_copies_for_the_same_inputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gpu, source, plan = built(tmp_path, monkeypatch)
+    x = np.random.default_rng(2).standard_normal((4, 3, 8, 8), dtype=np.float32)
+    with TensorRtRunner(plan, no_data_transfers=True) as engine:
+        first = engine.infer({"input": x})["logits"]
+        gpu.calls.clear()
+        again = engine.infer({"input": x})["logits"]
+        assert engine.info.details["no_data_transfers"] is True
+        assert "cuda.memcpy_htod_async" not in gpu.names()
+        assert "cuda.memcpy_dtoh_async" not in gpu.names()
+        assert gpu.names().count("IExecutionContext.execute_async_v3") == 1
+        np.testing.assert_array_equal(again, first)
+        y = x + 1  # another array: copied as usual
+        np.testing.assert_array_equal(engine.infer({"input": y})["logits"], reference(source, y))
+    np.testing.assert_array_equal(first, reference(source, x))

@@ -6,7 +6,11 @@ is Y: rebuild" instead of a crash inside TensorRT. Buffers are allocated once fo
 batch of the engine's profile: pinned host memory, one device buffer per I/O tensor, one
 stream, asynchronous copies, `set_input_shape` + `set_tensor_address` + `execute_async_v3`.
 With `cuda_graph=True` (for bench) each batch size's execution is captured into a CUDA graph
-after its first, eager run and replayed from then on.
+after its first, eager run and replayed from then on. With `no_data_transfers=True` (bench's
+`--no-data-transfers`, trtexec's `--noDataTransfers`) a feed of the very same input arrays as
+the previous call is not copied again: the engine runs on the inputs already on the device and
+the outputs of that previous copy are returned (the same inputs give the same outputs), so the
+timed loop measures the engine without the host<->device copies.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ class TensorRtRunner:
         *,
         threads: int | None = None,
         cuda_graph: bool = False,
+        no_data_transfers: bool = False,
         manifest: Manifest | None = None,
         device: DeviceInfo | None = None,
         device_index: int = 0,
@@ -85,6 +90,9 @@ class TensorRtRunner:
         self.artifact = Path(artifact)
         self.threads = threads  # host threads do not apply to a GPU engine; recorded as given
         self.cuda_graph = cuda_graph
+        self.no_data_transfers = no_data_transfers
+        self._resident: dict[str, np.ndarray] = {}  # input arrays already on the device
+        self._last: dict[str, np.ndarray] = {}  # the outputs copied back for them
         self._manifest = manifest
         self._device = device
         self.device_index = device_index
@@ -186,6 +194,7 @@ class TensorRtRunner:
 
     def _close(self) -> None:
         self._graphs.clear()
+        self._resident, self._last = {}, {}
         for tensor in self._tensors:
             if tensor.device is not None:
                 tensor.device.free()
@@ -230,6 +239,7 @@ class TensorRtRunner:
                 "tensorrt_version": self.device_info.tensorrt,
                 "engine_tensorrt_version": details.get("tensorrt_version"),
                 "cuda_graph": self.cuda_graph,
+                "no_data_transfers": self.no_data_transfers,
                 "profile": str(self.profile),
                 "dla_core": None if not dla else dla["core"],
             },
@@ -263,6 +273,14 @@ class TensorRtRunner:
                 f"{self.artifact}: feed has {sorted(feed)}, the engine takes {sorted(expected)}"
             )
         stream = self._stream
+        if (
+            self.no_data_transfers
+            and self._last
+            and all(self._resident.get(t.name) is feed[t.name] for t in inputs)
+        ):
+            self._execute()
+            stream.synchronize()
+            return {name: value.copy() for name, value in self._last.items()}
         for tensor in inputs:
             x = np.ascontiguousarray(feed[tensor.name], dtype=tensor.dtype)
             if x.ndim != len(tensor.max_shape) or x.shape[1:] != tensor.max_shape[1:]:
@@ -288,6 +306,9 @@ class TensorRtRunner:
         stream.synchronize()
         for name, view in views:
             results[name] = view.copy()
+        if self.no_data_transfers:
+            self._resident = {t.name: feed[t.name] for t in inputs}
+            self._last = {name: value.copy() for name, value in results.items()}
         return results
 
     def _execute(self) -> None:
