@@ -497,3 +497,12 @@ def test_cli_without_tensorrt(tmp_path: Path) -> None:
 def test_cli_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["build", "m.onnx", "-o", "m.plan", "--backend", "tflite"])
     assert result.exit_code == 2
+
+
+def test_verification_uses_whole_batches_of_a_fixed_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake(monkeypatch)
+    source = fp32_model(tmp_path / "m.onnx", batch=5)
+    manifest = build_tensorrt(source, tmp_path / "m.plan", TensorRtBuildOptions())
+    assert manifest.verification["samples"] == 20  # 4 batches of 5, none smaller
