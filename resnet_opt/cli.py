@@ -122,6 +122,181 @@ def info(json_output: JsonOption = False) -> None:
     typer.echo("\n".join(lines))
 
 
+@command("export")
+def export_command(
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Architecture name (resnet18…resnet152, resnext50_32x4d, wide_resnet50_2, "
+            "resnet20…resnet110, resnet20-digits), FILE.py:FACTORY, PACKAGE.MODULE:FACTORY, or "
+            "a TorchScript file [default: the bundled ResNet-20 on digits].",
+        ),
+    ] = None,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            help="Checkpoint (state_dict) path, a torchvision weights name (IMAGENET1K_V2, "
+            "DEFAULT) from the local torch cache, or none (random init)."
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="ONNX file to write [default: <model name>.onnx]."),
+    ] = None,
+    input_size: Annotated[int | None, typer.Option(min=1, help="Network input, square.")] = None,
+    channels: Annotated[int | None, typer.Option(help="Input channels: 1 or 3.")] = None,
+    mean: Annotated[str | None, typer.Option(help="Per-channel mean, e.g. 0.485,0.456,0.406.")] = (
+        None
+    ),
+    std: Annotated[str | None, typer.Option(help="Per-channel std, e.g. 0.229,0.224,0.225.")] = (
+        None
+    ),
+    resize: Annotated[str | None, typer.Option(help="Shorter side before the crop, or none.")] = (
+        None
+    ),
+    crop: Annotated[str | None, typer.Option(help="Centre crop, or none.")] = None,
+    interpolation: Annotated[
+        str | None,
+        typer.Option(help="Resize filter: nearest, bilinear, bicubic [default: the model's]."),
+    ] = None,
+    labels: Annotated[
+        str | None, typer.Option(help="Class labels: a text file (one per line) or a,b,c.")
+    ] = None,
+    num_classes: Annotated[
+        int | None,
+        typer.Option(min=1, help="Classes of a registry architecture [default: from weights]."),
+    ] = None,
+    batch: Annotated[
+        int | None, typer.Option(min=1, help="Fixed batch size [default: dynamic batch axis].")
+    ] = None,
+    opset: Annotated[
+        int | None, typer.Option(help="ONNX opset [default: 17; 18 with --exporter dynamo].")
+    ] = None,
+    exporter: Annotated[
+        str, typer.Option(help="torchscript (any source, fast) or dynamo (torch.export).")
+    ] = "torchscript",
+    tolerance: Annotated[
+        float,
+        typer.Option(help="Largest max-abs error vs PyTorch, relative to the logits' scale."),
+    ] = 1e-3,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="Real images for the parity check: image folder, .npy/.npz or 'default' "
+            "[default: the bundled test split for the bundled model, else none]."
+        ),
+    ] = None,
+    data_samples: Annotated[
+        int | None,
+        typer.Option(min=1, help="Images compared from --data [default: 256; bundled: all]."),
+    ] = None,
+    no_fold: Annotated[
+        bool, typer.Option("--no-fold", help="Keep BatchNormalization nodes the exporter left.")
+    ] = False,
+    trust_pickle: Annotated[
+        bool,
+        typer.Option(
+            "--trust-pickle", help="Allow files that need full unpickling (runs their code)."
+        ),
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed: random init, parity inputs, samples.")] = 0,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Threads for the parity check (torch and ORT).")
+    ] = None,
+    force: ForceOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Export a trained ResNet to ONNX (BatchNorm folded), verified against PyTorch."""
+    from resnet_opt.calibration.preprocess import Interpolation, parse_floats
+    from resnet_opt.models.contract import (
+        ContractOptions,
+        parse_choice,
+        parse_labels,
+        parse_size,
+    )
+    from resnet_opt.pipeline.export import Exporter, ExportOptions, default_output, export
+
+    chosen_exporter = parse_choice(Exporter, exporter, "--exporter")
+    filter_ = (
+        parse_choice(Interpolation, interpolation, "--interpolation") if interpolation else None
+    )
+    options = ExportOptions(
+        model=model,
+        weights=weights,
+        trust_pickle=trust_pickle,
+        num_classes=num_classes,
+        contract=ContractOptions(
+            input_size=input_size,
+            channels=channels,
+            mean=parse_floats(mean, "--mean") if mean is not None else None,
+            std=parse_floats(std, "--std") if std is not None else None,
+            resize=parse_size(resize, "--resize") if resize is not None else None,
+            crop=parse_size(crop, "--crop") if crop is not None else None,
+            interpolation=filter_,
+            labels=parse_labels(labels) if labels is not None else None,
+        ),
+        batch=batch,
+        opset=opset,
+        exporter=chosen_exporter,
+        tolerance=tolerance,
+        data=data,
+        data_samples=data_samples,
+        fold=not no_fold,
+        force=force,
+        seed=seed,
+        threads=threads,
+    )
+    target = output if output is not None else default_output(model)
+    manifest = export(options, target)
+    if json_output:
+        emit_json({"output": str(target), **manifest.to_dict()})
+        return
+    details, check = manifest.details, manifest.verification
+    contract = manifest.preprocessing
+    assert contract is not None
+    size_mb = target.stat().st_size / 1e6
+    batch_text = "dynamic batch" if details["dynamic_batch"] else f"batch {details['batch']}"
+    say(
+        f"{target}: {details['model']} ({details['parameters'] / 1e6:.2f}M parameters, "
+        f"{details['num_classes']} classes), opset {details['opset']}, {batch_text}, "
+        f"{size_mb:.1f} MB"
+    )
+    say(
+        f"  parity with PyTorch: max abs error {check['max_abs_error']:.2e} on {check['samples']} "
+        f"random inputs (tolerance {check['tolerance']:.2e}), top-1 agreement "
+        f"{check['top1_agreement']:.1f}%"
+    )
+    if "data" in check:
+        real = check["data"]
+        say(
+            f"  on {real['data']}: max abs error {real['max_abs_error']:.2e} on "
+            f"{real['samples']} images, top-1 agreement {real['top1_agreement']:.1f}%"
+        )
+    accuracy = check.get("accuracy") or {}
+    if "pytorch_top1" in accuracy:
+        say(
+            f"  top-1: PyTorch {accuracy['pytorch_top1']:.2f}%, ONNX Runtime "
+            f"{accuracy['onnxruntime_top1']:.2f}% ({accuracy['count']} images)"
+        )
+    bn = details["batchnorm"]
+    say(
+        f"  BatchNorm: {bn['in_model']} in the model; folded by the exporter "
+        f"{bn['folded_by']['exporter']}, by the fold pass {bn['folded_by']['fold']}; "
+        f"left {len(bn['left'])}"
+    )
+    spatial = (
+        f"resize {contract.resize}, crop {contract.crop}"
+        if contract.resize or contract.crop
+        else "scaled straight"
+    )
+    say(
+        f"  input {contract.channels}×{contract.input_size}×{contract.input_size} "
+        f"({spatial}, {contract.interpolation.value}; from {details['contract_origin']})"
+    )
+
+
 @command("eval")
 def eval_command(
     model: Annotated[Path, typer.Argument(help="ONNX artifact with its manifest.")],

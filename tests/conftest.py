@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,50 @@ def write_image_folder(
             pixels = rng.integers(0, 256, shape, dtype=np.uint8)
             Image.fromarray(pixels).convert(mode).save(folder / f"{i:03d}.png")
     return root
+
+
+# -- exported models, shared by the whole session (treat the files as read-only) ------------------
+
+
+@pytest.fixture(scope="session")
+def default_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled default model (ResNet-20 on digits) exported once, with its manifest."""
+    from resnet_opt.pipeline.export import ExportOptions, export
+
+    path = tmp_path_factory.mktemp("default-export") / "resnet20-digits.onnx"
+    export(ExportOptions(), path)
+    return path
+
+
+def save_torchvision_checkpoint(name: str, path: Path, *, seed: int = 0) -> Path:
+    """A seeded random torchvision model saved the way training scripts do: a dict holding the
+    state_dict under `model_state_dict`, keys prefixed `module.` (DataParallel)."""
+    import torch
+    import torchvision
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = torchvision.models.get_model(name, weights=None)
+    state = {f"module.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"epoch": 90, "model_state_dict": state}, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def torchvision_onnx(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """`torchvision_onnx("resnet18")`: that architecture exported once per session from a
+    (seeded, random) state_dict checkpoint, dynamic batch, with its manifest."""
+    from resnet_opt.pipeline.export import ExportOptions, export
+
+    exported: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in exported:
+            folder = tmp_path_factory.mktemp(f"export-{name}")
+            checkpoint = save_torchvision_checkpoint(name, folder / f"{name}-checkpoint.pt")
+            path = folder / f"{name}.onnx"
+            export(ExportOptions(model=name, weights=str(checkpoint)), path)
+            exported[name] = path
+        return exported[name]
+
+    return get
