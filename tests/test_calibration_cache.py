@@ -36,7 +36,8 @@ def _stats() -> Statistics:
         "input": TensorStats.of("input", rng.normal(0, 1, 4000)),
         "relu": TensorStats.of("relu", np.maximum(rng.laplace(0, 1, 4000), 0)),
     }
-    return Statistics(tensors, samples=60, requested=64, skipped=(("x.png", "cannot decode"),))
+    skipped = (("x.png", "cannot decode"),)
+    return Statistics(tensors, samples=60, requested=64, skipped=skipped, inputs=("input",))
 
 
 def test_round_trip_keeps_every_statistic(tmp_path: Path) -> None:
@@ -104,7 +105,7 @@ def _npz(path: Path, **arrays: np.ndarray) -> Path:
 def _header(**changes: object) -> np.ndarray:
     header: dict[str, object] = {
         "format": "resnet-opt-calibration-cache",
-        "version": 1,
+        "version": 2,
         "key": KEY.to_dict(),
         "samples": 1,
         "requested": 1,
@@ -140,8 +141,8 @@ def test_files_that_are_not_caches_are_refused(tmp_path: Path) -> None:
 def test_a_cache_from_another_format_version_is_refused(tmp_path: Path) -> None:
     counts = np.zeros((1, 8), np.int64)
     counts[0, 1] = 3
-    path = _npz(tmp_path / "v2.npz", header=_header(version=2), counts=counts)
-    with pytest.raises(ResnetOptError, match="format version 2, this resnet-opt reads version 1"):
+    path = _npz(tmp_path / "v1.npz", header=_header(version=1), counts=counts)
+    with pytest.raises(ResnetOptError, match="format version 1, this resnet-opt reads version 2"):
         load_cache(path, KEY)
-    ok = _npz(tmp_path / "v1.npz", header=_header(), counts=counts)
+    ok = _npz(tmp_path / "v2.npz", header=_header(), counts=counts)
     assert load_cache(ok, KEY)["t"].count == 3

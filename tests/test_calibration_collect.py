@@ -101,15 +101,17 @@ def test_weights_are_never_calibration_tensors(tmp_path: Path) -> None:
     assert calibration_tensors(model) == ["x", "mm", "sum", "flat", "y"]
 
 
-def test_streamed_collection_equals_one_shot_statistics(digits_model: Path) -> None:
+@pytest.mark.parametrize("threads", [1, 2])  # 2: histograms folded on a thread pool
+def test_streamed_collection_equals_one_shot_statistics(digits_model: Path, threads: int) -> None:
     stream = _stream(100, batch_size=7)
-    stats = collect_statistics(digits_model, stream, TINY_TENSORS, run_batch=3, threads=1)
+    stats = collect_statistics(digits_model, stream, TINY_TENSORS, run_batch=3, threads=threads)
     everything = np.concatenate([b.x for b in _stream(100, batch_size=100)])
     reference = _one_shot(digits_model, everything, TINY_TENSORS)
     assert list(stats.tensors) == TINY_TENSORS
     for name in TINY_TENSORS:
         assert stats[name].equals(reference[name]), name
     assert stats.samples == stats.requested == 100
+    assert stats.inputs == ("input",)
     assert stats.summary()["tensors"] == len(TINY_TENSORS)
 
 

@@ -137,27 +137,27 @@ def test_percentile_outside_0_100_is_refused() -> None:
 
 
 def _kl_reference(counts: np.ndarray, quantized_bins: int) -> np.ndarray:
-    """The published algorithm written as plainly as possible (one candidate at a time)."""
+    """NVIDIA pytorch-quantization's `_compute_amax_entropy` loop, transcribed plainly."""
     out = []
     for i in range(quantized_bins, counts.size + 1):
-        raw = counts[:i].astype(np.float64)
-        p = raw.copy()
-        p[i - 1] += counts[i:].sum()
-        nonzero = p > 0
-        merged = i // quantized_bins
-        q = np.zeros(i)
-        for g in range(quantized_bins):
-            start = g * merged
-            stop = i if g == quantized_bins - 1 else start + merged
-            norm = nonzero[start:stop].sum()
-            if norm:
-                q[start:stop] = raw[start:stop].sum() / norm
-        q[~nonzero] = 0
-        if np.any(nonzero & (q == 0)):
-            out.append(np.inf)
-            continue
+        space = np.linspace(0, i, num=quantized_bins + 1)
+        digitized = np.digitize(range(i), space) - 1
+        digitized[counts[:i] == 0] = -1
+        level_counts = np.zeros(quantized_bins)
+        for idx, level in enumerate(digitized):
+            if level != -1:
+                level_counts[level] += counts[idx]
+        for used in set(digitized.tolist()) - {-1}:
+            level_counts[used] /= np.count_nonzero(digitized == used)
+        q = np.array([level_counts[d] if d != -1 else 0.0 for d in digitized])
+        p = counts[:i].astype(np.float64)
+        p[-1] += counts[i:].sum()
         pn, qn = p / p.sum(), q / q.sum()
-        out.append(float(np.sum(pn[nonzero] * np.log(pn[nonzero] / qn[nonzero]))))
+        support = pn > 0
+        if np.any(qn[support] == 0):
+            out.append(np.inf)  # scipy.stats.entropy gives inf here too
+            continue
+        out.append(float(np.sum(pn[support] * np.log(pn[support] / qn[support]))))
     return np.array(out)
 
 
@@ -168,6 +168,7 @@ def test_vectorised_kl_equals_the_plain_algorithm(seed: int) -> None:
     counts[rng.random(300) < 0.3] = 0  # empty bins, including runs of them
     counts[-1] = 3
     expected = _kl_reference(counts, 16)
+    assert np.isinf(expected).any() and np.isfinite(expected).any()  # both cases covered
     actual = kl_divergences(counts, 16)
     finite = np.isfinite(expected)
     np.testing.assert_array_equal(np.isfinite(actual), finite)
@@ -258,6 +259,18 @@ def test_compute_ranges_for_every_method_and_degenerate_tensors() -> None:
     unsigned = compute_ranges(stats, Method.ENTROPY, uint8_when_nonnegative=True)
     signed = compute_ranges(stats, Method.ENTROPY)
     assert unsigned["act"] == signed["act"]
+
+
+def test_graph_inputs_keep_their_full_range_unless_asked() -> None:
+    """A spiky input (most pixels one background value) is what entropy clips badly."""
+    pixels = np.concatenate([np.full(90_000, -0.9), RNG.uniform(-0.9, 2.2, 10_000)])
+    tensors = {"input": _stats(pixels, "input"), "act": _stats(RNG.laplace(0, 1, 50_000), "act")}
+    stats = Statistics(tensors, samples=1, requested=1, inputs=("input",))
+    ranges = compute_ranges(stats, Method.ENTROPY)
+    assert ranges["input"].amax == stats["input"].absmax and ranges["input"].method == "max"
+    assert ranges["act"].method == "entropy" and ranges["act"].amax < stats["act"].absmax
+    clipped = compute_ranges(stats, Method.ENTROPY, full_range=())["input"]
+    assert clipped.method == "entropy" and clipped.amax < 0.5 * stats["input"].absmax
 
 
 def test_tensor_range_refuses_a_non_positive_amax() -> None:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from resnet_opt.calibration.ranges import Method, TensorRange
 
 CACHE_FORMAT = "resnet-opt-calibration-cache"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: graph inputs recorded (their range is never clipped)
 
 _KEY_LABELS = {
     "model_sha256": "model sha256",
@@ -108,6 +108,7 @@ def save_cache(
         "samples": stats.samples,
         "requested": stats.requested,
         "skipped": [list(item) for item in stats.skipped],
+        "inputs": list(stats.inputs),
         "bins": stats.bins,
         "tensors": [
             {
@@ -221,11 +222,15 @@ def _statistics(header: Mapping[str, Any], counts: np.ndarray) -> Statistics:
         if name in tensors:
             raise ValueError(f"tensor {name!r} twice")
         tensors[name] = TensorStats(name, amin, amax, count, AbsHistogram(row.copy(), hist_range))
+    inputs = tuple(str(name) for name in header.get("inputs", []))
+    if any(name not in tensors for name in inputs):
+        raise ValueError("graph inputs that are not among the tensors")
     return Statistics(
         tensors=tensors,
         samples=int(header["samples"]),
         requested=int(header["requested"]),
         skipped=tuple((str(a), str(b)) for a, b in header.get("skipped", [])),
+        inputs=inputs,
     )
 
 

@@ -338,4 +338,5 @@ def collect_statistics(
         samples=stream.used,
         requested=asked,
         skipped=tuple(stream.skipped),
+        inputs=(input_name,) if input_name in accumulators else (),
     )

@@ -219,13 +219,16 @@ class Statistics:
     """Everything a calibration pass learned, per tensor in graph order, plus what it ran on.
 
     `samples` is the number of samples actually used (corrupt files skipped, a source smaller
-    than asked); `requested` is what was asked for, so the manifest can state both.
+    than asked); `requested` is what was asked for, so the manifest can state both. `inputs`
+    names the calibrated tensors that are graph inputs (their range comes from the
+    preprocessing and is not clipped, see `compute_ranges`).
     """
 
     tensors: Mapping[str, TensorStats]
     samples: int
     requested: int
     skipped: tuple[tuple[str, str], ...] = ()
+    inputs: tuple[str, ...] = ()
 
     @property
     def bins(self) -> int:
@@ -250,6 +253,7 @@ class Statistics:
             self.samples == other.samples
             and self.requested == other.requested
             and self.skipped == other.skipped
+            and self.inputs == other.inputs
             and list(self.tensors) == list(other.tensors)
             and all(self.tensors[n].equals(other.tensors[n]) for n in self.tensors)
         )
