@@ -15,7 +15,13 @@ from resnet_opt.bench.timing import Budget
 from resnet_opt.cli import app
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.pipeline.artifacts import Precision
-from resnet_opt.pipeline.bench import BenchOptions, bench, input_batch, precision_run
+from resnet_opt.pipeline.bench import (
+    BenchOptions,
+    bench,
+    check_tensorrt_flags,
+    input_batch,
+    precision_run,
+)
 from resnet_opt.pipeline.evaluate import evaluate
 from resnet_opt.report.schema import validate
 from tests.benchkit import CONTRACT, tiny_set, write_engine, write_export
@@ -131,6 +137,19 @@ def test_precision_actually_run() -> None:
     assert precision_run(Precision.FP32, "f32") == "fp32"
     assert precision_run(Precision.INT8, "f32") == "int8"
     assert precision_run(Precision.INT8, "bf16") == "int8+bf16"
+
+
+def test_tensorrt_timing_flags_are_checked_against_the_runner(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the TensorRT runner takes both
+    check_tensorrt_flags(BenchOptions(cuda_graph=True, no_data_transfers=True))
+    from resnet_opt.runners import base
+
+    # a runner without them (here: ONNX Runtime's, registered in TensorRT's place) is refused
+    monkeypatch.setitem(base.RUNNERS, base.Backend.TENSORRT, base.RUNNERS[base.Backend.ONNXRUNTIME])
+    with pytest.raises(ResnetOptError, match="--cuda-graph: this resnet-opt's TensorRT runner"):
+        check_tensorrt_flags(BenchOptions(cuda_graph=True))
 
 
 def test_options_are_checked() -> None:

@@ -8,13 +8,14 @@ backend. The wrapper also pads a short last batch for models with a fixed batch 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 
 import numpy as np
 
-from resnet_opt.calibration.data import BatchStream
+from resnet_opt.calibration.data import Batch, BatchStream
+from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.pipeline.evaluate import Accuracy, evaluate_runners
 from resnet_opt.runners.base import Backend, Runner, RunnerInfo, TensorSpec, single_input
 
@@ -67,6 +68,38 @@ class _Recording:
         return out
 
 
+CACHE_LIMIT_BYTES = 512 * 1024**2
+
+
+@dataclass
+class ReplayStream(BatchStream):
+    """A BatchStream that keeps its batches after the first pass and replays them.
+
+    Every artifact × backend is scored on the same images; decoding and preprocessing them once
+    instead of once per runner saves most of the scoring time for small models. Used only when
+    the preprocessed set fits in CACHE_LIMIT_BYTES (`fits`); larger sets stream each time.
+    """
+
+    cached: list[Batch] | None = None
+    cached_skipped: list[tuple[str, str]] | None = None
+
+    @staticmethod
+    def fits(samples: int, contract: PreprocessContract) -> bool:
+        channels, height, width = contract.input_shape
+        return samples * channels * height * width * 4 <= CACHE_LIMIT_BYTES
+
+    def __iter__(self) -> Iterator[Batch]:
+        if self.cached is not None:
+            self.skipped[:] = self.cached_skipped or []
+            yield from self.cached
+            return
+        batches: list[Batch] = []
+        for batch in super().__iter__():
+            batches.append(batch)
+            yield batch
+        self.cached, self.cached_skipped = batches, list(self.skipped)
+
+
 @dataclass(frozen=True)
 class Scored:
     accuracy: Accuracy
@@ -75,7 +108,8 @@ class Scored:
 
 
 def score(runner: Runner, stream: BatchStream, mapping: np.ndarray) -> Scored:
-    """Top-1/top-5 of `runner` on a fresh `stream`, with its per-image top-1 predictions."""
+    """Top-1/top-5 of `runner` on `stream` (fresh, or a ReplayStream), with its per-image top-1
+    predictions."""
     recording = _Recording(runner)
     accuracy, _, _ = evaluate_runners(recording, stream, mapping)
     predictions = np.concatenate(recording.top1) if recording.top1 else np.empty(0, np.int64)

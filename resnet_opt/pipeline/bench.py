@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from resnet_opt import __version__
-from resnet_opt.bench.accuracy import Scored, agreement, score
+from resnet_opt.bench.accuracy import ReplayStream, Scored, agreement, score
 from resnet_opt.bench.machine import load_average, machine_info, usable_cores
 from resnet_opt.bench.progress import NoProgress, ProgressSink
 from resnet_opt.bench.targets import Target, TargetPlan, plan_targets
@@ -166,10 +166,11 @@ def _weights_note(manifest: Manifest) -> str | None:
 
 
 def _size_on_disk(path: Path, manifest: Manifest) -> int:
-    """The artifact's bytes, with the companion files its manifest lists (e.g. OpenVINO's .bin)."""
+    """The artifact's bytes, with the weights file a build keeps beside it (OpenVINO's .bin)."""
     size = path.stat().st_size
-    for extra in manifest.details.get("files", ()) or ():
-        companion = path.parent / str(extra)
+    weights = manifest.details.get("weights") if manifest.stage is Stage.BUILD else None
+    if isinstance(weights, Mapping) and weights.get("file"):
+        companion = path.parent / str(weights["file"])
         if companion != path and companion.is_file():
             size += companion.stat().st_size
     return size
@@ -288,7 +289,27 @@ def _plan(
     if (options.no_data_transfers or options.cuda_graph) and not uses_trt:
         flag = "--no-data-transfers" if options.no_data_transfers else "--cuda-graph"
         raise ResnetOptError(f"{flag} applies to TensorRT engines only, and none is benched")
+    if uses_trt:
+        check_tensorrt_flags(options)
     return planned, skips, source
+
+
+_TRT_FLAGS = {"no_data_transfers": "--no-data-transfers", "cuda_graph": "--cuda-graph"}
+
+
+def check_tensorrt_flags(options: BenchOptions) -> None:
+    """Refuse a TensorRT timing option the TensorRT runner does not take (before measuring)."""
+    import inspect
+
+    from resnet_opt.runners.base import Backend, runner_class
+
+    accepted = inspect.signature(runner_class(Backend.TENSORRT)).parameters
+    for field_name, flag in _TRT_FLAGS.items():
+        if getattr(options, field_name) and field_name not in accepted:
+            raise ResnetOptError(
+                f"{flag}: this resnet-opt's TensorRT runner does not support it; leave the "
+                "option out"
+            )
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -299,6 +320,27 @@ def _stream(
 ) -> BatchStream:
     indices = select_indices(len(source), options.samples, options.seed)
     return BatchStream(source, contract, indices, batch_size, options.strict)
+
+
+class _EvalStreams:
+    """The evaluation stream per preprocessing contract: replayed from memory when it fits."""
+
+    def __init__(self, source: DataSource, options: BenchOptions) -> None:
+        self.source = source
+        self.options = options
+        self.batch_size = min(DEFAULT_EVAL_BATCH, max(options.batches))
+        self._kept: dict[str, BatchStream] = {}
+
+    def get(self, contract: PreprocessContract) -> BatchStream:
+        key = contract.fingerprint()
+        if key in self._kept:
+            return self._kept[key]
+        indices = select_indices(len(self.source), self.options.samples, self.options.seed)
+        if not ReplayStream.fits(len(indices), contract):
+            return BatchStream(self.source, contract, indices, self.batch_size, self.options.strict)
+        stream = ReplayStream(self.source, contract, indices, self.batch_size, self.options.strict)
+        self._kept[key] = stream
+        return stream
 
 
 class InputKind(str, Enum):
@@ -372,7 +414,7 @@ def _measure_target(
     *,
     threads: int,
     options: BenchOptions,
-    source: DataSource | None,
+    streams: _EvalStreams | None,
     inputs: np.ndarray,
     results: _Results,
     progress: ProgressSink,
@@ -384,11 +426,10 @@ def _measure_target(
     with open_runner(target.backend, item.path, **runner_options) as runner:
         _check_batch_dim(item.path, runner, options.batches)
         info = runner.info
-        if source is not None:
+        if streams is not None:
             progress.task(f"{name} · {target.value} · accuracy")
-            eval_batch = min(DEFAULT_EVAL_BATCH, max(options.batches))
-            stream = _stream(source, item.contract, options, eval_batch)
-            scored = score(runner, stream, label_map(source, item.contract))
+            source = streams.source
+            scored = score(runner, streams.get(item.contract), label_map(source, item.contract))
             results.scores[(name, target)] = scored
             if target is Target.ONNXRUNTIME:
                 results.reference_scores[item.manifest.sha256] = scored
@@ -453,21 +494,14 @@ def _provider(details: Mapping[str, Any]) -> str | None:
 
 
 def _score_reference(
-    reference: Path,
-    source: DataSource,
-    threads: int,
-    options: BenchOptions,
-    progress: ProgressSink,
+    reference: Path, streams: _EvalStreams, threads: int, progress: ProgressSink
 ) -> Scored:
     manifest = read_manifest(reference)
     assert manifest is not None
     contract = _contract(reference, manifest)
     progress.task(f"{reference.name} · onnxruntime · accuracy (reference)")
-    eval_batch = min(DEFAULT_EVAL_BATCH, max(options.batches))
     with open_runner(Target.ONNXRUNTIME.backend, reference, threads=threads) as runner:
-        scored = score(
-            runner, _stream(source, contract, options, eval_batch), label_map(source, contract)
-        )
+        scored = score(runner, streams.get(contract), label_map(streams.source, contract))
     progress.done()
     return scored
 
@@ -526,6 +560,7 @@ def bench(
     machine = machine_info()
     load_before = load_average()
     results = _Results()
+    streams = _EvalStreams(source, options) if source is not None else None
     inputs_by_contract: dict[str, np.ndarray] = {}
     for item in planned:
         key = item.contract.fingerprint()
@@ -539,17 +574,15 @@ def bench(
                 target,
                 threads=threads,
                 options=options,
-                source=source,
+                streams=streams,
                 inputs=inputs_by_contract[key],
                 results=results,
                 progress=progress,
                 clock=clock,
             )
-    if source is not None:
+    if streams is not None:
         for sha, reference in extra_references.items():
-            results.reference_scores[sha] = _score_reference(
-                reference, source, threads, options, progress
-            )
+            results.reference_scores[sha] = _score_reference(reference, streams, threads, progress)
     load_after = load_average()
 
     budget = options.budget

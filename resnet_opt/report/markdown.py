@@ -40,9 +40,10 @@ def fmt_ms(value: float) -> str:
 
 
 def fmt_size(size_bytes: int) -> str:
-    if size_bytes >= 1024**2:
-        return f"{size_bytes / 1024**2:.1f} MB"
-    return f"{size_bytes / 1024:.1f} kB"
+    """Decimal units, as the other stages print sizes."""
+    if size_bytes >= 1_000_000:
+        return f"{size_bytes / 1e6:.1f} MB"
+    return f"{size_bytes / 1e3:.1f} kB"
 
 
 def _opt(value: float | None, spec: str, none: str = "—") -> str:
