@@ -102,6 +102,17 @@ def test_changed_source_is_not_used_as_reference(tmp_path: Path) -> None:
     assert report.accuracy[0].reference is None and report.accuracy[0].drop_points is None
 
 
+def test_fixed_batch_model_is_scored_on_padded_batches(tmp_path: Path) -> None:
+    """Six images through a batch-4 model: the last batch of two is padded, not dropped."""
+    fixed = write_export(tmp_path / "fixed.onnx", batch=4)
+    dynamic = write_export(tmp_path / "dynamic.onnx")  # same seed: the same weights
+    data = write_image_folder(tmp_path / "data", {"a": 2, "b": 2, "c": 1, "d": 1})
+    report = bench([fixed], _quick(data=str(data), batches=(4,)))
+    acc = report.accuracy[0]
+    assert acc.count == 6
+    assert acc.top1 == pytest.approx(evaluate(dynamic, str(data)).accuracy.top1)
+
+
 def test_no_accuracy_uses_seeded_random_input(tmp_path: Path) -> None:
     source, _, _ = tiny_set(tmp_path)
     report = bench([source], _quick(data=None, batches=(3,)))

@@ -21,16 +21,20 @@ from resnet_opt.runners.base import Backend, Runner, RunnerInfo, TensorSpec, sin
 
 
 class _Recording:
-    """Delegates to a runner (already entered) and records the top-1 of every batch."""
+    """Delegates to a runner (already entered) and records the top-1 of every batch.
 
-    def __init__(self, runner: Runner) -> None:
+    A batch smaller than the model takes (a fixed batch dimension, or an engine profile's
+    minimum) is padded by repeating its last image, and the padding's outputs dropped.
+    """
+
+    def __init__(self, runner: Runner, min_batch: int | None = None) -> None:
         self._runner = runner
         self.backend: Backend = runner.backend
         self.top1: list[np.ndarray] = []
         spec = single_input(runner)
         self._name = spec.name
         fixed = spec.shape[0] if spec.shape else None
-        self._fixed_batch = fixed if isinstance(fixed, int) else None
+        self._min_batch = fixed if isinstance(fixed, int) else min_batch
 
     def __enter__(self) -> _Recording:
         return self
@@ -58,8 +62,8 @@ class _Recording:
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         x = feed[self._name]
         count = len(x)
-        if self._fixed_batch is not None and count < self._fixed_batch:
-            pad = np.repeat(x[-1:], self._fixed_batch - count, axis=0)
+        if self._min_batch is not None and count < self._min_batch:
+            pad = np.repeat(x[-1:], self._min_batch - count, axis=0)
             x = np.concatenate([x, pad])
         out = self._runner.infer({**feed, self._name: x})
         out = {name: value[:count] for name, value in out.items()}
@@ -107,10 +111,12 @@ class Scored:
     skipped: int
 
 
-def score(runner: Runner, stream: BatchStream, mapping: np.ndarray) -> Scored:
+def score(
+    runner: Runner, stream: BatchStream, mapping: np.ndarray, *, min_batch: int | None = None
+) -> Scored:
     """Top-1/top-5 of `runner` on `stream` (fresh, or a ReplayStream), with its per-image top-1
-    predictions."""
-    recording = _Recording(runner)
+    predictions; `min_batch`: the smallest batch the runner takes (an engine profile's)."""
+    recording = _Recording(runner, min_batch)
     accuracy, _, _ = evaluate_runners(recording, stream, mapping)
     predictions = np.concatenate(recording.top1) if recording.top1 else np.empty(0, np.int64)
     return Scored(accuracy, predictions, len(stream.skipped))

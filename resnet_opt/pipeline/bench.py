@@ -203,6 +203,15 @@ def _same_preprocessing(reference: Path, contract: PreprocessContract) -> bool:
     return manifest.preprocessing.fingerprint() == contract.fingerprint()
 
 
+def _engine_min_batch(manifest: Manifest) -> int | None:
+    """The smallest batch a TensorRT engine's profile takes (None: not an engine)."""
+    if manifest.stage is not Stage.BUILD or manifest.details.get("backend") != "tensorrt":
+        return None
+    from resnet_opt.tensorrt.profiles import profile_of
+
+    return profile_of(manifest).min
+
+
 def _check_engine(manifest: Manifest, batches: Sequence[int]) -> None:
     """An engine's profile must take every batch size, and it must have been built for this GPU
     and TensorRT: both read from the manifest, before the engine is opened (the batch first, so
@@ -429,7 +438,12 @@ def _measure_target(
         if streams is not None:
             progress.task(f"{name} · {target.value} · accuracy")
             source = streams.source
-            scored = score(runner, streams.get(item.contract), label_map(source, item.contract))
+            scored = score(
+                runner,
+                streams.get(item.contract),
+                label_map(source, item.contract),
+                min_batch=_engine_min_batch(item.manifest),
+            )
             results.scores[(name, target)] = scored
             if target is Target.ONNXRUNTIME:
                 results.reference_scores[item.manifest.sha256] = scored
