@@ -284,3 +284,18 @@ def test_bench_does_not_import_torch_or_matplotlib(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_torch_eager_baseline_of_the_default_export(default_onnx: Path) -> None:
+    """The FP32 export also runs as PyTorch eager (rebuilt from its manifest), scored the same."""
+    pytest.importorskip("torch")
+    options = _quick(
+        backends=(Target.TORCH, Target.ONNXRUNTIME), batches=(2,), data="default", samples=64
+    )
+    report = bench([default_onnx], options)
+    assert [m.backend for m in report.measurements] == ["torch", "onnxruntime"]
+    torch_acc, ort_acc = report.accuracy
+    assert torch_acc.backend == "torch" and torch_acc.count == 64
+    assert torch_acc.top1 == pytest.approx(ort_acc.top1)
+    assert torch_acc.top1_agreement is not None and torch_acc.top1_agreement >= 98.0
+    assert report.artifacts[0].weights == "bundled" and "weights: bundled" in report.notes
