@@ -637,27 +637,27 @@ def quantize_command(
         str | None,
         typer.Option(
             help="int8 layout: tensorrt (symmetric s8, TensorRT's Conv+Add fusion) or cpu "
-            "(u8/s8, ONNX Runtime's fastest) [default: tensorrt]."
+            "(u8/s8, ONNX Runtime's fastest) (default: tensorrt)."
         ),
     ] = None,
     method: Annotated[
         str | None,
-        typer.Option(help="Range calibration: max, percentile, entropy, mse [default: entropy]."),
+        typer.Option(help="Range calibration: max, percentile, entropy, mse (default: entropy)."),
     ] = None,
     percentile: Annotated[
-        float | None, typer.Option(help="With --method percentile [default: 99.99].")
+        float | None, typer.Option(help="With --method percentile (default: 99.99).")
     ] = None,
     calib: Annotated[
         str | None,
         typer.Option(
             help="Calibration data: image folder, .npy/.npz, or default (bundled split) "
-            "[default: the bundled calib split for the bundled model]."
+            "(default: the bundled calib split for the bundled model)."
         ),
     ] = None,
     calib_samples: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Calibration samples, seeded draw [default: 512, or all there are]."
+            min=1, help="Calibration samples, seeded draw (default: 512, or all there are)."
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the calibration/evaluation draws.")] = 0,
@@ -670,7 +670,7 @@ def quantize_command(
         typer.Option(
             "--eval",
             help="Labelled data to score the result against the FP32 input, or none "
-            "[default: the bundled test split for the bundled model].",
+            "(default: the bundled test split for the bundled model).",
         ),
     ] = None,
     eval_samples: Annotated[
@@ -724,9 +724,9 @@ def quantize_command(
         QuantizeOptions,
         contract_from_options,
         quantize,
-        summary_lines,
     )
     from resnet_opt.quantization.plan import Target
+    from resnet_opt.quantization.report import summary_lines
 
     def choice(value: str, enum: type[Precision] | type[Target], what: str) -> Any:
         try:

@@ -54,24 +54,8 @@ def calib_cache(default_onnx: Path, tmp_path_factory: pytest.TempPathFactory) ->
 # -- accuracy (acceptance) ---------------------------------------------------------------------
 
 
-# The entropy calibrator (resnet_opt.calibration.ranges.entropy_amax) keeps the zero spike of a
-# post-ReLU tensor in its first histogram bin; NVIDIA's implementation (pytorch-quantization's
-# _compute_amax_entropy: `bins[0] = bins[1]`) flattens it. With the spike, every ReLU output is
-# clipped to ~1/8 of its range and top-1 collapses (measured: 19 % tensorrt, 32 % cpu). Strict:
-# once the calibrator is fixed this XPASSes and the marker must go.
-ENTROPY_ZERO_SPIKE = pytest.mark.xfail(
-    strict=True, reason="entropy calibrator keeps the ReLU zero spike (calibration/ranges.py)"
-)
-
-
 @pytest.mark.parametrize("target", list(Target))
-@pytest.mark.parametrize(
-    "method",
-    [
-        pytest.param(m.value, marks=ENTROPY_ZERO_SPIKE) if m is Method.ENTROPY else m.value
-        for m in Method
-    ],
-)
+@pytest.mark.parametrize("method", [m.value for m in Method])
 def test_every_method_keeps_top1_within_half_a_point(
     default_onnx: Path, calib_cache: Path, tmp_path: Path, target: Target, method: str
 ) -> None:

@@ -63,7 +63,62 @@ def convert(
     except Exception as exc:  # the converter raises plain exceptions on graphs it cannot type
         raise ResnetOptError(f"FP16 conversion failed ({type(exc).__name__}: {exc})") from exc
     _toposort(converted.graph)
+    _drop_round_trips(converted)
     return converted
+
+
+def _drop_round_trips(model: onnx.ModelProto) -> None:
+    """Remove fp32 → fp16 → fp32 Cast pairs, which the converter leaves between nodes kept fp32.
+
+    The converter wraps every blocked node in Casts and stores the tensor between two blocked
+    nodes in fp16: a value kept fp32 because it overflows fp16 would still become inf there.
+    Where a Cast to fp16 feeds a Cast back to fp32, the second one's readers take the original
+    fp32 tensor instead; the Cast to fp16 goes when nothing else reads it.
+    """
+    from onnx import TensorProto
+
+    graph = model.graph
+    types = _elem_types(model)
+    outputs = {o.name for o in graph.output}
+
+    def cast_to(node: onnx.NodeProto) -> int | None:
+        if node.op_type != "Cast":
+            return None
+        return next((int(a.i) for a in node.attribute if a.name == "to"), None)
+
+    nodes = list(graph.node)
+    producer = {out: i for i, n in enumerate(nodes) for out in n.output}
+    replace: dict[str, str] = {}
+    dropped: set[int] = set()
+    ups: set[int] = set()
+    for i, down in enumerate(nodes):
+        if cast_to(down) != TensorProto.FLOAT or down.input[0] not in producer:
+            continue
+        j = producer[down.input[0]]
+        up = nodes[j]
+        if cast_to(up) != TensorProto.FLOAT16 or types.get(up.input[0]) != TensorProto.FLOAT:
+            continue
+        ups.add(j)
+        if down.output[0] in outputs:  # keep the output's name: a float→float Cast
+            down.input[0] = up.input[0]
+        else:
+            replace[down.output[0]] = up.input[0]
+            dropped.add(i)
+    if not ups:
+        return
+    for node in nodes:
+        for k, name in enumerate(node.input):
+            if name in replace:
+                node.input[k] = replace[name]
+    still_read = {name for i, n in enumerate(nodes) if i not in dropped for name in n.input}
+    dropped |= {j for j in ups if nodes[j].output[0] not in still_read | outputs}
+    kept = [n for i, n in enumerate(nodes) if i not in dropped]
+    del graph.node[:]
+    graph.node.extend(kept)
+    live = {name for n in kept for name in (*n.input, *n.output)}
+    infos = [v for v in graph.value_info if v.name in live]
+    del graph.value_info[:]
+    graph.value_info.extend(infos)
 
 
 def _toposort(graph: onnx.GraphProto) -> None:

@@ -153,6 +153,8 @@ def layer_macs(model: onnx.ModelProto) -> dict[str, int]:
     """Multiply-accumulates per sample of each Conv and Gemm whose shapes inference can tell."""
     import onnx
 
+    from resnet_opt.graph import attribute
+
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
     except Exception:  # shape inference is best effort; MACs are a report figure
@@ -170,7 +172,10 @@ def layer_macs(model: onnx.ModelProto) -> dict[str, int]:
         out = shapes.get(node.output[0])
         if w is None or not out or any(d is None for d in out[1:]):
             continue
-        per_output = int(np.prod(w[1:])) if node.op_type == "Conv" else min(w)
+        if node.op_type == "Conv":
+            per_output = int(np.prod(w[1:]))  # Cin/groups × kh × kw
+        else:  # Gemm: K, the weight's input axis
+            per_output = w[1] if attribute(node, "transB", 0) else w[0]
         macs[node.name] = int(np.prod([d for d in out[1:] if d is not None])) * per_output
     return macs
 
