@@ -136,7 +136,11 @@ def contract_for(model: Path, name: str) -> dict[str, Any]:
 
 
 def child(args: argparse.Namespace) -> None:
-    from resnet_opt.calibration.collect import calibration_tensors, collect_statistics
+    from resnet_opt.calibration.collect import (
+        calibration_tensors,
+        collect_statistics,
+        run_batch_size,
+    )
     from resnet_opt.calibration.data import BatchStream, Split, open_source, select_indices
     from resnet_opt.calibration.preprocess import PreprocessContract
     from resnet_opt.calibration.ranges import Method, compute_ranges
@@ -156,6 +160,9 @@ def child(args: argparse.Namespace) -> None:
     ranges = compute_ranges(stats, Method(args.method))
     t2 = time.perf_counter()
     clipped = sum(1 for r in ranges.values() if r.observed_max and r.amax < r.observed_max)
+    per_run = run_batch_size(
+        load_onnx(Path(args.model)), [t for t in tensors if t not in stats.inputs]
+    )
     print(
         json.dumps(
             {
@@ -167,6 +174,7 @@ def child(args: argparse.Namespace) -> None:
                 "tensors": len(tensors),
                 "clipped_tensors": clipped,
                 "images_per_s": round(stats.samples / (t1 - t0), 2),
+                "run_batch": per_run,
             }
         )
     )
@@ -235,20 +243,21 @@ def markdown(report: dict[str, Any]) -> str:
         "ranges. Peak RSS is the process's VmHWM (everything: Python, ONNX Runtime, the model).",
         "",
         "| model | data | method | samples | tensors | wall s | collect s | ranges s "
-        "| collect images/s | peak RSS MB | clipped tensors |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| collect images/s | run batch | peak RSS MB | clipped tensors |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in report["results"]:
         if "error" in row:
             lines.append(
                 f"| {row['model']} | {row['data']} | {row['method']} | error: "
-                f"{row['error']} |||||||||"
+                f"{row['error']} ||||||||||"
             )
             continue
         lines.append(
             f"| {row['model']} | {row['data']} | {row['method']} | {row['samples']} | "
             f"{row['tensors']} | {row['wall_s']:.1f} | {row['collect_s']:.1f} | "
-            f"{row['ranges_s']:.2f} | {row['images_per_s']:.1f} | {row['peak_rss_mb']:.0f} | "
+            f"{row['ranges_s']:.2f} | {row['images_per_s']:.1f} | {row['run_batch']} | "
+            f"{row['peak_rss_mb']:.0f} | "
             f"{row['clipped_tensors']} |"
         )
     lines += ["", "Models:"]

@@ -64,7 +64,8 @@ DEFAULT_ACTIVATION_BUDGET = 512 * 2**20
 MAX_RUN_BATCH = 64
 FALLBACK_RUN_BATCH = 8
 
-ProgressCallback = Callable[[int, int], None]  # (samples done, samples total)
+# (samples consumed so far, skipped ones included; samples selected): for a progress bar
+ProgressCallback = Callable[[int, int], None]
 
 
 def constant_tensors(graph: onnx.GraphProto) -> set[str]:
@@ -325,7 +326,7 @@ def collect_statistics(
             for start in range(0, batch.x.shape[0], per_run):
                 run(batch.x[start : start + per_run], pool)
             if progress is not None:
-                progress(stream.used, total)
+                progress(stream.used + len(stream.skipped), total)  # samples consumed
 
     asked = total if requested is None else requested
     if stream.used < asked:
