@@ -92,7 +92,8 @@ def export_model(name: str, workdir: Path) -> tuple[Path, str]:
     """The ONNX of `name` (exported once) and how it was made."""
     path = workdir / f"{name}.onnx"
     if path.is_file():
-        return path, "cached"
+        made = "resnet-opt export" if path.with_name(path.name + ".json").is_file() else "torch"
+        return path, f"{made}, reused from {path.parent} (delete it to export again)"
     args = ["export", "-o", str(path), "--force"]
     if name != "default":
         args += ["--model", name, "--weights", "none"]
