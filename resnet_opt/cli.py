@@ -131,7 +131,7 @@ def export_command(
             "-m",
             help="Architecture name (resnet18…resnet152, resnext50_32x4d, wide_resnet50_2, "
             "resnet20…resnet110, resnet20-digits), FILE.py:FACTORY, PACKAGE.MODULE:FACTORY, or "
-            "a TorchScript file [default: the bundled ResNet-20 on digits].",
+            "a TorchScript file (default: the bundled ResNet-20 on digits).",
         ),
     ] = None,
     weights: Annotated[
@@ -143,7 +143,7 @@ def export_command(
     ] = None,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="ONNX file to write [default: <model name>.onnx]."),
+        typer.Option("--output", "-o", help="ONNX file to write (default: <model name>.onnx)."),
     ] = None,
     input_size: Annotated[int | None, typer.Option(min=1, help="Network input, square.")] = None,
     channels: Annotated[int | None, typer.Option(help="Input channels: 1 or 3.")] = None,
@@ -159,20 +159,20 @@ def export_command(
     crop: Annotated[str | None, typer.Option(help="Centre crop, or none.")] = None,
     interpolation: Annotated[
         str | None,
-        typer.Option(help="Resize filter: nearest, bilinear, bicubic [default: the model's]."),
+        typer.Option(help="Resize filter: nearest, bilinear, bicubic (default: the model's)."),
     ] = None,
     labels: Annotated[
         str | None, typer.Option(help="Class labels: a text file (one per line) or a,b,c.")
     ] = None,
     num_classes: Annotated[
         int | None,
-        typer.Option(min=1, help="Classes of a registry architecture [default: from weights]."),
+        typer.Option(min=1, help="Classes of a registry architecture (default: from weights)."),
     ] = None,
     batch: Annotated[
-        int | None, typer.Option(min=1, help="Fixed batch size [default: dynamic batch axis].")
+        int | None, typer.Option(min=1, help="Fixed batch size (default: dynamic batch axis).")
     ] = None,
     opset: Annotated[
-        int | None, typer.Option(help="ONNX opset [default: 17; 18 with --exporter dynamo].")
+        int | None, typer.Option(help="ONNX opset (default: 17; 18 with --exporter dynamo).")
     ] = None,
     exporter: Annotated[
         str, typer.Option(help="torchscript (any source, fast) or dynamo (torch.export).")
@@ -185,12 +185,12 @@ def export_command(
         str | None,
         typer.Option(
             help="Real images for the parity check: image folder, .npy/.npz or 'default' "
-            "[default: the bundled test split for the bundled model, else none]."
+            "(default: the bundled test split for the bundled model, else none)."
         ),
     ] = None,
     data_samples: Annotated[
         int | None,
-        typer.Option(min=1, help="Images compared from --data [default: 256; bundled: all]."),
+        typer.Option(min=1, help="Images compared from --data (default: 256; bundled: all)."),
     ] = None,
     no_fold: Annotated[
         bool, typer.Option("--no-fold", help="Keep BatchNormalization nodes the exporter left.")

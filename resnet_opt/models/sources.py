@@ -145,7 +145,9 @@ def load_model(request: ModelRequest) -> LoadedModel:
             f"{spec}: is already ONNX; export takes a PyTorch model (pass the .onnx to fold, "
             "quantize or build directly)"
         )
-    elif Path(spec).suffix.lower() in TORCH_SUFFIXES or Path(spec).is_file():
+    elif Path(spec).suffix.lower() in TORCH_SUFFIXES or (
+        Path(spec).is_file() and not is_registered(spec)
+    ):
         loaded = _load_model_file(Path(spec), request)
     elif sep and not is_registered(spec):
         loaded = _load_factory_module(left, right, spec, request)

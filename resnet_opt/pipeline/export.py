@@ -153,7 +153,7 @@ def default_output(model: str | None) -> Path:
 def export(options: ExportOptions, output: Path) -> Manifest:
     """Export, fold, verify; write `output` and its manifest, or nothing at all."""
     from resnet_opt.models.probe import check_input_size, count_batchnorm, count_parameters, dry_run
-    from resnet_opt.models.sources import ModelRequest, SourceKind, load_model
+    from resnet_opt.models.sources import ModelRequest, SourceKind, WeightsKind, load_model
 
     options.validate()
     output = Path(output)
@@ -218,7 +218,7 @@ def export(options: ExportOptions, output: Path) -> Manifest:
             "shared_initializers_copied": materialized,
             "seconds": {k: round(v, 3) for k, v in seconds.items()},
         }
-        if loaded.source.weights.value == "bundled":
+        if loaded.source.weights is WeightsKind.BUNDLED:
             from resnet_opt.models.default import METADATA_FILE, default_model
 
             bundled = default_model()
@@ -419,6 +419,7 @@ def _verify(
     loaded: LoadedModel, contract: PreprocessContract, onnx_path: Path, options: ExportOptions
 ) -> dict[str, Any]:
     """PyTorch vs ONNX Runtime on random inputs and (when given) real images, with accuracy."""
+    from resnet_opt.models.sources import WeightsKind
     from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
     from resnet_opt.runners.torch import TorchRunner
 
@@ -446,7 +447,7 @@ def _verify(
         passed = comparison.passed
 
         data = options.data
-        if data is None and loaded.source.weights.value == "bundled":
+        if data is None and loaded.source.weights is WeightsKind.BUNDLED:
             data = "default"  # the bundled model is always scored on its test split
         if data is not None:
             data_result = _verify_data(reference, candidate, contract, data, options)
