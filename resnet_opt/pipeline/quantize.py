@@ -310,7 +310,12 @@ def quantize(
     _check_options(options)
     if output.resolve() == source.resolve():
         raise ResnetOptError(f"{output}: is the input; write the result to another file")
+    from resnet_opt.quantization.graph_rules import quantized_reason
+
     model = load_onnx(source)
+    reason = quantized_reason(model)  # before the manifest: the more useful thing to hear
+    if reason:
+        raise ResnetOptError(f"{source}: already quantized ({reason}); quantize the FP32 model")
     parent = read_manifest(source, required=False)
     if parent is not None:
         check_artifact_hash(source, parent)

@@ -94,7 +94,10 @@ def place(view: GraphView, keep: Collection[str] = ()) -> Plan:
 
     # pass-through ops between quantized tensors keep the quantization: int8 MaxPool / Flatten
     for node in view.nodes:
-        if node.op_type in SHARING_OPS and node.input[0] in quantized and node.name not in keep:
+        if node.op_type in SHARING_OPS and node.name in keep:
+            kept.append(node.name)
+            continue
+        if node.op_type in SHARING_OPS and node.input[0] in quantized:
             source = quantized[node.input[0]] or node.input[0]
             if node.output[0] not in outputs and view.consumers(node.output[0]):
                 quantized[node.output[0]] = source
