@@ -497,7 +497,7 @@ def bench_command(
     from resnet_opt.bench.progress import NoProgress, RichProgress
     from resnet_opt.bench.targets import parse_targets
     from resnet_opt.bench.timing import Budget
-    from resnet_opt.console import _state
+    from resnet_opt.console import is_quiet
     from resnet_opt.pipeline.bench import BenchOptions, bench, parse_batches
     from resnet_opt.report import append_step_summary, write_report
     from resnet_opt.report.markdown import render
@@ -526,8 +526,7 @@ def bench_command(
         existing = [p.name for p in output.iterdir() if p.name.startswith("report.")]
         if existing:
             raise ResnetOptError(f"{output / existing[0]}: exists; pass --force to overwrite it")
-    quiet = _state["verbosity"] < 0
-    with RichProgress() if not quiet else NoProgress() as progress:
+    with RichProgress() if not is_quiet() else NoProgress() as progress:
         report = bench(artifacts, options, progress=progress)
     for skip in report.skipped:
         say(f"skipped {skip.artifact} · {skip.backend}: {skip.reason}")
@@ -1041,6 +1040,46 @@ def _build_summary(backend: Any, output: Path, manifest: Any) -> str:
     else:
         from resnet_opt.pipeline.build_openvino import summary_lines
     return "\n".join(summary_lines(manifest, output))
+
+
+@command("run")
+def run_command(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="TOML config [default: the bundled default model, every stage]."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Output folder [default: the config's, else ./resnet-opt-out]."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Re-run every stage, even those that are unchanged.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Every stage from one config: export → quantize → build → bench → report."""
+    from resnet_opt.bench.progress import RichProgress
+    from resnet_opt.console import is_quiet
+    from resnet_opt.pipeline.run import gate_error, run
+    from resnet_opt.pipeline.run_config import load_config
+
+    result = run(
+        load_config(config),
+        output,
+        force=force,
+        progress=None if is_quiet() else RichProgress,
+    )
+    if json_output:
+        emit_json(result.to_dict())
+    else:
+        typer.echo(result.markdown, nl=False)
+        if result.report is not None:
+            say(f"report: {result.report} (+ report.md, report.png)")
+    error = gate_error(result)
+    if error is not None:
+        raise error
 
 
 def main() -> None:

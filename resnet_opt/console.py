@@ -36,6 +36,11 @@ def set_verbosity(verbose: int, quiet: bool) -> None:
     root.propagate = False
 
 
+def is_quiet() -> bool:
+    """Whether -q was given (progress bars and summaries stay off)."""
+    return _state["verbosity"] < 0
+
+
 def _stderr() -> Any:
     from rich.console import Console
 

@@ -299,3 +299,16 @@ def test_torch_eager_baseline_of_the_default_export(default_onnx: Path) -> None:
     assert torch_acc.top1 == pytest.approx(ort_acc.top1)
     assert torch_acc.top1_agreement is not None and torch_acc.top1_agreement >= 98.0
     assert report.artifacts[0].weights == "bundled" and "weights: bundled" in report.notes
+
+
+def test_fp16_on_the_ort_cpu_is_reported_as_run_in_fp32(
+    default_onnx: Path, tmp_path: Path
+) -> None:
+    """ORT's x86 CPU provider has no fp16 kernels here: the report must not say fp16 ran."""
+    from resnet_opt.pipeline.quantize import QuantizeOptions, quantize
+
+    fp16 = tmp_path / "model.fp16.onnx"
+    quantize(default_onnx, fp16, QuantizeOptions(precision=Precision.FP16, eval_data="none"))
+    report = bench([fp16], _quick(batches=(2,), data=None))
+    (m,) = report.measurements
+    assert m.precision == "fp16" and m.precision_run == "fp32"

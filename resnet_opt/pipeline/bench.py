@@ -60,7 +60,7 @@ from resnet_opt.report.schema import (
     Settings,
     Skip,
 )
-from resnet_opt.runners.base import Runner, open_runner, single_input
+from resnet_opt.runners.base import Runner, RunnerInfo, open_runner, single_input
 
 DEFAULT_BATCHES = (1, 8, 32)
 
@@ -451,6 +451,7 @@ def _measure_target(
         spec = single_input(runner)
         dtype = spec.dtype if spec.dtype != np.dtype(object) else np.dtype(np.float32)
         recorded = _jsonable({**runner_options, **dict(info.details)})
+        ran_as = _float_precision_run(item, target, info)
         for batch in options.batches:
             progress.task(f"{name} · {target.value} · batch {batch}")
             feed = {spec.name: np.ascontiguousarray(inputs[:batch], dtype=dtype)}
@@ -464,7 +465,7 @@ def _measure_target(
                     backend=target.value,
                     device=info.device,
                     provider=_provider(info.details),
-                    precision_run=precision_run(item.manifest.precision, info.precision),
+                    precision_run=precision_run(item.manifest.precision, ran_as),
                     batch=batch,
                     threads=info.threads if info.threads is not None else threads,
                     iterations=timing.iterations,
@@ -485,6 +486,24 @@ def _measure_target(
                 )
             )
             progress.done()
+
+
+def _float_precision_run(item: _Planned, target: Target, info: RunnerInfo) -> str | None:
+    """The float precision the runner computed in, when it differs from the artifact's.
+
+    ONNX Runtime's x86 CPU provider has no fp16 kernels for these models' ops: it runs an fp16
+    artifact's ops in fp32 between inserted Casts, so the report must not call that fp16.
+    """
+    if (
+        item.manifest.precision is Precision.FP16
+        and target is Target.ONNXRUNTIME
+        and _provider(info.details) in (None, "CPUExecutionProvider")
+    ):
+        from resnet_opt.quantization.fp16 import cpu_fp32_fallback
+
+        if cpu_fp32_fallback(item.path):
+            return "fp32"
+    return info.precision
 
 
 _FLOAT_NAMES = {"f32": "fp32", "f16": "fp16", "bf16": "bf16", "fp32": "fp32", "fp16": "fp16"}

@@ -1,0 +1,596 @@
+"""`resnet-opt run`: every stage from one config into one folder, skipping what is unchanged.
+
+The stages are the same functions the single commands call (export, quantize, build, bench);
+`run` only decides names, order and what can be skipped. A stage is skipped when its key (the
+stage's options plus the content hashes of everything it reads) equals the key recorded in the
+folder's `run-state.json` and its outputs are still there, unmodified. So a second run with the
+same config and inputs does no work, and changing one input re-runs exactly what depends on it.
+
+A failed quality gate (a quantized artifact losing more top-1 than `gates.max_drop`) does not
+stop the pipeline: every stage still runs and the report is written, then `run` raises
+QualityGateError (exit 3) naming each failure, also on a re-run that skipped the stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resnet_opt import __version__
+from resnet_opt.console import say
+from resnet_opt.errors import QualityGateError, ResnetOptError
+from resnet_opt.pipeline.artifacts import dump_json, sha256_file, sha256_json, staged_outputs
+from resnet_opt.pipeline.run_config import RunConfig, VariantConfig
+
+log = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT = Path("resnet-opt-out")
+STATE_FILE = "run-state.json"
+STATE_VERSION = 1
+MODEL_STEM = "model"
+REPORT_DIR = "report"
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    name: str
+    status: str  # "done", "unchanged", or "skipped: <why>"
+    outputs: tuple[str, ...] = ()
+    seconds: float = 0.0
+    gate_failure: str | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    output: Path
+    stages: tuple[StageOutcome, ...]
+    report: Path | None
+    markdown: str
+    gate_failures: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "output": str(self.output),
+            "stages": [asdict(s) for s in self.stages],
+            "report": str(self.report) if self.report else None,
+            "gate_failures": list(self.gate_failures),
+        }
+
+
+class _State:
+    """run-state.json: per stage, the key it ran with and the hashes of what it wrote."""
+
+    def __init__(self, folder: Path, *, force: bool) -> None:
+        self.folder = folder
+        self.path = folder / STATE_FILE
+        self.stages: dict[str, dict[str, Any]] = {} if force else self._load()
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+            return {}
+        stages = data.get("stages")
+        return stages if isinstance(stages, dict) else {}
+
+    def unchanged(self, name: str, key: str) -> dict[str, Any] | None:
+        """The stage's record when it ran with `key` and its outputs are intact, else None."""
+        record = self.stages.get(name)
+        if not isinstance(record, dict) or record.get("key") != key:
+            return None
+        outputs = record.get("outputs", {})
+        for rel, digest in outputs.items():
+            path = self.folder / rel
+            if not path.is_file() or sha256_file(path) != digest:
+                return None
+        return record
+
+    def record(
+        self, name: str, key: str, outputs: Sequence[Path], gate_failure: str | None = None
+    ) -> None:
+        self.stages[name] = {
+            "key": key,
+            "outputs": {str(p.relative_to(self.folder)): sha256_file(p) for p in outputs},
+            "gate_failure": gate_failure,
+        }
+        with staged_outputs(force=True) as staged:
+            tmp = staged.add(self.path)
+            tmp.write_text(
+                dump_json({"version": STATE_VERSION, "stages": self.stages}), encoding="utf-8"
+            )
+
+
+@dataclass(frozen=True)
+class _Artifact:
+    """An ONNX the pipeline made: the FP32 model (variant None) or a quantized variant."""
+
+    path: Path
+    variant: VariantConfig | None
+
+    @property
+    def label(self) -> str:
+        return self.variant.name if self.variant else "fp32"
+
+    @property
+    def stem(self) -> str:
+        return self.path.name.removesuffix(".onnx")
+
+
+def run(
+    config: RunConfig,
+    output: Path | None = None,
+    *,
+    force: bool = False,
+    progress: Callable[[], Any] | None = None,
+) -> RunResult:
+    """Run every stage of `config` into `output` (or config.output, or ./resnet-opt-out)."""
+    folder = Path(output or config.output or DEFAULT_OUTPUT)
+    if folder.exists() and not folder.is_dir():
+        raise ResnetOptError(f"{folder}: is a file; give a folder for the run's outputs")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ResnetOptError(f"{folder}: cannot create folder ({exc.strerror or exc})") from exc
+    state = _State(folder, force=force)
+    runner = _Runner(config, folder, state, progress)
+    return runner.run()
+
+
+class _Runner:
+    def __init__(
+        self,
+        config: RunConfig,
+        folder: Path,
+        state: _State,
+        progress: Callable[[], Any] | None,
+    ) -> None:
+        self.config = config
+        self.folder = folder
+        self.state = state
+        self.progress = progress
+        self.outcomes: list[StageOutcome] = []
+        self._data_keys: dict[str | None, str] = {}
+
+    # -- the pipeline ----------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        _check_choices(self.config)
+        fp32 = self.export()
+        variants = [self.quantize(fp32, v) for v in self.config.quantize]
+        onnx_artifacts = [fp32, *variants]
+        built = self.build(onnx_artifacts)
+        report, markdown = self.bench([a.path for a in onnx_artifacts] + built)
+        failures = tuple(o.gate_failure for o in self.outcomes if o.gate_failure)
+        return RunResult(self.folder, tuple(self.outcomes), report, markdown, failures)
+
+    def _stage(
+        self,
+        name: str,
+        key_parts: Mapping[str, Any],
+        work: Callable[[], tuple[list[Path], str | None]],
+    ) -> StageOutcome:
+        """Run `work` unless the stage is unchanged; record and announce the outcome."""
+        key = sha256_json({"stage": name, "resnet-opt": __version__, **key_parts})
+        record = self.state.unchanged(name, key)
+        if record is not None:
+            outcome = StageOutcome(
+                name,
+                "unchanged",
+                tuple(record.get("outputs", {})),
+                gate_failure=record.get("gate_failure"),
+            )
+            say(f"{name}: unchanged, skipped")
+        else:
+            start = time.perf_counter()
+            outputs, gate_failure = work()
+            seconds = time.perf_counter() - start
+            self.state.record(name, key, outputs, gate_failure)
+            rel = tuple(str(p.relative_to(self.folder)) for p in outputs)
+            outcome = StageOutcome(name, "done", rel, round(seconds, 2), gate_failure)
+            say(f"{name}: done in {seconds:.1f} s → {', '.join(rel[:1])}")
+        if outcome.gate_failure:
+            say(f"{name}: quality gate failed: {outcome.gate_failure}")
+        self.outcomes.append(outcome)
+        return outcome
+
+    def _skip(self, name: str, why: str) -> None:
+        say(f"{name}: skipped: {why}")
+        self.outcomes.append(StageOutcome(name, f"skipped: {why}"))
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export(self) -> _Artifact:
+        from resnet_opt.pipeline.export import ExportOptions
+
+        out = self.folder / f"{MODEL_STEM}.onnx"
+        model = self.config.model
+        options = ExportOptions(
+            model=None if model.source == "default" else model.source,
+            weights=model.weights,
+            trust_pickle=model.trust_pickle,
+            num_classes=model.num_classes,
+            contract=_contract_options(self.config),
+            batch=model.batch,
+            opset=model.opset,
+            force=True,
+        )
+        options.validate()
+
+        def work() -> tuple[list[Path], str | None]:
+            from resnet_opt.pipeline.export import export
+
+            export(options, out)
+            return [out, _manifest(out)], None
+
+        self._stage("export", {"model": asdict(model), "files": _model_files(model)}, work)
+        return _Artifact(out, None)
+
+    # -- quantize --------------------------------------------------------------------------
+
+    def quantize(self, source: _Artifact, variant: VariantConfig) -> _Artifact:
+        out = self.folder / f"{MODEL_STEM}.{variant.name}.onnx"
+        data = self.config.data
+        options = _quantize_options(self.config, variant)
+
+        def work() -> tuple[list[Path], str | None]:
+            from resnet_opt.pipeline.quantize import QuantizeGateError, quantize
+
+            gate_failure = None
+            try:
+                result = quantize(source.path, out, options, force=True)
+            except QuantizeGateError as exc:
+                result, gate_failure = exc.result, str(exc).split(" (")[0]
+            files = [out, _manifest(out)]
+            if result.tensorrt_cache is not None:
+                files.append(result.tensorrt_cache)
+            return files, gate_failure
+
+        key = {
+            "variant": asdict(variant),
+            "input": sha256_file(source.path),
+            "calibration": self._data_key(data.calibration),
+            "evaluation": self._data_key(data.evaluation),
+            "data": asdict(data),
+            "max_drop": self.config.gates.max_drop,
+        }
+        self._stage(f"quantize {variant.name}", key, work)
+        return _Artifact(out, variant)
+
+    def _data_key(self, spec: str | None) -> str:
+        """Content hash of DATA (None and 'default…' are the bundled split file)."""
+        if spec not in self._data_keys:
+            self._data_keys[spec] = _data_fingerprint(spec)
+        return self._data_keys[spec]
+
+    # -- build -----------------------------------------------------------------------------
+
+    def build(self, artifacts: Sequence[_Artifact]) -> list[Path]:
+        from resnet_opt.pipeline.build import BuildBackend
+
+        built: list[Path] = []
+        for name in self.config.build.backends:
+            backend = BuildBackend(name)
+            why = _unavailable(backend)
+            chosen = [a for a in artifacts if _builds(backend, a)]
+            if why is not None:
+                self._skip(f"build {backend.value}", why)
+                continue
+            for artifact in chosen:
+                built.extend(self._build_one(backend, artifact))
+        return built
+
+    def _build_one(self, backend: Any, artifact: _Artifact) -> list[Path]:
+        from resnet_opt.pipeline.build import BuildBackend
+
+        suffix = {
+            BuildBackend.ONNXRUNTIME: ".optimized.onnx",
+            BuildBackend.TENSORRT: ".plan",
+            BuildBackend.OPENVINO: ".xml",
+        }[backend]
+        out = self.folder / f"{artifact.stem}{suffix}"
+        options = _build_options(self.config, backend)
+
+        def work() -> tuple[list[Path], str | None]:
+            from resnet_opt.pipeline.build import build
+
+            build(artifact.path, out, backend, options, force=True)
+            files = [out, _manifest(out)]
+            if out.suffix == ".xml":
+                files.append(out.with_suffix(".bin"))
+            return files, None
+
+        key = {
+            "backend": backend.value,
+            "options": repr(options),
+            "input": sha256_file(artifact.path),
+        }
+        self._stage(f"build {backend.value} {artifact.label}", key, work)
+        return [out]
+
+    # -- bench -----------------------------------------------------------------------------
+
+    def bench(self, artifacts: Sequence[Path]) -> tuple[Path | None, str]:
+        from resnet_opt.bench.targets import Target, parse_targets
+
+        cfg = self.config.bench
+        data = self._evaluation_data(artifacts[0])
+        report_dir = self.folder / REPORT_DIR
+        targets = parse_targets(cfg.backends)
+        if targets is not None:  # the engines built here run on their own backend
+            extra = {".plan": Target.TENSORRT, ".xml": Target.OPENVINO}
+            wanted = list(targets)
+            for path in artifacts:
+                target = extra.get(path.suffix)
+                if target is not None and target not in wanted:
+                    wanted.append(target)
+            targets = tuple(wanted)
+
+        def work() -> tuple[list[Path], str | None]:
+            files = self._bench(artifacts, targets, data, report_dir)
+            return files, None
+
+        key = {
+            "bench": asdict(cfg),
+            "artifacts": {str(p.name): sha256_file(p) for p in artifacts},
+            "evaluation": self._data_key(data) if data is not None else None,
+            "samples": self.config.data.eval_samples,
+        }
+        outcome = self._stage("bench", key, work)
+        report = self.folder / outcome.outputs[0] if outcome.outputs else None
+        markdown_path = report_dir / "report.md"
+        markdown = markdown_path.read_text(encoding="utf-8") if markdown_path.is_file() else ""
+        return report, markdown
+
+    def _evaluation_data(self, fp32: Path) -> str | None:
+        """The configured evaluation data, else the bundled test split for the bundled model."""
+        if self.config.data.evaluation is not None:
+            evaluation = self.config.data.evaluation
+            return None if evaluation == "none" else evaluation
+        from resnet_opt.pipeline.artifacts import read_manifest
+        from resnet_opt.pipeline.quantize import is_bundled_default
+
+        manifest = read_manifest(fp32)
+        contract = manifest.preprocessing if manifest else None
+        return "default" if contract is not None and is_bundled_default(contract) else None
+
+    def _bench(
+        self,
+        artifacts: Sequence[Path],
+        targets: Any,
+        data: str | None,
+        report_dir: Path,
+    ) -> list[Path]:
+        from resnet_opt.bench.timing import Budget
+        from resnet_opt.pipeline.bench import BenchOptions, bench
+        from resnet_opt.report import write_report
+
+        cfg = self.config.bench
+        options = BenchOptions(
+            backends=targets,
+            batches=cfg.batches,
+            budget=Budget(
+                iterations=cfg.iterations,
+                duration_s=cfg.duration if cfg.iterations is None else None,
+                warmup_s=cfg.warmup,
+            ),
+            threads=cfg.threads,
+            data=data,
+            samples=self.config.data.eval_samples,
+            seed=self.config.data.seed,
+            plot_batch=cfg.plot_batch,
+            notes=("made by resnet-opt run",),
+        )
+        if self.progress is not None:
+            with self.progress() as progress:
+                report = bench(artifacts, options, progress=progress)
+        else:
+            report = bench(artifacts, options)
+        for skip in report.skipped:
+            say(f"bench: skipped {skip.artifact} · {skip.backend}: {skip.reason}")
+        files = write_report(report, report_dir, force=True)
+        return [files.json, files.markdown, files.plot]
+
+
+# -- pure helpers -----------------------------------------------------------------------------
+
+
+def _manifest(path: Path) -> Path:
+    from resnet_opt.pipeline.artifacts import manifest_path
+
+    return manifest_path(path)
+
+
+def _check_choices(config: RunConfig) -> None:
+    """Refuse unknown enum values in the config before any work, naming the key."""
+    from resnet_opt.bench.targets import parse_targets
+    from resnet_opt.pipeline.artifacts import Precision
+    from resnet_opt.pipeline.build import BuildBackend
+    from resnet_opt.quantization.plan import Target
+
+    def check(where: str, value: str | None, choices: Sequence[str]) -> None:
+        if value is not None and value not in choices:
+            raise ResnetOptError(f"config: {where} = {value!r} (choose {', '.join(choices)})")
+
+    for i, v in enumerate(config.quantize):
+        check(f"quantize[{i}].precision", v.precision, ("int8", "fp16"))
+        check(f"quantize[{i}].target", v.target, [t.value for t in Target])
+        check(f"quantize[{i}].method", v.method, ("max", "percentile", "entropy", "mse"))
+        if Precision(v.precision) is Precision.FP16 and v.target is not None:
+            raise ResnetOptError(f"config: quantize[{i}].target applies to int8 only")
+    for i, name in enumerate(config.build.backends):
+        check(f"build.backends[{i}]", name, [b.value for b in BuildBackend])
+    parse_targets(config.bench.backends)
+    if config.bench.iterations is None and config.bench.duration is None:
+        raise ResnetOptError("config: bench needs duration or iterations")
+
+
+def _contract_options(config: RunConfig) -> Any:
+    from resnet_opt.calibration.preprocess import Interpolation
+    from resnet_opt.models.contract import ContractOptions, parse_labels, parse_size
+
+    m = config.model
+
+    def size(value: int | str | None, key: str) -> Any:
+        if value is None:
+            return None
+        return parse_size(str(value), f"config: model.{key}")
+
+    interpolation = None
+    if m.interpolation is not None:
+        try:
+            interpolation = Interpolation(m.interpolation)
+        except ValueError:
+            choices = ", ".join(i.value for i in Interpolation)
+            raise ResnetOptError(
+                f"config: model.interpolation = {m.interpolation!r} (choose {choices})"
+            ) from None
+    return ContractOptions(
+        input_size=m.input_size,
+        channels=m.channels,
+        mean=m.mean,
+        std=m.std,
+        resize=size(m.resize, "resize"),
+        crop=size(m.crop, "crop"),
+        interpolation=interpolation,
+        labels=parse_labels(m.labels) if m.labels is not None else None,
+    )
+
+
+def _model_files(model: Any) -> dict[str, str]:
+    """Content hashes of the files export reads: weights, a model file, the bundled weights."""
+    files: dict[str, str] = {}
+    candidates = [model.weights, model.labels, model.source.rpartition(":")[0] or model.source]
+    for text in candidates:
+        if text and Path(text).is_file():
+            files[text] = sha256_file(Path(text))
+    if model.source == "default":
+        from resnet_opt.models.default import default_model
+
+        files["bundled"] = default_model().weights_sha256
+    return files
+
+
+def _data_fingerprint(spec: str | None) -> str:
+    from resnet_opt.calibration.data import DEFAULT_SPEC, Split, open_source
+
+    if spec is None or spec == "none" or spec.startswith(DEFAULT_SPEC):
+        source = open_source(DEFAULT_SPEC, default_split=Split.TEST)
+        return sha256_json({"spec": spec, "content": source.fingerprint([])})
+    path = Path(spec)
+    if path.is_file():
+        return sha256_json({"spec": spec, "content": sha256_file(path)})
+    source = open_source(spec, default_split=Split.CALIB)
+    return sha256_json({"spec": spec, "content": source.fingerprint(range(len(source)))})
+
+
+def _quantize_options(config: RunConfig, variant: VariantConfig) -> Any:
+    from resnet_opt.pipeline.artifacts import Precision
+    from resnet_opt.pipeline.quantize import QuantizeOptions
+    from resnet_opt.quantization.plan import Target
+
+    data = config.data
+    return QuantizeOptions(
+        precision=Precision(variant.precision),
+        target=Target(variant.target) if variant.target else None,
+        method=variant.method,
+        percentile=variant.percentile,
+        calib=data.calibration,
+        calib_samples=data.calib_samples,
+        seed=data.seed,
+        eval_data=data.evaluation,
+        eval_samples=data.eval_samples,
+        max_drop=config.gates.max_drop,
+        accuracy_budget=variant.accuracy_budget,
+        exclude=variant.exclude,
+        keep_io_types=variant.keep_io_types,
+    )
+
+
+def _builds(backend: Any, artifact: _Artifact) -> bool:
+    """Which artifacts each backend is meant for (see BuildConfig)."""
+    from resnet_opt.pipeline.build import BuildBackend
+
+    variant = artifact.variant
+    if variant is None:
+        return True
+    if backend is BuildBackend.ONNXRUNTIME:
+        return variant.precision == "int8" and variant.target == "cpu"
+    if backend is BuildBackend.TENSORRT:
+        return variant.precision == "fp16" or variant.target in (None, "tensorrt")
+    return variant.precision == "int8" and variant.target in (None, "tensorrt")
+
+
+def _unavailable(backend: Any) -> str | None:
+    """Why `backend` cannot build on this machine (None: it can)."""
+    from resnet_opt.deps import probe
+    from resnet_opt.environment import cuda_driver
+    from resnet_opt.pipeline.build import BuildBackend
+
+    if backend is BuildBackend.TENSORRT:
+        version, why = probe("tensorrt")
+        if version is None:
+            return f"no TensorRT ({why}); install resnet-opt[tensorrt] on a machine with a GPU"
+        driver = cuda_driver()
+        if not driver.ok:
+            return f"no CUDA GPU ({driver.problem})"
+        return None
+    if backend is BuildBackend.OPENVINO:
+        version, why = probe("openvino")
+        if version is None:
+            return f"no OpenVINO ({why}); install resnet-opt[openvino]"
+    return None
+
+
+def _build_options(config: RunConfig, backend: Any) -> Any:
+    from resnet_opt.pipeline.build import BuildBackend
+
+    build = config.build
+    if backend is BuildBackend.TENSORRT:
+        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_size
+        from resnet_opt.tensorrt.profiles import parse_batch
+
+        trt = build.tensorrt
+        return TensorRtBuildOptions(
+            batch=parse_batch(trt.batch) if trt.batch else None,
+            workspace_bytes=parse_size(trt.workspace) if trt.workspace else None,
+            opt_level=trt.opt_level,
+            timing_cache=Path(trt.timing_cache) if trt.timing_cache else None,
+        )
+    if backend is BuildBackend.ONNXRUNTIME:
+        from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions
+        from resnet_opt.runners.onnxruntime import GraphOptimization
+
+        try:
+            level = GraphOptimization(build.onnxruntime.optimization)
+        except ValueError:
+            choices = ", ".join(g.value for g in GraphOptimization)
+            raise ResnetOptError(
+                f"config: build.onnxruntime.optimization = "
+                f"{build.onnxruntime.optimization!r} (choose {choices})"
+            ) from None
+        return OrtBuildOptions(optimization=level, portable=build.onnxruntime.portable)
+    from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
+    from resnet_opt.runners.openvino import OvPrecision
+
+    try:
+        precision = OvPrecision(build.openvino.precision)
+    except ValueError:
+        choices = ", ".join(p.value for p in OvPrecision)
+        raise ResnetOptError(
+            f"config: build.openvino.precision = {build.openvino.precision!r} (choose {choices})"
+        ) from None
+    return OpenVinoBuildOptions(precision=precision)
+
+
+def gate_error(result: RunResult) -> QualityGateError | None:
+    """The exit-3 error for a run whose quality gates failed (None when all passed)."""
+    if not result.gate_failures:
+        return None
+    return QualityGateError("quality gate failed: " + "; ".join(result.gate_failures))
