@@ -15,11 +15,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.pipeline.artifacts import Precision
 
 if TYPE_CHECKING:
     import onnx
 
 TWO_GB = 2**31
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+# ONNX Runtime's operator-format int8 ops: a model that has them is int8 without any Q/DQ pair
+QOPERATOR_OPS = frozenset({"QLinearConv", "QLinearMatMul", "QLinearAdd", "QGemm", "MatMulInteger"})
+FLOAT16 = 10  # onnx.TensorProto.FLOAT16
 
 
 def load_onnx(path: Path, *, check: bool = True) -> onnx.ModelProto:
@@ -143,3 +148,28 @@ def count_ops(model: onnx.ModelProto, op_types: Iterable[str]) -> dict[str, int]
         if node.op_type in wanted:
             counts[node.op_type] += 1
     return counts
+
+
+def precision_of(
+    model: onnx.ModelProto, declared: Precision | None = None
+) -> tuple[Precision, int, int]:
+    """(precision, int8 node count, fp16 tensor count) read from the graph itself.
+
+    For a model without a manifest, and to check that a manifest describes its file: Q/DQ (or
+    ONNX Runtime's QLinear*) nodes mean INT8 (MIXED when the manifest says some layers were kept
+    in higher precision); fp16 initializers, inputs, outputs or casts mean FP16; else FP32.
+    """
+    graph = model.graph
+    int8 = sum(1 for node in graph.node if node.op_type in QDQ_OPS | QOPERATOR_OPS)
+    fp16 = sum(1 for t in graph.initializer if t.data_type == FLOAT16)
+    fp16 += sum(1 for v in (*graph.input, *graph.output) if v.type.tensor_type.elem_type == FLOAT16)
+    for node in graph.node:
+        if node.op_type == "Cast":
+            fp16 += sum(1 for a in node.attribute if a.name == "to" and a.i == FLOAT16)
+    if int8:
+        precision = Precision.MIXED if declared is Precision.MIXED else Precision.INT8
+    elif fp16:
+        precision = Precision.FP16
+    else:
+        precision = Precision.FP32
+    return precision, int8, fp16

@@ -29,18 +29,24 @@ from typing import TYPE_CHECKING, Any
 
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.graph import precision_of
 from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
-    Precision,
     Stage,
     new_manifest,
     read_manifest,
     staged_outputs,
     write_manifest,
 )
-from resnet_opt.pipeline.verify import Comparison, compare_runners, random_batches
-from resnet_opt.runners.base import Backend, Dim, TensorSpec, single_input
+from resnet_opt.pipeline.verify import (
+    Comparison,
+    Feed,
+    compare_runners,
+    random_batches,
+    verification_feed,
+)
+from resnet_opt.runners.base import Backend, single_input
 from resnet_opt.runners.onnxruntime import (
     CPU,
     GraphOptimization,
@@ -53,8 +59,6 @@ from resnet_opt.runners.onnxruntime import (
 )
 
 if TYPE_CHECKING:
-    import onnx
-
     from resnet_opt.calibration.preprocess import PreprocessContract
 
 NCHWC_TRANSFORMER = "NchwcTransformer"
@@ -75,15 +79,6 @@ class OrtBuildOptions:
     batch_size: int = 4
     seed: int = 0
     tolerance: float = 1e-3  # largest max-abs output difference accepted
-
-
-@dataclass(frozen=True)
-class Feed:
-    """The random inputs a build verifies with: batch size, one sample's shape, sample count."""
-
-    batch: int
-    sample_shape: tuple[int, ...]
-    samples: int
 
 
 def build_onnxruntime(
@@ -188,7 +183,7 @@ def build_onnxruntime(
                 stage=Stage.BUILD,
                 artifact=output,
                 content=tmp,
-                precision=precision_of(model),
+                precision=precision_of(model)[0],
                 inputs=inputs,
                 preprocessing=None,
                 options=recorded_options,
@@ -273,65 +268,6 @@ def _verify(
         return compare_runners(reference, candidate, batches, options.tolerance), feed
 
 
-def verification_feed(
-    spec: TensorSpec,
-    source: Path,
-    contract: PreprocessContract | None,
-    input_shape: tuple[int, ...] | None,
-    samples: int,
-    batch_size: int,
-) -> Feed:
-    """Verification input shape: fixed dims from the model, symbolic ones from the user/contract."""
-    if not spec.shape:
-        raise ResnetOptError(f"{source}: input {spec.name!r} is a scalar; it has no batch axis")
-    batch_dim, dims = spec.shape[0], spec.shape[1:]
-    if input_shape is not None:
-        shape = _fit(spec, dims, input_shape, "--input-shape", source)
-    elif all(isinstance(d, int) for d in dims):
-        shape = tuple(int(d) for d in dims if isinstance(d, int))
-    elif contract is not None and len(dims) == 3:
-        given = (contract.channels, contract.input_size, contract.input_size)
-        shape = _fit(spec, dims, given, "its manifest's contract", source)
-    else:
-        raise ResnetOptError(
-            f"{source}: input {spec.name!r} has symbolic dims {_show(spec.shape)} and no "
-            "manifest gives the image size; pass --input-shape (one sample, e.g. 3,224,224)"
-        )
-    if isinstance(batch_dim, int) and batch_dim > 0:  # a fixed batch: whole batches only
-        return Feed(batch_dim, shape, batch_dim * math.ceil(samples / batch_dim))
-    return Feed(min(batch_size, samples), shape, samples)
-
-
-def _fit(
-    spec: TensorSpec, dims: tuple[Dim, ...], given: tuple[int, ...], origin: str, source: Path
-) -> tuple[int, ...]:
-    fits = len(given) == len(dims) and all(
-        not isinstance(d, int) or d == g for d, g in zip(dims, given, strict=True)
-    )
-    if not fits:
-        raise ResnetOptError(
-            f"{source}: the shape {_show(given)} from {origin} does not fit input "
-            f"{spec.name!r} of shape {_show(spec.shape)} (one sample, without the batch axis)"
-        )
-    return given
-
-
-def _show(shape: tuple[Dim, ...]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
-
-
-def precision_of(model: onnx.ModelProto) -> Precision:
-    """A model's precision read from its graph, for sources without a manifest."""
-    from onnx import TensorProto
-
-    ops = {node.op_type for node in model.graph.node}
-    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}:
-        return Precision.INT8
-    initializers = {t.name for t in model.graph.initializer}
-    types = {v.type.tensor_type.elem_type for v in model.graph.input if v.name not in initializers}
-    return Precision.FP16 if TensorProto.FLOAT16 in types else Precision.FP32
-
-
 def cpu_description(*, layout: str | None) -> dict[str, Any]:
     """The CPU facts a CPU artifact's speed and portability depend on, for its manifest."""
     from resnet_opt.environment import cpu_model, relevant_cpu_flags
@@ -351,14 +287,11 @@ def _first(exc: BaseException) -> str:
 
 __all__ = [
     "CPU",
-    "Feed",
     "OrtBuildOptions",
     "OrtFormat",
     "OrtProvider",
     "build_onnxruntime",
     "cpu_description",
-    "precision_of",
-    "verification_feed",
 ]
 
 

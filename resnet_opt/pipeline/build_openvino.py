@@ -28,6 +28,7 @@ from typing import Any
 
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.graph import precision_of
 from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
@@ -39,13 +40,14 @@ from resnet_opt.pipeline.artifacts import (
     staged_outputs,
     write_manifest,
 )
-from resnet_opt.pipeline.build_onnxruntime import (
+from resnet_opt.pipeline.build_onnxruntime import cpu_description
+from resnet_opt.pipeline.verify import (
+    Comparison,
+    ComparisonAccumulator,
     Feed,
-    cpu_description,
-    precision_of,
+    random_batches,
     verification_feed,
 )
-from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches
 from resnet_opt.runners.base import Backend, run_batch, single_input
 from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
 from resnet_opt.runners.openvino import (
@@ -99,7 +101,7 @@ def build_openvino(
     ov = require("openvino")
     core = ov.Core()
     parent = read_manifest(source, required=False)
-    precision = parent.precision if parent else precision_of(onnx_model)
+    precision = parent.precision if parent else precision_of(onnx_model)[0]
     model = _read(core, source)
     if options.batch is not None:
         _fix_batch(model, options.batch, source)

@@ -12,17 +12,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.graph import load_onnx, save_onnx
+from resnet_opt.graph import load_onnx, precision_of, save_onnx
 from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
-    Precision,
     Stage,
     check_artifact_hash,
     new_manifest,
@@ -31,8 +29,14 @@ from resnet_opt.pipeline.artifacts import (
     write_manifest,
 )
 from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
-from resnet_opt.pipeline.verify import Comparison, compare_runners, random_batches
-from resnet_opt.runners.base import Dim, TensorSpec, single_input
+from resnet_opt.pipeline.verify import (
+    Comparison,
+    Feed,
+    compare_runners,
+    random_batches,
+    verification_feed,
+)
+from resnet_opt.runners.base import single_input
 
 if TYPE_CHECKING:
     import onnx
@@ -53,15 +57,6 @@ DEFAULT_TOLERANCE = 1e-3
 DEFAULT_SAMPLES = 8
 DEFAULT_BATCH_SIZE = 4
 STEP = "fold"  # this step's key in details.batchnorm.folded_by
-
-
-@dataclass(frozen=True)
-class _Feed:
-    """The verification inputs: batch size, one sample's shape, and how many samples."""
-
-    batch: int
-    sample_shape: tuple[int, ...]
-    samples: int
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -171,7 +166,7 @@ def fold(
                 stage=Stage.FOLD,
                 artifact=output,
                 content=onnx_tmp,
-                precision=_precision_of(model),
+                precision=precision_of(model)[0],
                 inputs=inputs,
                 preprocessing=None,
                 options=options,
@@ -217,18 +212,6 @@ def _counts(details: Any) -> dict[str, int] | None:
     return {str(k): int(v) for k, v in folded_by.items() if isinstance(v, int)}
 
 
-def _precision_of(model: onnx.ModelProto) -> Precision:
-    """A foreign model's precision, read from its graph: Q/DQ → int8, fp16 input → fp16."""
-    from onnx import TensorProto
-
-    ops = {node.op_type for node in model.graph.node}
-    if ops & {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"}:
-        return Precision.INT8
-    initializers = {t.name for t in model.graph.initializer}
-    types = {v.type.tensor_type.elem_type for v in model.graph.input if v.name not in initializers}
-    return Precision.FP16 if TensorProto.FLOAT16 in types else Precision.FP32
-
-
 def _verify(
     source: Path,
     candidate: Path,
@@ -240,7 +223,7 @@ def _verify(
     batch_size: int,
     seed: int,
     threads: int | None,
-) -> tuple[Comparison, _Feed]:
+) -> tuple[Comparison, Feed]:
     from resnet_opt.runners.onnxruntime import GraphOptimization, OnnxRuntimeRunner
 
     # ORT's own optimizer fuses Conv+BN too: off, so the reference computes the BN as written
@@ -249,57 +232,8 @@ def _verify(
         OnnxRuntimeRunner(source, **opts) as reference,
         OnnxRuntimeRunner(candidate, **opts) as folded,
     ):
-        feed = _feed(single_input(reference), source, contract, input_shape, samples, batch_size)
+        feed = verification_feed(
+            single_input(reference), source, contract, input_shape, samples, batch_size
+        )
         batches = random_batches(feed.sample_shape, feed.samples, feed.batch, seed)
         return compare_runners(reference, folded, batches, tolerance), feed
-
-
-def _feed(
-    spec: TensorSpec,
-    source: Path,
-    contract: PreprocessContract | None,
-    input_shape: tuple[int, ...] | None,
-    samples: int,
-    batch_size: int,
-) -> _Feed:
-    """Verification input shape: fixed dims from the model, symbolic ones from the user/contract."""
-    if not spec.shape:
-        raise ResnetOptError(f"{source}: input {spec.name!r} is a scalar; it has no batch axis")
-    batch_dim, dims = spec.shape[0], spec.shape[1:]
-    if input_shape is not None:
-        shape = _given_shape(spec, dims, input_shape, "--input-shape", source)
-    elif all(isinstance(d, int) for d in dims):
-        shape = tuple(int(d) for d in dims if isinstance(d, int))
-    elif contract is not None and len(dims) == 3:
-        contract_shape = (contract.channels, contract.input_size, contract.input_size)
-        shape = _given_shape(spec, dims, contract_shape, "its manifest's contract", source)
-    else:
-        raise ResnetOptError(
-            f"{source}: input {spec.name!r} has symbolic dims {_show(spec.shape)} and no "
-            "manifest gives the image size; pass --input-shape (one sample, e.g. 3,224,224)"
-        )
-    if isinstance(batch_dim, int) and batch_dim > 0:  # a fixed batch: whole batches only
-        return _Feed(batch_dim, shape, batch_dim * math.ceil(samples / batch_dim))
-    return _Feed(min(batch_size, samples), shape, samples)
-
-
-def _given_shape(
-    spec: TensorSpec,
-    dims: tuple[Dim, ...],
-    given: tuple[int, ...],
-    origin: str,
-    source: Path,
-) -> tuple[int, ...]:
-    fixed_ok = len(given) == len(dims) and all(
-        not isinstance(d, int) or d == g for d, g in zip(dims, given, strict=True)
-    )
-    if not fixed_ok:
-        raise ResnetOptError(
-            f"{source}: the shape {_show(given)} from {origin} does not fit input "
-            f"{spec.name!r} of shape {_show(spec.shape)} (one sample, without the batch axis)"
-        )
-    return given
-
-
-def _show(shape: tuple[Dim, ...]) -> str:
-    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"

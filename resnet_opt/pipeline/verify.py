@@ -7,13 +7,19 @@ by batch so that any number of samples can be compared in constant memory.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from resnet_opt.runners.base import Runner, run_batch
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.runners.base import Dim, Runner, TensorSpec, run_batch
+
+if TYPE_CHECKING:
+    from resnet_opt.calibration.preprocess import PreprocessContract
 
 
 @dataclass(frozen=True)
@@ -89,3 +95,60 @@ def compare_runners(
     for x in batches:
         acc.update(run_batch(reference, x), run_batch(candidate, x))
     return acc.result(tolerance)
+
+
+@dataclass(frozen=True)
+class Feed:
+    """The random inputs a stage verifies with: batch size, one sample's shape, sample count."""
+
+    batch: int
+    sample_shape: tuple[int, ...]
+    samples: int
+
+
+def verification_feed(
+    spec: TensorSpec,
+    source: Path,
+    contract: PreprocessContract | None,
+    input_shape: tuple[int, ...] | None,
+    samples: int,
+    batch_size: int,
+) -> Feed:
+    """The verification input shape: fixed dims from the model, symbolic ones from the user's
+    --input-shape or the manifest's contract (a foreign ONNX may have neither: then refuse)."""
+    if not spec.shape:
+        raise ResnetOptError(f"{source}: input {spec.name!r} is a scalar; it has no batch axis")
+    batch_dim, dims = spec.shape[0], spec.shape[1:]
+    if input_shape is not None:
+        shape = _fit(spec, dims, input_shape, "--input-shape", source)
+    elif all(isinstance(d, int) for d in dims):
+        shape = tuple(int(d) for d in dims if isinstance(d, int))
+    elif contract is not None and len(dims) == 3:
+        given = (contract.channels, contract.input_size, contract.input_size)
+        shape = _fit(spec, dims, given, "its manifest's contract", source)
+    else:
+        raise ResnetOptError(
+            f"{source}: input {spec.name!r} has symbolic dims {_show(spec.shape)} and no "
+            "manifest gives the image size; pass --input-shape (one sample, e.g. 3,224,224)"
+        )
+    if isinstance(batch_dim, int) and batch_dim > 0:  # a fixed batch: whole batches only
+        return Feed(batch_dim, shape, batch_dim * math.ceil(samples / batch_dim))
+    return Feed(min(batch_size, samples), shape, samples)
+
+
+def _fit(
+    spec: TensorSpec, dims: tuple[Dim, ...], given: tuple[int, ...], origin: str, source: Path
+) -> tuple[int, ...]:
+    fits = len(given) == len(dims) and all(
+        not isinstance(d, int) or d == g for d, g in zip(dims, given, strict=True)
+    )
+    if not fits:
+        raise ResnetOptError(
+            f"{source}: the shape {_show(given)} from {origin} does not fit input "
+            f"{spec.name!r} of shape {_show(spec.shape)} (one sample, without the batch axis)"
+        )
+    return given
+
+
+def _show(shape: tuple[Dim, ...]) -> str:
+    return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     import onnx
 
 Dim = int | str | None
-QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
 # onnx.TensorProto element types by name (so that this module needs no onnx import at the top)
 _ELEM_NAMES = {1: "float32", 10: "float16", 16: "bfloat16", 11: "float64", 3: "int8", 2: "uint8"}
@@ -73,33 +72,9 @@ def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
     )
 
 
-def precision_of(
-    model: onnx.ModelProto, declared: Precision | None = None
-) -> tuple[Precision, int, int]:
-    """(precision, Q/DQ node count, fp16 tensor count) read from the graph itself.
-
-    Q/DQ nodes mean explicit INT8 (MIXED when the manifest says some layers were kept in higher
-    precision); fp16 initializers, inputs or casts mean FP16; otherwise FP32.
-    """
-    graph = model.graph
-    qdq = sum(1 for node in graph.node if node.op_type in QDQ_OPS)
-    fp16 = sum(1 for t in graph.initializer if t.data_type == 10)
-    fp16 += sum(1 for v in (*graph.input, *graph.output) if v.type.tensor_type.elem_type == 10)
-    for node in graph.node:
-        if node.op_type == "Cast":
-            fp16 += sum(1 for a in node.attribute if a.name == "to" and a.i == 10)
-    if qdq:
-        precision = Precision.MIXED if declared is Precision.MIXED else Precision.INT8
-    elif fp16:
-        precision = Precision.FP16
-    else:
-        precision = Precision.FP32
-    return precision, qdq, fp16
-
-
 def read_network(path: Path, declared: Precision | None = None) -> NetworkFacts:
     """Load `path` (clear errors for missing / not ONNX / invalid) and collect its facts."""
-    from resnet_opt.graph import all_names, load_onnx
+    from resnet_opt.graph import all_names, load_onnx, precision_of
 
     model = load_onnx(path)
     graph = model.graph
