@@ -301,9 +301,7 @@ def test_torch_eager_baseline_of_the_default_export(default_onnx: Path) -> None:
     assert report.artifacts[0].weights == "bundled" and "weights: bundled" in report.notes
 
 
-def test_fp16_on_the_ort_cpu_is_reported_as_run_in_fp32(
-    default_onnx: Path, tmp_path: Path
-) -> None:
+def test_fp16_on_the_ort_cpu_is_reported_as_run_in_fp32(default_onnx: Path, tmp_path: Path) -> None:
     """ORT's x86 CPU provider has no fp16 kernels here: the report must not say fp16 ran."""
     from resnet_opt.pipeline.quantize import QuantizeOptions, quantize
 
