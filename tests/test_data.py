@@ -75,6 +75,14 @@ def test_npz_pixels_and_labels(tmp_path: Path, tiny_contract: PreprocessContract
     (batch,) = list(BatchStream(source, tiny_contract, np.arange(5), 8))
     assert batch.x.shape == (5, 3, 8, 8)
     assert batch.labels is not None and batch.labels.tolist() == [0, 1, 2, 3, 0]
+    # an array's labels are the model's class indices: scored as they are, within its range
+    assert label_map(source, tiny_contract).tolist() == [0, 1, 2, 3]
+    np.savez(tmp_path / "wide.npz", images=pixels, labels=np.arange(5))
+    with pytest.raises(ResnetOptError, match="labels run from 0 to 4, but the model's classes"):
+        label_map(open_source(tmp_path / "wide.npz", default_split=Split.CALIB), tiny_contract)
+    np.save(tmp_path / "bare.npy", pixels)
+    with pytest.raises(ResnetOptError, match="has no labels"):
+        label_map(open_source(tmp_path / "bare.npy", default_split=Split.CALIB), tiny_contract)
 
 
 def test_bundled_split_sizes() -> None:

@@ -70,6 +70,21 @@ def test_reference_agreement_and_drop(tmp_path: Path, tiny_contract: PreprocessC
     )
 
 
+def test_labelled_array_file(tmp_path: Path, tiny_contract: PreprocessContract) -> None:
+    """A .npz's labels are class indices; scored the same as the images they came from."""
+    from PIL import Image
+
+    model = _with_manifest(make_tiny_cnn(tmp_path / "m.onnx"), tiny_contract)
+    data = write_image_folder(tmp_path / "data", {"a": 3, "b": 3, "c": 3, "d": 3})
+    files = sorted(data.glob("*/*.png"))
+    pixels = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    labels = np.asarray([ord(f.parent.name) - ord("a") for f in files])
+    np.savez(tmp_path / "d.npz", x=pixels, y=labels)
+    result = evaluate(model, str(tmp_path / "d.npz"))
+    assert result.accuracy.count == 12
+    assert result.accuracy.top1 == pytest.approx(_expected_top1(model, data, tiny_contract))
+
+
 def test_classes_that_do_not_match(tmp_path: Path, tiny_contract: PreprocessContract) -> None:
     model = _with_manifest(make_tiny_cnn(tmp_path / "m.onnx"), tiny_contract)
     data = write_image_folder(tmp_path / "data", {"a": 1, "zebra": 1})

@@ -200,7 +200,8 @@ class ArraySource:
 
     uint8 arrays N×H×W or N×H×W×C are raw pixels and go through the contract; float arrays must
     be N×C×H×W already preprocessed to the contract's input shape. A .npz holds the samples under
-    `x`, `images` or `data` and optional labels under `y` or `labels`.
+    `x`, `images` or `data` and optional labels under `y` or `labels`: the model's class indices
+    (an array has no class names to match by).
     """
 
     path: Path
@@ -433,11 +434,23 @@ def label_map(source: DataSource, contract: PreprocessContract) -> np.ndarray:
     """Source label index → model class index, refusing classes the model does not have.
 
     With class labels in the contract, folder classes are matched by name; without, the source
-    must have exactly the model's number of classes, matched in sorted order.
+    must have exactly the model's number of classes, matched in sorted order. An array file's
+    labels are class indices already, refused when out of the model's range.
     """
     names = source.class_names
     if names is None:
-        raise ResnetOptError(f"{source.description}: has no labels; accuracy needs labelled data")
+        indices = source.labels if isinstance(source, ArraySource) else None
+        if indices is None:
+            raise ResnetOptError(
+                f"{source.description}: has no labels; accuracy needs labelled data"
+            )
+        low, high = int(indices.min()), int(indices.max())
+        if low < 0 or high >= contract.num_classes:
+            raise ResnetOptError(
+                f"{source.description}: labels run from {low} to {high}, but the model's "
+                f"classes are 0 to {contract.num_classes - 1}"
+            )
+        return np.arange(contract.num_classes, dtype=np.int64)
     if contract.labels is not None:
         position = {label: i for i, label in enumerate(contract.labels)}
         unknown = [n for n in names if n not in position]
