@@ -7,6 +7,13 @@ so library callers can catch one class and decide for themselves.
 from __future__ import annotations
 
 
+def first_line(exc: BaseException | str) -> str:
+    """The first line of an error's message (its type's name when it has none): what goes into
+    our one-line errors when a library or the user's code raises a paragraph."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ResnetOptError(Exception):
     """A problem the user can fix: bad file, bad data, incompatible engine, missing extra."""
 

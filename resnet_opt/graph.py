@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.pipeline.artifacts import Precision
 
 if TYPE_CHECKING:
@@ -44,8 +44,7 @@ def load_onnx(path: Path, *, check: bool = True) -> onnx.ModelProto:
         try:
             onnx.checker.check_model(model)
         except Exception as exc:  # onnx.checker.ValidationError and friends
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ResnetOptError(f"{path}: invalid ONNX model ({first})") from exc
+            raise ResnetOptError(f"{path}: invalid ONNX model ({first_line(exc)})") from exc
     return model
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 
 if TYPE_CHECKING:
     from torch import nn
@@ -66,14 +66,14 @@ def read_torch_file(path: Path, *, trust_pickle: bool) -> Any:
             ) from exc
         # the weights-only unpickler wraps its reason in a paragraph; keep just the reason
         reason = text.partition("WeightsUnpickler error:")[2].strip() or text
-        raise ResnetOptError(f"{path}: not a PyTorch checkpoint ({_first_line(reason)})") from exc
+        raise ResnetOptError(f"{path}: not a PyTorch checkpoint ({first_line(reason)})") from exc
     except Exception as exc:  # zip/stream errors, EOF, unknown magic numbers, missing classes
         if trust_pickle and isinstance(exc, ImportError | AttributeError):
             raise ResnetOptError(
-                f"{path}: cannot unpickle ({type(exc).__name__}: {_first_line(exc)}); the "
+                f"{path}: cannot unpickle ({type(exc).__name__}: {first_line(exc)}); the "
                 "classes it was saved with must be importable"
             ) from exc
-        raise ResnetOptError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from exc
+        raise ResnetOptError(f"{path}: not a PyTorch checkpoint ({first_line(exc)})") from exc
 
 
 def load_checkpoint(path: Path, *, trust_pickle: bool = False) -> Checkpoint:
@@ -161,7 +161,7 @@ def apply_state_dict(
     try:
         model.load_state_dict(dict(state), strict=True)
     except RuntimeError as exc:  # dtype/device surprises the checks above cannot foresee
-        raise ResnetOptError(f"{source}: cannot load into {what} ({_first_line(exc)})") from exc
+        raise ResnetOptError(f"{source}: cannot load into {what} ({first_line(exc)})") from exc
 
 
 def state_sha256(model: nn.Module) -> str:
@@ -181,8 +181,3 @@ def state_sha256(model: nn.Module) -> str:
 
 def _shape(tensor: Any) -> str:
     return "×".join(str(d) for d in tensor.shape) or "scalar"
-
-
-def _first_line(exc: BaseException | str) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

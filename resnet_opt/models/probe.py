@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 
 _BATCHNORM_NAMES = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"})
 
@@ -35,10 +35,8 @@ def dry_run(module: Any, input_shape: tuple[int, int, int], name: str) -> int:
         with torch.inference_mode():
             out = module(torch.zeros(shape))
     except Exception as exc:  # any failure of user/model code: one line, with the likely cause
-        text = str(exc).strip()
-        first = text.splitlines()[0] if text else type(exc).__name__
         raise ResnetOptError(
-            f"{name}: the model fails on a {'×'.join(map(str, shape))} input ({first}); "
+            f"{name}: the model fails on a {'×'.join(map(str, shape))} input ({first_line(exc)}); "
             "is the input size or channel count right for it? (--input-size, --channels)"
         ) from exc
     if not isinstance(out, torch.Tensor):

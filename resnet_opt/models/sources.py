@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.models import torchvision_weights
 from resnet_opt.models.checkpoint import (
     apply_state_dict,
@@ -518,6 +518,6 @@ def rebuild(source: ModelSource) -> LoadedModel:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else ""
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    """`Type: first line` (user code's errors: the type is half the story), or just the type."""
+    name = type(exc).__name__
+    return f"{name}: {first_line(exc)}" if str(exc).strip() else name

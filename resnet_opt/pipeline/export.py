@@ -41,7 +41,7 @@ from resnet_opt.calibration.data import (
 )
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import count_ops, save_onnx
 from resnet_opt.models.contract import ContractOptions, resolve_contract
 from resnet_opt.pipeline.artifacts import (
@@ -290,10 +290,8 @@ def _to_onnx(
             warnings.simplefilter("ignore")  # the exporters' deprecation/tracer notices
             torch.onnx.export(loaded.module, (example,), str(path), **kwargs)
     except Exception as exc:  # the exporters raise many types; the first line says what failed
-        text = str(exc).strip()
-        first = next((ln for ln in text.splitlines() if ln.strip()), type(exc).__name__)
         raise ResnetOptError(
-            f"{loaded.name}: torch.onnx.export ({options.exporter.value}) failed: {first}"
+            f"{loaded.name}: torch.onnx.export ({options.exporter.value}) failed: {first_line(exc)}"
         ) from exc
     model = onnx.load(str(path))  # external data, if any, is read in and saved inline later
     graph = model.graph

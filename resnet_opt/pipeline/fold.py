@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import load_onnx, precision_of, save_onnx
 from resnet_opt.pipeline.artifacts import (
     InputRef,
@@ -184,8 +184,9 @@ def _check(model: onnx.ModelProto, source: Path) -> None:
     try:
         onnx.checker.check_model(model)
     except Exception as exc:  # onnx.checker.ValidationError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RuntimeError(f"{source}: folding produced an invalid model ({first})") from exc
+        raise RuntimeError(
+            f"{source}: folding produced an invalid model ({first_line(exc)})"
+        ) from exc
 
 
 def _folded_by(parent: Manifest | None, folded: int) -> dict[str, int]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec
 
 INPUT_NAME = "input"
@@ -147,7 +147,7 @@ class TorchRunner:
             with torch.inference_mode():
                 out = self.module(torch.from_numpy(x))
         except Exception as exc:  # shape mismatches etc. from the model's own code
-            text = str(exc).strip()
-            first = text.splitlines()[0] if text else type(exc).__name__
-            raise ResnetOptError(f"{self.artifact}: PyTorch inference failed ({first})") from exc
+            raise ResnetOptError(
+                f"{self.artifact}: PyTorch inference failed ({first_line(exc)})"
+            ) from exc
         return {OUTPUT_NAME: out.detach().float().numpy()}
