@@ -309,8 +309,8 @@ def _refuse_registry_options(request: ModelRequest, what: str) -> None:
 def _load_factory_file(path: Path, attr: str, spec: str, request: ModelRequest) -> LoadedModel:
     if not path.is_file():
         raise ResnetOptError(f"{path}: no such file")
-    module_name = f"resnet_opt_user_{path.stem}_{sha256_file(path)[:8]}"
     code_sha = sha256_file(path)
+    module_name = f"resnet_opt_user_{path.stem}_{code_sha[:8]}"
     if module_name in sys.modules:
         module = sys.modules[module_name]
     else:
@@ -330,9 +330,8 @@ def _load_factory_file(path: Path, attr: str, spec: str, request: ModelRequest) 
             with contextlib.suppress(ValueError):
                 sys.path.remove(folder)
     resolved_spec = f"{path.resolve()}:{attr}"
-    return _from_factory(
-        module, attr, spec, resolved_spec, request, [InputRef.of("model code", path)], code_sha
-    )
+    code = InputRef(role="model code", path=str(path), sha256=code_sha)
+    return _from_factory(module, attr, spec, resolved_spec, request, [code], code_sha)
 
 
 def _load_factory_module(
