@@ -70,6 +70,21 @@ def test_reference_agreement_and_drop(tmp_path: Path, tiny_contract: PreprocessC
     )
 
 
+def test_reference_preprocessing_must_match(
+    tmp_path: Path, tiny_contract: PreprocessContract
+) -> None:
+    from dataclasses import replace
+
+    model = _with_manifest(make_tiny_cnn(tmp_path / "m.onnx"), tiny_contract)
+    data = write_image_folder(tmp_path / "data", {"a": 2, "b": 2, "c": 2, "d": 2})
+    other = replace(tiny_contract, mean=(0.4, 0.4, 0.4))
+    differs = _with_manifest(make_tiny_cnn(tmp_path / "other.onnx", seed=1), other)
+    with pytest.raises(ResnetOptError, match=r"its preprocessing differs from m\.onnx's"):
+        evaluate(model, str(data), reference=differs)
+    bare = make_tiny_cnn(tmp_path / "bare.onnx", seed=1)  # no manifest: taken on m.onnx's
+    assert evaluate(model, str(data), reference=bare).top1_agreement is not None
+
+
 def test_labelled_array_file(tmp_path: Path, tiny_contract: PreprocessContract) -> None:
     """A .npz's labels are class indices; scored the same as the images they came from."""
     from PIL import Image

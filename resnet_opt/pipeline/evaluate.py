@@ -16,7 +16,7 @@ import numpy as np
 from resnet_opt.calibration.data import BatchStream, Split, label_map, open_source, select_indices
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import read_manifest
+from resnet_opt.pipeline.artifacts import Manifest, read_manifest
 from resnet_opt.runners.base import Backend, Runner, open_runner, run_batch
 
 DEFAULT_EVAL_BATCH = 32
@@ -83,6 +83,11 @@ def contract_of(artifact: Path, given: PreprocessContract | None = None) -> Prep
         return given
     manifest = read_manifest(artifact)
     assert manifest is not None
+    return manifest_contract(artifact, manifest)
+
+
+def manifest_contract(artifact: Path, manifest: Manifest) -> PreprocessContract:
+    """The contract `artifact`'s manifest carries, refused when it carries none."""
     if manifest.preprocessing is None:
         raise ResnetOptError(
             f"{artifact}: its manifest has no preprocessing contract; export the model with "
@@ -128,8 +133,10 @@ def evaluate(
     """Accuracy of `artifact` (through `backend`'s runner) on DATA (default: bundled test split)."""
     contract = contract_of(artifact, contract)
     if reference is not None:
-        ref_contract = contract_of(
-            reference, None if read_manifest(reference, required=False) else contract
+        ref_manifest = read_manifest(reference, required=False)
+        # a reference without a manifest is taken to share the candidate's preprocessing
+        ref_contract = (
+            contract if ref_manifest is None else manifest_contract(reference, ref_manifest)
         )
         if ref_contract.fingerprint() != contract.fingerprint():
             raise ResnetOptError(
