@@ -94,6 +94,16 @@ def test_bad_config_is_one_line_and_exit_1(tmp_path: Path, text: str, message: s
         ("[[quantize]]\nname = 'a'\nmethod = 'kl'\n", "quantize[0].method = 'kl'"),
         ("[build]\nbackends = ['tflite']\n", "build.backends[0] = 'tflite'"),
         ("[[quantize]]\nname = 'a'\nprecision = 'fp16'\ntarget = 'cpu'\n", "int8 only"),
+        ("[model]\ninterpolation = 'cubic'\n", "model.interpolation = 'cubic'"),
+        (
+            "[build.onnxruntime]\noptimization = 'max'\n",
+            "build.onnxruntime.optimization = 'max'",
+        ),
+        (
+            "[build]\nbackends = ['openvino']\n[build.openvino]\nprecision = 'f64'\n",
+            "build.openvino.precision = 'f64'",
+        ),
+        ("[build.tensorrt]\nbatch = '8:1'\n", "give N or min:opt:max"),
     ],
 )
 def test_bad_choices_are_refused_before_any_work(tmp_path: Path, text: str, message: str) -> None:

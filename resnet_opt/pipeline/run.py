@@ -18,8 +18,9 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from resnet_opt import __version__
 from resnet_opt.console import say
@@ -34,6 +35,8 @@ STATE_FILE = "run-state.json"
 STATE_VERSION = 1
 MODEL_STEM = "model"
 REPORT_DIR = "report"
+
+E = TypeVar("E", bound=Enum)
 
 
 @dataclass(frozen=True)
@@ -157,12 +160,20 @@ class _Runner:
         self.progress = progress
         self.outcomes: list[StageOutcome] = []
         self._data_keys: dict[str | None, str] = {}
+        self._build_options: dict[Any, Any] = {}
 
     # -- the pipeline ----------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        from resnet_opt.pipeline.build import BuildBackend
+
+        # every option is parsed here, before any work: a typo must not cost an export
         _check_choices(self.config)
-        fp32 = self.export()
+        contract = _contract_options(self.config)
+        for name in self.config.build.backends:
+            backend = BuildBackend(name)
+            self._build_options[backend] = _build_options(self.config, backend)
+        fp32 = self.export(contract)
         variants = [self.quantize(fp32, v) for v in self.config.quantize]
         onnx_artifacts = [fp32, *variants]
         built = self.build(onnx_artifacts)
@@ -206,7 +217,7 @@ class _Runner:
 
     # -- export ----------------------------------------------------------------------------
 
-    def export(self) -> _Artifact:
+    def export(self, contract: Any) -> _Artifact:
         from resnet_opt.pipeline.export import ExportOptions
 
         out = self.folder / f"{MODEL_STEM}.onnx"
@@ -216,7 +227,7 @@ class _Runner:
             weights=model.weights,
             trust_pickle=model.trust_pickle,
             num_classes=model.num_classes,
-            contract=_contract_options(self.config),
+            contract=contract,
             batch=model.batch,
             opset=model.opset,
             force=True,
@@ -295,7 +306,7 @@ class _Runner:
             BuildBackend.OPENVINO: ".xml",
         }[backend]
         out = self.folder / f"{artifact.stem}{suffix}"
-        options = _build_options(self.config, backend)
+        options = self._build_options[backend]
 
         def work() -> tuple[list[Path], str | None]:
             from resnet_opt.pipeline.build import build
@@ -410,25 +421,35 @@ def _manifest(path: Path) -> Path:
 def _check_choices(config: RunConfig) -> None:
     """Refuse unknown enum values in the config before any work, naming the key."""
     from resnet_opt.bench.targets import parse_targets
+    from resnet_opt.calibration.ranges import Method
     from resnet_opt.pipeline.artifacts import Precision
     from resnet_opt.pipeline.build import BuildBackend
     from resnet_opt.quantization.plan import Target
 
-    def check(where: str, value: str | None, choices: Sequence[str]) -> None:
-        if value is not None and value not in choices:
-            raise ResnetOptError(f"config: {where} = {value!r} (choose {', '.join(choices)})")
-
     for i, v in enumerate(config.quantize):
-        check(f"quantize[{i}].precision", v.precision, ("int8", "fp16"))
-        check(f"quantize[{i}].target", v.target, [t.value for t in Target])
-        check(f"quantize[{i}].method", v.method, ("max", "percentile", "entropy", "mse"))
+        _check_value(f"quantize[{i}].precision", v.precision, ("int8", "fp16"))
+        if v.target is not None:
+            _choice(Target, v.target, f"quantize[{i}].target")
+        if v.method is not None:
+            _choice(Method, v.method, f"quantize[{i}].method")
         if Precision(v.precision) is Precision.FP16 and v.target is not None:
             raise ResnetOptError(f"config: quantize[{i}].target applies to int8 only")
     for i, name in enumerate(config.build.backends):
-        check(f"build.backends[{i}]", name, [b.value for b in BuildBackend])
+        _choice(BuildBackend, name, f"build.backends[{i}]")
     parse_targets(config.bench.backends)
     if config.bench.iterations is None and config.bench.duration is None:
         raise ResnetOptError("config: bench needs duration or iterations")
+
+
+def _check_value(where: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ResnetOptError(f"config: {where} = {value!r} (choose {', '.join(choices)})")
+
+
+def _choice(enum: type[E], value: str, where: str) -> E:
+    """The enum member a config value names, or an error naming the key and the choices."""
+    _check_value(where, value, [str(member.value) for member in enum])
+    return enum(value)
 
 
 def _contract_options(config: RunConfig) -> Any:
@@ -444,13 +465,7 @@ def _contract_options(config: RunConfig) -> Any:
 
     interpolation = None
     if m.interpolation is not None:
-        try:
-            interpolation = Interpolation(m.interpolation)
-        except ValueError:
-            choices = ", ".join(i.value for i in Interpolation)
-            raise ResnetOptError(
-                f"config: model.interpolation = {m.interpolation!r} (choose {choices})"
-            ) from None
+        interpolation = _choice(Interpolation, m.interpolation, "model.interpolation")
     return ContractOptions(
         input_size=m.input_size,
         channels=m.channels,
@@ -567,25 +582,14 @@ def _build_options(config: RunConfig, backend: Any) -> Any:
         from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions
         from resnet_opt.runners.onnxruntime import GraphOptimization
 
-        try:
-            level = GraphOptimization(build.onnxruntime.optimization)
-        except ValueError:
-            choices = ", ".join(g.value for g in GraphOptimization)
-            raise ResnetOptError(
-                f"config: build.onnxruntime.optimization = "
-                f"{build.onnxruntime.optimization!r} (choose {choices})"
-            ) from None
+        level = _choice(
+            GraphOptimization, build.onnxruntime.optimization, "build.onnxruntime.optimization"
+        )
         return OrtBuildOptions(optimization=level, portable=build.onnxruntime.portable)
     from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
     from resnet_opt.runners.openvino import OvPrecision
 
-    try:
-        precision = OvPrecision(build.openvino.precision)
-    except ValueError:
-        choices = ", ".join(p.value for p in OvPrecision)
-        raise ResnetOptError(
-            f"config: build.openvino.precision = {build.openvino.precision!r} (choose {choices})"
-        ) from None
+    precision = _choice(OvPrecision, build.openvino.precision, "build.openvino.precision")
     return OpenVinoBuildOptions(precision=precision)
 
 
