@@ -56,7 +56,9 @@ class Evaluation:
         }
 
 
-class _Tally:
+class Tally:
+    """Top-1 / top-5 hits of logit batches against their labels (model class indices)."""
+
     def __init__(self) -> None:
         self.top1 = 0
         self.top5 = 0
@@ -103,7 +105,7 @@ def evaluate_runners(
     reference: Runner | None = None,
 ) -> tuple[Accuracy, Accuracy | None, float | None]:
     """(candidate accuracy, reference accuracy, top-1 agreement %) over one stream."""
-    cand, ref = _Tally(), _Tally()
+    cand, ref = Tally(), Tally()
     agree = 0
     for batch in stream:
         if batch.labels is None:

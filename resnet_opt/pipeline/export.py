@@ -52,6 +52,7 @@ from resnet_opt.pipeline.artifacts import (
     staged_outputs,
     write_manifest,
 )
+from resnet_opt.pipeline.evaluate import Tally
 from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches
 
 if TYPE_CHECKING:
@@ -477,24 +478,23 @@ def _verify_data(
         mapping, skipped_reason = None, str(exc)
     stream = BatchStream(source, contract, indices, options.batch or DATA_BATCH)
     parity = _Parity()
-    correct_ref = correct_cand = counted = 0
+    ref_hits, cand_hits = Tally(), Tally()
     for b in stream:
         ref = _infer(reference, b.x, options.batch)
         cand = _infer(candidate, b.x, options.batch)
         parity.update(ref, cand)
         if mapping is not None and b.labels is not None:
             labels = mapping[b.labels]
-            correct_ref += int((ref.argmax(1) == labels).sum())
-            correct_cand += int((cand.argmax(1) == labels).sum())
-            counted += len(labels)
+            ref_hits.update(ref, labels)
+            cand_hits.update(cand, labels)
     comparison, scale = parity.result(options.tolerance)
     accuracy: dict[str, Any] | None = None
-    if counted:
+    if cand_hits.count:
         accuracy = {
             "data": source.description,
-            "count": counted,
-            "pytorch_top1": 100.0 * correct_ref / counted,
-            "onnxruntime_top1": 100.0 * correct_cand / counted,
+            "count": cand_hits.count,
+            "pytorch_top1": ref_hits.result().top1,
+            "onnxruntime_top1": cand_hits.result().top1,
             "top1_agreement": comparison.top1_agreement,
         }
     return {
