@@ -124,8 +124,7 @@ def verification_feed(
     elif all(isinstance(d, int) for d in dims):
         shape = tuple(int(d) for d in dims if isinstance(d, int))
     elif contract is not None and len(dims) == 3:
-        given = (contract.channels, contract.input_size, contract.input_size)
-        shape = _fit(spec, dims, given, "its manifest's contract", source)
+        shape = _fit(spec, dims, contract.input_shape, "its manifest's contract", source)
     else:
         raise ResnetOptError(
             f"{source}: input {spec.name!r} has symbolic dims {_show(spec.shape)} and no "
