@@ -98,6 +98,25 @@ def open_runner(backend: Backend, artifact: Path, **options: Any) -> Runner:
     return runner
 
 
+def built_details(artifact: Path, backend: Backend) -> Mapping[str, Any]:
+    """The details of a `build --backend <backend>` manifest beside `artifact`, else {}.
+
+    Its "runner" entry holds that runner's keyword arguments (bench passes them as they are), so
+    a built artifact loads as it was built; the rest says what it is tied to (a CPU family, an
+    OpenVINO version).
+    """
+    from resnet_opt.pipeline.artifacts import Stage, read_manifest
+
+    manifest = read_manifest(artifact, required=False)
+    if manifest is None or manifest.stage != Stage.BUILD:
+        return {}
+    if manifest.details.get("backend") != backend.value:
+        return {}
+    if not isinstance(manifest.details.get("runner", {}), Mapping):
+        raise ResnetOptError(f"{artifact}: its manifest's runner options are not an object")
+    return manifest.details
+
+
 def single_input(runner: Runner) -> TensorSpec:
     """The one image input every ResNet artifact has; anything else is refused."""
     if len(runner.inputs) != 1:

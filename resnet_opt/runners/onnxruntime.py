@@ -26,7 +26,7 @@ import numpy as np
 
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec
+from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec, built_details
 
 CPU = "CPUExecutionProvider"
 
@@ -178,24 +178,6 @@ def cpu_layout() -> str | None:
     return f"x86_64/{isa}"
 
 
-def built_details(artifact: Path) -> Mapping[str, Any]:
-    """The details of a `build --backend onnxruntime` manifest beside `artifact`, else {}.
-
-    Its "runner" entry holds this runner's keyword arguments (bench passes them as they are);
-    "hardware_specific" and "cpu" say which CPU family a saved NCHWc layout is for.
-    """
-    from resnet_opt.pipeline.artifacts import Stage, read_manifest
-
-    manifest = read_manifest(artifact, required=False)
-    if manifest is None or manifest.stage != Stage.BUILD:
-        return {}
-    if manifest.details.get("backend") != Backend.ONNXRUNTIME.value:
-        return {}
-    if not isinstance(manifest.details.get("runner", {}), Mapping):
-        raise ResnetOptError(f"{artifact}: its manifest's runner options are not an object")
-    return manifest.details
-
-
 def check_cpu_layout(artifact: Path, built_for: str | None, here: str | None) -> None:
     """Refuse an artifact whose NCHWc layout was made for another CPU family."""
     if built_for is None or here is None or built_for == here:
@@ -243,7 +225,8 @@ class OnnxRuntimeRunner:
 
     def _apply_build_options(self) -> None:
         """Load a built artifact as built: its manifest's runner options fill what was not given."""
-        self.built = built_details(self.artifact) if self.use_manifest else {}
+        # "hardware_specific" and "cpu" say which CPU family a saved NCHWc layout is for
+        self.built = built_details(self.artifact, self.backend) if self.use_manifest else {}
         if not self.built:
             return
         given = self.built.get("runner") or {}

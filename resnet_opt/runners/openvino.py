@@ -29,7 +29,7 @@ import numpy as np
 
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec
+from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec, built_details
 
 DEFAULT_DEVICE = "CPU"
 MAX_COMPILED = 4  # compiled shapes kept per runner (a bench's batch sizes)
@@ -74,24 +74,6 @@ def ov_message(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     useful = [ln for ln in lines if not ln.startswith(noise)]
     return (useful or lines or [type(exc).__name__])[-1]
-
-
-def built_details(artifact: Path) -> Mapping[str, Any]:
-    """The details of a `build --backend openvino` manifest beside `artifact`, else {}.
-
-    Its "runner" entry holds this runner's keyword arguments (bench passes them as they are);
-    "form" and "openvino" say whether it is a compiled blob and which OpenVINO made it.
-    """
-    from resnet_opt.pipeline.artifacts import Stage, read_manifest
-
-    manifest = read_manifest(artifact, required=False)
-    if manifest is None or manifest.stage != Stage.BUILD:
-        return {}
-    if manifest.details.get("backend") != Backend.OPENVINO.value:
-        return {}
-    if not isinstance(manifest.details.get("runner", {}), Mapping):
-        raise ResnetOptError(f"{artifact}: its manifest's runner options are not an object")
-    return manifest.details
 
 
 def _dims(partial_shape: Any) -> tuple[Dim, ...]:
@@ -153,7 +135,8 @@ class OpenVinoRunner:
     # -- loading -------------------------------------------------------------------------------
 
     def _apply_build_options(self) -> None:
-        self.built = built_details(self.artifact) if self.use_manifest else {}
+        # "form" and "openvino" say whether it is a compiled blob and which OpenVINO made it
+        self.built = built_details(self.artifact, self.backend) if self.use_manifest else {}
         given = self.built.get("runner") or {}
         try:
             if self.device is None and given.get("device"):
