@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 
@@ -102,10 +102,6 @@ class TensorRange:
     @property
     def nonnegative(self) -> bool:
         return self.amin >= 0
-
-    @property
-    def int8_scale(self) -> float:
-        return self.amax / INT8_LEVELS
 
 
 # -- the methods on one histogram ----------------------------------------------------------
@@ -330,8 +326,3 @@ def compute_ranges(
         )
         for name, tensor in stats.tensors.items()
     }
-
-
-def ranges_summary(ranges: Mapping[str, TensorRange]) -> dict[str, float]:
-    """name → amax, for manifests and reports."""
-    return {name: r.amax for name, r in ranges.items()}

@@ -20,8 +20,6 @@ from collections.abc import Collection
 from resnet_opt.quantization.graph_rules import GraphView
 from resnet_opt.quantization.plan import Plan, Target, TensorQuant, WeightQuant
 
-LAYER_OPS = ("Conv", "Add")
-
 
 def candidate_layers(view: GraphView) -> tuple[str, ...]:
     """Nodes this placement can run in int8 (what --exclude and the budget choose from)."""
