@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import precision_of
 from resnet_opt.pipeline.artifacts import (
     InputRef,
@@ -126,7 +126,7 @@ def build_onnxruntime(
             )
         except Exception as exc:  # ORT's own untyped errors: unsupported ops, bad graphs
             raise ResnetOptError(
-                f"{source}: ONNX Runtime cannot optimize it ({_first(exc)})"
+                f"{source}: ONNX Runtime cannot optimize it ({first_line(exc)})"
             ) from exc
         build_seconds = time.perf_counter() - started
         if tmp.stat().st_size == 0:
@@ -278,11 +278,6 @@ def cpu_description(*, layout: str | None) -> dict[str, Any]:
         "flags": list(relevant_cpu_flags()),
         "layout": layout,
     }
-
-
-def _first(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = [

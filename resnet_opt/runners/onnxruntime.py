@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec, built_details
 
 CPU = "CPUExecutionProvider"
@@ -263,8 +263,9 @@ class OnnxRuntimeRunner:
                 str(self.artifact), sess_options=opts, providers=self.providers
             )
         except Exception as exc:  # ORT raises its own untyped errors (Fail, InvalidGraph, …)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ResnetOptError(f"{self.artifact}: ONNX Runtime cannot load it ({first})") from exc
+            raise ResnetOptError(
+                f"{self.artifact}: ONNX Runtime cannot load it ({first_line(exc)})"
+            ) from exc
         check_providers_ran(self.artifact, self.providers, self._session.get_providers())
         self._output_names = [out.name for out in self._session.get_outputs()]
         return self
@@ -323,6 +324,5 @@ class OnnxRuntimeRunner:
         try:
             values = self.session.run(names, feed)
         except Exception as exc:  # shape/type mismatches surface as ORT's own exceptions
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ResnetOptError(f"{self.artifact}: inference failed ({first})") from exc
+            raise ResnetOptError(f"{self.artifact}: inference failed ({first_line(exc)})") from exc
         return dict(zip(names, values, strict=True))
