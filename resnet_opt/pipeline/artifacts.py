@@ -137,6 +137,10 @@ class Manifest:
             "verification": dict(self.verification),
         }
 
+    def history(self) -> tuple[Mapping[str, Any], ...]:
+        """Every step that made this artifact in short form, oldest first, this one last."""
+        return (*self.lineage, self.summary())
+
     def derive(
         self,
         *,
@@ -160,7 +164,7 @@ class Manifest:
             options=options or {},
             verification=verification or {},
             details=details or {},
-            lineage=(*self.lineage, self.summary()),
+            lineage=self.history(),
         )
 
 

@@ -190,14 +190,11 @@ def _check(model: onnx.ModelProto, source: Path) -> None:
 
 
 def _folded_by(parent: Manifest | None, folded: int) -> dict[str, int]:
-    """Earlier steps' BN fold counts (from the input's manifest or its lineage), plus ours."""
-    previous = None
-    if parent is not None:  # the input's own details, else the newest lineage entry with counts
-        previous = _counts(parent.details)
-        for entry in reversed(parent.lineage):
-            if previous is not None:
-                break
-            previous = _counts(entry.get("details"))
+    """Earlier steps' BN fold counts (the newest step of the input's history that has them),
+    plus ours."""
+    history = reversed(parent.history()) if parent is not None else ()
+    counted = (_counts(entry.get("details")) for entry in history)
+    previous = next((counts for counts in counted if counts is not None), None)
     counts = dict(previous or {})
     counts[STEP] = counts.get(STEP, 0) + folded
     return counts

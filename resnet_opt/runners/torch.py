@@ -19,20 +19,23 @@ import numpy as np
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.pipeline.artifacts import Manifest, Stage, read_manifest
 from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
-def export_details(details: Mapping[str, Any], lineage: tuple[Mapping[str, Any], ...]) -> Any:
+def export_details(manifest: Manifest) -> Mapping[str, Any] | None:
     """The export step's details: the artifact's own, else the newest export in its lineage."""
-    if isinstance(details.get("source"), Mapping):
-        return details
-    for entry in reversed(lineage):
-        inner = entry.get("details")
-        if entry.get("stage") == "export" and isinstance(inner, Mapping) and "source" in inner:
-            return inner
+    for entry in reversed(manifest.history()):
+        details = entry.get("details")
+        if (
+            entry.get("stage") == Stage.EXPORT.value
+            and isinstance(details, Mapping)
+            and isinstance(details.get("source"), Mapping)
+        ):
+            return details
     return None
 
 
@@ -73,11 +76,10 @@ class TorchRunner:
 
     def _rebuild(self) -> Any:
         from resnet_opt.models.sources import ModelSource, rebuild
-        from resnet_opt.pipeline.artifacts import read_manifest
 
         manifest = read_manifest(self.artifact)
         assert manifest is not None
-        details = export_details(manifest.details, manifest.lineage)
+        details = export_details(manifest)
         if details is None:
             raise ResnetOptError(
                 f"{self.artifact}: its manifest does not say which PyTorch model it came from "
