@@ -7,16 +7,23 @@ building a TensorRT engine on a Jetson never imports ONNX Runtime's build code o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING, Any, Union
 
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.pipeline.artifacts import (
+    InputRef,
+    Manifest,
+    Precision,
+    Stage,
+    new_manifest,
+)
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 
 if TYPE_CHECKING:
-    from resnet_opt.pipeline.artifacts import Manifest
     from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions
     from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
 
@@ -59,6 +66,55 @@ def check_backend_options(backend: BuildBackend, given: Mapping[str, bool]) -> N
         if used and backend not in BACKEND_OPTIONS[option]:
             owners = " or ".join(sorted(b.value for b in BACKEND_OPTIONS[option]))
             raise ResnetOptError(f"{option} applies to --backend {owners}, not {backend.value}")
+
+
+def check_verify_options(
+    *, threads: int | None, samples: int, batch_size: int, tolerance: float
+) -> None:
+    """The options the CPU builds (ONNX Runtime, OpenVINO) share: threads and the check."""
+    if threads is not None and threads < 1:
+        raise ResnetOptError(f"threads must be positive, not {threads}")
+    if samples < 1 or batch_size < 1:
+        raise ResnetOptError("samples and batch size must be positive")
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ResnetOptError(f"tolerance must be a non-negative number, not {tolerance}")
+
+
+def build_manifest(
+    parent: Manifest | None,
+    *,
+    artifact: Path,
+    content: Path,
+    precision: Precision,
+    inputs: tuple[InputRef, ...],
+    options: Mapping[str, Any],
+    verification: Mapping[str, Any],
+    details: Mapping[str, Any],
+) -> Manifest:
+    """A build's manifest: derived from the source's when it has one (contract and lineage
+    kept), else new (an ONNX from elsewhere: no contract to carry, and no history)."""
+    if parent is not None:
+        return parent.derive(
+            stage=Stage.BUILD,
+            artifact=artifact,
+            content=content,
+            precision=precision,
+            inputs=inputs,
+            options=options,
+            verification=verification,
+            details=details,
+        )
+    return new_manifest(
+        stage=Stage.BUILD,
+        artifact=artifact,
+        content=content,
+        precision=precision,
+        inputs=inputs,
+        preprocessing=None,
+        options=options,
+        verification=verification,
+        details=details,
+    )
 
 
 def build(

@@ -20,7 +20,6 @@ on whatever CPU runs it.
 
 from __future__ import annotations
 
-import math
 import platform
 import time
 from dataclasses import dataclass
@@ -33,12 +32,11 @@ from resnet_opt.graph import precision_of
 from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
-    Stage,
-    new_manifest,
     read_manifest,
     staged_outputs,
     write_manifest,
 )
+from resnet_opt.pipeline.build import build_manifest, check_verify_options
 from resnet_opt.pipeline.verify import (
     Comparison,
     Feed,
@@ -167,29 +165,16 @@ def build_onnxruntime(
             "samples": options.samples,
             "seed": options.seed,
         }
-        inputs = (InputRef.of("source", source),)
-        if parent is not None:
-            manifest = parent.derive(
-                stage=Stage.BUILD,
-                artifact=output,
-                content=tmp,
-                inputs=inputs,
-                options=recorded_options,
-                verification=verification,
-                details=details,
-            )
-        else:
-            manifest = new_manifest(
-                stage=Stage.BUILD,
-                artifact=output,
-                content=tmp,
-                precision=precision_of(model)[0],
-                inputs=inputs,
-                preprocessing=None,
-                options=recorded_options,
-                verification=verification,
-                details=details,
-            )
+        manifest = build_manifest(
+            parent,
+            artifact=output,
+            content=tmp,
+            precision=parent.precision if parent else precision_of(model)[0],
+            inputs=(InputRef.of("source", source),),
+            options=recorded_options,
+            verification=verification,
+            details=details,
+        )
         write_manifest(tmp_manifest, manifest)
     return manifest
 
@@ -221,12 +206,12 @@ def _check_options(output: Path, options: OrtBuildOptions) -> OrtFormat:
         )
     if fmt is OrtFormat.ORT and options.provider is not OrtProvider.CPU:
         raise ResnetOptError("the .ort format is built for the CPU provider only")
-    if options.threads is not None and options.threads < 1:
-        raise ResnetOptError(f"threads must be positive, not {options.threads}")
-    if options.samples < 1 or options.batch_size < 1:
-        raise ResnetOptError("samples and batch size must be positive")
-    if not math.isfinite(options.tolerance) or options.tolerance < 0:
-        raise ResnetOptError(f"tolerance must be a non-negative number, not {options.tolerance}")
+    check_verify_options(
+        threads=options.threads,
+        samples=options.samples,
+        batch_size=options.batch_size,
+        tolerance=options.tolerance,
+    )
     return fmt
 
 

@@ -33,13 +33,12 @@ from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
     Precision,
-    Stage,
-    new_manifest,
     read_manifest,
     sha256_file,
     staged_outputs,
     write_manifest,
 )
+from resnet_opt.pipeline.build import build_manifest, check_verify_options
 from resnet_opt.pipeline.build_onnxruntime import cpu_description
 from resnet_opt.pipeline.verify import (
     Comparison,
@@ -177,29 +176,16 @@ def build_openvino(
             "samples": options.samples,
             "seed": options.seed,
         }
-        inputs = (InputRef.of("source", source),)
-        if parent is not None:
-            manifest = parent.derive(
-                stage=Stage.BUILD,
-                artifact=output,
-                content=tmp,
-                inputs=inputs,
-                options=recorded,
-                verification=verification,
-                details=details,
-            )
-        else:
-            manifest = new_manifest(
-                stage=Stage.BUILD,
-                artifact=output,
-                content=tmp,
-                precision=precision,
-                inputs=inputs,
-                preprocessing=None,
-                options=recorded,
-                verification=verification,
-                details=details,
-            )
+        manifest = build_manifest(
+            parent,
+            artifact=output,
+            content=tmp,
+            precision=precision,
+            inputs=(InputRef.of("source", source),),
+            options=recorded,
+            verification=verification,
+            details=details,
+        )
         write_manifest(tmp_manifest, manifest)
     return manifest
 
@@ -215,14 +201,14 @@ def _check_options(output: Path, options: OpenVinoBuildOptions) -> OvForm:
     assert form is not None
     if by_suffix is not form:
         raise ResnetOptError(f"{output}: the {form.value} form is written to a {form.suffix} file")
-    if options.threads is not None and options.threads < 1:
-        raise ResnetOptError(f"threads must be positive, not {options.threads}")
+    check_verify_options(
+        threads=options.threads,
+        samples=options.samples,
+        batch_size=options.batch_size,
+        tolerance=options.tolerance,
+    )
     if options.batch is not None and options.batch < 1:
         raise ResnetOptError(f"batch must be positive, not {options.batch}")
-    if options.samples < 1 or options.batch_size < 1:
-        raise ResnetOptError("samples and batch size must be positive")
-    if not math.isfinite(options.tolerance) or options.tolerance < 0:
-        raise ResnetOptError(f"tolerance must be a non-negative number, not {options.tolerance}")
     if not 0 <= options.min_agreement <= 100:
         raise ResnetOptError(f"min agreement is a percentage, not {options.min_agreement}")
     return form
