@@ -547,13 +547,8 @@ def _quantize_int8(
                     "note": "full int8 already within the budget",
                 }
 
-        if cache_tmp is not None:
-            int8_ranges = (
-                ranges
-                if target is Target.TENSORRT
-                else _ranges(calib.stats, method, percentile, Target.TENSORRT)
-            )
-            text = format_tensorrt_cache(int8_ranges, tensorrt_version=options.tensorrt_version)
+        if cache_tmp is not None:  # the tensorrt target: its ranges are TensorRT's (s8)
+            text = format_tensorrt_cache(ranges, tensorrt_version=options.tensorrt_version)
             cache_tmp.write_bytes(text.encode("utf-8"))
 
         kept_budget = tuple(budget["kept"]) if budget and budget.get("kept") else ()
