@@ -707,15 +707,11 @@ def _quantize_fp16(
     import tempfile
 
     from resnet_opt.quantization import fp16
-    from resnet_opt.quantization.graph_rules import GraphView, match_exclusions, prepare
+    from resnet_opt.quantization.graph_rules import GraphView, prepare
 
     prepared = prepare(model, str(source), int8=False)
     view = GraphView(prepared)
-    excluded, unknown = match_exclusions(view, options.exclude)
-    if unknown:
-        raise ResnetOptError(
-            f"--exclude {', '.join(unknown)}: no node or op type of that name in the model"
-        )
+    excluded = _exclusions(view, options.exclude, [n.name for n in view.nodes])  # any node
     calib_spec = _calib_spec(options, contract)
     eval_spec = _eval_spec(options, contract)
     timings: dict[str, float] = {}
