@@ -54,6 +54,7 @@ from resnet_opt.runners.openvino import (
     OpenVinoRunner,
     OvKind,
     OvPrecision,
+    compile_config,
     ov_message,
 )
 
@@ -256,11 +257,7 @@ def _save_ir(ov: Any, model: Any, xml: Path, weights: Path) -> None:
 
 
 def _save_blob(core: Any, model: Any, blob: Path, options: OpenVinoBuildOptions) -> None:
-    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-    if options.threads is not None:
-        config["INFERENCE_NUM_THREADS"] = options.threads
-    if options.precision is not OvPrecision.DEFAULT:
-        config["INFERENCE_PRECISION_HINT"] = options.precision.value
+    config = compile_config(options.threads, options.precision)
     try:
         compiled = core.compile_model(model, options.device, config)
         blob.write_bytes(compiled.export_model().getvalue())

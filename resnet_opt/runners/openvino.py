@@ -68,6 +68,19 @@ def precision_name(element_type: Any) -> str:
     return str(element_type.get_type_name())
 
 
+def compile_config(threads: int | None, precision: OvPrecision | None) -> dict[str, Any]:
+    """The compile_model properties of the runner and of a build's compiled blob.
+
+    One stream and the latency hint: a synchronous request then uses every thread it is given.
+    """
+    config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+    if threads is not None:
+        config["INFERENCE_NUM_THREADS"] = threads
+    if precision is not None and precision is not OvPrecision.DEFAULT:
+        config["INFERENCE_PRECISION_HINT"] = precision.value
+    return config
+
+
 def ov_message(exc: BaseException) -> str:
     """The line of an OpenVINO exception that says what went wrong (not where)."""
     noise = ("Exception from ", "Check '", "FrontEnd API failed")
@@ -152,15 +165,6 @@ class OpenVinoRunner:
         self.device = self.device or DEFAULT_DEVICE
         self.precision = self.precision or OvPrecision.F32
 
-    def _config(self) -> dict[str, Any]:
-        # one stream, latency hint: a synchronous request then uses every thread it is given
-        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
-        if self.threads is not None:
-            config["INFERENCE_NUM_THREADS"] = self.threads
-        if self.precision is not None and self.precision is not OvPrecision.DEFAULT:
-            config["INFERENCE_PRECISION_HINT"] = self.precision.value
-        return config
-
     def __enter__(self) -> OpenVinoRunner:
         ov = require("openvino")
         if not self.artifact.is_file():
@@ -210,7 +214,9 @@ class OpenVinoRunner:
             )
         try:
             compiled = self._core.import_model(
-                self.artifact.read_bytes(), str(self.device), self._config()
+                self.artifact.read_bytes(),
+                str(self.device),
+                compile_config(self.threads, self.precision),
             )
         except Exception as exc:
             raise ResnetOptError(
@@ -250,7 +256,9 @@ class OpenVinoRunner:
                 {spec.name: list(shape) for spec, shape in zip(self._inputs, shapes, strict=True)}
             )
         try:
-            compiled = self._core.compile_model(self._model, str(self.device), self._config())
+            compiled = self._core.compile_model(
+                self._model, str(self.device), compile_config(self.threads, self.precision)
+            )
         except Exception as exc:
             raise ResnetOptError(
                 f"{self.artifact}: OpenVINO cannot compile it for {self.device} ({ov_message(exc)})"
