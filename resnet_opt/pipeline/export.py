@@ -55,14 +55,15 @@ from resnet_opt.pipeline.artifacts import (
 from resnet_opt.pipeline.evaluate import Tally
 from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches
 
+# the graph's names are the ones the PyTorch runner speaks (it imports torch only when it runs)
+from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, TorchRunner
+
 if TYPE_CHECKING:
     import onnx
 
     from resnet_opt.models.sources import LoadedModel
     from resnet_opt.runners.base import Runner
 
-INPUT_NAME = "input"
-OUTPUT_NAME = "logits"
 BATCH_DIM = "batch"
 DEFAULT_TOLERANCE = 1e-3  # max abs error, relative to the logits' scale (max |logit|, at least 1)
 RANDOM_SAMPLES = 8
@@ -420,7 +421,6 @@ def _verify(
     """PyTorch vs ONNX Runtime on random inputs and (when given) real images, with accuracy."""
     from resnet_opt.models.sources import WeightsKind
     from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
-    from resnet_opt.runners.torch import TorchRunner
 
     batch = options.batch
     random_parity = _Parity()
