@@ -7,7 +7,7 @@ from typing import Any
 
 from resnet_opt.bench.targets import Target
 from resnet_opt.bench.timing import Budget
-from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
+from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
@@ -19,19 +19,9 @@ from resnet_opt.pipeline.artifacts import (
 )
 from resnet_opt.pipeline.bench import BenchOptions, bench
 from resnet_opt.report.schema import Report
-from tests.conftest import make_tiny_cnn, write_image_folder
+from tests.conftest import TINY_CONTRACT, make_tiny_cnn, write_image_folder
 
-CONTRACT = PreprocessContract(
-    input_size=8,
-    channels=3,
-    mean=(0.5, 0.5, 0.5),
-    std=(0.25, 0.25, 0.25),
-    resize=None,
-    crop=None,
-    interpolation=Interpolation.BILINEAR,
-    num_classes=4,
-    labels=("a", "b", "c", "d"),
-)
+CONTRACT = TINY_CONTRACT
 
 
 def write_export(

@@ -13,6 +13,19 @@ from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
 
 os.environ.setdefault("RESNET_OPT_DEBUG", "0")
 
+# the preprocessing of make_tiny_cnn's default model (3×8×8 input, 4 classes)
+TINY_CONTRACT = PreprocessContract(
+    input_size=8,
+    channels=3,
+    mean=(0.5, 0.5, 0.5),
+    std=(0.25, 0.25, 0.25),
+    resize=None,
+    crop=None,
+    interpolation=Interpolation.BILINEAR,
+    num_classes=4,
+    labels=("a", "b", "c", "d"),
+)
+
 
 def make_tiny_cnn(
     path: Path,
@@ -63,17 +76,7 @@ def tiny_onnx(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def tiny_contract() -> PreprocessContract:
-    return PreprocessContract(
-        input_size=8,
-        channels=3,
-        mean=(0.5, 0.5, 0.5),
-        std=(0.25, 0.25, 0.25),
-        resize=None,
-        crop=None,
-        interpolation=Interpolation.BILINEAR,
-        num_classes=4,
-        labels=("a", "b", "c", "d"),
-    )
+    return TINY_CONTRACT
 
 
 def write_image_folder(

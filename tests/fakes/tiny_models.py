@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
 from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
@@ -22,19 +21,7 @@ from resnet_opt.pipeline.artifacts import (
     new_manifest,
     write_manifest,
 )
-from tests.conftest import make_tiny_cnn
-
-CONTRACT = PreprocessContract(
-    input_size=8,
-    channels=3,
-    mean=(0.5, 0.5, 0.5),
-    std=(0.25, 0.25, 0.25),
-    resize=None,
-    crop=None,
-    interpolation=Interpolation.BILINEAR,
-    num_classes=4,
-    labels=("a", "b", "c", "d"),
-)
+from tests.conftest import TINY_CONTRACT, make_tiny_cnn
 
 
 def with_manifest(
@@ -50,7 +37,7 @@ def with_manifest(
         artifact=path,
         precision=precision,
         inputs=inputs,
-        preprocessing=CONTRACT,
+        preprocessing=TINY_CONTRACT,
         details=details or {},
     )
     write_manifest(manifest_path(path), manifest)
