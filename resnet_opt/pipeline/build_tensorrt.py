@@ -119,7 +119,8 @@ def build_tensorrt(
         plan_tmp, manifest_tmp = staged.add_with_manifest(output)
         result = build_engine(spec)
         plan_tmp.write_bytes(result.plan)
-        inputs = [InputRef.of("onnx", source)]
+        # its content was checked against the manifest above: no need to hash it again
+        inputs = [InputRef("onnx", str(source), manifest.sha256)]
         if network.path != source:
             inputs.append(InputRef.of("network", network.path))
         if dla is not None and dla.calibration is not None:
