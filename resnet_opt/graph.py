@@ -112,6 +112,27 @@ def attribute(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
     return default
 
 
+def drop_initializers(graph: onnx.GraphProto, names: Iterable[str]) -> None:
+    """Remove these initializers, and their entries among the graph inputs (old IR versions
+    list every initializer there too, and an input left behind would have to be fed)."""
+    gone = set(names)
+    if not gone:
+        return
+    kept = [t for t in graph.initializer if t.name not in gone]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    inputs = [v for v in graph.input if v.name not in gone]
+    del graph.input[:]
+    graph.input.extend(inputs)
+
+
+def drop_unused_initializers(graph: onnx.GraphProto) -> None:
+    """A rewrite's leftovers go: initializers that no node reads and no graph output names."""
+    used = {name for node in graph.node for name in node.input}
+    used |= {o.name for o in graph.output}
+    drop_initializers(graph, (t.name for t in graph.initializer if t.name not in used))
+
+
 def opset_version(model: onnx.ModelProto) -> int:
     for imp in model.opset_import:
         if imp.domain in ("", "ai.onnx"):

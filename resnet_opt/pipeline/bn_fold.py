@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from resnet_opt.graph import GraphIndex, all_names, attribute, index_graph, unique_name
+from resnet_opt.graph import (
+    GraphIndex,
+    all_names,
+    attribute,
+    drop_initializers,
+    index_graph,
+    unique_name,
+)
 
 if TYPE_CHECKING:
     import onnx
@@ -431,13 +438,7 @@ def _remove_dead(graph: onnx.GraphProto, candidates: list[str]) -> None:
             ):
                 dead_nodes.add(node.output[0])
                 next_round.update(i for i in node.input if i)
-        if dead_inits:
-            kept_inits = [t for t in graph.initializer if t.name not in dead_inits]
-            del graph.initializer[:]
-            graph.initializer.extend(kept_inits)
-            kept_inputs = [v for v in graph.input if v.name not in dead_inits]
-            del graph.input[:]
-            graph.input.extend(kept_inputs)
+        drop_initializers(graph, dead_inits)
         if dead_nodes:
             _remove_nodes(graph, ("Constant", "Identity"), dead_nodes)
         pending = next_round

@@ -42,7 +42,7 @@ from resnet_opt.calibration.data import (
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.graph import count_ops, save_onnx
+from resnet_opt.graph import count_ops, drop_unused_initializers, save_onnx
 from resnet_opt.models.contract import ContractOptions, resolve_contract
 from resnet_opt.pipeline.artifacts import (
     Manifest,
@@ -340,10 +340,7 @@ def _tidy(model: onnx.ModelProto, name: str) -> tuple[onnx.ModelProto, int]:
     if copied:
         del graph.node[:]
         graph.node.extend(keep)
-        used = {i for n in graph.node for i in n.input}
-        unused = [t for t in graph.initializer if t.name not in used and t.name not in outputs]
-        for tensor in unused:
-            graph.initializer.remove(tensor)
+        drop_unused_initializers(graph)  # originals that only the Identity nodes read
     try:
         onnx.checker.check_model(model)
     except Exception as exc:  # onnx.checker.ValidationError: our tidy step or the exporter
