@@ -20,7 +20,7 @@ from resnet_opt.calibration.tensorrt_cache import (
     read_tensorrt_cache,
 )
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import InputRef, Manifest, Precision, sha256_file
+from resnet_opt.pipeline.artifacts import Manifest, Precision, sha256_file
 from resnet_opt.tensorrt.profiles import BatchProfile
 from resnet_opt.tensorrt.versions import Capabilities, DlaMode
 
@@ -90,7 +90,6 @@ class Int8Source:
 
     network: Path
     cache: Path
-    network_ref: InputRef
 
 
 def _resolve_recorded(path_text: str, beside: Path) -> Path | None:
@@ -152,7 +151,7 @@ def implicit_int8_source(
             f"{network}: changed since {int8_onnx.name} was quantized from it (sha256 differs): "
             "re-run quantize"
         )
-    return Int8Source(network=network, cache=cache, network_ref=ref)
+    return Int8Source(network=network, cache=cache)
 
 
 @dataclass(frozen=True)
