@@ -1,7 +1,8 @@
 """Reference QuantizeLinear / DequantizeLinear in numpy, as ONNX defines them.
 
-Used to simulate int8 without a runtime: property tests of the calibrators, the quantize
-stage's checks of its own scales, and error estimates. Semantics (ONNX QuantizeLinear,
+The tests use it to simulate int8 without a runtime (property tests of the calibrators, error
+estimates); `symmetric_scale` is the one place an activation scale is computed, for the Q/DQ
+rewrite and TensorRT's calibration cache alike. Semantics (ONNX QuantizeLinear,
 opset 13+): q = saturate(round_half_to_even(x / scale) + zero_point) in the integer type's full
 range, computed in float32 as ONNX Runtime's CPU kernels do; dequantize: (q - zero_point) ·
 scale. A per-channel scale is a 1-D array applied along `axis`.

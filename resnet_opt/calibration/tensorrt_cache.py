@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from resnet_opt.calibration.qdq_math import symmetric_scale
 from resnet_opt.calibration.ranges import INT8_LEVELS, TensorRange
 from resnet_opt.errors import ResnetOptError
 
@@ -110,9 +111,9 @@ def format_tensorrt_cache(
     for name, value in ranges.items():
         _check_name(name)
         amax = value.amax if isinstance(value, TensorRange) else float(value)
-        scale = amax / INT8_LEVELS
-        packed = struct.unpack(">f", struct.pack(">f", scale))[0]
-        if not (math.isfinite(amax) and amax > 0 and packed > 0):
+        # the scale the Q/DQ rewrite writes for the same range (float32, so bit-identical)
+        scale = float(symmetric_scale(amax)) if math.isfinite(amax) and amax > 0 else 0.0
+        if not 0 < scale < math.inf:
             raise ResnetOptError(f"tensor {name!r}: amax {amax} gives no positive int8 scale")
         lines.append(f"{name}: {scale_hex(scale)}")
     return "\n".join(lines) + "\n"

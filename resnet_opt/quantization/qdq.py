@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from resnet_opt.calibration.qdq_math import symmetric_scale
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import all_names, unique_name
 from resnet_opt.quantization.plan import BiasQuant, Plan, Target
@@ -49,7 +50,7 @@ class Range(Protocol):
 
 @dataclass(frozen=True)
 class QParams:
-    scale: float
+    scale: float  # a float32 value: the scale as stored (and as the int32 biases assume)
     zero_point: int
     dtype: type[np.integer]  # np.int8 or np.uint8
 
@@ -59,12 +60,11 @@ def activation_params(target: Target, rng: Range, tensor: str = "") -> QParams:
     amax = float(rng.amax)
     if not np.isfinite(amax) or amax <= 0.0:
         raise ResnetOptError(f"{tensor}: calibration gave an unusable range (amax {amax})")
-    amax = float(np.float32(amax))
     if target is Target.TENSORRT:
-        return QParams(amax / 127.0, 0, np.int8)
+        return QParams(float(symmetric_scale(amax, np.int8)), 0, np.int8)
     if float(rng.amin) >= 0.0:
-        return QParams(amax / 255.0, 0, np.uint8)
-    return QParams(amax / 127.0, 128, np.uint8)
+        return QParams(float(symmetric_scale(amax, np.uint8)), 0, np.uint8)
+    return QParams(float(symmetric_scale(amax, np.int8)), 128, np.uint8)
 
 
 def weight_scales(weight: np.ndarray, axis: int) -> np.ndarray:
