@@ -15,7 +15,6 @@ from resnet_opt.calibration.qdq_math import (
     quantize_dequantize,
     representable_range,
     symmetric_scale,
-    weight_scales,
 )
 from resnet_opt.calibration.ranges import (
     ENTROPY_BINS,
@@ -32,6 +31,7 @@ from resnet_opt.calibration.ranges import (
     resample,
 )
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.quantization.qdq import weight_scales
 
 RNG = np.random.default_rng(20240601)
 
@@ -87,7 +87,7 @@ def test_per_channel_scales_along_an_axis() -> None:
     w[2] = 0  # an all-zero output channel
     scales = weight_scales(w, axis=0)
     np.testing.assert_allclose(scales[[0, 1, 3]], np.abs(w).max(axis=(1, 2, 3))[[0, 1, 3]] / 127)
-    assert scales[2] == 1.0
+    assert scales[2] == np.median(scales[[0, 1, 3]])  # a typical scale (any positive one would do)
     q = quantize(w, scales, np.zeros(4, np.int32), np.int8, axis=0)
     assert np.abs(q).max(axis=(1, 2, 3)).tolist() == [127, 127, 0, 127]
     error = np.abs(dequantize(q, scales, np.zeros(4, np.int32), axis=0) - w)

@@ -16,8 +16,6 @@ import numpy as np
 
 from resnet_opt.errors import ResnetOptError
 
-QuantDType = type[np.int8] | type[np.uint8]
-
 INT8_MAX = 127
 UINT8_MAX = 255
 
@@ -38,20 +36,6 @@ def symmetric_scale(amax: float | np.ndarray, dtype: Any = np.int8) -> np.ndarra
     if np.any(~np.isfinite(amax)) or np.any(amax <= 0):
         raise ResnetOptError("amax must be finite and positive to make a scale")
     return (amax / levels).astype(np.float32)
-
-
-def weight_scales(weights: np.ndarray, axis: int = 0) -> np.ndarray:
-    """Per-channel symmetric int8 scales: max |w| over every axis but `axis`, / 127.
-
-    An all-zero channel gets scale 1 (any positive scale represents it exactly; TensorRT and
-    ONNX Runtime require a positive one).
-    """
-    w = np.asarray(weights, dtype=np.float32)
-    axis = axis % w.ndim
-    reduce_axes = tuple(a for a in range(w.ndim) if a != axis)
-    amax = np.max(np.abs(w), axis=reduce_axes) if reduce_axes else np.abs(w)
-    amax = np.where(amax > 0, amax, np.float32(INT8_MAX))
-    return (amax.astype(np.float64) / INT8_MAX).astype(np.float32)
 
 
 def _broadcast(param: Any, ndim: int, axis: int | None, dtype: Any) -> np.ndarray:
