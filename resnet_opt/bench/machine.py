@@ -59,12 +59,3 @@ def usable_cores() -> int:
     with contextlib.suppress(AttributeError, OSError):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def device_description() -> str:
-    """This machine in a few words, for 'built for X, this is Y' messages."""
-    found = gpus()
-    if found:
-        return ", ".join(f"{g.name} (compute {g.compute_capability})" for g in found)
-    driver = environment.cuda_driver()
-    return f"a machine without an NVIDIA GPU ({driver.problem or 'no CUDA device'})"
