@@ -52,6 +52,7 @@ from resnet_opt.pipeline.artifacts import (
     staged_outputs,
     write_manifest,
 )
+from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
 from resnet_opt.pipeline.evaluate import Tally
 from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches
 
@@ -352,29 +353,21 @@ def _fold(
     raw: onnx.ModelProto, fold: bool, bn_in_model: int, bn_raw: int
 ) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """Run the fold pass (unless --no-fold) and say which step folded how many BatchNorms."""
-    by_exporter = max(0, bn_in_model - bn_raw)
-    if not fold:
-        left = [
-            {"node": n.name or n.output[0], "reason": "kept: --no-fold"}
+    if fold:
+        result, fold_pass = fold_batchnorm(raw), "ran"
+    else:
+        kept = tuple(
+            LeftBatchNorm(n.name or n.output[0], "kept: --no-fold")
             for n in raw.graph.node
             if n.op_type == BATCHNORM
-        ]
-        return raw, {
-            "in_model": bn_in_model,
-            "in_export": bn_raw,
-            "folded_by": {"exporter": by_exporter, "fold": 0},
-            "fold_pass": "skipped (--no-fold)",
-            "left": left,
-        }
-    from resnet_opt.pipeline.fold import fold_batchnorm
-
-    result = fold_batchnorm(raw)
+        )
+        result, fold_pass = FoldResult(raw, 0, kept), "skipped (--no-fold)"
     return result.model, {
         "in_model": bn_in_model,
         "in_export": bn_raw,
-        "folded_by": {"exporter": by_exporter, "fold": result.folded},
-        "fold_pass": "ran",
-        "left": [{"node": b.node, "reason": b.reason} for b in result.left],
+        "folded_by": {"exporter": max(0, bn_in_model - bn_raw), "fold": result.folded},
+        "fold_pass": fold_pass,
+        "left": [asdict(b) for b in result.left],
     }
 
 

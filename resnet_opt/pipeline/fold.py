@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,7 +148,7 @@ def fold(
             "batchnorm": {
                 "folded": result.folded,  # by this run; folded_by holds every step's total
                 "folded_by": _folded_by(parent, result.folded),
-                "left": [{"node": b.node, "reason": b.reason} for b in result.left],
+                "left": [asdict(b) for b in result.left],
             },
             "seconds": {"fold": round(fold_seconds, 4), "verify": round(verify_seconds, 4)},
         }
