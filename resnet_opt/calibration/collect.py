@@ -79,8 +79,11 @@ def constant_tensors(graph: onnx.GraphProto) -> set[str]:
     return constant
 
 
-def _elem_types(model: onnx.ModelProto) -> tuple[dict[str, int], dict[str, list[int | None]]]:
-    """Element type and shape of every tensor whose type ONNX shape inference can tell."""
+def tensor_types_and_shapes(
+    model: onnx.ModelProto,
+) -> tuple[dict[str, int], dict[str, list[int | None]]]:
+    """Element type and shape of every tensor whose type ONNX shape inference can tell (shape
+    dims None where not fixed); where inference fails, what the model's own value_info says."""
     import onnx
 
     try:
@@ -111,7 +114,7 @@ def calibration_tensors(model: onnx.ModelProto) -> list[str]:
 
     graph = model.graph
     constant = constant_tensors(graph)
-    types, _ = _elem_types(model)
+    types, _ = tensor_types_and_shapes(model)
     float_type = onnx.TensorProto.FLOAT
 
     def wanted(name: str, node: onnx.NodeProto | None) -> bool:
@@ -146,7 +149,7 @@ def calibration_tensors(model: onnx.ModelProto) -> list[str]:
 def activation_bytes_per_sample(model: onnx.ModelProto, tensors: Sequence[str]) -> int | None:
     """float32 bytes one sample adds to a run that exposes `tensors` (None if a shape is not
     known after shape inference beyond the batch axis)."""
-    _, shapes = _elem_types(model)
+    _, shapes = tensor_types_and_shapes(model)
     total = 0
     for name in tensors:
         shape = shapes.get(name)

@@ -160,17 +160,9 @@ def fp16_nodes(model: onnx.ModelProto) -> tuple[int, int]:
 
 
 def _elem_types(model: onnx.ModelProto) -> dict[str, int]:
-    import onnx
+    from resnet_opt.calibration.collect import tensor_types_and_shapes
 
-    inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-    graph = inferred.graph
-    types = {
-        v.name: v.type.tensor_type.elem_type
-        for v in (*graph.input, *graph.output, *graph.value_info)
-        if v.type.tensor_type.elem_type
-    }
-    types.update({t.name: t.data_type for t in graph.initializer})
-    return types
+    return tensor_types_and_shapes(model)[0]
 
 
 def cpu_fp32_fallback(artifact: Path) -> dict[str, int]:

@@ -151,18 +151,10 @@ class AccuracyProbe:
 
 def layer_macs(model: onnx.ModelProto) -> dict[str, int]:
     """Multiply-accumulates per sample of each Conv and Gemm whose shapes inference can tell."""
-    import onnx
-
+    from resnet_opt.calibration.collect import tensor_types_and_shapes
     from resnet_opt.graph import attribute
 
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-    except Exception:  # shape inference is best effort; MACs are a report figure
-        return {}
-    shapes: dict[str, list[int | None]] = {}
-    for value in (*inferred.graph.input, *inferred.graph.output, *inferred.graph.value_info):
-        dims = value.type.tensor_type.shape.dim
-        shapes[value.name] = [d.dim_value if d.HasField("dim_value") else None for d in dims]
+    _, shapes = tensor_types_and_shapes(model)  # best effort: MACs are a report figure
     weights = {t.name: list(t.dims) for t in model.graph.initializer}
     macs: dict[str, int] = {}
     for node in model.graph.node:
