@@ -263,8 +263,6 @@ class TensorRtRunner:
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         import pycuda.driver as cuda
 
-        from resnet_opt.tensorrt.profiles import check_batch_in_profile
-
         tensors = self._live()
         inputs = [t for t in tensors if t.is_input]
         expected = {t.name for t in inputs}
@@ -288,7 +286,8 @@ class TensorRtRunner:
                     f"{self.artifact}: input {tensor.name!r} has shape {x.shape}, the engine "
                     f"takes (batch, {', '.join(map(str, tensor.max_shape[1:]))})"
                 )
-            check_batch_in_profile(self.manifest, int(x.shape[0]))
+            assert self.profile is not None  # set on entry, from the manifest
+            self.profile.check(int(x.shape[0]), self.manifest.artifact)
             self._set_shape(tensor.name, x.shape)
             view = tensor.host[: x.size].reshape(x.shape)
             np.copyto(view, x)

@@ -38,6 +38,15 @@ class BatchProfile:
     def contains(self, batch: int) -> bool:
         return self.min <= batch <= self.max
 
+    def check(self, batch: int, artifact: str) -> None:
+        """Refuse a batch size `artifact`, an engine built with this profile, cannot run."""
+        if not self.contains(batch):
+            span = str(self.min) if self.fixed else f"{self.min}..{self.max}"
+            raise ResnetOptError(
+                f"{artifact}: batch {batch} is outside the engine's profile ({span}, built "
+                f"with --batch {self}): rebuild with `resnet-opt build --batch` covering {batch}"
+            )
+
     def to_dict(self) -> dict[str, int]:
         return {"min": self.min, "opt": self.opt, "max": self.max}
 
@@ -117,10 +126,4 @@ def profile_of(manifest: Manifest) -> BatchProfile:
 
 def check_batch_in_profile(manifest: Manifest, batch: int) -> None:
     """Refuse a batch size the engine was not built for (callable before opening a runner)."""
-    profile = profile_of(manifest)
-    if not profile.contains(batch):
-        span = str(profile.min) if profile.fixed else f"{profile.min}..{profile.max}"
-        raise ResnetOptError(
-            f"{manifest.artifact}: batch {batch} is outside the engine's profile ({span}, built "
-            f"with --batch {profile}): rebuild with `resnet-opt build --batch` covering {batch}"
-        )
+    profile_of(manifest).check(batch, manifest.artifact)
