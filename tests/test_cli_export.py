@@ -216,6 +216,7 @@ def test_unwritable_output_folder(work: Path) -> None:
 def test_bad_option_values(work: Path) -> None:
     _fails_cleanly(work, ["--resize", "big"], "--resize: expected a size in pixels or 'none'")
     _fails_cleanly(work, ["--mean", "a,b"], "--mean: expected comma-separated numbers")
+    _fails_cleanly(work, ["--std", "inf"], "std must be finite numbers")
     _fails_cleanly(work, ["--interpolation", "lanczos"], "choose nearest, bilinear, bicubic")
     _fails_cleanly(work, ["--channels", "3"], "resnet20-digits takes 1 input channels")
     _fails_cleanly(

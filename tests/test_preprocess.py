@@ -46,6 +46,8 @@ def test_round_trip_and_fingerprint(tiny_contract: PreprocessContract) -> None:
         ({"channels": 2}, "channels must be 1 or 3"),
         ({"labels": ("a",)}, "1 class labels"),
         ({"std": (0.0, 1.0, 1.0)}, "std must be positive"),
+        ({"mean": (0.5, float("nan"), 0.5)}, "mean must be finite numbers"),
+        ({"std": (1.0, float("inf"), 1.0)}, "std must be finite numbers"),
     ],
 )
 def test_contract_refuses_inconsistent_settings(

@@ -6,6 +6,7 @@ evaluation and benchmarking preprocess exactly as training did, in one place, wi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -69,6 +70,8 @@ class PreprocessContract:
                 raise ResnetOptError(
                     f"{name} has {len(values)} values but the input has {self.channels} channel(s)"
                 )
+            if not all(math.isfinite(v) for v in values):  # nan/inf would make every input NaN
+                raise ResnetOptError(f"{name} must be finite numbers, got {list(values)}")
         if any(s <= 0 for s in self.std):
             raise ResnetOptError(f"std must be positive, got {list(self.std)}")
         if self.resize is not None and self.resize < 1:
