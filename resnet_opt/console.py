@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 _state = {"verbosity": 0}
+_LOG_LEVELS = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}  # -vv and more: DEBUG
 
 
 def set_verbosity(verbose: int, quiet: bool) -> None:
@@ -24,15 +25,7 @@ def set_verbosity(verbose: int, quiet: bool) -> None:
     root.handlers.clear()
     handler = RichHandler(console=_stderr(), show_time=False, show_path=level >= 2)
     root.addHandler(handler)
-    root.setLevel(
-        logging.ERROR
-        if level < 0
-        else logging.WARNING
-        if level == 0
-        else logging.INFO
-        if level == 1
-        else logging.DEBUG
-    )
+    root.setLevel(_LOG_LEVELS.get(level, logging.DEBUG))
     root.propagate = False
 
 
