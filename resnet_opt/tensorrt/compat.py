@@ -9,7 +9,7 @@ a machine without a GPU or TensorRT gets the reason instead of a deserialization
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from resnet_opt.errors import ResnetOptError
@@ -18,6 +18,8 @@ from resnet_opt.tensorrt.device import DeviceInfo
 from resnet_opt.tensorrt.versions import HardwareCompat, TrtVersion, capabilities
 
 REBUILD = "rebuild with `resnet-opt build`"
+
+Mismatch = Callable[[str | None], ResnetOptError]  # the refusal, with an optional reason
 
 
 def _cc(text: Any) -> tuple[int, int] | None:
@@ -52,7 +54,14 @@ def check_engine_compatible(manifest: Manifest, device: DeviceInfo) -> None:
             f"{manifest.artifact}: built for {target}, this machine has {' and '.join(missing)}: "
             "rebuild with resnet-opt build on the target"
         )
-    mismatch = f"{manifest.artifact}: built for {target}, this is {device.describe()}: {REBUILD}"
+    here = device.describe()
+
+    def mismatch(why: str | None) -> ResnetOptError:
+        reason = f" ({why})" if why else ""
+        return ResnetOptError(
+            f"{manifest.artifact}: built for {target}, this is {here}{reason}: {REBUILD}"
+        )
+
     _check_tensorrt(details, device.tensorrt, mismatch)
     _check_gpu(details, device, mismatch)
     dla = details.get("dla")
@@ -66,12 +75,12 @@ def check_engine_compatible(manifest: Manifest, device: DeviceInfo) -> None:
             )
 
 
-def _check_tensorrt(details: Mapping[str, Any], running_text: str, mismatch: str) -> None:
+def _check_tensorrt(details: Mapping[str, Any], running_text: str, mismatch: Mismatch) -> None:
     try:
         built = TrtVersion.parse(str(details["tensorrt_version"]))
         running = TrtVersion.parse(running_text)
     except (KeyError, ResnetOptError):
-        raise ResnetOptError(mismatch) from None
+        raise mismatch(None) from None
     if built.same_build(running):
         return
     options = details.get("build_options") or {}
@@ -79,41 +88,26 @@ def _check_tensorrt(details: Mapping[str, Any], running_text: str, mismatch: str
         loads_from = capabilities(running).loads_version_compatible_from
         if built.major in loads_from:
             return
-        raise ResnetOptError(
-            mismatch.replace(
-                f": {REBUILD}",
-                f" (TensorRT {running.major} does not load version-compatible plans from "
-                f"{built.major}.x): {REBUILD}",
-            )
+        raise mismatch(
+            f"TensorRT {running.major} does not load version-compatible plans from {built.major}.x"
         )
     if options.get("version_compatible"):
-        raise ResnetOptError(
-            mismatch.replace(
-                f": {REBUILD}",
-                " (a version-compatible plan runs on the same or a later TensorRT only): "
-                + REBUILD,
-            )
-        )
-    raise ResnetOptError(mismatch)
+        raise mismatch("a version-compatible plan runs on the same or a later TensorRT only")
+    raise mismatch(None)
 
 
-def _check_gpu(details: Mapping[str, Any], device: DeviceInfo, mismatch: str) -> None:
+def _check_gpu(details: Mapping[str, Any], device: DeviceInfo, mismatch: Mismatch) -> None:
     gpu: Mapping[str, Any] = details.get("gpu") or {}
     built_cc = _cc(gpu.get("compute_capability"))
     level = (details.get("build_options") or {}).get("hardware_compatible")
     here = device.compute_capability
     if level == HardwareCompat.AMPERE_PLUS.value:
         if here is None or here < (8, 0):
-            raise ResnetOptError(
-                mismatch.replace(
-                    f": {REBUILD}",
-                    f" (the plan needs an Ampere or newer GPU, sm >= 8.0): {REBUILD}",
-                )
-            )
+            raise mismatch("the plan needs an Ampere or newer GPU, sm >= 8.0")
         return
     if level == HardwareCompat.SAME_COMPUTE_CAPABILITY.value:
         if built_cc is None or here != built_cc:
-            raise ResnetOptError(mismatch)
+            raise mismatch(None)
         return
     if built_cc is None or here != built_cc or gpu.get("name") != device.gpu_name:
-        raise ResnetOptError(mismatch)
+        raise mismatch(None)
