@@ -17,7 +17,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.graph import GraphIndex, all_names, index_graph, opset_version, unique_name
+from resnet_opt.graph import (
+    GraphIndex,
+    all_names,
+    drop_unused_initializers,
+    index_graph,
+    opset_version,
+    unique_name,
+)
 
 if TYPE_CHECKING:
     import onnx
@@ -120,23 +127,8 @@ def prepare(model: onnx.ModelProto, source: str, *, int8: bool = True) -> onnx.M
         initializers[tensor.name] = tensor
     del graph.node[:]
     graph.node.extend(kept)
-    _drop_unused_initializers(graph)
+    drop_unused_initializers(graph)
     return out
-
-
-def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
-    used = {name for node in graph.node for name in node.input}
-    used |= {o.name for o in graph.output}
-    dropped = {t.name for t in graph.initializer if t.name not in used}
-    if not dropped:
-        return
-    keep = [t for t in graph.initializer if t.name not in dropped]
-    del graph.initializer[:]
-    graph.initializer.extend(keep)
-    # old IR versions list initializers among the graph inputs too
-    inputs = [i for i in graph.input if i.name not in dropped]
-    del graph.input[:]
-    graph.input.extend(inputs)
 
 
 @dataclass(frozen=True)

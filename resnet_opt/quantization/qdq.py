@@ -27,7 +27,7 @@ import numpy as np
 
 from resnet_opt.calibration.qdq_math import symmetric_scale
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.graph import all_names, unique_name
+from resnet_opt.graph import all_names, drop_unused_initializers, unique_name
 from resnet_opt.quantization.plan import BiasQuant, Plan, Target
 
 if TYPE_CHECKING:
@@ -248,13 +248,7 @@ def apply_plan(
     del graph.node[:]
     graph.node.extend(emitted)
     graph.initializer.extend(new_inits)
-    used = {name for node in graph.node for name in node.input}
-    kept_inits = [t for t in graph.initializer if t.name in used]
-    del graph.initializer[:]
-    graph.initializer.extend(kept_inits)
-    graph_inputs = [i for i in graph.input if i.name in used or i.name not in inits]
-    del graph.input[:]
-    graph.input.extend(graph_inputs)
+    drop_unused_initializers(graph)  # the float weights now stored in int8
     try:
         onnx.checker.check_model(model)
     except Exception as exc:  # a bug in placement or rewrite, but say what broke
