@@ -45,14 +45,11 @@ def require(module: str) -> ModuleType:
 
     try:
         return _import(module)
-    except ImportError as exc:
+    except (ImportError, OSError) as exc:  # OSError: a shared library (libnvinfer, libcuda)
         root = module.split(".")[0]
         extra = EXTRA_FOR_MODULE.get(module, EXTRA_FOR_MODULE.get(root, root))
-        reason = None if isinstance(exc, ModuleNotFoundError) and exc.name == root else str(exc)
-        raise MissingDependencyError(module, extra, reason) from exc
-    except OSError as exc:  # e.g. a shared library (libnvinfer, libcuda) that cannot be loaded
-        root = module.split(".")[0]
-        raise MissingDependencyError(module, EXTRA_FOR_MODULE.get(root, root), str(exc)) from exc
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == root
+        raise MissingDependencyError(module, extra, None if missing else str(exc)) from exc
 
 
 def probe(module: str) -> tuple[str | None, str | None]:
