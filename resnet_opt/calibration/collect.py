@@ -33,7 +33,7 @@ from resnet_opt.calibration.histogram import (
     TensorAccumulator,
     check_bins,
 )
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 
 if TYPE_CHECKING:
     import onnx
@@ -277,8 +277,9 @@ def collect_statistics(
     try:
         session = ort.InferenceSession(serialized, sess_options=opts, providers=[CPU])
     except Exception as exc:  # ORT's own exception types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ResnetOptError(f"{model_path}: ONNX Runtime cannot load it ({first})") from exc
+        raise ResnetOptError(
+            f"{model_path}: ONNX Runtime cannot load it ({first_line(exc)})"
+        ) from exc
     del serialized
 
     accumulators = {name: TensorAccumulator(name, bins) for name in tensors}
@@ -306,9 +307,8 @@ def collect_statistics(
         try:
             outputs: list[Any] = session.run(exposed, {input_name: x})
         except Exception as exc:  # shape or type mismatches surface as ORT exceptions
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ResnetOptError(
-                f"{model_path}: inference failed on calibration data ({first})"
+                f"{model_path}: inference failed on calibration data ({first_line(exc)})"
             ) from exc
         if input_name in accumulators:
             outputs.append(x)

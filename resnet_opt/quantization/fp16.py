@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 
 if TYPE_CHECKING:
     import onnx
@@ -187,8 +187,9 @@ def cpu_fp32_fallback(artifact: Path) -> dict[str, int]:
         try:
             ort.InferenceSession(str(artifact), sess_options=opts, providers=[CPU])
         except Exception as exc:  # ORT's own exception types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ResnetOptError(f"{artifact}: ONNX Runtime cannot load it ({first})") from exc
+            raise ResnetOptError(
+                f"{artifact}: ONNX Runtime cannot load it ({first_line(exc)})"
+            ) from exc
         ran = onnx.load(str(optimized))
     actual = _elem_types(ran)
     # ORT renames the tensors it re-types, but keeps node names
