@@ -85,6 +85,15 @@ def test_missing_manifest_is_clear(tmp_path: Path) -> None:
     assert read_manifest(tmp_path / "x.onnx", required=False) is None
 
 
+def test_a_folder_is_not_an_artifact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for folder in (Path(), tmp_path):  # Path() is ".": no name to put a sidecar beside
+        with pytest.raises(ResnetOptError, match="is a folder, not an artifact file"):
+            read_manifest(folder, required=False)
+    with pytest.raises(ResnetOptError, match="no such file"):
+        read_manifest(tmp_path / "gone.onnx", required=False)
+
+
 def test_corrupt_manifest_is_clear(tmp_path: Path) -> None:
     (tmp_path / "x.onnx").write_bytes(b"x")
     manifest_path(tmp_path / "x.onnx").write_text("{not json")

@@ -208,8 +208,9 @@ def manifest_path(artifact: Path) -> Path:
 
 def read_manifest(artifact: Path, *, required: bool = True) -> Manifest | None:
     """The manifest beside `artifact`, or None when absent and not required."""
-    if not artifact.exists():
-        raise ResnetOptError(f"{artifact}: no such file")
+    if not artifact.is_file():  # every artifact is a file (a folder such as "." has no sidecar)
+        problem = "is a folder, not an artifact file" if artifact.is_dir() else "no such file"
+        raise ResnetOptError(f"{artifact}: {problem}")
     path = manifest_path(artifact)
     if not path.is_file():
         if required:
