@@ -72,6 +72,22 @@ class _State:
         self.folder = folder
         self.path = folder / STATE_FILE
         self.stages: dict[str, dict[str, Any]] = {} if force else self._load()
+        self._digests: dict[Path, tuple[tuple[int, int], str]] = {}
+
+    def digest(self, path: Path) -> str:
+        """sha256 of `path`, hashed once per run: a stage's output is the next stages' input
+        (the FP32 model is read by every quantize, build and bench key), and it is hashed again
+        only when its size or modification time changed since."""
+        try:
+            stat = path.stat()
+        except OSError:
+            return sha256_file(path)  # says why the file cannot be read
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        known = self._digests.get(path)
+        if known is None or known[0] != stamp:
+            known = (stamp, sha256_file(path))
+            self._digests[path] = known
+        return known[1]
 
     def _load(self) -> dict[str, dict[str, Any]]:
         try:
@@ -91,7 +107,7 @@ class _State:
         outputs = record.get("outputs", {})
         for rel, digest in outputs.items():
             path = self.folder / rel
-            if not path.is_file() or sha256_file(path) != digest:
+            if not path.is_file() or self.digest(path) != digest:
                 return None
         return record
 
@@ -100,7 +116,7 @@ class _State:
     ) -> None:
         self.stages[name] = {
             "key": key,
-            "outputs": {str(p.relative_to(self.folder)): sha256_file(p) for p in outputs},
+            "outputs": {str(p.relative_to(self.folder)): self.digest(p) for p in outputs},
             "gate_failure": gate_failure,
         }
         with staged_outputs(force=True) as staged:
@@ -265,7 +281,7 @@ class _Runner:
 
         key = {
             "variant": asdict(variant),
-            "input": sha256_file(source.path),
+            "input": self.state.digest(source.path),
             "calibration": self._data_key(data.calibration),
             "evaluation": self._data_key(data.evaluation),
             "data": asdict(data),
@@ -320,7 +336,7 @@ class _Runner:
         key = {
             "backend": backend.value,
             "options": repr(options),
-            "input": sha256_file(artifact.path),
+            "input": self.state.digest(artifact.path),
         }
         self._stage(f"build {backend.value} {artifact.label}", key, work)
         return [out]
@@ -349,7 +365,7 @@ class _Runner:
 
         key = {
             "bench": asdict(cfg),
-            "artifacts": {str(p.name): sha256_file(p) for p in artifacts},
+            "artifacts": {str(p.name): self.state.digest(p) for p in artifacts},
             "evaluation": self._data_key(data) if data is not None else None,
             "samples": self.config.data.eval_samples,
         }
