@@ -705,8 +705,12 @@ def quantize_command(
         int | None, typer.Option(min=1, help="Without a manifest: centre crop.")
     ] = None,
     tensorrt_version: Annotated[
-        str, typer.Option(help="TensorRT that reads the calibration cache (JetPack 6: 10.3.0).")
-    ] = "10.3.0",
+        str | None,
+        typer.Option(
+            help="int8 tensorrt target: the TensorRT that reads the calibration cache "
+            "(default: 10.3.0, JetPack 6's)."
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail on unreadable images instead of skipping.")
     ] = False,

@@ -381,6 +381,9 @@ def test_stale_calibration_cache(default_onnx: Path, calib_cache: Path, tmp_path
         (["--exclude", "/Flatten"], "not a layer this target quantizes"),
         (["--keep-io-types"], "applies to fp16 only"),
         (["--eval", "none", "--max-drop", "1"], "--max-drop needs evaluation data"),
+        (["--target", "cpu", "--tensorrt-version", "10.13"], "int8 tensorrt target only"),
+        (["--precision", "fp16", "--tensorrt-version", "10.3.0"], "int8 tensorrt target only"),
+        (["--tensorrt-version", "ten"], "not a TensorRT version: 'ten'"),
     ],
 )
 def test_option_errors(default_onnx: Path, tmp_path: Path, args: list[str], needle: str) -> None:

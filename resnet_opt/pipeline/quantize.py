@@ -86,7 +86,7 @@ class QuantizeOptions:
     strict: bool = False
     threads: int | None = None
     preprocessing: PreprocessContract | None = None  # for an input without a manifest
-    tensorrt_version: str = DEFAULT_TENSORRT_VERSION
+    tensorrt_version: str | None = None  # int8 tensorrt only; default 10.3.0
 
     def to_manifest(self) -> dict[str, Any]:
         return {
@@ -137,6 +137,7 @@ def tensorrt_cache_path(output: Path) -> Path:
 
 def _check_options(options: QuantizeOptions) -> None:
     from resnet_opt.calibration.ranges import Method
+    from resnet_opt.calibration.tensorrt_cache import tensorrt_version_int
 
     int8 = options.precision is Precision.INT8
     if options.precision not in (Precision.INT8, Precision.FP16):
@@ -171,6 +172,13 @@ def _check_options(options: QuantizeOptions) -> None:
     ):
         if value is not None and (not math.isfinite(value) or value < 0):
             raise ResnetOptError(f"{name} must be a non-negative number of points, not {value}")
+    if options.tensorrt_version is not None:
+        if not int8 or options.target is Target.CPU:
+            raise ResnetOptError(
+                "--tensorrt-version applies to the int8 tensorrt target only (it is the version "
+                "of the TensorRT calibration cache written beside the model)"
+            )
+        tensorrt_version_int(options.tensorrt_version)  # refused now, not after calibrating
     if options.calib_samples is not None and options.calib_samples < 1:
         raise ResnetOptError(f"--calib-samples must be positive, not {options.calib_samples}")
     if options.eval_data == NO_EVAL and options.max_drop is not None:
@@ -495,6 +503,7 @@ def _quantize_int8(
     if options.accuracy_budget is not None and eval_spec is None:
         raise ResnetOptError("--accuracy-budget needs labelled evaluation data: give --eval DATA")
     trt_cache = tensorrt_cache_path(output) if target is Target.TENSORRT else None
+    trt_version = options.tensorrt_version or DEFAULT_TENSORRT_VERSION
 
     timings: dict[str, float] = {}
     with staged_outputs(force=force) as staged:
@@ -548,7 +557,7 @@ def _quantize_int8(
                 }
 
         if cache_tmp is not None:  # the tensorrt target: its ranges are TensorRT's (s8)
-            text = format_tensorrt_cache(ranges, tensorrt_version=options.tensorrt_version)
+            text = format_tensorrt_cache(ranges, tensorrt_version=trt_version)
             cache_tmp.write_bytes(text.encode("utf-8"))
 
         kept_budget = tuple(budget["kept"]) if budget and budget.get("kept") else ()
@@ -561,7 +570,7 @@ def _quantize_int8(
             "quantization": _quantization_details(target, plan, counts, excluded, kept_budget),
             "accuracy_budget": budget,
             "tensorrt_calibration_cache": trt_cache.name if trt_cache is not None else None,
-            "tensorrt_calibration_cache_version": options.tensorrt_version if trt_cache else None,
+            "tensorrt_calibration_cache_version": trt_version if trt_cache else None,
             "seconds": {k: round(v, 3) for k, v in timings.items()},
         }
         inputs = [InputRef.of("model", source)]
