@@ -132,6 +132,18 @@ class LoadedModel:
     inputs: tuple[InputRef, ...] = field(default_factory=tuple)
 
 
+def is_onnx(spec: str) -> bool:
+    return spec.lower().endswith(".onnx")
+
+
+def already_onnx(spec: str) -> ResnetOptError:
+    """An .onnx given as the model is a mix-up of stages: the error says which stages take it."""
+    return ResnetOptError(
+        f"{spec}: is already ONNX; export takes a PyTorch model (pass the .onnx to fold, "
+        "quantize or build directly)"
+    )
+
+
 def load_model(request: ModelRequest) -> LoadedModel:
     """The model the user described, in eval mode, or one clear error."""
     spec = request.model or DEFAULT_ALIAS
@@ -140,11 +152,8 @@ def load_model(request: ModelRequest) -> LoadedModel:
     left, sep, right = spec.rpartition(":")
     if sep and left.endswith(".py"):
         loaded = _load_factory_file(Path(left), right, spec, request)
-    elif spec.lower().endswith(".onnx"):
-        raise ResnetOptError(
-            f"{spec}: is already ONNX; export takes a PyTorch model (pass the .onnx to fold, "
-            "quantize or build directly)"
-        )
+    elif is_onnx(spec):
+        raise already_onnx(spec)
     elif Path(spec).suffix.lower() in TORCH_SUFFIXES or (
         Path(spec).is_file() and not is_registered(spec)
     ):

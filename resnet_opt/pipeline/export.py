@@ -119,6 +119,8 @@ class ExportOptions:
 
     def validate(self) -> None:
         """Refuse impossible options before any work (never silently adjusted)."""
+        from resnet_opt.models.sources import already_onnx, is_onnx
+
         opset = self.resolved_opset
         if opset not in self.exporter.opsets:
             span = self.exporter.opsets
@@ -133,11 +135,8 @@ class ExportOptions:
                 raise ResnetOptError(f"{name} must be positive, not {value}")
         if self.num_classes is not None and self.num_classes < 1:
             raise ResnetOptError(f"--num-classes must be positive, not {self.num_classes}")
-        if self.model is not None and self.model.lower().endswith(".onnx"):
-            raise ResnetOptError(
-                f"{self.model}: is already ONNX; export takes a PyTorch model (pass the .onnx "
-                "to fold, quantize or build directly)"
-            )
+        if self.model is not None and is_onnx(self.model):  # before the output name is taken
+            raise already_onnx(self.model)
 
 
 def default_output(model: str | None) -> Path:
