@@ -499,7 +499,7 @@ def bench_command(
     from resnet_opt.bench.timing import Budget
     from resnet_opt.console import is_quiet
     from resnet_opt.pipeline.bench import BenchOptions, bench, parse_batches
-    from resnet_opt.report import append_step_summary, write_report
+    from resnet_opt.report import append_step_summary, check_report_folder, write_report
     from resnet_opt.report.markdown import render
 
     options = BenchOptions(
@@ -522,10 +522,8 @@ def bench_command(
         strict=strict,
         notes=tuple(note or ()),
     )
-    if output is not None and output.is_dir() and not force:
-        existing = [p.name for p in output.iterdir() if p.name.startswith("report.")]
-        if existing:
-            raise ResnetOptError(f"{output / existing[0]}: exists; pass --force to overwrite it")
+    if output is not None:  # what write_report would refuse, refused before measuring
+        check_report_folder(output, force=force)
     with RichProgress() if not is_quiet() else NoProgress() as progress:
         report = bench(artifacts, options, progress=progress)
     for skip in report.skipped:

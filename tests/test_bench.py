@@ -212,6 +212,26 @@ def test_cli_writes_the_report_folder(tmp_path: Path, monkeypatch: pytest.Monkey
     validate(json.loads(forced.stdout))  # --json: stdout is exactly the report
 
 
+def test_cli_refuses_a_report_path_before_measuring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import resnet_opt.pipeline.bench as bench_module
+
+    def no_bench(*args: object, **kwargs: object) -> None:
+        raise AssertionError("measured before refusing the report folder")
+
+    monkeypatch.setattr(bench_module, "bench", no_bench)
+    source, _, _ = tiny_set(tmp_path)
+    blocker = tmp_path / "out"
+    blocker.write_text("not a folder")
+    line = _fail(["bench", str(source), "--no-accuracy", "-o", str(blocker)])
+    assert "exists and is not a folder" in line
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "report.png").write_bytes(b"an earlier plot")
+    assert "report.png: exists; pass --force" in _fail(["bench", str(source), "-o", str(kept)])
+
+
 def test_cli_artifact_missing(tmp_path: Path) -> None:
     assert "nope.onnx: no such file" in _fail(["bench", str(tmp_path / "nope.onnx")])
 

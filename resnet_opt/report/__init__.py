@@ -4,7 +4,12 @@ Only the standard library and numpy are imported here; jsonschema and matplotlib
 functions that need them.
 """
 
-from resnet_opt.report.files import ReportFiles, append_step_summary, write_report
+from resnet_opt.report.files import (
+    ReportFiles,
+    append_step_summary,
+    check_report_folder,
+    write_report,
+)
 from resnet_opt.report.schema import SCHEMA_VERSION, Report, load_report
 
 __all__ = [
@@ -12,6 +17,7 @@ __all__ = [
     "Report",
     "ReportFiles",
     "append_step_summary",
+    "check_report_folder",
     "load_report",
     "write_report",
 ]

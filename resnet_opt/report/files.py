@@ -29,12 +29,23 @@ class ReportFiles:
     plot: Path
 
 
-def write_report(report: Report, folder: Path, *, force: bool = False) -> ReportFiles:
-    """Write the report folder atomically; refuses existing files unless `force`."""
+def check_report_folder(folder: Path, *, force: bool = False) -> ReportFiles:
+    """The report's files in `folder`, refused as `write_report` would refuse them (a file where
+    the folder goes; an existing report without `force`): bench asks before it measures."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ResnetOptError(f"{folder}: exists and is not a folder; give a folder for the report")
     files = ReportFiles(folder / JSON_NAME, folder / MARKDOWN_NAME, folder / PLOT_NAME)
+    if not force:
+        for path in (files.json, files.markdown, files.plot):
+            if path.exists():
+                raise ResnetOptError(f"{path}: exists; pass --force to overwrite it")
+    return files
+
+
+def write_report(report: Report, folder: Path, *, force: bool = False) -> ReportFiles:
+    """Write the report folder atomically; refuses existing files unless `force`."""
+    files = check_report_folder(folder, force=force)
     with staged_outputs(force=force) as staged:
         json_tmp = staged.add(files.json)
         md_tmp = staged.add(files.markdown)
