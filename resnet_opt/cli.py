@@ -499,7 +499,7 @@ def bench_command(
     from resnet_opt.bench.timing import Budget
     from resnet_opt.console import is_quiet
     from resnet_opt.pipeline.bench import BenchOptions, bench, parse_batches
-    from resnet_opt.report import append_step_summary, check_report_folder, write_report
+    from resnet_opt.report import check_report_folder, write_report
     from resnet_opt.report.markdown import render
 
     options = BenchOptions(
@@ -533,15 +533,22 @@ def bench_command(
         files = write_report(report, output, force=force)
         say(f"wrote {files.json}, {files.markdown.name}, {files.plot.name}")
     if summary:
-        target = append_step_summary(markdown)
-        if target is None:
-            say("--summary: GITHUB_STEP_SUMMARY is not set; no step summary written")
-        else:
-            say(f"appended the summary to {target}")
+        _step_summary(markdown)
     if json_output:
         emit_json(report.to_dict())
     else:
         typer.echo(markdown, nl=False)
+
+
+def _step_summary(markdown: str) -> None:
+    """`--summary` (bench, compare): append to $GITHUB_STEP_SUMMARY and say so, or say why not."""
+    from resnet_opt.report import append_step_summary
+
+    target = append_step_summary(markdown)
+    if target is None:
+        say("--summary: GITHUB_STEP_SUMMARY is not set; no step summary written")
+    else:
+        say(f"appended the summary to {target}")
 
 
 @command("compare")
@@ -574,7 +581,7 @@ def compare_command(
 ) -> None:
     """Diff two bench reports; exit 3 on a regression beyond the limits (for CI)."""
     from resnet_opt.errors import QualityGateError
-    from resnet_opt.report import append_step_summary, load_report
+    from resnet_opt.report import load_report
     from resnet_opt.report.compare import (
         LatencyStat,
         Thresholds,
@@ -607,7 +614,7 @@ def compare_command(
     )
     markdown = render_comparison(comparison)
     if summary:
-        append_step_summary(markdown)
+        _step_summary(markdown)
     if json_output:
         emit_json(comparison_dict(comparison))
     else:

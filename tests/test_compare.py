@@ -160,6 +160,21 @@ def test_other_schema_version_is_one_line_exit_1(tmp_path: Path, base: Report) -
     assert "report schema version 2; this resnet-opt reads version 1" in result.stderr
 
 
+def test_summary_is_appended_or_said_missing(
+    tmp_path: Path, base: Report, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    code, _, err = _run(tmp_path, base, base, "--summary")
+    assert code == 0 and "GITHUB_STEP_SUMMARY is not set; no step summary written" in err
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    code, _, err = _run(tmp_path, base, base, "--summary")
+    assert code == 0 and f"appended the summary to {summary}" in err
+    text = summary.read_text()
+    assert text.startswith("earlier step\n") and "No regression." in text
+
+
 def test_json_output(tmp_path: Path, base: Report) -> None:
     code, out, _ = _run(tmp_path, base, _with(base, speed=0.5), "--json")
     assert code == 3
