@@ -118,6 +118,32 @@ def test_excluded_layers_stay_float() -> None:
     )
 
 
+def test_cpu_leaves_a_conv_with_a_run_time_bias_float() -> None:
+    """ORT's int8 Conv needs an int32 bias made from a constant one: such a Conv stays float."""
+    from onnx import helper
+
+    weight = numpy_helper.from_array(np.ones((4, 3, 1, 1), np.float32), "w")
+    graph = helper.make_graph(
+        [
+            helper.make_node("Relu", ["b_in"], ["b"], name="bias_relu"),
+            helper.make_node("Conv", ["x", "w", "b"], ["y"], name="conv"),
+        ],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4]),
+            helper.make_tensor_value_info("b_in", TensorProto.FLOAT, [4]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 4, 4])],
+        [weight],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    view = GraphView(prepare(model, "m"))
+    assert placement_cpu.candidate_layers(view) == ()
+    plan = placement_cpu.place(view)
+    assert plan.layers == () and plan.weights == () and plan.biases == ()
+    assert plan.left_float == (("conv", "weight or bias not a constant in a supported form"),)
+
+
 def _ort_optimized(path: Path, tmp_path: Path) -> onnx.ModelProto:
     import onnxruntime as ort
 

@@ -17,10 +17,14 @@ Transpose at each end. For that, every int8 op needs DQ on all its inputs and a 
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 from resnet_opt.graph import attribute
 from resnet_opt.quantization.graph_rules import GraphView
 from resnet_opt.quantization.plan import BiasQuant, Plan, Target, TensorQuant, WeightQuant
+
+if TYPE_CHECKING:
+    import onnx
 
 SHARING_OPS = frozenset({"MaxPool", "Flatten"})  # same scale in and out: run on u8 as they are
 
@@ -37,16 +41,25 @@ def _gemm_axis(view: GraphView, node_name: str) -> int | None:
     return 0 if attribute(node, "transB", 0) else 1
 
 
+def _constant_bias(view: GraphView, node: onnx.NodeProto) -> bool:
+    """No bias, or a constant one: the int32 bias ORT's int8 Conv/Gemm needs is made from it."""
+    return len(node.input) < 3 or not node.input[2] or view.is_constant(node.input[2])
+
+
 def _is_layer(view: GraphView, name: str) -> bool:
     node = view.by_name[name]
     if node.op_type == "Conv":
-        return view.conv_is_quantizable(node)
+        return view.conv_is_quantizable(node) and _constant_bias(view, node)
     if node.op_type == "Add":
         return len(node.input) == 2 and all(view.is_activation(x) for x in node.input)
     if node.op_type == "GlobalAveragePool":
         return True
     if node.op_type == "Gemm":
-        return _gemm_axis(view, name) is not None and view.is_activation(node.input[0])
+        return (
+            _gemm_axis(view, name) is not None
+            and view.is_activation(node.input[0])
+            and _constant_bias(view, node)
+        )
     return False
 
 
@@ -72,7 +85,7 @@ def place(view: GraphView, keep: Collection[str] = ()) -> Plan:
     for node in view.nodes:
         if not _is_layer(view, node.name):
             if node.op_type in ("Conv", "Gemm", "MatMul"):
-                left_float.append((node.name, "no constant weight in a supported form"))
+                left_float.append((node.name, "weight or bias not a constant in a supported form"))
             continue
         if node.name in keep:
             kept.append(node.name)
@@ -87,9 +100,7 @@ def place(view: GraphView, keep: Collection[str] = ()) -> Plan:
             axis = 0 if node.op_type == "Conv" else _gemm_axis(view, node.name)
             assert axis is not None
             weights.append(WeightQuant(node.name, 1, node.input[1], axis))
-            if len(node.input) > 2 and node.input[2]:
-                if not view.is_constant(node.input[2]):
-                    raise AssertionError(f"{node.name}: bias is not a constant")
+            if len(node.input) > 2 and node.input[2]:  # a constant (see _is_layer)
                 biases.append(BiasQuant(node.name, 2, node.input[2], node.input[0], node.input[1]))
 
     # pass-through ops between quantized tensors keep the quantization: int8 MaxPool / Flatten
