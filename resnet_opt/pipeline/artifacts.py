@@ -233,14 +233,16 @@ def read_manifest(artifact: Path, *, required: bool = True) -> Manifest | None:
     return manifest
 
 
-def check_artifact_hash(artifact: Path, manifest: Manifest) -> None:
-    """Refuse an artifact that was changed after its manifest was written."""
+def check_artifact_hash(artifact: Path, manifest: Manifest) -> str:
+    """Refuse an artifact that was changed after its manifest was written; its sha256 (for the
+    next stage's InputRef, so the file is not hashed twice)."""
     actual = sha256_file(artifact)
     if actual != manifest.sha256:
         raise ResnetOptError(
             f"{artifact}: content does not match its manifest (sha256 {actual[:12]}… vs "
             f"{manifest.sha256[:12]}…); it was modified after resnet-opt wrote it"
         )
+    return actual
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -26,6 +26,7 @@ from resnet_opt.pipeline.artifacts import (
     check_artifact_hash,
     new_manifest,
     read_manifest,
+    sha256_file,
     staged_outputs,
     write_manifest,
 )
@@ -99,8 +100,7 @@ def fold(
         raise ResnetOptError("samples and batch size must be positive")
     model = load_onnx(source)
     parent = read_manifest(source, required=False)
-    if parent is not None:
-        check_artifact_hash(source, parent)
+    source_sha = sha256_file(source) if parent is None else check_artifact_hash(source, parent)
 
     with staged_outputs(force=force) as staged:
         onnx_tmp, manifest_tmp = staged.add_with_manifest(output)
@@ -129,7 +129,7 @@ def fold(
                 f"(max abs), over the tolerance {tolerance:g}; nothing written"
             )
 
-        inputs = (InputRef.of("model", source),)
+        inputs = (InputRef("model", str(source), source_sha),)
         options = {
             "tolerance": tolerance,
             "samples": samples,
