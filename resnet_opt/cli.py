@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -25,6 +26,7 @@ from resnet_opt.errors import ResnetOptError
 
 P = ParamSpec("P")
 R = TypeVar("R")
+E = TypeVar("E", bound=Enum)
 
 
 def domain_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -594,9 +596,8 @@ def compare_command(
     try:
         stat = LatencyStat(latency_stat)
     except ValueError:
-        raise ResnetOptError(
-            f"--latency-stat: {latency_stat!r} is not one of mean, p50, p90, p99"
-        ) from None
+        choices = ", ".join(s.value for s in LatencyStat)
+        raise ResnetOptError(f"--latency-stat: {latency_stat!r} is not one of {choices}") from None
     thresholds = Thresholds(
         max_throughput_drop_pct=parse_percent(max_throughput_drop, "--max-throughput-drop"),
         max_latency_rise_pct=None
@@ -899,12 +900,7 @@ def build_command(
     """Build a deployable artifact: a TensorRT engine or an ONNX Runtime / OpenVINO model."""
     from resnet_opt.pipeline.build import BuildBackend, build, check_backend_options
 
-    try:
-        chosen = BuildBackend(backend)
-    except ValueError:
-        raise typer.BadParameter(
-            f"{backend!r}: choose tensorrt, onnxruntime or openvino", param_hint="--backend"
-        ) from None
+    chosen = _choice_option(BuildBackend, backend, "--backend")
     check_backend_options(
         chosen,
         {
@@ -977,18 +973,21 @@ def build_command(
     say(_build_summary(chosen, output, manifest))
 
 
+def _choice_option(enum: type[E], value: str, option: str) -> E:
+    """An enum option given as text (its module is imported late): a usage error lists the
+    choices."""
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in enum)
+        raise typer.BadParameter(f"{value!r}: choose {choices}", param_hint=option) from None
+
+
 def _cpu_build_options(backend: Any, **given: Any) -> Any:
     """OrtBuildOptions / OpenVinoBuildOptions from the CLI values that were given."""
     from dataclasses import replace
 
     from resnet_opt.pipeline.build import BuildBackend
-
-    def enum_value(enum: Any, value: str, option: str) -> Any:
-        try:
-            return enum(value)
-        except ValueError:
-            choices = ", ".join(m.value for m in enum)
-            raise typer.BadParameter(f"{value!r}: choose {choices}", param_hint=option) from None
 
     shape = None
     if given["input_shape"] is not None:
@@ -1014,10 +1013,11 @@ def _cpu_build_options(backend: Any, **given: Any) -> Any:
 
         ort = OrtBuildOptions(portable=given["portable"], **common)
         if given["optimization"] is not None:
-            level = enum_value(GraphOptimization, given["optimization"], "--optimization")
+            level = _choice_option(GraphOptimization, given["optimization"], "--optimization")
             ort = replace(ort, optimization=level)
         if given["provider"] is not None:
-            ort = replace(ort, provider=enum_value(OrtProvider, given["provider"], "--provider"))
+            provider = _choice_option(OrtProvider, given["provider"], "--provider")
+            ort = replace(ort, provider=provider)
         return ort
     from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
     from resnet_opt.runners.openvino import OvPrecision
@@ -1026,7 +1026,7 @@ def _cpu_build_options(backend: Any, **given: Any) -> Any:
     if given["device"] is not None:
         ov = replace(ov, device=given["device"])
     if given["precision_hint"] is not None:
-        hint = enum_value(OvPrecision, given["precision_hint"], "--precision-hint")
+        hint = _choice_option(OvPrecision, given["precision_hint"], "--precision-hint")
         ov = replace(ov, precision=hint)
     if given["batch"] is not None:
         try:
