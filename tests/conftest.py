@@ -69,6 +69,28 @@ def make_tiny_cnn(
     return path
 
 
+def gpu_tests_missing(*, torch: bool = False) -> str | None:
+    """Why the real-TensorRT tests cannot run here (None: they can): TensorRT, a CUDA GPU and
+    pycuda, and torch when they export their own models. The reason becomes the skip reason."""
+    from resnet_opt.deps import probe
+    from resnet_opt.tensorrt.device import probe_gpu, probe_tensorrt
+
+    version, problem = probe_tensorrt()
+    if version is None:
+        return f"TensorRT is not installed here ({problem})"
+    gpu = probe_gpu()
+    if gpu.name is None:
+        return f"no CUDA GPU here ({gpu.problem})"
+    version, problem = probe("pycuda.driver")
+    if version is None:
+        return f"pycuda is not available ({problem})"
+    if torch:
+        version, problem = probe("torch")
+        if version is None:
+            return f"exporting the models needs torch ({problem})"
+    return None
+
+
 @pytest.fixture
 def tiny_onnx(tmp_path: Path) -> Path:
     return make_tiny_cnn(tmp_path / "tiny.onnx")

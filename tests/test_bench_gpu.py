@@ -11,25 +11,9 @@ from typer.testing import CliRunner
 
 from resnet_opt.cli import app
 from tests.benchkit import tiny_set
+from tests.conftest import gpu_tests_missing
 
-
-def _missing() -> str | None:
-    from resnet_opt.deps import probe
-    from resnet_opt.tensorrt.device import probe_gpu, probe_tensorrt
-
-    version, problem = probe_tensorrt()
-    if version is None:
-        return f"TensorRT is not installed here ({problem})"
-    gpu = probe_gpu()
-    if gpu.name is None:
-        return f"no CUDA GPU here ({gpu.problem})"
-    version, problem = probe("pycuda.driver")
-    if version is None:
-        return f"pycuda is not available ({problem})"
-    return None
-
-
-MISSING = _missing()
+MISSING = gpu_tests_missing()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(MISSING is not None, reason=MISSING or "")]
 
 

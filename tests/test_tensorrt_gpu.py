@@ -14,29 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 from resnet_opt.cli import app
-from tests.conftest import write_image_folder
+from tests.conftest import gpu_tests_missing, write_image_folder
 
-
-def _missing() -> str | None:
-    from resnet_opt.deps import probe
-    from resnet_opt.tensorrt.device import probe_gpu, probe_tensorrt
-
-    version, problem = probe_tensorrt()
-    if version is None:
-        return f"TensorRT is not installed here ({problem})"
-    gpu = probe_gpu()
-    if gpu.name is None:
-        return f"no CUDA GPU here ({gpu.problem})"
-    version, problem = probe("pycuda.driver")
-    if version is None:
-        return f"pycuda is not available ({problem})"
-    version, problem = probe("torch")
-    if version is None:
-        return f"exporting the models needs torch ({problem})"
-    return None
-
-
-MISSING = _missing()
+MISSING = gpu_tests_missing(torch=True)
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(MISSING is not None, reason=MISSING or ""),
