@@ -39,7 +39,7 @@ from resnet_opt.pipeline.artifacts import (
     staged_outputs,
     write_manifest,
 )
-from resnet_opt.quantization.plan import Plan, Target
+from resnet_opt.quantization.plan import Placement, Plan, Target
 
 if TYPE_CHECKING:
     import onnx
@@ -361,13 +361,12 @@ def _exclusions(view: GraphView, patterns: Sequence[str], allowed: Sequence[str]
     return matched & allowed_set
 
 
-def _placement(
-    target: Target,
-) -> tuple[Callable[..., Plan], Callable[[GraphView], tuple[str, ...]]]:
+def _placement(target: Target) -> Placement:
     from resnet_opt.quantization import placement_cpu, placement_tensorrt
 
-    module = placement_cpu if target is Target.CPU else placement_tensorrt
-    return module.place, module.candidate_layers
+    if target is Target.CPU:
+        return placement_cpu
+    return placement_tensorrt
 
 
 def _ranges(
@@ -479,7 +478,6 @@ def _quantize_int8(
     from resnet_opt.calibration.ranges import DEFAULT_PERCENTILE, Method
     from resnet_opt.calibration.tensorrt_cache import format_tensorrt_cache
     from resnet_opt.quantization.graph_rules import GraphView, prepare
-    from resnet_opt.quantization.placement_cpu import SHARING_OPS
     from resnet_opt.quantization.qdq import apply_plan
 
     target = options.target or Target.TENSORRT
@@ -487,12 +485,10 @@ def _quantize_int8(
     percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
     prepared = prepare(model, str(source), int8=True)
     view = GraphView(prepared)
-    place, candidates_of = _placement(target)
-    candidates = candidates_of(view)
-    allowed = [*candidates]
-    if target is Target.CPU:
-        allowed += [n.name for n in view.nodes if n.op_type in SHARING_OPS]
-    excluded = _exclusions(view, options.exclude, allowed)
+    placement = _placement(target)
+    place = placement.place
+    candidates = placement.candidate_layers(view)
+    excluded = _exclusions(view, options.exclude, placement.excludable_layers(view))
     calib_spec = _calib_spec(options, contract)
     if calib_spec is None:
         raise ResnetOptError(

@@ -64,8 +64,15 @@ def _is_layer(view: GraphView, name: str) -> bool:
 
 
 def candidate_layers(view: GraphView) -> tuple[str, ...]:
-    """Nodes this placement can run in int8 (what --exclude and the budget choose from)."""
+    """Nodes this placement can run in int8 (what the budget chooses from)."""
     return tuple(n.name for n in view.nodes if _is_layer(view, n.name))
+
+
+def excludable_layers(view: GraphView) -> tuple[str, ...]:
+    """What --exclude may name: the int8 layers, and the pass-through ops that run on u8 by
+    sharing their input's quantization (excluded, they run in float)."""
+    sharing = tuple(n.name for n in view.nodes if n.op_type in SHARING_OPS)
+    return candidate_layers(view) + sharing
 
 
 def place(view: GraphView, keep: Collection[str] = ()) -> Plan:

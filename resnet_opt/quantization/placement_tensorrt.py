@@ -30,6 +30,11 @@ def candidate_layers(view: GraphView) -> tuple[str, ...]:
     )
 
 
+def excludable_layers(view: GraphView) -> tuple[str, ...]:
+    """What --exclude may name: the int8 layers (nothing else gets Q/DQ)."""
+    return candidate_layers(view)
+
+
 def place(view: GraphView, keep: Collection[str] = ()) -> Plan:
     """The TensorRT plan with the nodes in `keep` left in higher precision."""
     slots: dict[str, list[tuple[str, int]]] = {}

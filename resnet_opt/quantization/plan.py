@@ -8,8 +8,13 @@ the sensitivity search re-plan with some layers kept in higher precision.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from resnet_opt.quantization.graph_rules import GraphView
 
 
 class Target(str, Enum):
@@ -72,3 +77,19 @@ class Plan:
 
     def quantized(self, tensor: str) -> TensorQuant | None:
         return next((t for t in self.tensors if t.tensor == tensor), None)
+
+
+class Placement(Protocol):
+    """What a placement module (`placement_tensorrt`, `placement_cpu`) provides."""
+
+    def place(self, view: GraphView, keep: Collection[str] = ()) -> Plan:
+        """The plan with the nodes in `keep` left in higher precision."""
+        ...
+
+    def candidate_layers(self, view: GraphView) -> tuple[str, ...]:
+        """The nodes it can run in int8: what the accuracy budget chooses from."""
+        ...
+
+    def excludable_layers(self, view: GraphView) -> tuple[str, ...]:
+        """What --exclude may name."""
+        ...
