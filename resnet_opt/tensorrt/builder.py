@@ -34,7 +34,6 @@ class BuildOutput:
     timing_cache: bytes | None
     layers: LayerReport
     seconds: float
-    parser_nodes: int
 
 
 class _Recorder:
@@ -201,7 +200,6 @@ def build_engine(spec: BuildSpec) -> BuildOutput:
         timing_cache=updated,
         layers=layers,
         seconds=seconds,
-        parser_nodes=network.num_layers,
     )
 
 
