@@ -231,6 +231,33 @@ def test_failed_gate_exits_3_after_every_stage(
     assert again.exit_code == 3  # the stage is unchanged, its failed gate is not forgotten
 
 
+def test_tensorrt_build_is_skipped_where_the_driver_sees_no_gpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A driver without a visible GPU (CUDA_VISIBLE_DEVICES="") cannot build: skipped, as
+    build_tensorrt would refuse it, not attempted."""
+    import resnet_opt.deps
+    import resnet_opt.environment
+    import resnet_opt.tensorrt.device as device
+    from resnet_opt.pipeline.build import BuildBackend
+    from resnet_opt.pipeline.run import _unavailable
+
+    real_probe = resnet_opt.deps.probe
+    monkeypatch.setattr(
+        resnet_opt.deps,
+        "probe",
+        lambda name: ("10.3.0", None) if name == "tensorrt" else real_probe(name),
+    )
+    monkeypatch.setattr(
+        resnet_opt.environment,
+        "cuda_driver",
+        lambda: resnet_opt.environment.Probe("cuda-driver", "12.6"),
+    )
+    no_gpu = device.GpuProbe(None, None, None, "12.6", "the CUDA driver sees no GPU")
+    monkeypatch.setattr(device, "probe_gpu", lambda: no_gpu)
+    assert _unavailable(BuildBackend.TENSORRT) == "no CUDA GPU (the CUDA driver sees no GPU)"
+
+
 def test_output_folder_that_is_a_file(tmp_path: Path) -> None:
     blocker = tmp_path / "out"
     blocker.write_text("x")

@@ -561,16 +561,17 @@ def _builds(backend: Any, artifact: _Artifact) -> bool:
 def _unavailable(backend: Any) -> str | None:
     """Why `backend` cannot build on this machine (None: it can)."""
     from resnet_opt.deps import probe
-    from resnet_opt.environment import cuda_driver
     from resnet_opt.pipeline.build import BuildBackend
 
     if backend is BuildBackend.TENSORRT:
+        from resnet_opt.tensorrt.device import probe_gpu
+
         version, why = probe("tensorrt")
         if version is None:
             return f"no TensorRT ({why}); install resnet-opt[tensorrt] on a machine with a GPU"
-        driver = cuda_driver()
-        if not driver.ok:
-            return f"no CUDA GPU ({driver.problem})"
+        gpu = probe_gpu()  # the probe build_tensorrt refuses a GPU-less machine by
+        if gpu.name is None:
+            return f"no CUDA GPU ({gpu.problem})"
         return None
     if backend is BuildBackend.OPENVINO:
         version, why = probe("openvino")
