@@ -124,6 +124,15 @@ def test_percentile_matches_the_empirical_quantile() -> None:
     assert percentile_amax(stats, 99.9) < percentile_amax(stats, 99.99) < stats.absmax
 
 
+def test_percentile_on_an_exact_count_stays_below_an_empty_gap() -> None:
+    """99.999 % of 100 000 values is exactly 99 999 of them: the percentile is where that count
+    is reached (the body's top, about 1), not the far side of the gap before the outlier."""
+    values = np.concatenate([RNG.uniform(0, 1, 99_999), [100.0]])
+    stats = _stats(values)
+    assert 99.999 / 100 * stats.count == 99_999  # the target count is hit exactly
+    assert percentile_amax(stats, 99.999) == pytest.approx(float(np.sort(values)[-2]), rel=1e-3)
+
+
 def test_percentile_outside_0_100_is_refused() -> None:
     stats = _stats(np.array([1.0, 2.0]))
     for bad in (0.0, -1.0, 100.5):

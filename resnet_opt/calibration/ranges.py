@@ -133,7 +133,13 @@ def percentile_amax(stats: TensorStats, percentile: float = DEFAULT_PERCENTILE) 
         return absmax
     edges, cumulative = _density_knots(stats.histogram, absmax)
     target = percentile / 100.0 * cumulative[-1]
-    return float(min(np.interp(target, cumulative, edges), absmax))
+    # the smallest x whose count reaches the target: the first knot at or above it, linear
+    # inside its bin (np.interp on the counts is ambiguous where empty bins repeat a count,
+    # and took the far end of such a gap when the target fell exactly on it)
+    k = max(1, int(np.searchsorted(cumulative, target, side="left")))
+    below, above = cumulative[k - 1], cumulative[k]
+    x = edges[k - 1] + (target - below) / (above - below) * (edges[k] - edges[k - 1])
+    return float(min(x, absmax))
 
 
 def resample(stats: TensorStats, bins: int = ENTROPY_BINS) -> np.ndarray:
