@@ -219,6 +219,16 @@ def test_resampling_keeps_every_count() -> None:
     assert misplaced.max() <= stats.histogram.counts.max()
 
 
+def test_resampling_keeps_values_saturated_at_the_max() -> None:
+    """Clipped at 2.0, a multiple of the fine bins' width: the values at the max stay counted."""
+    values = np.clip(RNG.normal(0, 1, 100_000), -2.0, 2.0)
+    stats = _stats(values)
+    assert stats.absmax == 2.0 and stats.histogram.range == 4.0
+    counts = resample(stats)
+    assert counts.sum() == pytest.approx(values.size)
+    assert counts[-1] >= np.sum(np.abs(values) == 2.0)
+
+
 # -- mse -------------------------------------------------------------------------------------
 
 

@@ -146,7 +146,11 @@ def resample(stats: TensorStats, bins: int = ENTROPY_BINS) -> np.ndarray:
     """Counts (float64) of |x| in `bins` equal bins over [0, max|x|], from the fine histogram."""
     edges, cumulative = _density_knots(stats.histogram, stats.absmax)
     targets = np.linspace(0.0, stats.absmax, bins + 1)
-    return np.asarray(np.diff(np.interp(targets, edges, cumulative)))
+    below = np.interp(targets, edges, cumulative)
+    # every value is ≤ max|x|: values exactly at it (saturated, clipped) sit on the lower edge
+    # of their fine bin when max|x| is a multiple of the bin width, which the CDF puts above
+    below[-1] = cumulative[-1]
+    return np.asarray(np.diff(below))
 
 
 def kl_divergences(counts: np.ndarray, quantized_bins: int) -> np.ndarray:
