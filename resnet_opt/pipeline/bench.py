@@ -146,13 +146,9 @@ def _contract(path: Path, manifest: Manifest) -> PreprocessContract:
     return manifest.preprocessing
 
 
-def _chain(manifest: Manifest) -> list[Mapping[str, Any]]:
-    return [*manifest.lineage, manifest.summary()]
-
-
 def _weights_note(manifest: Manifest) -> str | None:
     """What the export says of the weights: 'bundled', a checkpoint, or random initialisation."""
-    for entry in _chain(manifest):
+    for entry in manifest.history():
         details = entry.get("details") or {}
         source = details.get("source") if isinstance(details, Mapping) else None
         if entry.get("stage") != Stage.EXPORT.value or not isinstance(source, Mapping):
@@ -177,7 +173,7 @@ def _size_on_disk(path: Path, manifest: Manifest) -> int:
 
 
 def _source_entry(manifest: Manifest) -> Mapping[str, Any] | None:
-    return next((e for e in _chain(manifest) if e.get("precision") == Precision.FP32.value), None)
+    return next((e for e in manifest.history() if e.get("precision") == Precision.FP32.value), None)
 
 
 def _find_source(
