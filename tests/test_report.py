@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -140,3 +141,26 @@ def test_write_report_is_atomic_and_keeps_existing(report: Report, tmp_path: Pat
     with pytest.raises(ResnetOptError):
         write_report(broken, other)
     assert not other.exists()  # nothing half-written, not even the folder
+
+
+def test_accuracy_axis_stays_within_0_and_100(
+    report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """All points at one high accuracy must not stretch the axis past 100 %."""
+    import matplotlib.pyplot as plt
+
+    figures: list[Any] = []
+    close = plt.close
+
+    def keep(fig: Any) -> None:
+        figures.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    top = dataclasses.replace(
+        report, accuracy=tuple(dataclasses.replace(a, top1=99.5) for a in report.accuracy)
+    )
+    plot_report(top, tmp_path / "top.png")
+    (fig,) = figures
+    low, high = fig.axes[0].get_ylim()
+    assert 99.5 < high <= 100.5 and low < 99.5

@@ -128,6 +128,8 @@ def _scatter(ax: Any, pts: Sequence[Point], report: Report, batch: int) -> None:
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     ax.margins(x=0.15, y=0.15)
+    low, high = ax.get_ylim()  # accuracy is a percentage: never draw an axis past 0 or 100
+    ax.set_ylim(max(low, -0.5), min(high, 100.5))
     _label(ax, [f"{p.artifact}\n{p.backend} {p.precision}" for p in pts], xy)
 
 
