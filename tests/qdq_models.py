@@ -97,13 +97,6 @@ def tiny_resnet(
     return model
 
 
-def save_tiny_resnet(path: Path, **kwargs: int) -> Path:
-    import onnx
-
-    onnx.save(tiny_resnet(**kwargs), str(path))
-    return path
-
-
 def max_ranges(
     model: onnx.ModelProto, tensors: Iterable[str], batches: Iterable[np.ndarray]
 ) -> dict[str, MaxRange]:
