@@ -231,6 +231,20 @@ def _eval_spec(options: QuantizeOptions, contract: PreprocessContract) -> str | 
     return "default:test" if is_bundled_default(contract) else None
 
 
+@dataclass(frozen=True)
+class _Source:
+    """The FP32 model being quantized, read once: file, graph, sha256, manifest, contract."""
+
+    path: Path
+    model: onnx.ModelProto
+    sha256: str
+    parent: Manifest | None
+    contract: PreprocessContract
+
+    def input_ref(self) -> InputRef:
+        return InputRef("model", str(self.path), self.sha256)
+
+
 # -- calibration -----------------------------------------------------------------------------
 
 
@@ -242,13 +256,7 @@ class Calibration:
     details: dict[str, Any]
 
 
-def calibrate(
-    source_path: Path,
-    model: onnx.ModelProto,
-    contract: PreprocessContract,
-    data: str,
-    options: QuantizeOptions,
-) -> Calibration:
+def calibrate(source: _Source, data: str, options: QuantizeOptions) -> Calibration:
     """Statistics of every calibratable tensor: from `calib_cache` when its key matches, else a
     streamed pass (then saved to `calib_cache` if one was named)."""
     from resnet_opt.calibration.cache import CacheKey, load_cache, save_cache
@@ -260,9 +268,9 @@ def calibrate(
     wanted = options.calib_samples or DEFAULT_CALIB_SAMPLES
     indices = select_indices(len(ds), wanted, options.seed)
     key = CacheKey(
-        model_sha256=sha256_file(source_path),
+        model_sha256=source.sha256,
         data_hash=ds.fingerprint([int(i) for i in indices]),
-        preprocessing_hash=contract.fingerprint(),
+        preprocessing_hash=source.contract.fingerprint(),
         samples=wanted,
         seed=options.seed,
     )
@@ -272,11 +280,11 @@ def calibrate(
         stats = load_cache(cache, key)
         log.info("calibration statistics from %s", cache)
     else:
-        stream = BatchStream(ds, contract, indices, CALIB_BATCH, options.strict)
+        stream = BatchStream(ds, source.contract, indices, CALIB_BATCH, options.strict)
         stats = collect_statistics(
-            source_path,
+            source.path,
             stream,
-            calibration_tensors(model),
+            calibration_tensors(source.model),
             threads=options.threads,
             requested=options.calib_samples,  # a warning only when the user asked for more
         )
@@ -325,13 +333,13 @@ def quantize(
     if reason:
         raise ResnetOptError(f"{source}: already quantized ({reason}); quantize the FP32 model")
     parent = read_manifest(source, required=False)
-    if parent is not None:
-        check_artifact_hash(source, parent)
+    sha256 = sha256_file(source) if parent is None else check_artifact_hash(source, parent)
     contract = _contract(source, parent, options.preprocessing)
+    src = _Source(source, model, sha256, parent, contract)
     if options.precision is Precision.FP16:
-        result = _quantize_fp16(source, output, model, parent, contract, options, force)
+        result = _quantize_fp16(src, output, options, force)
     else:
-        result = _quantize_int8(source, output, model, parent, contract, options, force)
+        result = _quantize_int8(src, output, options, force)
     gate = result.manifest.verification.get("gate")
     if isinstance(gate, Mapping) and gate.get("passed") is False:
         raise QuantizeGateError(
@@ -379,20 +387,15 @@ def _ranges(
     )
 
 
-def _evaluate(
-    artifact: Path,
-    data: str,
-    source: Path,
-    contract: PreprocessContract,
-    options: QuantizeOptions,
-) -> Evaluation:
+def _evaluate(artifact: Path, data: str, source: _Source, options: QuantizeOptions) -> Evaluation:
+    """`artifact` scored on DATA against the FP32 source (ONNX Runtime CPU)."""
     from resnet_opt.pipeline.evaluate import evaluate
 
     return evaluate(
         artifact,
         data,
-        reference=source,
-        contract=contract,
+        reference=source.path,
+        contract=source.contract,
         samples=options.eval_samples,
         seed=options.seed,
         threads=options.threads,
@@ -430,17 +433,17 @@ def _verification(
 
 
 def _manifest(
-    parent: Manifest | None,
+    source: _Source,
     *,
     output: Path,
     content: Path,
     precision: Precision,
     inputs: tuple[InputRef, ...],
-    contract: PreprocessContract,
     options: QuantizeOptions,
     verification: Mapping[str, Any],
     details: Mapping[str, Any],
 ) -> Manifest:
+    parent = source.parent
     if parent is not None and parent.preprocessing is not None:
         return parent.derive(
             stage=Stage.QUANTIZE,
@@ -458,7 +461,7 @@ def _manifest(
         content=content,
         precision=precision,
         inputs=inputs,
-        preprocessing=contract,
+        preprocessing=source.contract,
         options=options.to_manifest(),
         verification=verification,
         details=details,
@@ -467,13 +470,7 @@ def _manifest(
 
 
 def _quantize_int8(
-    source: Path,
-    output: Path,
-    model: onnx.ModelProto,
-    parent: Manifest | None,
-    contract: PreprocessContract,
-    options: QuantizeOptions,
-    force: bool,
+    source: _Source, output: Path, options: QuantizeOptions, force: bool
 ) -> QuantizeResult:
     from resnet_opt.calibration.ranges import DEFAULT_PERCENTILE, Method
     from resnet_opt.calibration.tensorrt_cache import format_tensorrt_cache
@@ -483,19 +480,19 @@ def _quantize_int8(
     target = options.target or Target.TENSORRT
     method = Method(options.method or DEFAULT_METHOD)
     percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
-    prepared = prepare(model, str(source), int8=True)
+    prepared = prepare(source.model, str(source.path), int8=True)
     view = GraphView(prepared)
     placement = _placement(target)
     place = placement.place
     candidates = placement.candidate_layers(view)
     excluded = _exclusions(view, options.exclude, placement.excludable_layers(view))
-    calib_spec = _calib_spec(options, contract)
+    calib_spec = _calib_spec(options, source.contract)
     if calib_spec is None:
         raise ResnetOptError(
-            f"{source}: int8 needs calibration data: give --calib DATA (an image folder or a "
+            f"{source.path}: int8 needs calibration data: give --calib DATA (an image folder or a "
             ".npy/.npz file preprocessed by the model's contract)"
         )
-    eval_spec = _eval_spec(options, contract)
+    eval_spec = _eval_spec(options, source.contract)
     if options.accuracy_budget is not None and eval_spec is None:
         raise ResnetOptError("--accuracy-budget needs labelled evaluation data: give --eval DATA")
     trt_cache = tensorrt_cache_path(output) if target is Target.TENSORRT else None
@@ -506,7 +503,7 @@ def _quantize_int8(
         onnx_tmp, manifest_tmp = staged.add_with_manifest(output)
         cache_tmp = staged.add(trt_cache) if trt_cache is not None else None
 
-        calib = calibrate(source, model, contract, calib_spec, options)
+        calib = calibrate(source, calib_spec, options)
         ranges = _ranges(calib.stats, method, percentile, target)
         started = time.perf_counter()
         plan = place(view, excluded)
@@ -519,7 +516,7 @@ def _quantize_int8(
         budget: dict[str, Any] | None = None
         if eval_spec is not None:
             started = time.perf_counter()
-            evaluation = _evaluate(onnx_tmp, eval_spec, source, contract, options)
+            evaluation = _evaluate(onnx_tmp, eval_spec, source, options)
             timings["evaluate"] = time.perf_counter() - started
             drop = evaluation.drop_points or 0.0
             if options.accuracy_budget is not None and drop > options.accuracy_budget:
@@ -533,14 +530,13 @@ def _quantize_int8(
                     excluded,
                     ranges,
                     calib,
-                    contract,
                     eval_spec,
                     options,
                     drop,
                 )
                 quantized, counts = apply_plan(prepared, plan, ranges)
                 save_onnx(quantized, onnx_tmp)
-                evaluation = _evaluate(onnx_tmp, eval_spec, source, contract, options)
+                evaluation = _evaluate(onnx_tmp, eval_spec, source, options)
                 budget["met"] = (evaluation.drop_points or 0.0) <= options.accuracy_budget
                 timings["accuracy_budget"] = time.perf_counter() - started
             elif options.accuracy_budget is not None:
@@ -569,16 +565,15 @@ def _quantize_int8(
             "tensorrt_calibration_cache_version": trt_version if trt_cache else None,
             "seconds": {k: round(v, 3) for k, v in timings.items()},
         }
-        inputs = [InputRef.of("model", source)]
+        inputs = [source.input_ref()]
         if options.calib_cache is not None:
             inputs.append(InputRef.of("calibration_cache", options.calib_cache))
         manifest = _manifest(
-            parent,
+            source,
             output=output,
             content=onnx_tmp,
             precision=Precision.MIXED if plan.kept else Precision.INT8,
             inputs=tuple(inputs),
-            contract=contract,
             options=options,
             verification=_verification(evaluation, eval_spec, options, output.name),
             details=details,
@@ -619,7 +614,7 @@ def _quantization_details(
 
 
 def _meet_budget(
-    source: Path,
+    source: _Source,
     prepared: onnx.ModelProto,
     view: GraphView,
     place: Callable[..., Plan],
@@ -627,7 +622,6 @@ def _meet_budget(
     excluded: set[str],
     ranges: Mapping[str, TensorRange],
     calib: Calibration,
-    contract: PreprocessContract,
     eval_spec: str,
     options: QuantizeOptions,
     drop: float,
@@ -650,15 +644,16 @@ def _meet_budget(
     )
 
     assert options.accuracy_budget is not None
+    contract = source.contract
     layers = [c for c in candidates if c not in excluded]
     probe_indices = calib.indices[:SENSITIVITY_SAMPLES]
     probe_stream = BatchStream(calib.source, contract, probe_indices, CALIB_BATCH, options.strict)
-    probe = OutputErrorProbe(source, [b.x for b in probe_stream], options.threads)
+    probe = OutputErrorProbe(source.path, [b.x for b in probe_stream], options.threads)
     ds = open_source(eval_spec, default_split=Split.TEST, strict=options.strict)
     mapping = label_map(ds, contract)
     eval_indices = select_indices(len(ds), options.eval_samples, options.seed)
     accuracy = AccuracyProbe(
-        source,
+        source.path,
         lambda: BatchStream(ds, contract, eval_indices, CALIB_BATCH, options.strict),
         mapping,
         options.threads,
@@ -701,31 +696,25 @@ def _meet_budget(
 
 
 def _quantize_fp16(
-    source: Path,
-    output: Path,
-    model: onnx.ModelProto,
-    parent: Manifest | None,
-    contract: PreprocessContract,
-    options: QuantizeOptions,
-    force: bool,
+    source: _Source, output: Path, options: QuantizeOptions, force: bool
 ) -> QuantizeResult:
     import tempfile
 
     from resnet_opt.quantization import fp16
     from resnet_opt.quantization.graph_rules import GraphView, prepare
 
-    prepared = prepare(model, str(source), int8=False)
+    prepared = prepare(source.model, str(source.path), int8=False)
     view = GraphView(prepared)
     excluded = _exclusions(view, options.exclude, [n.name for n in view.nodes])  # any node
-    calib_spec = _calib_spec(options, contract)
-    eval_spec = _eval_spec(options, contract)
+    calib_spec = _calib_spec(options, source.contract)
+    eval_spec = _eval_spec(options, source.contract)
     timings: dict[str, float] = {}
     with staged_outputs(force=force) as staged:
         onnx_tmp, manifest_tmp = staged.add_with_manifest(output)
         overflow: dict[str, Any]
         keep = set(excluded)
         if calib_spec is not None:
-            calib = calibrate(source, model, contract, calib_spec, options)
+            calib = calibrate(source, calib_spec, options)
             absmax = {name: t.absmax for name, t in calib.stats.tensors.items()}
             risky = fp16.overflow_nodes(prepared, absmax)
             keep |= set(risky)
@@ -752,11 +741,11 @@ def _quantize_fp16(
         verification: dict[str, Any]
         if eval_spec is not None:
             started = time.perf_counter()
-            evaluation = _evaluate(onnx_tmp, eval_spec, source, contract, options)
+            evaluation = _evaluate(onnx_tmp, eval_spec, source, options)
             with tempfile.TemporaryDirectory(prefix="resnet-opt-fp16-") as folder:
                 twin = Path(folder) / "emulated.onnx"
                 save_onnx(fp16.emulate(converted), twin)
-                emulated = _evaluate(twin, eval_spec, source, contract, options)
+                emulated = _evaluate(twin, eval_spec, source, options)
             timings["evaluate"] = time.perf_counter() - started
             verification = _verification(evaluation, eval_spec, options, output.name)
             verification["fp16_emulated"] = {
@@ -796,12 +785,11 @@ def _quantize_fp16(
             "seconds": {k: round(v, 3) for k, v in timings.items()},
         }
         manifest = _manifest(
-            parent,
+            source,
             output=output,
             content=onnx_tmp,
             precision=Precision.FP16,
-            inputs=(InputRef.of("model", source),),
-            contract=contract,
+            inputs=(source.input_ref(),),
             options=options,
             verification=verification,
             details=details,
