@@ -287,6 +287,16 @@ def test_preprocessing_options_for_a_bare_model(default_onnx: Path, tmp_path: Pa
     assert manifest.verification["evaluated"] is True  # the bundled contract: test split applies
 
 
+def test_a_gate_without_evaluation_data_is_refused(default_onnx: Path, tmp_path: Path) -> None:
+    """Not the bundled contract, so no default test split: --max-drop cannot be measured."""
+    bare = tmp_path / "bare.onnx"
+    shutil.copy(default_onnx, bare)
+    contract = ["--input-size", "32", "--mean", "0.5", "--std", "0.3", "--calib", "default"]
+    for gate in (["--max-drop", "1"], ["--accuracy-budget", "1"]):
+        code, _, err = _cli("quantize", bare, "-o", tmp_path / "out.onnx", *contract, *gate)
+        _assert_refused(code, err, tmp_path, f"{gate[0]} needs evaluation data")
+
+
 def test_empty_calibration_folder(default_onnx: Path, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     code, _, err = _cli(

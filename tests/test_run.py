@@ -266,6 +266,40 @@ def test_output_folder_that_is_a_file(tmp_path: Path) -> None:
     assert "is a file" in result.stderr
 
 
+def test_gate_without_evaluation_data_is_said_not_skipped_silently(tmp_path: Path) -> None:
+    config = _write(
+        tmp_path,
+        """
+[model]
+mean = [0.5]
+std = [0.3]
+
+[data]
+calibration = "default:calib"
+calib_samples = 32
+
+[[quantize]]
+name = "int8-cpu"
+target = "cpu"
+method = "max"
+
+[build]
+backends = ["onnxruntime"]
+
+[bench]
+batches = [1]
+duration = 0.02
+warmup = 0.0
+threads = 1
+""",
+    )
+    result = _invoke("run", str(config), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    assert "gates: max_drop 1 not applied: no evaluation data" in result.stderr
+    manifest = json.loads((tmp_path / "out" / "model.int8-cpu.onnx.json").read_text())
+    assert manifest["verification"]["evaluated"] is False
+
+
 @pytest.mark.slow
 def test_default_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's first command: `resnet-opt run` with nothing, in a fresh folder."""

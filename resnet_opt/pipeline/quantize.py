@@ -335,6 +335,17 @@ def quantize(
     parent = read_manifest(source, required=False)
     sha256 = sha256_file(source) if parent is None else check_artifact_hash(source, parent)
     contract = _contract(source, parent, options.preprocessing)
+    if _eval_spec(options, contract) is None:
+        # a gate that cannot be measured must not pass silently
+        for flag, value in (
+            ("--max-drop", options.max_drop),
+            ("--accuracy-budget", options.accuracy_budget),
+        ):
+            if value is not None:
+                raise ResnetOptError(
+                    f"{flag} needs evaluation data: pass --eval DATA (the bundled test split "
+                    "applies to the bundled model only)"
+                )
     src = _Source(source, model, sha256, parent, contract)
     if options.precision is Precision.FP16:
         result = _quantize_fp16(src, output, options, force)

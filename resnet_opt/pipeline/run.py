@@ -176,6 +176,7 @@ class _Runner:
         self.progress = progress
         self.outcomes: list[StageOutcome] = []
         self._data_keys: dict[str | None, str] = {}
+        self._gate_warned = False
         self._build_options: dict[Any, Any] = {}
 
     # -- the pipeline ----------------------------------------------------------------------
@@ -264,7 +265,8 @@ class _Runner:
     def quantize(self, source: _Artifact, variant: VariantConfig) -> _Artifact:
         out = self.folder / f"{MODEL_STEM}.{variant.name}.onnx"
         data = self.config.data
-        options = _quantize_options(self.config, variant)
+        max_drop = self._gate(source.path)
+        options = _quantize_options(self.config, variant, max_drop)
 
         def work() -> tuple[list[Path], str | None]:
             from resnet_opt.pipeline.quantize import QuantizeGateError, quantize
@@ -285,10 +287,23 @@ class _Runner:
             "calibration": self._data_key(data.calibration),
             "evaluation": self._data_key(data.evaluation),
             "data": asdict(data),
-            "max_drop": self.config.gates.max_drop,
+            "max_drop": max_drop,
         }
         self._stage(f"quantize {variant.name}", key, work)
         return _Artifact(out, variant)
+
+    def _gate(self, fp32: Path) -> float | None:
+        """gates.max_drop where it can be measured; said once, not dropped silently, where not."""
+        max_drop = self.config.gates.max_drop
+        if max_drop is None or self._evaluation_data(fp32) is not None:
+            return max_drop
+        if not self._gate_warned:
+            say(
+                f"gates: max_drop {max_drop:g} not applied: no evaluation data "
+                "(set data.evaluation to a labelled folder or .npz)"
+            )
+            self._gate_warned = True
+        return None
 
     def _data_key(self, spec: str | None) -> str:
         """Content hash of DATA (None and 'default…' are the bundled split file)."""
@@ -521,7 +536,7 @@ def _data_fingerprint(spec: str | None) -> str:
     return sha256_json({"spec": spec, "content": source.fingerprint(range(len(source)))})
 
 
-def _quantize_options(config: RunConfig, variant: VariantConfig) -> Any:
+def _quantize_options(config: RunConfig, variant: VariantConfig, max_drop: float | None) -> Any:
     from resnet_opt.pipeline.artifacts import Precision
     from resnet_opt.pipeline.quantize import QuantizeOptions
     from resnet_opt.quantization.plan import Target
@@ -537,7 +552,7 @@ def _quantize_options(config: RunConfig, variant: VariantConfig) -> Any:
         seed=data.seed,
         eval_data=data.evaluation,
         eval_samples=data.eval_samples,
-        max_drop=config.gates.max_drop,
+        max_drop=max_drop,
         accuracy_budget=variant.accuracy_budget,
         exclude=variant.exclude,
         keep_io_types=variant.keep_io_types,
