@@ -98,6 +98,27 @@ def command(
     return register
 
 
+def _step_summary(markdown: str) -> None:
+    """`--summary` (bench, compare): append to $GITHUB_STEP_SUMMARY and say so, or say why not."""
+    from resnet_opt.report import append_step_summary
+
+    target = append_step_summary(markdown)
+    if target is None:
+        say("--summary: GITHUB_STEP_SUMMARY is not set; no step summary written")
+    else:
+        say(f"appended the summary to {target}")
+
+
+def _choice_option(enum: type[E], value: str, option: str) -> E:
+    """An enum option given as text (its module is imported late): a usage error lists the
+    choices."""
+    try:
+        return enum(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in enum)
+        raise typer.BadParameter(f"{value!r}: choose {choices}", param_hint=option) from None
+
+
 @command()
 def info(json_output: JsonOption = False) -> None:
     """Versions, ONNX Runtime providers, and whether TensorRT / CUDA / pycuda work (or why not)."""
@@ -299,69 +320,6 @@ def export_command(
     )
 
 
-@command("eval")
-def eval_command(
-    model: Annotated[Path, typer.Argument(help="ONNX artifact with its manifest.")],
-    data: Annotated[
-        str,
-        typer.Option(
-            help="Image folder (class subfolders), .npy/.npz, or 'default' (bundled test split)."
-        ),
-    ] = "default",
-    reference: Annotated[
-        Path | None,
-        typer.Option(help="Reference artifact (e.g. the FP32 source) for agreement and drop."),
-    ] = None,
-    samples: Annotated[
-        int | None, typer.Option(min=1, help="Evaluate a seeded subset of this many samples.")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for --samples.")] = 0,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    threads: Annotated[int | None, typer.Option(min=1, help="ONNX Runtime intra-op threads.")] = (
-        None
-    ),
-    max_drop: Annotated[
-        float | None,
-        typer.Option(help="Exit 3 when top-1 drops more than this many points vs --reference."),
-    ] = None,
-    strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")] = (
-        False
-    ),
-    json_output: JsonOption = False,
-) -> None:
-    """Top-1 / top-5 of an ONNX artifact, and its drop against a reference."""
-    from resnet_opt.errors import QualityGateError
-    from resnet_opt.pipeline.evaluate import evaluate
-
-    if max_drop is not None and reference is None:
-        raise ResnetOptError("--max-drop needs --reference (the drop is measured against it)")
-    result = evaluate(
-        model,
-        data,
-        reference=reference,
-        samples=samples,
-        seed=seed,
-        batch_size=batch_size,
-        threads=threads,
-        strict=strict,
-    )
-    if json_output:
-        emit_json(result.to_dict())
-    else:
-        acc = result.accuracy
-        line = f"{model.name}: top-1 {acc.top1:.2f}%  top-5 {acc.top5:.2f}%  ({acc.count} images)"
-        if result.reference is not None and result.drop_points is not None:
-            line += (
-                f"; reference top-1 {result.reference.top1:.2f}%, drop "
-                f"{result.drop_points:+.2f} points, agreement {result.top1_agreement:.2f}%"
-            )
-        say(line)
-    if max_drop is not None and result.drop_points is not None and result.drop_points > max_drop:
-        raise QualityGateError(
-            f"top-1 dropped {result.drop_points:.2f} points, over --max-drop {max_drop}"
-        )
-
-
 @command("fold")
 def fold_command(
     model: Annotated[Path, typer.Argument(help="ONNX model (any exporter; manifest optional).")],
@@ -415,215 +373,6 @@ def fold_command(
     )
     for entry in left:
         say(f"  left {entry['node']}: {entry['reason']}")
-
-
-@command("bench")
-def bench_command(
-    artifacts: Annotated[
-        list[Path], typer.Argument(help="Artifacts with their manifests (.onnx, engines, builds).")
-    ],
-    output: Annotated[
-        Path | None,
-        typer.Option("--output", "-o", help="Report folder: report.json, report.md, report.png."),
-    ] = None,
-    backend: Annotated[
-        str,
-        typer.Option(
-            help="auto (every backend installed here that fits each artifact) or a comma list "
-            "of: torch, onnxruntime, onnxruntime-cuda, onnxruntime-tensorrt, openvino, tensorrt."
-        ),
-    ] = "auto",
-    batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,8,32",
-    iterations: Annotated[
-        int | None, typer.Option(min=1, help="Timed runs per point (instead of --duration).")
-    ] = None,
-    duration: Annotated[
-        float | None,
-        typer.Option(help="Seconds of timed runs per point [default: 0.5 unless --iterations]."),
-    ] = None,
-    warmup: Annotated[
-        float,
-        typer.Option(
-            min=0.0, help="Warm-up per point: one first run, then this many seconds of runs."
-        ),
-    ] = 0.1,
-    min_iterations: Annotated[
-        int, typer.Option(min=1, help="With --duration: at least this many timed runs.")
-    ] = 10,
-    threads: Annotated[
-        int | None, typer.Option(min=1, help="Threads per backend [default: all usable cores].")
-    ] = None,
-    data: Annotated[
-        str,
-        typer.Option(
-            help="Evaluation set: image folder (class subfolders), .npy/.npz, or 'default' "
-            "(bundled test split)."
-        ),
-    ] = "default",
-    no_accuracy: Annotated[
-        bool, typer.Option("--no-accuracy", help="Time only (seeded random input batch).")
-    ] = False,
-    samples: Annotated[
-        int | None, typer.Option(min=1, help="Evaluate a seeded subset of this many images.")
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for --samples and random inputs.")] = 0,
-    reference: Annotated[
-        Path | None,
-        typer.Option(help="FP32 source for drops [default: found from each manifest's lineage]."),
-    ] = None,
-    no_data_transfers: Annotated[
-        bool,
-        typer.Option(
-            "--no-data-transfers", help="TensorRT: time without host/device copies (trtexec)."
-        ),
-    ] = False,
-    cuda_graph: Annotated[
-        bool, typer.Option("--cuda-graph", help="TensorRT: replay the inference as a CUDA graph.")
-    ] = False,
-    plot_batch: Annotated[
-        int | None, typer.Option(min=1, help="Batch size the plot shows [default: largest].")
-    ] = None,
-    note: Annotated[
-        list[str] | None, typer.Option(help="A note for the report (repeatable).")
-    ] = None,
-    summary: Annotated[
-        bool, typer.Option(help="Append the Markdown to $GITHUB_STEP_SUMMARY when it is set.")
-    ] = False,
-    strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")] = (
-        False
-    ),
-    force: ForceOption = False,
-    json_output: JsonOption = False,
-) -> None:
-    """Throughput, latency and accuracy per artifact × backend × batch → JSON, Markdown, PNG."""
-    from resnet_opt.bench.progress import NoProgress, RichProgress
-    from resnet_opt.bench.targets import parse_targets
-    from resnet_opt.bench.timing import Budget
-    from resnet_opt.console import is_quiet
-    from resnet_opt.pipeline.bench import BenchOptions, bench, parse_batches
-    from resnet_opt.report import check_report_folder, write_report
-    from resnet_opt.report.markdown import render
-
-    options = BenchOptions(
-        backends=parse_targets(backend),
-        batches=parse_batches(batch),
-        budget=Budget(
-            iterations=iterations,
-            duration_s=duration,
-            warmup_s=warmup,
-            min_iterations=min_iterations,
-        ),
-        threads=threads,
-        data=None if no_accuracy else data,
-        samples=samples,
-        seed=seed,
-        reference=reference,
-        no_data_transfers=no_data_transfers,
-        cuda_graph=cuda_graph,
-        plot_batch=plot_batch,
-        strict=strict,
-        notes=tuple(note or ()),
-    )
-    if output is not None:  # what write_report would refuse, refused before measuring
-        check_report_folder(output, force=force)
-    with RichProgress() if not is_quiet() else NoProgress() as progress:
-        report = bench(artifacts, options, progress=progress)
-    for skip in report.skipped:
-        say(f"skipped {skip.artifact} · {skip.backend}: {skip.reason}")
-    markdown = render(report)
-    if output is not None:
-        files = write_report(report, output, force=force)
-        say(f"wrote {files.json}, {files.markdown.name}, {files.plot.name}")
-    if summary:
-        _step_summary(markdown)
-    if json_output:
-        emit_json(report.to_dict())
-    else:
-        typer.echo(markdown, nl=False)
-
-
-def _step_summary(markdown: str) -> None:
-    """`--summary` (bench, compare): append to $GITHUB_STEP_SUMMARY and say so, or say why not."""
-    from resnet_opt.report import append_step_summary
-
-    target = append_step_summary(markdown)
-    if target is None:
-        say("--summary: GITHUB_STEP_SUMMARY is not set; no step summary written")
-    else:
-        say(f"appended the summary to {target}")
-
-
-@command("compare")
-def compare_command(
-    base: Annotated[Path, typer.Argument(help="The baseline report.json.")],
-    new: Annotated[Path, typer.Argument(help="The new report.json.")],
-    max_throughput_drop: Annotated[
-        str, typer.Option(help="Largest throughput drop accepted, in percent (5% or 5).")
-    ] = "5%",
-    max_latency_rise: Annotated[
-        str, typer.Option(help="Largest latency rise accepted, in percent; 'off' to not gate.")
-    ] = "10%",
-    latency_stat: Annotated[
-        str, typer.Option(help="Latency gated: mean, p50, p90 or p99.")
-    ] = "p50",
-    max_accuracy_drop: Annotated[
-        float, typer.Option(min=0.0, help="Largest top-1 drop accepted, in points.")
-    ] = 0.2,
-    allow_different_hardware: Annotated[
-        bool,
-        typer.Option(help="Compare reports from different machines or settings anyway."),
-    ] = False,
-    fail_on_missing: Annotated[
-        bool, typer.Option(help="A measurement missing from NEW is a regression.")
-    ] = False,
-    summary: Annotated[
-        bool, typer.Option(help="Append the Markdown to $GITHUB_STEP_SUMMARY when it is set.")
-    ] = False,
-    json_output: JsonOption = False,
-) -> None:
-    """Diff two bench reports; exit 3 on a regression beyond the limits (for CI)."""
-    from resnet_opt.errors import QualityGateError
-    from resnet_opt.report import load_report
-    from resnet_opt.report.compare import (
-        LatencyStat,
-        Thresholds,
-        compare_reports,
-        comparison_dict,
-        parse_percent,
-        render_comparison,
-    )
-
-    try:
-        stat = LatencyStat(latency_stat)
-    except ValueError:
-        choices = ", ".join(s.value for s in LatencyStat)
-        raise ResnetOptError(f"--latency-stat: {latency_stat!r} is not one of {choices}") from None
-    thresholds = Thresholds(
-        max_throughput_drop_pct=parse_percent(max_throughput_drop, "--max-throughput-drop"),
-        max_latency_rise_pct=None
-        if max_latency_rise.strip().lower() == "off"
-        else parse_percent(max_latency_rise, "--max-latency-rise"),
-        max_accuracy_drop_points=max_accuracy_drop,
-        latency_stat=stat,
-        fail_on_missing=fail_on_missing,
-    )
-    comparison = compare_reports(
-        load_report(base),
-        load_report(new),
-        thresholds,
-        allow_different_hardware=allow_different_hardware,
-    )
-    markdown = render_comparison(comparison)
-    if summary:
-        _step_summary(markdown)
-    if json_output:
-        emit_json(comparison_dict(comparison))
-    else:
-        typer.echo(markdown, nl=False)
-    if comparison.regressed:
-        first = comparison.regressions[0]
-        more = len(comparison.regressions) - 1
-        raise QualityGateError(first + (f" (and {more} more)" if more else ""))
 
 
 @command("quantize")
@@ -782,6 +531,69 @@ def _quantize_report(
     else:
         for line in lines(manifest, output):
             say(line)
+
+
+@command("eval")
+def eval_command(
+    model: Annotated[Path, typer.Argument(help="ONNX artifact with its manifest.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Image folder (class subfolders), .npy/.npz, or 'default' (bundled test split)."
+        ),
+    ] = "default",
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="Reference artifact (e.g. the FP32 source) for agreement and drop."),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(min=1, help="Evaluate a seeded subset of this many samples.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for --samples.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    threads: Annotated[int | None, typer.Option(min=1, help="ONNX Runtime intra-op threads.")] = (
+        None
+    ),
+    max_drop: Annotated[
+        float | None,
+        typer.Option(help="Exit 3 when top-1 drops more than this many points vs --reference."),
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")] = (
+        False
+    ),
+    json_output: JsonOption = False,
+) -> None:
+    """Top-1 / top-5 of an ONNX artifact, and its drop against a reference."""
+    from resnet_opt.errors import QualityGateError
+    from resnet_opt.pipeline.evaluate import evaluate
+
+    if max_drop is not None and reference is None:
+        raise ResnetOptError("--max-drop needs --reference (the drop is measured against it)")
+    result = evaluate(
+        model,
+        data,
+        reference=reference,
+        samples=samples,
+        seed=seed,
+        batch_size=batch_size,
+        threads=threads,
+        strict=strict,
+    )
+    if json_output:
+        emit_json(result.to_dict())
+    else:
+        acc = result.accuracy
+        line = f"{model.name}: top-1 {acc.top1:.2f}%  top-5 {acc.top5:.2f}%  ({acc.count} images)"
+        if result.reference is not None and result.drop_points is not None:
+            line += (
+                f"; reference top-1 {result.reference.top1:.2f}%, drop "
+                f"{result.drop_points:+.2f} points, agreement {result.top1_agreement:.2f}%"
+            )
+        say(line)
+    if max_drop is not None and result.drop_points is not None and result.drop_points > max_drop:
+        raise QualityGateError(
+            f"top-1 dropped {result.drop_points:.2f} points, over --max-drop {max_drop}"
+        )
 
 
 @command("build")
@@ -973,16 +785,6 @@ def build_command(
     say(_build_summary(chosen, output, manifest))
 
 
-def _choice_option(enum: type[E], value: str, option: str) -> E:
-    """An enum option given as text (its module is imported late): a usage error lists the
-    choices."""
-    try:
-        return enum(value)
-    except ValueError:
-        choices = ", ".join(str(m.value) for m in enum)
-        raise typer.BadParameter(f"{value!r}: choose {choices}", param_hint=option) from None
-
-
 def _cpu_build_options(backend: Any, **given: Any) -> Any:
     """OrtBuildOptions / OpenVinoBuildOptions from the CLI values that were given."""
     from dataclasses import replace
@@ -1049,6 +851,204 @@ def _build_summary(backend: Any, output: Path, manifest: Any) -> str:
     else:
         from resnet_opt.pipeline.build_openvino import summary_lines
     return "\n".join(summary_lines(manifest, output))
+
+
+@command("bench")
+def bench_command(
+    artifacts: Annotated[
+        list[Path], typer.Argument(help="Artifacts with their manifests (.onnx, engines, builds).")
+    ],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Report folder: report.json, report.md, report.png."),
+    ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="auto (every backend installed here that fits each artifact) or a comma list "
+            "of: torch, onnxruntime, onnxruntime-cuda, onnxruntime-tensorrt, openvino, tensorrt."
+        ),
+    ] = "auto",
+    batch: Annotated[str, typer.Option(help="Batch sizes, comma-separated.")] = "1,8,32",
+    iterations: Annotated[
+        int | None, typer.Option(min=1, help="Timed runs per point (instead of --duration).")
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option(help="Seconds of timed runs per point [default: 0.5 unless --iterations]."),
+    ] = None,
+    warmup: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="Warm-up per point: one first run, then this many seconds of runs."
+        ),
+    ] = 0.1,
+    min_iterations: Annotated[
+        int, typer.Option(min=1, help="With --duration: at least this many timed runs.")
+    ] = 10,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Threads per backend [default: all usable cores].")
+    ] = None,
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Evaluation set: image folder (class subfolders), .npy/.npz, or 'default' "
+            "(bundled test split)."
+        ),
+    ] = "default",
+    no_accuracy: Annotated[
+        bool, typer.Option("--no-accuracy", help="Time only (seeded random input batch).")
+    ] = False,
+    samples: Annotated[
+        int | None, typer.Option(min=1, help="Evaluate a seeded subset of this many images.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for --samples and random inputs.")] = 0,
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="FP32 source for drops [default: found from each manifest's lineage]."),
+    ] = None,
+    no_data_transfers: Annotated[
+        bool,
+        typer.Option(
+            "--no-data-transfers", help="TensorRT: time without host/device copies (trtexec)."
+        ),
+    ] = False,
+    cuda_graph: Annotated[
+        bool, typer.Option("--cuda-graph", help="TensorRT: replay the inference as a CUDA graph.")
+    ] = False,
+    plot_batch: Annotated[
+        int | None, typer.Option(min=1, help="Batch size the plot shows [default: largest].")
+    ] = None,
+    note: Annotated[
+        list[str] | None, typer.Option(help="A note for the report (repeatable).")
+    ] = None,
+    summary: Annotated[
+        bool, typer.Option(help="Append the Markdown to $GITHUB_STEP_SUMMARY when it is set.")
+    ] = False,
+    strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")] = (
+        False
+    ),
+    force: ForceOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Throughput, latency and accuracy per artifact × backend × batch → JSON, Markdown, PNG."""
+    from resnet_opt.bench.progress import NoProgress, RichProgress
+    from resnet_opt.bench.targets import parse_targets
+    from resnet_opt.bench.timing import Budget
+    from resnet_opt.console import is_quiet
+    from resnet_opt.pipeline.bench import BenchOptions, bench, parse_batches
+    from resnet_opt.report import check_report_folder, write_report
+    from resnet_opt.report.markdown import render
+
+    options = BenchOptions(
+        backends=parse_targets(backend),
+        batches=parse_batches(batch),
+        budget=Budget(
+            iterations=iterations,
+            duration_s=duration,
+            warmup_s=warmup,
+            min_iterations=min_iterations,
+        ),
+        threads=threads,
+        data=None if no_accuracy else data,
+        samples=samples,
+        seed=seed,
+        reference=reference,
+        no_data_transfers=no_data_transfers,
+        cuda_graph=cuda_graph,
+        plot_batch=plot_batch,
+        strict=strict,
+        notes=tuple(note or ()),
+    )
+    if output is not None:  # what write_report would refuse, refused before measuring
+        check_report_folder(output, force=force)
+    with RichProgress() if not is_quiet() else NoProgress() as progress:
+        report = bench(artifacts, options, progress=progress)
+    for skip in report.skipped:
+        say(f"skipped {skip.artifact} · {skip.backend}: {skip.reason}")
+    markdown = render(report)
+    if output is not None:
+        files = write_report(report, output, force=force)
+        say(f"wrote {files.json}, {files.markdown.name}, {files.plot.name}")
+    if summary:
+        _step_summary(markdown)
+    if json_output:
+        emit_json(report.to_dict())
+    else:
+        typer.echo(markdown, nl=False)
+
+
+@command("compare")
+def compare_command(
+    base: Annotated[Path, typer.Argument(help="The baseline report.json.")],
+    new: Annotated[Path, typer.Argument(help="The new report.json.")],
+    max_throughput_drop: Annotated[
+        str, typer.Option(help="Largest throughput drop accepted, in percent (5% or 5).")
+    ] = "5%",
+    max_latency_rise: Annotated[
+        str, typer.Option(help="Largest latency rise accepted, in percent; 'off' to not gate.")
+    ] = "10%",
+    latency_stat: Annotated[
+        str, typer.Option(help="Latency gated: mean, p50, p90 or p99.")
+    ] = "p50",
+    max_accuracy_drop: Annotated[
+        float, typer.Option(min=0.0, help="Largest top-1 drop accepted, in points.")
+    ] = 0.2,
+    allow_different_hardware: Annotated[
+        bool,
+        typer.Option(help="Compare reports from different machines or settings anyway."),
+    ] = False,
+    fail_on_missing: Annotated[
+        bool, typer.Option(help="A measurement missing from NEW is a regression.")
+    ] = False,
+    summary: Annotated[
+        bool, typer.Option(help="Append the Markdown to $GITHUB_STEP_SUMMARY when it is set.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Diff two bench reports; exit 3 on a regression beyond the limits (for CI)."""
+    from resnet_opt.errors import QualityGateError
+    from resnet_opt.report import load_report
+    from resnet_opt.report.compare import (
+        LatencyStat,
+        Thresholds,
+        compare_reports,
+        comparison_dict,
+        parse_percent,
+        render_comparison,
+    )
+
+    try:
+        stat = LatencyStat(latency_stat)
+    except ValueError:
+        choices = ", ".join(s.value for s in LatencyStat)
+        raise ResnetOptError(f"--latency-stat: {latency_stat!r} is not one of {choices}") from None
+    thresholds = Thresholds(
+        max_throughput_drop_pct=parse_percent(max_throughput_drop, "--max-throughput-drop"),
+        max_latency_rise_pct=None
+        if max_latency_rise.strip().lower() == "off"
+        else parse_percent(max_latency_rise, "--max-latency-rise"),
+        max_accuracy_drop_points=max_accuracy_drop,
+        latency_stat=stat,
+        fail_on_missing=fail_on_missing,
+    )
+    comparison = compare_reports(
+        load_report(base),
+        load_report(new),
+        thresholds,
+        allow_different_hardware=allow_different_hardware,
+    )
+    markdown = render_comparison(comparison)
+    if summary:
+        _step_summary(markdown)
+    if json_output:
+        emit_json(comparison_dict(comparison))
+    else:
+        typer.echo(markdown, nl=False)
+    if comparison.regressed:
+        first = comparison.regressions[0]
+        more = len(comparison.regressions) - 1
+        raise QualityGateError(first + (f" (and {more} more)" if more else ""))
 
 
 @command("run")
