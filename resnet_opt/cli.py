@@ -21,7 +21,7 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 import typer
 
 from resnet_opt import __version__
-from resnet_opt.console import emit_json, say, set_verbosity
+from resnet_opt.console import counting_bar, emit_json, say, set_verbosity
 from resnet_opt.errors import ResnetOptError
 
 P = ParamSpec("P")
@@ -516,7 +516,8 @@ def quantize_command(
         tensorrt_version=tensorrt_version,
     )
     try:
-        result = quantize(model, output, options, force=force)
+        with counting_bar("calibrating") as progress:
+            result = quantize(model, output, options, force=force, progress=progress)
     except QuantizeGateError as gate:
         _quantize_report(gate.result.manifest, output, json_output, summary_lines)
         raise

@@ -6,9 +6,11 @@ start-up stays quick.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _state = {"verbosity": 0}
@@ -50,3 +52,31 @@ def emit_json(value: Any) -> None:
     """The one JSON object a `--json` command prints on stdout."""
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
     sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def counting_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A `(done, total)` callback drawing a rich bar on stderr (calibration, the long part of
+    quantize); a no-op under -q or when stderr is not a terminal (CI logs)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if is_quiet() or not console.is_terminal:
+        yield lambda done, total: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        description,
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

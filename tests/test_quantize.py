@@ -422,3 +422,15 @@ def test_json_output(default_onnx: Path, calib_cache: Path, tmp_path: Path) -> N
     data = json.loads(stdout)
     assert data["output"] == str(out) and data["stage"] == "quantize"
     assert data["verification"]["drop_points"] <= 0.5
+
+
+def test_calibration_reports_progress(default_onnx: Path, tmp_path: Path) -> None:
+    from resnet_opt.pipeline.quantize import QuantizeOptions, quantize
+
+    seen: list[tuple[int, int]] = []
+    options = QuantizeOptions(method="max", calib_samples=40, eval_data="none")
+    quantize(
+        default_onnx, tmp_path / "out.onnx", options, progress=lambda d, t: seen.append((d, t))
+    )
+    assert seen and seen[-1] == (40, 40)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)

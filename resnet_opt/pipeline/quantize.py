@@ -44,6 +44,7 @@ from resnet_opt.quantization.plan import Placement, Plan, Target
 if TYPE_CHECKING:
     import onnx
 
+    from resnet_opt.calibration.collect import ProgressCallback
     from resnet_opt.calibration.data import DataSource
     from resnet_opt.calibration.histogram import Statistics
     from resnet_opt.calibration.ranges import Method, TensorRange
@@ -256,7 +257,12 @@ class Calibration:
     details: dict[str, Any]
 
 
-def calibrate(source: _Source, data: str, options: QuantizeOptions) -> Calibration:
+def calibrate(
+    source: _Source,
+    data: str,
+    options: QuantizeOptions,
+    progress: ProgressCallback | None = None,
+) -> Calibration:
     """Statistics of every calibratable tensor: from `calib_cache` when its key matches, else a
     streamed pass (then saved to `calib_cache` if one was named)."""
     from resnet_opt.calibration.cache import CacheKey, load_cache, save_cache
@@ -285,6 +291,7 @@ def calibrate(source: _Source, data: str, options: QuantizeOptions) -> Calibrati
             source.path,
             stream,
             calibration_tensors(source.model),
+            progress=progress,
             threads=options.threads,
             requested=options.calib_samples,  # a warning only when the user asked for more
         )
@@ -315,8 +322,11 @@ def quantize(
     options: QuantizeOptions | None = None,
     *,
     force: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> QuantizeResult:
     """Quantize `source` into `output` (INT8 or FP16), scored and gated as `options` say.
+
+    `progress(consumed, total)` is called as calibration samples stream through (the long part).
 
     Raises QuantizeGateError (exit 3) after writing when the drop exceeds `max_drop`: a CI job
     fails, and the artifact and its manifest stay for inspection.
@@ -348,9 +358,9 @@ def quantize(
                 )
     src = _Source(source, model, sha256, parent, contract)
     if options.precision is Precision.FP16:
-        result = _quantize_fp16(src, output, options, force)
+        result = _quantize_fp16(src, output, options, force, progress)
     else:
-        result = _quantize_int8(src, output, options, force)
+        result = _quantize_int8(src, output, options, force, progress)
     gate = result.manifest.verification.get("gate")
     if isinstance(gate, Mapping) and gate.get("passed") is False:
         raise QuantizeGateError(
@@ -481,7 +491,11 @@ def _manifest(
 
 
 def _quantize_int8(
-    source: _Source, output: Path, options: QuantizeOptions, force: bool
+    source: _Source,
+    output: Path,
+    options: QuantizeOptions,
+    force: bool,
+    progress: ProgressCallback | None,
 ) -> QuantizeResult:
     from resnet_opt.calibration.ranges import DEFAULT_PERCENTILE, Method
     from resnet_opt.calibration.tensorrt_cache import format_tensorrt_cache
@@ -514,7 +528,7 @@ def _quantize_int8(
         onnx_tmp, manifest_tmp = staged.add_with_manifest(output)
         cache_tmp = staged.add(trt_cache) if trt_cache is not None else None
 
-        calib = calibrate(source, calib_spec, options)
+        calib = calibrate(source, calib_spec, options, progress)
         ranges = _ranges(calib.stats, method, percentile, target)
         started = time.perf_counter()
         plan = place(view, excluded)
@@ -707,7 +721,11 @@ def _meet_budget(
 
 
 def _quantize_fp16(
-    source: _Source, output: Path, options: QuantizeOptions, force: bool
+    source: _Source,
+    output: Path,
+    options: QuantizeOptions,
+    force: bool,
+    progress: ProgressCallback | None,
 ) -> QuantizeResult:
     import tempfile
 
@@ -725,7 +743,7 @@ def _quantize_fp16(
         overflow: dict[str, Any]
         keep = set(excluded)
         if calib_spec is not None:
-            calib = calibrate(source, calib_spec, options)
+            calib = calibrate(source, calib_spec, options, progress)
             absmax = {name: t.absmax for name, t in calib.stats.tensors.items()}
             risky = fp16.overflow_nodes(prepared, absmax)
             keep |= set(risky)

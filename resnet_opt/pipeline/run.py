@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from resnet_opt import __version__
-from resnet_opt.console import say
+from resnet_opt.console import counting_bar, say
 from resnet_opt.errors import QualityGateError, ResnetOptError
 from resnet_opt.pipeline.artifacts import dump_json, sha256_file, sha256_json, staged_outputs
 from resnet_opt.pipeline.run_config import RunConfig, VariantConfig
@@ -273,7 +273,8 @@ class _Runner:
 
             gate_failure = None
             try:
-                result = quantize(source.path, out, options, force=True)
+                with counting_bar(f"calibrating for {variant.name}") as progress:
+                    result = quantize(source.path, out, options, force=True, progress=progress)
             except QuantizeGateError as exc:
                 result, gate_failure = exc.result, str(exc).split(" (")[0]
             files = [out, _manifest(out)]
