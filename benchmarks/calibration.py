@@ -122,7 +122,7 @@ def export_model(name: str, workdir: Path) -> tuple[Path, str]:
 
 
 def contract_for(model: Path, name: str) -> dict[str, Any]:
-    from resnet_opt.calibration.preprocess import imagenet_contract
+    from resnet_opt.models.contract import ContractOptions, imagenet_template, resolve_contract
     from resnet_opt.pipeline.artifacts import read_manifest
 
     manifest = read_manifest(model, required=False)
@@ -130,7 +130,7 @@ def contract_for(model: Path, name: str) -> dict[str, Any]:
         return manifest.preprocessing.to_dict()
     if name == "default":
         raise RuntimeError(f"{model}: no manifest with a preprocessing contract")
-    return imagenet_contract(1000).to_dict()
+    return resolve_contract(imagenet_template(), ContractOptions(), 1000).to_dict()
 
 
 # -- one measured calibration (child process) ---------------------------------------------------

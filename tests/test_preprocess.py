@@ -6,16 +6,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resnet_opt.calibration.preprocess import (
-    Interpolation,
-    PreprocessContract,
-    imagenet_contract,
-)
+from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.models.contract import ContractOptions, imagenet_template, resolve_contract
 
 
 def test_imagenet_recipe_matches_torchvision_order() -> None:
-    contract = imagenet_contract(1000)
+    contract = resolve_contract(imagenet_template(), ContractOptions(), 1000)
     image = Image.fromarray(
         np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
     )

@@ -7,7 +7,7 @@ evaluation and benchmarking preprocess exactly as training did, in one place, wi
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -199,25 +199,3 @@ def parse_floats(text: str, what: str) -> tuple[float, ...]:
     except ValueError as exc:
         raise ResnetOptError(f"{what}: expected comma-separated numbers, got {text!r}") from exc
     return values
-
-
-def imagenet_contract(
-    num_classes: int,
-    *,
-    input_size: int = 224,
-    resize: int | None = 256,
-    interpolation: Interpolation = Interpolation.BILINEAR,
-    labels: Sequence[str] | None = None,
-) -> PreprocessContract:
-    """torchvision's ImageNet evaluation recipe (resize 256, centre crop 224, ImageNet stats)."""
-    return PreprocessContract(
-        input_size=input_size,
-        channels=3,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
-        resize=resize,
-        crop=input_size,
-        interpolation=interpolation,
-        num_classes=num_classes,
-        labels=tuple(labels) if labels is not None else None,
-    )
