@@ -202,6 +202,38 @@ def new_manifest(
     )
 
 
+def stage_manifest(
+    parent: Manifest | None,
+    *,
+    stage: Stage,
+    artifact: Path,
+    content: Path,
+    precision: Precision,
+    inputs: tuple[InputRef, ...],
+    options: Mapping[str, Any],
+    verification: Mapping[str, Any],
+    details: Mapping[str, Any],
+    preprocessing: PreprocessContract | None = None,
+) -> Manifest:
+    """The manifest of a stage's output made from an artifact with manifest `parent` (or None).
+
+    The parent's contract and history carry over; `preprocessing` is the contract to use when
+    the parent has none (a foreign ONNX quantized with preprocessing options), else None.
+    """
+    return new_manifest(
+        stage=stage,
+        artifact=artifact,
+        content=content,
+        precision=precision,
+        inputs=inputs,
+        preprocessing=parent.preprocessing if parent and parent.preprocessing else preprocessing,
+        options=options,
+        verification=verification,
+        details=details,
+        lineage=parent.history() if parent is not None else (),
+    )
+
+
 def manifest_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + MANIFEST_SUFFIX)
 

@@ -11,15 +11,11 @@ import math
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Union
 
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.pipeline.artifacts import (
-    InputRef,
     Manifest,
-    Precision,
-    Stage,
-    new_manifest,
 )
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 
@@ -78,43 +74,6 @@ def check_verify_options(
         raise ResnetOptError("samples and batch size must be positive")
     if not math.isfinite(tolerance) or tolerance < 0:
         raise ResnetOptError(f"tolerance must be a non-negative number, not {tolerance}")
-
-
-def build_manifest(
-    parent: Manifest | None,
-    *,
-    artifact: Path,
-    content: Path,
-    precision: Precision,
-    inputs: tuple[InputRef, ...],
-    options: Mapping[str, Any],
-    verification: Mapping[str, Any],
-    details: Mapping[str, Any],
-) -> Manifest:
-    """A build's manifest: derived from the source's when it has one (contract and lineage
-    kept), else new (an ONNX from elsewhere: no contract to carry, and no history)."""
-    if parent is not None:
-        return parent.derive(
-            stage=Stage.BUILD,
-            artifact=artifact,
-            content=content,
-            precision=precision,
-            inputs=inputs,
-            options=options,
-            verification=verification,
-            details=details,
-        )
-    return new_manifest(
-        stage=Stage.BUILD,
-        artifact=artifact,
-        content=content,
-        precision=precision,
-        inputs=inputs,
-        preprocessing=None,
-        options=options,
-        verification=verification,
-        details=details,
-    )
 
 
 def build(

@@ -32,11 +32,13 @@ from resnet_opt.graph import precision_of
 from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
+    Stage,
     read_manifest,
+    stage_manifest,
     staged_outputs,
     write_manifest,
 )
-from resnet_opt.pipeline.build import build_manifest, check_verify_options
+from resnet_opt.pipeline.build import check_verify_options
 from resnet_opt.pipeline.verify import (
     Comparison,
     Feed,
@@ -165,8 +167,9 @@ def build_onnxruntime(
             "samples": options.samples,
             "seed": options.seed,
         }
-        manifest = build_manifest(
+        manifest = stage_manifest(
             parent,
+            stage=Stage.BUILD,
             artifact=output,
             content=tmp,
             precision=parent.precision if parent else precision_of(model)[0],

@@ -33,12 +33,14 @@ from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
     Precision,
+    Stage,
     read_manifest,
     sha256_file,
+    stage_manifest,
     staged_outputs,
     write_manifest,
 )
-from resnet_opt.pipeline.build import build_manifest, check_verify_options
+from resnet_opt.pipeline.build import check_verify_options
 from resnet_opt.pipeline.build_onnxruntime import cpu_description
 from resnet_opt.pipeline.verify import (
     Comparison,
@@ -177,8 +179,9 @@ def build_openvino(
             "samples": options.samples,
             "seed": options.seed,
         }
-        manifest = build_manifest(
+        manifest = stage_manifest(
             parent,
+            stage=Stage.BUILD,
             artifact=output,
             content=tmp,
             precision=precision,

@@ -24,9 +24,9 @@ from resnet_opt.pipeline.artifacts import (
     Manifest,
     Stage,
     check_artifact_hash,
-    new_manifest,
     read_manifest,
     sha256_file,
+    stage_manifest,
     staged_outputs,
     write_manifest,
 )
@@ -152,28 +152,17 @@ def fold(
             },
             "seconds": {"fold": round(fold_seconds, 4), "verify": round(verify_seconds, 4)},
         }
-        if parent is not None:
-            manifest = parent.derive(
-                stage=Stage.FOLD,
-                artifact=output,
-                content=onnx_tmp,
-                inputs=inputs,
-                options=options,
-                verification=verification,
-                details=details,
-            )
-        else:  # a foreign ONNX: no contract to carry, and no history
-            manifest = new_manifest(
-                stage=Stage.FOLD,
-                artifact=output,
-                content=onnx_tmp,
-                precision=precision_of(model)[0],
-                inputs=inputs,
-                preprocessing=None,
-                options=options,
-                verification=verification,
-                details=details,
-            )
+        manifest = stage_manifest(  # a foreign ONNX: no contract to carry, and no history
+            parent,
+            stage=Stage.FOLD,
+            artifact=output,
+            content=onnx_tmp,
+            precision=parent.precision if parent else precision_of(model)[0],
+            inputs=inputs,
+            options=options,
+            verification=verification,
+            details=details,
+        )
         write_manifest(manifest_tmp, manifest)
     return manifest
 

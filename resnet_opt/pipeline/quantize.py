@@ -33,9 +33,9 @@ from resnet_opt.pipeline.artifacts import (
     Precision,
     Stage,
     check_artifact_hash,
-    new_manifest,
     read_manifest,
     sha256_file,
+    stage_manifest,
     staged_outputs,
     write_manifest,
 )
@@ -464,29 +464,17 @@ def _manifest(
     verification: Mapping[str, Any],
     details: Mapping[str, Any],
 ) -> Manifest:
-    parent = source.parent
-    if parent is not None and parent.preprocessing is not None:
-        return parent.derive(
-            stage=Stage.QUANTIZE,
-            artifact=output,
-            content=content,
-            precision=precision,
-            inputs=inputs,
-            options=options.to_manifest(),
-            verification=verification,
-            details=details,
-        )
-    return new_manifest(
+    return stage_manifest(
+        source.parent,
         stage=Stage.QUANTIZE,
         artifact=output,
         content=content,
         precision=precision,
         inputs=inputs,
-        preprocessing=source.contract,
         options=options.to_manifest(),
         verification=verification,
         details=details,
-        lineage=(*parent.lineage, parent.summary()) if parent is not None else (),
+        preprocessing=source.contract,  # the options' contract for a parent without one
     )
 
 
