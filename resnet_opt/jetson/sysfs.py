@@ -96,7 +96,7 @@ def part_number(root: Path) -> str | None:
     dts = _read(root, "/proc/device-tree/nvidia,dtsfilename") or ""
     for found in _PART.findall(dts.rsplit("/", 1)[-1]):
         if found in MODULES:
-            return found
+            return str(found)
     return None
 
 
