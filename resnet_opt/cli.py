@@ -142,6 +142,10 @@ def info(json_output: JsonOption = False) -> None:
         lines.append(f"CPU flags     {', '.join(m.cpu_flags)}")
     if m.jetpack:
         lines.append(f"jetson        {m.jetpack}")
+    if env.jetson is not None:
+        from resnet_opt.jetson.show import info_lines
+
+        lines += info_lines(env.jetson)
     typer.echo("\n".join(lines))
 
 
@@ -876,14 +880,19 @@ def bench_command(
     ] = None,
     duration: Annotated[
         float | None,
-        typer.Option(help="Seconds of timed runs per point [default: 0.5 unless --iterations]."),
+        typer.Option(
+            help="Seconds of timed runs per point [default: 0.5, on a Jetson 3 as trtexec; "
+            "unless --iterations]."
+        ),
     ] = None,
     warmup: Annotated[
-        float,
+        float | None,
         typer.Option(
-            min=0.0, help="Warm-up per point: one first run, then this many seconds of runs."
+            min=0.0,
+            help="Warm-up per point: one first run, then this many seconds of runs "
+            "[default: 0.1, on a Jetson 0.2 as trtexec].",
         ),
-    ] = 0.1,
+    ] = None,
     min_iterations: Annotated[
         int, typer.Option(min=1, help="With --duration: at least this many timed runs.")
     ] = 10,
@@ -937,17 +946,21 @@ def bench_command(
     from resnet_opt.bench.targets import parse_targets
     from resnet_opt.bench.timing import Budget
     from resnet_opt.console import is_quiet
+    from resnet_opt.jetson.budget import budget_defaults, clock_warning
+    from resnet_opt.jetson.facts import read_facts
     from resnet_opt.pipeline.bench import BenchOptions, bench, parse_batches
     from resnet_opt.report import check_report_folder, write_report
     from resnet_opt.report.markdown import render
 
+    jetson = read_facts()
+    chosen = budget_defaults(jetson, warmup_s=warmup, duration_s=duration, iterations=iterations)
     options = BenchOptions(
         backends=parse_targets(backend),
         batches=parse_batches(batch),
         budget=Budget(
             iterations=iterations,
-            duration_s=duration,
-            warmup_s=warmup,
+            duration_s=chosen.duration_s,
+            warmup_s=chosen.warmup_s,
             min_iterations=min_iterations,
         ),
         threads=threads,
@@ -963,6 +976,8 @@ def bench_command(
     )
     if output is not None:  # what write_report would refuse, refused before measuring
         check_report_folder(output, force=force)
+    if (warning := clock_warning(jetson)) is not None:
+        say(warning)
     with RichProgress() if not is_quiet() else NoProgress() as progress:
         report = bench(artifacts, options, progress=progress)
     for skip in report.skipped:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.deps import probe
+from resnet_opt.jetson.facts import JetsonFacts, read_facts
 
 
 @dataclass(frozen=True)
@@ -194,6 +195,7 @@ class Environment:
     accelerators: tuple[Probe, ...]
     machine: Machine
     openvino_devices: tuple[OpenVinoDevice, ...] = ()
+    jetson: JetsonFacts | None = None  # module, power mode, clocks, power (None off a Jetson)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -220,4 +222,5 @@ def collect() -> Environment:
         accelerators=tuple(accelerators),
         machine=machine(),
         openvino_devices=openvino_devices() if ov_ok else (),
+        jetson=read_facts(),
     )

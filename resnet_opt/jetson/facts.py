@@ -160,3 +160,10 @@ def read_facts(
         total_power_from=total_from if rails else None,
         problems=tuple(problems),
     )
+
+
+def manifest_facts() -> dict[str, Any] | None:
+    """This machine's Jetson facts for a build manifest's details (None off a Jetson): an engine
+    built at 7 W is not the engine built at MAXN, and its manifest should say which it was."""
+    found = read_facts()
+    return None if found is None else found.to_dict()

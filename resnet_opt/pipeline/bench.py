@@ -40,6 +40,7 @@ from resnet_opt.calibration.data import (
 )
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.jetson.power import module_rails, power_figures, sample_power
 from resnet_opt.pipeline.artifacts import (
     Manifest,
     Precision,
@@ -448,11 +449,14 @@ def _measure_target(
         dtype = spec.dtype if spec.dtype != np.dtype(object) else np.dtype(np.float32)
         recorded = _jsonable({**runner_options, **dict(info.details)})
         ran_as = _float_precision_run(item, target, info)
+        rails = module_rails()
         for batch in options.batches:
             progress.task(f"{name} · {target.value} · batch {batch}")
             feed = {spec.name: np.ascontiguousarray(inputs[:batch], dtype=dtype)}
-            timing = measure(functools.partial(runner.infer, feed), options.budget, clock=clock)
+            with sample_power(rails) as power:  # a Jetson's INA3221 rails; nothing elsewhere
+                timing = measure(functools.partial(runner.infer, feed), options.budget, clock=clock)
             stats = timing.stats()
+            energy = power_figures(power.mean_watts, timing.throughput(batch))
             results.measurements.append(
                 Measurement(
                     artifact=name,
@@ -479,6 +483,9 @@ def _measure_target(
                     ),
                     throughput=timing.throughput(batch),
                     options=recorded,
+                    power_w=energy.power_w,
+                    energy_per_image_j=energy.energy_per_image_j,
+                    images_per_s_per_w=energy.images_per_s_per_w,
                 )
             )
             progress.done()

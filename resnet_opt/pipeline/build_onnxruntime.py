@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import precision_of
+from resnet_opt.jetson.facts import manifest_facts
 from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
@@ -139,6 +140,7 @@ def build_onnxruntime(
             )
         details = {
             "backend": Backend.ONNXRUNTIME.value,
+            "jetson_facts": manifest_facts(),  # module, power mode, clocks (None off a Jetson)
             "format": fmt.value,
             "provider": providers[0],
             "providers": providers,

@@ -29,6 +29,7 @@ from typing import Any
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import precision_of
+from resnet_opt.jetson.facts import manifest_facts
 from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
@@ -140,6 +141,7 @@ def build_openvino(
         }
         details: dict[str, Any] = {
             "backend": Backend.OPENVINO.value,
+            "jetson_facts": manifest_facts(),  # module, power mode, clocks (None off a Jetson)
             "form": form.value,
             "portable": form is OvForm.IR,
             "device": options.device,

@@ -18,6 +18,7 @@ from typing import Any
 
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.jetson.facts import manifest_facts
 from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
@@ -137,6 +138,7 @@ def build_tensorrt(
                 "cuda_driver": device.cuda_driver,
             },
             "jetson": {"l4t": device.l4t, "jetpack": device.jetpack} if device.is_jetson else None,
+            "jetson_facts": manifest_facts(),  # module, power mode, clocks (None off a Jetson)
             "profile": {
                 "input": image.name,
                 "batch": profile.to_dict(),

@@ -134,7 +134,34 @@ def latency_table(report: Report) -> str:
         ]
         for m in report.measurements
     ]
+    if any(m.power_w is not None for m in report.measurements):
+        header += ["W", "mJ/img", "img/s/W"]
+        for row, m in zip(rows, report.measurements, strict=True):
+            row += [
+                _opt(m.power_w, ".1f"),
+                _opt(None if m.energy_per_image_j is None else m.energy_per_image_j * 1e3, ".2f"),
+                _opt(m.images_per_s_per_w, ".1f"),
+            ]
+        return table(header, rows, right=10)
     return table(header, rows, right=7)
+
+
+def jetson_line(report: Report) -> str | None:
+    """The Jetson facts a reader needs to trust the numbers: module, power mode, clocks."""
+    j = report.machine.jetson
+    if j is None:
+        return None
+    parts = [j.module_or_model, f"power mode {j.power_mode or 'unknown'}"]
+    if j.clocks_locked is not None:
+        parts.append("clocks locked" if j.clocks_locked else "clocks NOT locked (jetson_clocks)")
+    for name, freq in (("GPU", j.gpu_mhz), ("EMC", j.emc_mhz)):
+        if freq is not None and freq.max_mhz is not None:
+            parts.append(f"{name} {freq.min_mhz:g}–{freq.max_mhz:g} MHz")
+    if j.jetpack or j.l4t:
+        parts.append(f"JetPack {j.jetpack or '?'} (L4T {j.l4t or '?'})")
+    if j.total_power_w is not None:
+        parts.append(f"{j.total_power_w:.1f} W before measuring ({j.total_power_from})")
+    return "Jetson: " + "; ".join(parts) + "."
 
 
 def settings_line(report: Report) -> str:
@@ -162,6 +189,7 @@ def render(report: Report, *, image: str | None = None) -> str:
         f"## resnet-opt bench: {m.describe()}",
         "",
         settings_line(report),
+        *([jetson] if (jetson := jetson_line(report)) else []),
         f"Drop and agreement: against each artifact's FP32 source scored with ONNX Runtime. "
         f"Load average before/after: {_load(load.before)} / {_load(load.after)}. "
         f"resnet-opt {report.tool_version}, {report.created_at}.",

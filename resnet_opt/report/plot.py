@@ -30,6 +30,7 @@ class Point:
     precision: str
     throughput: float
     top1: float | None
+    per_watt: float | None = None  # images/s per watt (Jetson power rails), None elsewhere
 
 
 def points(report: Report, batch: int) -> list[Point]:
@@ -39,7 +40,14 @@ def points(report: Report, batch: int) -> list[Point]:
             continue
         acc = report.accuracy_of(m.artifact, m.backend)
         found.append(
-            Point(m.artifact, m.backend, m.precision_run, m.throughput, acc.top1 if acc else None)
+            Point(
+                m.artifact,
+                m.backend,
+                m.precision_run,
+                m.throughput,
+                acc.top1 if acc else None,
+                m.images_per_s_per_w,
+            )
         )
     return found
 
@@ -70,14 +78,25 @@ def plot_report(report: Report, path: Path, *, batch: int | None = None) -> Path
     pts = points(report, batch)
     if not pts:
         raise ResnetOptError(f"no measurement at batch {batch} to plot")
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    accuracy = all(p.top1 is not None for p in pts)
+    watts = accuracy and all(p.per_watt is not None for p in pts)
+    # with power readings, a second panel: accuracy against images/s per watt
+    fig, axes = plt.subplots(
+        1, 2 if watts else 1, figsize=(WIDTH_IN * (1.8 if watts else 1), HEIGHT_IN), dpi=DPI
+    )
+    ax = axes[0] if watts else axes
     try:
-        if all(p.top1 is not None for p in pts):
+        if accuracy:
             _scatter(ax, pts, report, batch)
+            if watts:
+                _scatter(axes[1], pts, report, batch, per_watt=True)
         else:
             _bars(ax, pts, batch)
         title = f"resnet-opt bench at batch {batch}\n{report.machine.describe()}"
-        ax.set_title(title, fontsize=10)
+        if watts:
+            fig.suptitle(title, fontsize=10)
+        else:
+            ax.set_title(title, fontsize=10)
         fig.tight_layout()
         fig.savefig(path, format="png")
     finally:
@@ -96,8 +115,12 @@ _BACKEND_COLOURS = {
 _PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^", "mixed": "v"}
 
 
-def _scatter(ax: Any, pts: Sequence[Point], report: Report, batch: int) -> None:
-    xy = [(p.throughput, float(p.top1 or 0.0)) for p in pts]
+def _scatter(
+    ax: Any, pts: Sequence[Point], report: Report, batch: int, *, per_watt: bool = False
+) -> None:
+    xy = [
+        (float(p.per_watt or 0.0) if per_watt else p.throughput, float(p.top1 or 0.0)) for p in pts
+    ]
     seen: set[str] = set()
     for p, (x, y) in zip(pts, xy, strict=True):
         colour = _BACKEND_COLOURS.get(p.backend, "tab:gray")
@@ -122,7 +145,10 @@ def _scatter(ax: Any, pts: Sequence[Point], report: Report, batch: int) -> None:
     xs = [x for x, _ in xy]
     if min(xs) > 0 and max(xs) / min(xs) > LOG_SCALE_RATIO:
         ax.set_xscale("log")
-    ax.set_xlabel(f"throughput at batch {batch} (images/s)")
+    if per_watt:
+        ax.set_xlabel(f"efficiency at batch {batch} (images/s per watt, module power)")
+    else:
+        ax.set_xlabel(f"throughput at batch {batch} (images/s)")
     data = report.settings.data or "evaluation data"
     ax.set_ylabel(f"top-1 accuracy (%)\n{_shorten(data, 60)}")
     ax.grid(True, alpha=0.3)

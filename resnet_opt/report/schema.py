@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.jetson.facts import JetsonFacts
 
 SCHEMA_VERSION = 1
 REPORT_KIND = "resnet-opt-bench-report"
@@ -42,6 +43,7 @@ class MachineInfo:
     gpus: tuple[Gpu, ...]
     cuda_driver: str | None
     jetpack: str | None
+    jetson: JetsonFacts | None = None  # module, power mode, clocks, power (absent off a Jetson)
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -49,6 +51,9 @@ class MachineInfo:
             "CPU cores": self.cpu_cores,
             "GPU": ", ".join(g.name for g in self.gpus) or "none",
             "JetPack": self.jetpack or "none",
+            # every Orin's GPU is "Orin": the module and nvpmodel mode tell them apart
+            "Jetson module": self.jetson.module_or_model if self.jetson else "none",
+            "power mode": (self.jetson.power_mode or "unknown") if self.jetson else "none",
         }
 
     def describe(self) -> str:
@@ -58,6 +63,8 @@ class MachineInfo:
             text += ", " + ", ".join(g.name for g in self.gpus)
         if self.jetpack:
             text += f", {self.jetpack}"
+        if self.jetson:
+            text += f", {self.jetson.describe()}"
         return text
 
 
@@ -140,6 +147,10 @@ class Measurement:
     latency_ms: Latency
     throughput: float  # images per second
     options: Mapping[str, Any] = field(default_factory=dict)  # runner options as passed
+    # Jetson with INA3221 rails: mean module power over the timed runs, and what it buys
+    power_w: float | None = None
+    energy_per_image_j: float | None = None
+    images_per_s_per_w: float | None = None
 
     @property
     def key(self) -> tuple[str, str, str, int]:
@@ -229,6 +240,7 @@ class Report:
                 gpus=tuple(Gpu(**g) for g in m.get("gpus", ())),
                 cuda_driver=m.get("cuda_driver"),
                 jetpack=m.get("jetpack"),
+                jetson=JetsonFacts.from_dict(m["jetson"]) if m.get("jetson") else None,
             ),
             versions={str(k): str(v) for k, v in data["versions"].items()},
             load_average=LoadAverage(_triple(load.get("before")), _triple(load.get("after"))),
