@@ -131,6 +131,10 @@ def info(json_output: JsonOption = False) -> None:
     lines = [f"python        {env.python}"]
     lines += [f"{p.name:<13} {p.version or '— ' + (p.problem or '')}" for p in env.packages]
     lines.append(f"ORT providers {', '.join(env.onnxruntime_providers) or '—'}")
+    from resnet_opt.environment import onnxruntime_distributions
+
+    if len(ort := onnxruntime_distributions()) > 1:
+        lines.append(f"ORT warning   {' and '.join(ort)} are both installed: keep one")
     lines += [f"{p.name:<13} {p.version or '— ' + (p.problem or '')}" for p in env.accelerators]
     lines += [
         f"OpenVINO {d.name:<4} {d.full_name} ({', '.join(d.capabilities)})"

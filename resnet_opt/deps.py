@@ -18,6 +18,7 @@ EXTRA_FOR_MODULE: dict[str, str] = {
     "tensorrt": "tensorrt",
     "pycuda": "tensorrt",
     "pycuda.driver": "tensorrt",
+    "cuda": "jetson",
     "openvino": "openvino",
     "sklearn": "train",
 }
@@ -49,7 +50,17 @@ def require(module: str) -> ModuleType:
         root = module.split(".")[0]
         extra = EXTRA_FOR_MODULE.get(module, EXTRA_FOR_MODULE.get(root, root))
         missing = isinstance(exc, ModuleNotFoundError) and exc.name == root
-        raise MissingDependencyError(module, extra, None if missing else str(exc)) from exc
+        reason = None if missing else str(exc)
+        raise MissingDependencyError(module, extra, reason, _platform_advice(module)) from exc
+
+
+def _platform_advice(module: str) -> str | None:
+    """Where `pip install 'resnet-opt[extra]'` is the wrong advice, what to do instead."""
+    if module.split(".")[0] not in ("tensorrt", "pycuda", "cuda"):
+        return None
+    from resnet_opt.jetson.install import jetson_advice
+
+    return jetson_advice(module)
 
 
 def probe(module: str) -> tuple[str | None, str | None]:

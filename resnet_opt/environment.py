@@ -152,6 +152,21 @@ def cuda_driver() -> Probe:
     return Probe("cuda-driver", None, "no NVIDIA driver (libcuda.so.1 not found)")
 
 
+ONNXRUNTIME_DISTRIBUTIONS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino")
+
+
+def onnxruntime_distributions() -> tuple[str, ...]:
+    """The installed distributions that provide the `onnxruntime` module. More than one means
+    they overwrote each other's files (pip installs onnxruntime and onnxruntime-gpu side by
+    side): which providers work is then an accident; keep one."""
+    found = []
+    for dist in ONNXRUNTIME_DISTRIBUTIONS:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            metadata.version(dist)
+            found.append(dist)
+    return tuple(found)
+
+
 def ort_providers() -> list[str]:
     with contextlib.suppress(Exception):
         import onnxruntime

@@ -29,10 +29,12 @@ class QualityGateError(ResnetOptError):
 class MissingDependencyError(ResnetOptError):
     """An optional dependency is not installed; the message names the extra that brings it."""
 
-    def __init__(self, module: str, extra: str, reason: str | None = None) -> None:
+    def __init__(
+        self, module: str, extra: str, reason: str | None = None, advice: str | None = None
+    ) -> None:
         detail = f" ({reason})" if reason else ""
-        super().__init__(
-            f"{module} is not available{detail}: install it with pip install 'resnet-opt[{extra}]'"
-        )
+        # advice: what to do where the pip extra is the wrong answer (a Jetson's TensorRT)
+        how = advice or f"install it with pip install 'resnet-opt[{extra}]'"
+        super().__init__(f"{module} is not available{detail}: {how}")
         self.module = module
         self.extra = extra

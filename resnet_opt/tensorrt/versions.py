@@ -122,7 +122,8 @@ def capabilities(version: TrtVersion | str) -> Capabilities:
     if not v.at_least(*MIN_SUPPORTED):
         raise ResnetOptError(
             f"TensorRT {v} is not supported: resnet-opt builds with TensorRT 10.0 or later "
-            "(strongly typed networks, explicit batch); upgrade TensorRT (JetPack 6 ships 10.3)"
+            "(strongly typed networks, explicit batch); upgrade TensorRT (on a Jetson: JetPack "
+            "6.1/6.2 ship 10.3, JetPack 6.0 ships 8.6, so upgrade JetPack)"
         )
     ten = v.major == 10
     if ten and not v.at_least(10, 8):
@@ -138,7 +139,7 @@ def capabilities(version: TrtVersion | str) -> Capabilities:
             DlaMode.NONE,
             (
                 f"TensorRT {v.short} has no DLA support: TensorRT 10.7 was the last 10.x release "
-                "with DLA (JetPack 6 ships 10.3), and 11.4.1 brought it back"
+                "with DLA (JetPack 6.1/6.2 ship 10.3), and 11.4.1 brought it back"
             ),
         )
     elif not v.at_least(11, 4, 1):

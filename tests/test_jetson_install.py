@@ -1,0 +1,211 @@
+"""Install per JetPack line: the `jetson` extra never asks pip for TensorRT, the `tensorrt` extra
+is bounded to what the code supports, and a missing TensorRT on a Jetson says what to do there."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+
+from resnet_opt.deps import require
+from resnet_opt.errors import MissingDependencyError
+from resnet_opt.jetson import facts as jetson_facts
+from resnet_opt.jetson.install import jetson_advice
+from resnet_opt.tensorrt.versions import MIN_SUPPORTED
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - the venv here is 3.11
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+TREES = Path(__file__).parent / "data" / "jetson"
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+JETPACK_LINES = {"JetPack 6.1/6.2": "3.10", "JetPack 7": "3.12"}
+
+
+def _environment(python: str, machine: str = "aarch64") -> dict[str, str]:
+    return {
+        "python_version": python,
+        "python_full_version": f"{python}.0",
+        "platform_machine": machine,
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+        "implementation_name": "cpython",
+        "platform_python_implementation": "CPython",
+    }
+
+
+def requirements(extra: str | None, environment: dict[str, str]) -> list[Requirement]:
+    """What pip would be asked for by `resnet-opt[extra]` in `environment` (self-references to
+    other extras expanded, markers evaluated)."""
+    wanted: list[Requirement] = []
+    pending: list[tuple[str, str | None]] = [(r, None) for r in PROJECT["dependencies"]]
+    if extra is not None:
+        pending += [(r, extra) for r in PROJECT["optional-dependencies"][extra]]
+    while pending:
+        text, from_extra = pending.pop()
+        req = Requirement(text)
+        env = {**environment, "extra": from_extra or ""}
+        if req.marker is not None and not req.marker.evaluate(env):
+            continue
+        if req.name == "resnet-opt":
+            for sub in req.extras:
+                pending += [(r, sub) for r in PROJECT["optional-dependencies"][sub]]
+            continue
+        wanted.append(req)
+    return wanted
+
+
+@pytest.mark.parametrize("python", sorted(JETPACK_LINES.values()))
+def test_jetson_extra_never_asks_for_tensorrt(python: str) -> None:
+    names = {r.name for r in requirements("jetson", _environment(python))}
+    assert not {n for n in names if n.startswith("tensorrt")}, names
+    assert {"pycuda", "cuda-python", "onnxruntime"} <= names
+    assert "onnxruntime-gpu" not in names  # one ONNX Runtime, not both
+
+
+def test_jetson_extra_picks_cuda_python_per_jetpack_line() -> None:
+    def cuda_python(python: str) -> SpecifierSet:
+        env = _environment(python)
+        return next(r.specifier for r in requirements("jetson", env) if r.name == "cuda-python")
+
+    assert "12.6.2" in cuda_python("3.10") and "13.0.0" not in cuda_python("3.10")
+    assert "13.0.3" in cuda_python("3.12") and "12.6.2" not in cuda_python("3.12")
+
+
+def test_tensorrt_extra_is_for_x86_and_bounded_to_the_supported_versions() -> None:
+    on_jetson = {r.name for r in requirements("tensorrt", _environment("3.10"))}
+    assert "tensorrt" not in on_jetson
+    x86 = [
+        r for r in requirements("tensorrt", _environment("3.11", "x86_64")) if r.name == "tensorrt"
+    ]
+    (spec,) = [r.specifier for r in x86]
+    low = ".".join(map(str, MIN_SUPPORTED))
+    assert low in spec and "10.3.0" in spec and "11.4.1" in spec
+    assert "8.6.1" not in spec and "12.0.0" not in spec  # a later major is not known to work
+
+
+def test_dev_extra_markers_are_valid() -> None:
+    for extra, reqs in PROJECT["optional-dependencies"].items():
+        for text in reqs:
+            req = Requirement(text)
+            if req.marker is not None:
+                Marker(str(req.marker)).evaluate({**_environment("3.10"), "extra": extra})
+
+
+def _pypi_reachable() -> bool:
+    import urllib.request
+
+    try:
+        urllib.request.urlopen("https://pypi.org/simple/pip/", timeout=5).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("python", sorted(JETPACK_LINES.values()))
+def test_pip_resolves_the_jetson_extra_for_aarch64_without_tensorrt(
+    python: str, tmp_path: Path
+) -> None:
+    """pip's own resolver, for aarch64 wheels of Python `python`: what `pip install
+    'resnet-opt[jetson]'` would install, minus pycuda (sdist only: it is built on the device)."""
+    # markers already evaluated for the target: pip would evaluate them for this interpreter
+    wanted = requirements("jetson", _environment(python))
+    reqs = [f"{r.name}{r.specifier}" for r in wanted if r.name != "pycuda"]
+    command = [
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+        "--target", str(tmp_path / "target"), "--only-binary=:all:",
+        "--platform", "manylinux2014_aarch64", "--platform", "manylinux_2_28_aarch64",
+        "--platform", "manylinux_2_34_aarch64", "--python-version", python,
+        "--report", str(tmp_path / "report.json"), *reqs,
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0 and not _pypi_reachable():
+        pytest.skip("PyPI is unreachable from here: cannot resolve the extra")
+    assert done.returncode == 0, done.stderr[-2000:]
+    installed = {
+        item["metadata"]["name"].lower(): item["metadata"]["version"]
+        for item in json.loads((tmp_path / "report.json").read_text())["install"]
+    }
+    assert not [name for name in installed if name.startswith("tensorrt")], installed
+    assert installed["cuda-python"].startswith("12.6" if python == "3.10" else "13.")
+    assert "onnxruntime" in installed and "onnxruntime-gpu" not in installed
+
+
+# -- the advice when TensorRT is missing on a Jetson ---------------------------------------------
+
+
+def _board_with_tensorrt(tmp_path: Path, python: str) -> Path:
+    root = tmp_path / "board"
+    shutil.copytree(TREES / "agx_orin", root)
+    (root / f"usr/lib/python{python}/dist-packages/tensorrt").mkdir(parents=True)
+    return root
+
+
+def test_venv_without_system_site_packages(tmp_path: Path) -> None:
+    root = _board_with_tensorrt(tmp_path, "3.10")
+    advice = jetson_advice("tensorrt", root=root, python=(3, 10), in_venv=True, sees_system=False)
+    assert advice is not None
+    assert "your venv cannot see JetPack's TensorRT at /usr/lib/python3.10/dist-packages" in advice
+    assert "python3.10 -m venv --system-site-packages" in advice
+
+
+def test_venv_on_another_python_than_jetpacks(tmp_path: Path) -> None:
+    root = _board_with_tensorrt(tmp_path, "3.10")
+    advice = jetson_advice("tensorrt", root=root, python=(3, 12), in_venv=True, sees_system=True)
+    assert (
+        advice is not None and "built for python3.10" in advice and "this is python3.12" in advice
+    )
+
+
+def test_bindings_not_installed_says_apt_and_jetpack_6_0() -> None:
+    advice = jetson_advice("tensorrt", root=TREES / "agx_orin", python=(3, 10), in_venv=False)
+    assert advice is not None
+    assert "apt install python3-libnvinfer" in advice and "JetPack 6.0 ships 8.6" in advice
+    assert "never pip install tensorrt" in advice
+
+
+def test_pycuda_advice_and_none_off_a_jetson() -> None:
+    advice = jetson_advice("pycuda.driver", root=TREES / "orin_nano")
+    assert advice is not None and "/usr/local/cuda/bin" in advice
+    assert jetson_advice("tensorrt", root=TREES / "x86") is None
+
+
+def test_require_on_a_jetson_does_not_say_pip_install_tensorrt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(jetson_facts, "SYSTEM_ROOT", TREES / "agx_orin")
+    monkeypatch.setitem(sys.modules, "tensorrt", None)  # import tensorrt → ModuleNotFoundError
+    with pytest.raises(MissingDependencyError) as caught:
+        require("tensorrt")
+    message = str(caught.value)
+    assert "resnet-opt[tensorrt]" not in message and "JetPack" in message
+    assert "\n" not in message
+
+
+def test_require_off_a_jetson_keeps_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jetson_facts, "SYSTEM_ROOT", TREES / "x86")
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
+    with pytest.raises(MissingDependencyError, match=r"pip install 'resnet-opt\[tensorrt\]'"):
+        require("tensorrt")
+
+
+@pytest.mark.parametrize(("dockerfile", "python"), [("jetpack6", "3.10"), ("jetpack7", "3.12")])
+def test_dockerfiles_take_tensorrt_from_jetpack(dockerfile: str, python: str) -> None:
+    text = (ROOT / "docker" / f"Dockerfile.{dockerfile}").read_text()
+    assert "venv --system-site-packages" in text and '"/src[jetson]"' in text
+    assert "python3-libnvinfer" in text  # TensorRT's bindings from JetPack's apt repository
+    assert f"/usr/lib/python{python}/dist-packages" in text
+    assert "pip install tensorrt" not in text and "[tensorrt]" not in text
+    base = next(line for line in text.splitlines() if line.startswith("ARG BASE_IMAGE="))
+    assert base.split("=", 1)[1] in ("nvcr.io/nvidia/l4t-jetpack:r36.4.0", "ubuntu:24.04")
