@@ -681,6 +681,13 @@ def build_command(
         bool,
         typer.Option("--no-verify", help="TensorRT: skip running the engine against ONNX Runtime."),
     ] = False,
+    engine_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="TensorRT: a folder of engines keyed by model sha256, precision, options, GPU, "
+            "L4T and TensorRT version; an engine built before is copied, not rebuilt."
+        ),
+    ] = None,
     optimization: Annotated[
         str | None,
         typer.Option(help="ONNX Runtime graph optimization: disabled, basic, extended, all."),
@@ -735,6 +742,7 @@ def build_command(
             "--hardware-compatible": hardware_compatible,
             "--same-compute-capability": same_compute_capability,
             "--no-verify": no_verify,
+            "--engine-cache": engine_cache is not None,
             "--optimization": optimization is not None,
             "--provider": provider is not None,
             "--portable": portable,
@@ -787,7 +795,25 @@ def build_command(
             samples=samples,
             tolerance=tolerance,
         )
-    manifest = build(source, output, chosen, options, force=force, verify=not no_verify)
+    from resnet_opt.pipeline.bundle import verify_if_bundled
+
+    verify_if_bundled(source)  # a bundled ONNX: its files against bundle.json first
+    if engine_cache is not None:
+        from resnet_opt.pipeline.engine_cache import build_cached
+
+        cached = build_cached(
+            source, output, options, cache=engine_cache, force=force, verify=not no_verify
+        )
+        manifest = cached.manifest
+        if cached.note:
+            say(cached.note)
+        if cached.hit:
+            say(
+                f"engine cache: {cached.entry.name} was built for this model, options, GPU and "
+                "TensorRT; copied, not rebuilt"
+            )
+    else:
+        manifest = build(source, output, chosen, options, force=force, verify=not no_verify)
     if json_output:
         emit_json({"output": str(output), **manifest.to_dict()})
         return
@@ -996,6 +1022,46 @@ def bench_command(
         emit_json(report.to_dict())
     else:
         typer.echo(markdown, nl=False)
+
+
+@command("bundle")
+def bundle_command(
+    artifacts: Annotated[
+        list[Path], typer.Argument(help="Artifacts to hand to the device (with their manifests).")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder to write the bundle into.")
+    ],
+    force: ForceOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Collect what a device needs (ONNX, manifests, calibration cache, FP32 source for DLA,
+    labels) into one folder with bundle.json: every file's sha256, checked on arrival."""
+    from resnet_opt.pipeline.bundle import bundle
+
+    made = bundle(artifacts, output, force=force)
+    if json_output:
+        emit_json({"output": str(output), **made.to_dict()})
+        return
+    names = sorted({f.path for f in made.files})
+    say(f"wrote {output}/bundle.json: {len(names)} files for {', '.join(made.artifacts)}")
+    for f in made.files:
+        say(f"  {f.path:<40} {f.role} of {f.serves}")
+
+
+@command("bundle-verify")
+def bundle_verify_command(
+    folder: Annotated[Path, typer.Argument(help="A folder written by resnet-opt bundle.")],
+    json_output: JsonOption = False,
+) -> None:
+    """Check every file of a bundle against its bundle.json (after copying it to the device)."""
+    from resnet_opt.pipeline.bundle import verify_bundle
+
+    found, count = verify_bundle(folder)
+    if json_output:
+        emit_json({"folder": str(folder), "files_checked": count, "ok": True})
+        return
+    say(f"{folder}: {count} files match bundle.json ({', '.join(found.artifacts)})")
 
 
 @command("compare")

@@ -50,6 +50,7 @@ from resnet_opt.pipeline.artifacts import (
     sha256_file,
     tool_versions,
 )
+from resnet_opt.pipeline.bundle import verify_if_bundled
 from resnet_opt.pipeline.evaluate import DEFAULT_EVAL_BATCH
 from resnet_opt.report.schema import (
     AccuracyResult,
@@ -238,6 +239,7 @@ def _plan(
                 f"{path}: two artifacts named {path.name}; reports key results by file name"
             )
         names.add(path.name)
+        verify_if_bundled(path)  # a bundled artifact: its files against bundle.json first
         manifest = read_manifest(path)
         assert manifest is not None
         check_artifact_hash(path, manifest)

@@ -43,6 +43,7 @@ BACKEND_OPTIONS: dict[str, frozenset[BuildBackend]] = {
     "--hardware-compatible": frozenset({BuildBackend.TENSORRT}),
     "--same-compute-capability": frozenset({BuildBackend.TENSORRT}),
     "--no-verify": frozenset({BuildBackend.TENSORRT}),
+    "--engine-cache": frozenset({BuildBackend.TENSORRT}),
     "--batch": frozenset({BuildBackend.TENSORRT, BuildBackend.OPENVINO}),
     "--optimization": frozenset({BuildBackend.ONNXRUNTIME}),
     "--provider": frozenset({BuildBackend.ONNXRUNTIME}),

@@ -1,0 +1,163 @@
+"""Engines built on the device, cached so that a second `build` of the same thing is instant.
+
+Like jetson-inference (which names its cache `<model>.<batch>.<gpu fallback>.<TensorRT version>.
+<device>.<precision>.engine` and keeps the model's checksum beside it), an entry is keyed by
+everything that makes an engine different: the ONNX's sha256 and precision, the build options
+(profile, workspace, optimization level, DLA core, compatibility flags), the calibration cache's
+sha256 for an implicit-INT8 DLA build, the GPU (name, compute capability, integrated), the L4T
+release and the TensorRT version. A key is a sha256 of those facts, so a changed model, option,
+device or TensorRT never hits a stale engine; and a hit is still checked (the plan's sha256
+against its manifest, the manifest against this device) before it is copied to the output.
+The timing cache is not in the key: it changes how long a build takes, not what it computes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.pipeline.artifacts import (
+    Manifest,
+    check_artifact_hash,
+    read_manifest,
+    sha256_file,
+    sha256_json,
+    staged_outputs,
+    write_manifest,
+)
+from resnet_opt.tensorrt.device import DeviceInfo
+from resnet_opt.tensorrt.options import TensorRtBuildOptions
+
+CACHE_DETAIL = "tensorrt_calibration_cache"
+KEY_SUFFIX = ".key.json"
+
+
+@dataclass(frozen=True)
+class CachedBuild:
+    manifest: Manifest
+    hit: bool
+    entry: Path  # the cached plan
+    note: str | None = None  # why an existing entry was not used (damaged, other device)
+
+
+def _calibration_sha(source: Path, manifest: Manifest, options: TensorRtBuildOptions) -> str | None:
+    """The cache a TensorRT 10 DLA INT8 build replays: its content is part of the engine."""
+    if options.dla_core is None:
+        return None
+    if options.calib_cache is not None:
+        return sha256_file(options.calib_cache) if options.calib_cache.is_file() else None
+    named = manifest.details.get(CACHE_DETAIL)
+    if not named:
+        return None
+    beside = source.parent / Path(str(named)).name
+    return sha256_file(beside) if beside.is_file() else None
+
+
+def key_facts(
+    source: Path, manifest: Manifest, options: TensorRtBuildOptions, device: DeviceInfo
+) -> dict[str, Any]:
+    """What the engine depends on (module docstring), as JSON."""
+    chosen = {
+        k: v for k, v in options.to_dict().items() if k not in ("timing_cache", "calib_cache")
+    }
+    return {
+        "model_sha256": manifest.sha256,
+        "precision": manifest.precision.value,
+        "options": chosen,
+        "calibration_cache_sha256": _calibration_sha(source, manifest, options),
+        "gpu": {
+            "name": device.gpu_name,
+            "compute_capability": device.sm,
+            "integrated": device.integrated,
+        },
+        "l4t": device.l4t,
+        "tensorrt": device.tensorrt,
+    }
+
+
+def entry_path(cache: Path, source: Path, key: str) -> Path:
+    """<cache>/<model stem>.<key prefix>.plan (its manifest and key facts beside it)."""
+    return Path(cache) / f"{source.stem}.{key[:20]}.plan"
+
+
+def _usable(entry: Path, device: DeviceInfo) -> tuple[Manifest | None, str | None]:
+    """The cached entry's manifest when it can be used as is, else why not."""
+    from resnet_opt.tensorrt.compat import check_engine_compatible
+
+    if not entry.is_file():
+        return None, None
+    try:
+        manifest = read_manifest(entry)
+        assert manifest is not None
+        check_artifact_hash(entry, manifest)
+        check_engine_compatible(manifest, device)
+    except ResnetOptError as exc:
+        return None, f"cached engine {entry.name} not used ({exc}); rebuilt it"
+    return manifest, None
+
+
+def _copy_out(entry: Path, manifest: Manifest, output: Path, force: bool, key: str) -> Manifest:
+    details = {**manifest.details, "engine_cache": {"key": key, "hit": True, "entry": str(entry)}}
+    copied = dataclasses.replace(manifest, artifact=output.name, details=details)
+    with staged_outputs(force=force) as staged:
+        plan_tmp, manifest_tmp = staged.add_with_manifest(output)
+        shutil.copyfile(entry, plan_tmp)
+        write_manifest(manifest_tmp, copied)
+    return copied
+
+
+def _store(output: Path, manifest: Manifest, entry: Path, facts: dict[str, Any], key: str) -> None:
+    """Put a fresh build into the cache (atomically: a half entry is never found)."""
+    details = {**manifest.details, "engine_cache": {"key": key, "hit": False, "entry": str(entry)}}
+    stored = dataclasses.replace(manifest, artifact=entry.name, details=details)
+    with staged_outputs(force=True) as staged:
+        plan_tmp, manifest_tmp = staged.add_with_manifest(entry)
+        key_tmp = staged.add(entry.with_name(entry.name + KEY_SUFFIX))
+        shutil.copyfile(output, plan_tmp)
+        write_manifest(manifest_tmp, stored)
+        key_tmp.write_text(json.dumps({"key": key, **facts}, indent=2) + "\n", encoding="utf-8")
+
+
+def build_cached(
+    source: Path,
+    output: Path,
+    options: TensorRtBuildOptions,
+    *,
+    cache: Path,
+    force: bool = False,
+    verify: bool = True,
+) -> CachedBuild:
+    """`build_tensorrt`, or the cached engine for exactly this model, options, GPU and TensorRT."""
+    from resnet_opt.pipeline.build_tensorrt import build_tensorrt
+    from resnet_opt.tensorrt.device import probe_device
+
+    source, output, cache = Path(source), Path(output), Path(cache)
+    if cache.exists() and not cache.is_dir():
+        raise ResnetOptError(f"--engine-cache {cache}: is a file, not a folder")
+    manifest = read_manifest(source)
+    assert manifest is not None
+    check_artifact_hash(source, manifest)
+    device = probe_device()
+    if device.gpu_name is None or device.tensorrt is None:
+        # nothing to key on: the build itself says what is missing
+        built = build_tensorrt(source, output, options, force=force, verify=verify)
+        return CachedBuild(built, False, output)
+    facts = key_facts(source, manifest, options, device)
+    key = sha256_json(facts)
+    entry = entry_path(cache, source, key)
+    cached, note = _usable(entry, device)
+    if cached is not None:
+        if output.exists() and not force:
+            raise ResnetOptError(f"{output}: exists; pass --force to overwrite it")
+        return CachedBuild(_copy_out(entry, cached, output, force, key), True, entry)
+    built = build_tensorrt(source, output, options, force=force, verify=verify)
+    try:
+        _store(output, built, entry, facts, key)
+    except ResnetOptError as exc:
+        note = f"{output} was built, but not cached: {exc}"
+    return CachedBuild(built, False, entry, note)
