@@ -968,6 +968,14 @@ def bench_command(
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")] = (
         False
     ),
+    concurrent: Annotated[
+        bool,
+        typer.Option(
+            "--concurrent",
+            help="TensorRT engines at the same time, one process each (GPU + DLA0 + DLA1 on an "
+            "Orin): per-engine and total throughput. Needs --no-accuracy.",
+        ),
+    ] = False,
     force: ForceOption = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -1008,8 +1016,13 @@ def bench_command(
         check_report_folder(output, force=force)
     if (warning := clock_warning(jetson)) is not None:
         say(warning)
-    with RichProgress() if not is_quiet() else NoProgress() as progress:
-        report = bench(artifacts, options, progress=progress)
+    if concurrent:
+        from resnet_opt.pipeline.bench_concurrent import bench_concurrent
+
+        report = bench_concurrent(artifacts, options)
+    else:
+        with RichProgress() if not is_quiet() else NoProgress() as progress:
+            report = bench(artifacts, options, progress=progress)
     for skip in report.skipped:
         say(f"skipped {skip.artifact} · {skip.backend}: {skip.reason}")
     markdown = render(report)

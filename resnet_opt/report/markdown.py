@@ -146,6 +146,25 @@ def latency_table(report: Report) -> str:
     return table(header, rows, right=7)
 
 
+def concurrent_table(report: Report) -> str:
+    """Per batch: each engine's images/s while the others ran, their total, and power."""
+    names = [e.artifact for e in report.concurrent[0].engines]
+    devices = {e.artifact: e.device for c in report.concurrent for e in c.engines}
+    header = ["batch", *(f"{n} ({devices[n]}) img/s" for n in names), "total img/s"]
+    power = any(c.power_w is not None for c in report.concurrent)
+    if power:
+        header += ["W", "img/s/W"]
+    rows: list[list[object]] = []
+    for c in report.concurrent:
+        by_name = {e.artifact: e.throughput for e in c.engines}
+        row: list[object] = [c.batch, *(fmt_throughput(by_name[n]) for n in names)]
+        row.append(fmt_throughput(c.total_throughput))
+        if power:
+            row += [_opt(c.power_w, ".1f"), _opt(c.images_per_s_per_w, ".1f")]
+        rows.append(row)
+    return table(header, rows, right=len(header) - 1)
+
+
 def jetson_line(report: Report) -> str | None:
     """The Jetson facts a reader needs to trust the numbers: module, power mode, clocks."""
     j = report.machine.jetson
@@ -200,6 +219,8 @@ def render(report: Report, *, image: str | None = None) -> str:
         lines += ["", f"![throughput vs top-1 accuracy]({image})"]
     if report.measurements:
         lines += ["", "### Latency per batch", "", latency_table(report)]
+    if report.concurrent:
+        lines += ["", "### Engines at the same time (aggregate)", "", concurrent_table(report)]
     if report.skipped:
         lines += ["", "### Skipped", ""]
         lines += [f"- {s.artifact} · {s.backend}: {s.reason}" for s in report.skipped]

@@ -185,6 +185,25 @@ class Skip:
 
 
 @dataclass(frozen=True)
+class EngineShare:
+    artifact: str
+    device: str
+    throughput: float  # images per second of this engine while the others ran
+
+
+@dataclass(frozen=True)
+class ConcurrentResult:
+    """Engines run at the same time (GPU + DLA0 + DLA1), one batch size: the aggregate."""
+
+    batch: int
+    engines: tuple[EngineShare, ...]
+    total_throughput: float  # the engines' throughputs added up (jetson_benchmarks' aggregate)
+    power_w: float | None = None
+    energy_per_image_j: float | None = None
+    images_per_s_per_w: float | None = None
+
+
+@dataclass(frozen=True)
 class LoadAverage:
     before: tuple[float, float, float] | None
     after: tuple[float, float, float] | None
@@ -203,6 +222,7 @@ class Report:
     accuracy: tuple[AccuracyResult, ...]
     skipped: tuple[Skip, ...] = ()
     notes: tuple[str, ...] = ()
+    concurrent: tuple[ConcurrentResult, ...] = ()  # bench --concurrent (optional in the JSON)
     schema_version: int = SCHEMA_VERSION
     kind: str = REPORT_KIND
 
@@ -256,6 +276,10 @@ class Report:
             accuracy=tuple(AccuracyResult(**a) for a in data["accuracy"]),
             skipped=tuple(Skip(**x) for x in data.get("skipped", ())),
             notes=tuple(data.get("notes", ())),
+            concurrent=tuple(
+                ConcurrentResult(**{**c, "engines": tuple(EngineShare(**e) for e in c["engines"])})
+                for c in data.get("concurrent", ())
+            ),
         )
 
 

@@ -1,0 +1,144 @@
+"""`bench --concurrent`: TensorRT engines run at the same time, per engine and in total.
+
+On an Orin the GPU and both DLA cores are separate accelerators: the throughput a deployment
+gets is what they deliver together, which is how NVIDIA's jetson_benchmarks and MLPerf's Orin
+Offline results count it. Every artifact must be a TensorRT engine (built with and without
+`--dla-core N`); each engine is checked as `bench` checks it (manifest, hash, device, profile)
+before any process starts. Accuracy is not scored here (it does not change by running engines
+side by side): score it with a plain `bench` run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+
+from resnet_opt import __version__
+from resnet_opt.bench.concurrent import run_concurrent
+from resnet_opt.bench.machine import load_average, machine_info, usable_cores
+from resnet_opt.bench.targets import Target
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.jetson.power import power_figures
+from resnet_opt.pipeline.artifacts import Stage, tool_versions
+from resnet_opt.pipeline.bench import BenchOptions, InputKind, _plan, input_batch
+from resnet_opt.report.schema import (
+    ConcurrentResult,
+    EngineShare,
+    Latency,
+    LoadAverage,
+    Measurement,
+    Report,
+    Settings,
+)
+
+
+def bench_concurrent(
+    artifacts: Sequence[str | object],
+    options: BenchOptions,
+    *,
+    initializer: str | None = None,
+) -> Report:
+    """Run the engines together at each batch size; a report with one row per engine and batch
+    and the aggregate in `concurrent`."""
+    from pathlib import Path
+
+    paths = [Path(str(a)) for a in artifacts]
+    if len(paths) < 2:
+        raise ResnetOptError("--concurrent runs two or more engines at once (e.g. GPU + DLA0)")
+    if options.data is not None:
+        raise ResnetOptError(
+            "--concurrent measures throughput only: add --no-accuracy (score accuracy with a "
+            "plain bench run; running side by side does not change it)"
+        )
+    if options.backends not in (None, (Target.TENSORRT,)):
+        raise ResnetOptError("--concurrent runs TensorRT engines: use --backend tensorrt or auto")
+    planned, _, _ = _plan(paths, options)
+    for item in planned:
+        is_engine = item.manifest.stage is Stage.BUILD
+        if not is_engine or item.manifest.details.get("backend") != "tensorrt":
+            raise ResnetOptError(
+                f"{item.path.name}: --concurrent runs TensorRT engines (.plan from resnet-opt "
+                "build --backend tensorrt), not this artifact"
+            )
+    machine = machine_info()
+    before = load_average()
+    inputs = [input_batch(p.contract, max(options.batches), None, options) for p in planned]
+    results: list[ConcurrentResult] = []
+    measurements: list[Measurement] = []
+    names = [p.path.name for p in planned]
+    for batch in options.batches:
+        run = run_concurrent(
+            [p.path for p in planned], batch, options.budget, inputs, initializer=initializer
+        )
+        for item, engine in zip(planned, run.runs, strict=True):
+            stats = engine.timing.stats()
+            measurements.append(
+                Measurement(
+                    artifact=engine.artifact,
+                    sha256=item.manifest.sha256,
+                    precision=item.manifest.precision.value,
+                    backend=Target.TENSORRT.value,
+                    device=engine.device,
+                    provider=None,
+                    precision_run=item.manifest.precision.value,
+                    batch=batch,
+                    threads=None,
+                    iterations=engine.timing.iterations,
+                    warmup_iterations=engine.timing.warmup_iterations,
+                    warmup_s=engine.timing.warmup_s,
+                    total_s=engine.timing.total_s,
+                    latency_ms=Latency(
+                        mean=stats.mean_ms,
+                        p50=stats.p50_ms,
+                        p90=stats.p90_ms,
+                        p99=stats.p99_ms,
+                        min=stats.min_ms,
+                        max=stats.max_ms,
+                        std=stats.std_ms,
+                    ),
+                    throughput=engine.timing.throughput(batch),
+                    options={"concurrent_with": [n for n in names if n != engine.artifact]},
+                )
+            )
+        energy = power_figures(run.power_w, run.total_throughput)
+        results.append(
+            ConcurrentResult(
+                batch=batch,
+                engines=tuple(
+                    EngineShare(r.artifact, r.device, r.timing.throughput(batch)) for r in run.runs
+                ),
+                total_throughput=run.total_throughput,
+                power_w=energy.power_w,
+                energy_per_image_j=energy.energy_per_image_j,
+                images_per_s_per_w=energy.images_per_s_per_w,
+            )
+        )
+    budget = options.budget
+    settings = Settings(
+        batches=tuple(options.batches),
+        mode=budget.mode.value,
+        iterations=budget.iterations,
+        duration_s=budget.duration_s,
+        warmup_s=budget.warmup_s,
+        min_iterations=budget.min_iterations,
+        threads=options.threads or usable_cores(),
+        input=InputKind.RANDOM.value,
+        seed=options.seed,
+        data=None,
+        samples=None,
+        plot_batch=options.chosen_plot_batch,
+    )
+    note = f"concurrent: {', '.join(names)} ran at the same time, one process each"
+    return Report(
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        tool_version=__version__,
+        machine=machine,
+        versions=tool_versions(),
+        load_average=LoadAverage(before, load_average()),
+        settings=settings,
+        artifacts=tuple(p.info for p in planned),
+        measurements=tuple(measurements),
+        accuracy=(),
+        notes=(*options.notes, note),
+        concurrent=tuple(results),
+    )
