@@ -1150,6 +1150,51 @@ def compare_command(
         raise QualityGateError(first + (f" (and {more} more)" if more else ""))
 
 
+report_app = typer.Typer(
+    help="Bench reports across devices: merge a fleet's reports into one table and plot.",
+    no_args_is_help=True,
+)
+app.add_typer(report_app, name="report")
+
+
+def _report_merge(
+    reports: Annotated[
+        list[Path], typer.Argument(help="report.json files, one per device (fleet CI).")
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder: fleet.json, fleet.md, fleet.png.")
+    ],
+    batch: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Batch size of the latency, power and plot columns "
+            "[default: the largest all reports measured].",
+        ),
+    ] = None,
+    summary: Annotated[
+        bool, typer.Option(help="Append the Markdown to $GITHUB_STEP_SUMMARY when it is set.")
+    ] = False,
+    force: ForceOption = False,
+    json_output: JsonOption = False,
+) -> None:
+    """One fleet table and plot from the reports of several devices (Jetsons and x86)."""
+    from resnet_opt.report.merge import merge_reports, render_fleet, write_fleet
+
+    fleet = merge_reports(reports, batch=batch)
+    files = write_fleet(fleet, output, force=force)
+    say(f"wrote {files[0]}, {files[1].name}, {files[2].name}")
+    if summary:
+        _step_summary(render_fleet(fleet))
+    if json_output:
+        emit_json(fleet.to_dict())
+    else:
+        typer.echo(render_fleet(fleet), nl=False)
+
+
+report_app.command("merge")(domain_errors(_report_merge))
+
+
 @command("run")
 def run_command(
     config: Annotated[
