@@ -229,6 +229,15 @@ def collect() -> Environment:
     from resnet_opt.tensorrt.device import nvidia_probes
 
     accelerators += [Probe(name, value, problem) for name, value, problem in nvidia_probes()]
+    jetson = read_facts()
+    if jetson is not None and jetson.l4t is not None:
+        # nvidia_probes reads /etc/nv_tegra_release only, which many L4T containers lack
+        accelerators = [
+            Probe(p.name, f"{jetson.jetpack or 'unknown'} (L4T {jetson.l4t})")
+            if p.name == "jetpack" and not p.ok
+            else p
+            for p in accelerators
+        ]
     ov_ok = any(p.name == "openvino" and p.ok for p in accelerators)
     return Environment(
         python=platform.python_version(),
@@ -237,5 +246,5 @@ def collect() -> Environment:
         accelerators=tuple(accelerators),
         machine=machine(),
         openvino_devices=openvino_devices() if ov_ok else (),
-        jetson=read_facts(),
+        jetson=jetson,
     )

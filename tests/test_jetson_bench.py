@@ -193,3 +193,9 @@ def test_build_manifest_records_the_jetson(nano: Path, tmp_path: Path) -> None:
     manifest = build_onnxruntime(source, tmp_path / "model.ort.onnx", OrtBuildOptions(threads=1))
     recorded = manifest.details["jetson_facts"]
     assert recorded["part_number"] == "p3767-0005" and recorded["power_mode"] == "15W"
+
+
+def test_cli_info_in_a_container_names_the_l4t_line(nano: Path) -> None:
+    result = CliRunner().invoke(app, ["info", "--json"])
+    rows = {p["name"]: p for p in json.loads(result.stdout)["accelerators"]}
+    assert rows["jetpack"]["version"] == "6.1 or 6.2 (L4T 36.4)"  # no /etc/nv_tegra_release
