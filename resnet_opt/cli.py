@@ -471,7 +471,7 @@ def quantize_command(
         str | None,
         typer.Option(
             help="int8 tensorrt target: the TensorRT that reads the calibration cache "
-            "(default: 10.3.0, JetPack 6's)."
+            "(default: 10.3.0, JetPack 6.1/6.2's)."
         ),
     ] = None,
     strict: Annotated[

@@ -15,7 +15,7 @@ TAO's calibration export):
   TensorRT 7/8: major·1000 + minor·100 + patch, e.g. 8.6.1 → 8601). TensorRT ignores a cache
   whose version or algorithm does not match the running library and calibrator ("Calibration
   table does not match calibrator algorithm type"), then fails for want of calibration data,
-  so the version must be that of the TensorRT on the target (JetPack 6: 10.3.0).
+  so the version must be that of the TensorRT on the target (JetPack 6.1/6.2: 10.3.0).
 - then one line per tensor: ``<tensor name>: <scale>``, the scale (= amax / 127) as the
   8 hex digits of its IEEE-754 float32 bit pattern (the big-endian bytes of the float).
 

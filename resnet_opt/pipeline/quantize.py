@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CALIB_SAMPLES = 512  # NVIDIA's recommendation for CNNs; fewer when the data has fewer
 DEFAULT_METHOD = "entropy"  # TensorRT's own calibrator (EntropyCalibration2)
-DEFAULT_TENSORRT_VERSION = "10.3.0"  # JetPack 6: the TensorRT whose DLA reads the cache
+DEFAULT_TENSORRT_VERSION = "10.3.0"  # JetPack 6.1/6.2: the TensorRT whose DLA reads the cache
 TRT_CACHE_SUFFIX = ".trt-calib.cache"
 NO_EVAL = "none"
 CALIB_BATCH = 32

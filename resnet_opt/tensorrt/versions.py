@@ -10,7 +10,7 @@ new row here. Sources (NVIDIA TensorRT documentation, read 2026):
   quantization"); 10.12: `BuilderFlag.FP16/INT8/BF16/FP8` deprecated ("superseded by strong
   typing").
 - 10.7: the last 10.x release with DLA ("TensorRT 10.7 was the last release that supported
-  DLA"; JetPack 6 on Orin ships 10.3).
+  DLA"; JetPack 6.1/6.2 on Orin ship 10.3, 6.0 ships 8.6).
 - 10.9: `HardwareCompatibilityLevel.SAME_COMPUTE_CAPABILITY` added (release notes 10.9.0);
   `AMPERE_PLUS`, `BuilderFlag.VERSION_COMPATIBLE` and `builder_optimization_level` since 8.6.
 - 11.0: "Strongly typed networks are now the default: createNetworkV2() produces a strongly
