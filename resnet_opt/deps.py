@@ -58,9 +58,9 @@ def _platform_advice(module: str) -> str | None:
     """Where `pip install 'resnet-opt[extra]'` is the wrong advice, what to do instead."""
     if module.split(".")[0] not in ("tensorrt", "pycuda", "cuda"):
         return None
-    from resnet_opt.jetson.install import jetson_advice
+    from resnet_opt.jetson.install import install_advice
 
-    return jetson_advice(module)
+    return install_advice(module)
 
 
 def probe(module: str) -> tuple[str | None, str | None]:

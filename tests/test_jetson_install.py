@@ -209,3 +209,12 @@ def test_dockerfiles_take_tensorrt_from_jetpack(dockerfile: str, python: str) ->
     assert "pip install tensorrt" not in text and "[tensorrt]" not in text
     base = next(line for line in text.splitlines() if line.startswith("ARG BASE_IMAGE="))
     assert base.split("=", 1)[1] in ("nvcr.io/nvidia/l4t-jetpack:r36.4.0", "ubuntu:24.04")
+
+
+def test_arm_server_is_told_the_extra_is_x86_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resnet_opt.jetson.install import install_advice
+
+    monkeypatch.setattr(jetson_facts, "SYSTEM_ROOT", TREES / "x86")
+    advice = install_advice("tensorrt", machine="aarch64")
+    assert advice is not None and "x86_64 only" in advice
+    assert install_advice("tensorrt", machine="x86_64") is None

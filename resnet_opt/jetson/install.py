@@ -11,6 +11,7 @@ on the device, which needs nvcc on PATH. Each case gets its own sentence.
 
 from __future__ import annotations
 
+import platform
 import sys
 from pathlib import Path
 
@@ -95,5 +96,21 @@ def jetson_advice(
         return (
             "cuda-python comes from PyPI's aarch64 wheels: pip install 'resnet-opt[jetson]' "
             "(cuda-python 12.6 on JetPack 6, 13.0 on JetPack 7)"
+        )
+    return None
+
+
+def install_advice(module: str, *, machine: str | None = None) -> str | None:
+    """Jetson advice on a Jetson; on another aarch64 machine (an Arm server) for TensorRT, that
+    the `tensorrt` extra is x86-only and PyPI's tensorrt is installed directly; else None."""
+    advice = jetson_advice(module)
+    if advice is not None:
+        return advice
+    machine = machine or platform.machine()
+    if module.split(".")[0] == "tensorrt" and machine.lower() in ("aarch64", "arm64"):
+        return (
+            "resnet-opt's tensorrt extra installs TensorRT on x86_64 only; on an Arm server "
+            "install it directly: pip install 'tensorrt>=10,<12' pycuda (on a Jetson TensorRT "
+            "comes from JetPack)"
         )
     return None
