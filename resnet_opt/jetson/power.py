@@ -1,8 +1,8 @@
 """Module power during a measurement, sampled from the INA3221 rails in a background thread.
 
-The INA3221 updates every few milliseconds and a sysfs read costs microseconds, so sampling at
-20 Hz while a point is timed costs the measurement nothing measurable and averages over its whole
-duration (a single reading before or after would miss the GPU's clock ramp). Energy per image is
+A reading is two small sysfs files per rail; sampling at 20 Hz in a thread that sleeps
+between readings averages over the whole timed window (a single reading before or after would
+miss the GPU's clock ramp) while staying off the measured loop's thread. Energy per image is
 mean watts / throughput: the joules the module draws per image at that batch size.
 """
 
