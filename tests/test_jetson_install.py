@@ -124,6 +124,7 @@ def test_pip_resolves_the_jetson_extra_for_aarch64_without_tensorrt(
     reqs = [f"{r.name}{r.specifier}" for r in wanted if r.name != "pycuda"]
     command = [
         sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+        "--retries", "1", "--timeout", "20",
         "--target", str(tmp_path / "target"), "--only-binary=:all:",
         "--platform", "manylinux2014_aarch64", "--platform", "manylinux_2_28_aarch64",
         "--platform", "manylinux_2_34_aarch64", "--python-version", python,
