@@ -1056,10 +1056,12 @@ def bundle_command(
     if json_output:
         emit_json({"output": str(output), **made.to_dict()})
         return
-    names = sorted({f.path for f in made.files})
-    say(f"wrote {output}/bundle.json: {len(names)} files for {', '.join(made.artifacts)}")
+    uses: dict[str, list[str]] = {}
     for f in made.files:
-        say(f"  {f.path:<40} {f.role} of {f.serves}")
+        uses.setdefault(f.path, []).append(f"{f.role} of {f.serves}")
+    say(f"wrote {output}/bundle.json: {len(uses)} files for {', '.join(made.artifacts)}")
+    for path, roles in uses.items():
+        say(f"  {path:<36} {'; '.join(roles)}")
 
 
 @command("bundle-verify")
