@@ -55,7 +55,7 @@ def test_bundle_collects_what_the_device_needs(tmp_path: Path) -> None:
         ("m.int8.onnx.json", "manifest"),
         ("m.int8.calib", "calibration cache"),
         ("m.onnx", "fp32 source"),
-        ("m.onnx.json", "manifest"),
+        ("m.onnx.json", "fp32 source's manifest"),
         ("labels.txt", "labels"),
     }
     assert (tmp_path / "bundle/labels.txt").read_text() == "a\nb\nc\nd\n"

@@ -45,6 +45,7 @@ class Role(str, Enum):
     MANIFEST = "manifest"
     CALIBRATION_CACHE = "calibration cache"
     FP32_SOURCE = "fp32 source"
+    SOURCE_MANIFEST = "fp32 source's manifest"
     WEIGHTS = "weights"
     LABELS = "labels"
 
@@ -139,7 +140,7 @@ def _companions(path: Path, manifest: Manifest) -> list[_Source]:
         found.append(_Source(src, Role.FP32_SOURCE, name, sha))
         if manifest_path(src).is_file():
             side = manifest_path(src)
-            found.append(_Source(side, Role.MANIFEST, name, sha256_file(side)))
+            found.append(_Source(side, Role.SOURCE_MANIFEST, name, sha256_file(side)))
     weights = manifest.details.get("weights") if manifest.stage is Stage.BUILD else None
     if isinstance(weights, Mapping) and weights.get("file"):
         companion = path.parent / str(weights["file"])
