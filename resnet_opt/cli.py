@@ -980,11 +980,11 @@ def bench_command(
     json_output: JsonOption = False,
 ) -> None:
     """Throughput, latency and accuracy per artifact × backend × batch → JSON, Markdown, PNG."""
+    from resnet_opt.bench.jetson_budget import budget_defaults, clock_warning
     from resnet_opt.bench.progress import NoProgress, RichProgress
     from resnet_opt.bench.targets import parse_targets
     from resnet_opt.bench.timing import Budget
     from resnet_opt.console import is_quiet
-    from resnet_opt.jetson.budget import budget_defaults, clock_warning
     from resnet_opt.jetson.facts import read_facts
     from resnet_opt.pipeline.bench import BenchOptions, bench, parse_batches
     from resnet_opt.report import check_report_folder, write_report
