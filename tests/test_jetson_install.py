@@ -69,17 +69,17 @@ def requirements(extra: str | None, environment: dict[str, str]) -> list[Require
 def test_jetson_extra_never_asks_for_tensorrt(python: str) -> None:
     names = {r.name for r in requirements("jetson", _environment(python))}
     assert not {n for n in names if n.startswith("tensorrt")}, names
-    assert {"pycuda", "cuda-python", "onnxruntime"} <= names
+    assert {"pycuda", "cuda-bindings", "onnxruntime"} <= names
     assert "onnxruntime-gpu" not in names  # one ONNX Runtime, not both
 
 
-def test_jetson_extra_picks_cuda_python_per_jetpack_line() -> None:
-    def cuda_python(python: str) -> SpecifierSet:
+def test_jetson_extra_picks_cuda_bindings_per_jetpack_line() -> None:
+    def bindings(python: str) -> SpecifierSet:
         env = _environment(python)
-        return next(r.specifier for r in requirements("jetson", env) if r.name == "cuda-python")
+        return next(r.specifier for r in requirements("jetson", env) if r.name == "cuda-bindings")
 
-    assert "12.6.2" in cuda_python("3.10") and "13.0.0" not in cuda_python("3.10")
-    assert "13.0.3" in cuda_python("3.12") and "12.6.2" not in cuda_python("3.12")
+    assert "12.9.0" in bindings("3.10") and "13.0.0" not in bindings("3.10")  # CUDA 12
+    assert "13.0.3" in bindings("3.12") and "12.9.0" not in bindings("3.12")  # CUDA 13
 
 
 def test_tensorrt_extra_is_for_x86_and_bounded_to_the_supported_versions() -> None:
@@ -139,7 +139,7 @@ def test_pip_resolves_the_jetson_extra_for_aarch64_without_tensorrt(
         for item in json.loads((tmp_path / "report.json").read_text())["install"]
     }
     assert not [name for name in installed if name.startswith("tensorrt")], installed
-    assert installed["cuda-python"].startswith("12.6" if python == "3.10" else "13.")
+    assert installed["cuda-bindings"].startswith("12." if python == "3.10" else "13.")
     assert "onnxruntime" in installed and "onnxruntime-gpu" not in installed
 
 

@@ -94,8 +94,8 @@ def jetson_advice(
         )
     if top == "cuda":
         return (
-            "cuda-python comes from PyPI's aarch64 wheels: pip install 'resnet-opt[jetson]' "
-            "(cuda-python 12.6 on JetPack 6, 13.0 on JetPack 7)"
+            "NVIDIA's cuda-python bindings come from PyPI's aarch64 wheels: pip install "
+            "'resnet-opt[jetson]' (cuda-bindings 12.x on JetPack 6, 13.x on JetPack 7)"
         )
     return None
 
