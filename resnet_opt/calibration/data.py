@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -353,7 +353,7 @@ def open_source(spec: str | Path, *, default_split: Split, strict: bool = False)
             split = Split(name)
         except ValueError:
             choices = ", ".join(s.value for s in Split)
-            raise ResnetOptError(f"unknown bundled split {name!r} (choose {choices})") from None
+            raise UsageError(f"unknown bundled split {name!r} (choose {choices})") from None
         return BundledDigitsSource.open(split)
     path = Path(text)
     if path.is_dir():
@@ -369,7 +369,7 @@ def select_indices(available: int, requested: int | None, seed: int) -> np.ndarr
     """A deterministic subset: all samples (in order) when `requested` covers them, else a
     seeded draw without replacement, sorted so that files are read in order."""
     if requested is not None and requested < 1:
-        raise ResnetOptError(f"the number of samples must be positive, not {requested}")
+        raise UsageError(f"the number of samples must be positive, not {requested}")
     if requested is None or requested >= available:
         return np.arange(available, dtype=np.int64)
     rng = np.random.default_rng(seed)
@@ -397,7 +397,7 @@ class BatchStream:
 
     def __iter__(self) -> Iterator[Batch]:
         if self.batch_size < 1:
-            raise ResnetOptError(f"batch size must be positive, not {self.batch_size}")
+            raise UsageError(f"batch size must be positive, not {self.batch_size}")
         xs: list[np.ndarray] = []
         ys: list[int | None] = []
         kept: list[int] = []

@@ -20,7 +20,7 @@ from resnet_opt.calibration.preprocess import (
     Interpolation,
     PreprocessContract,
 )
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 
 NONE: Final = "none"
 SizeOption = int | Literal["none"] | None  # a size, explicitly none, or not given
@@ -171,7 +171,7 @@ def parse_size(text: str, what: str) -> SizeOption:
     except ValueError:
         raise ResnetOptError(f"{what}: expected a size in pixels or 'none', got {text!r}") from None
     if value < 1:
-        raise ResnetOptError(f"{what}: must be positive, not {value}")
+        raise UsageError(f"{what}: must be positive, not {value}")
     return value
 
 
@@ -205,4 +205,4 @@ def parse_choice(enum: type[E], text: str, what: str) -> E:
         return enum(text)
     except ValueError:
         choices = ", ".join(str(member.value) for member in enum)
-        raise ResnetOptError(f"{what} {text!r}: choose {choices}") from None
+        raise UsageError(f"{what} {text!r}: choose {choices}") from None

@@ -24,6 +24,7 @@ from typing import Any
 
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.validation import check_all_finite
 
 MANIFEST_SCHEMA = 1
 MANIFEST_SUFFIX = ".json"
@@ -257,6 +258,7 @@ def read_manifest(artifact: Path, *, required: bool = True) -> Manifest | None:
         raise ResnetOptError(f"{path}: cannot read manifest ({exc})") from exc
     if not isinstance(data, dict):
         raise ResnetOptError(f"{path}: not a valid resnet-opt manifest (not a JSON object)")
+    check_all_finite(data, str(path))  # NaN would switch later checks off
     manifest = Manifest.from_dict(data, source=str(path))
     if manifest.artifact != artifact.name:
         raise ResnetOptError(

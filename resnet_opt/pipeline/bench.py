@@ -39,7 +39,7 @@ from resnet_opt.calibration.data import (
     select_indices,
 )
 from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.pipeline.artifacts import (
     Manifest,
     Precision,
@@ -91,23 +91,23 @@ class BenchOptions:
 
     def __post_init__(self) -> None:
         if not self.batches:
-            raise ResnetOptError("give at least one batch size")
+            raise UsageError("give at least one batch size")
         bad = [b for b in self.batches if b < 1]
         if bad:
-            raise ResnetOptError(f"batch sizes must be positive, not {bad[0]}")
+            raise UsageError(f"batch sizes must be positive, not {bad[0]}")
         if len(set(self.batches)) != len(self.batches):
-            raise ResnetOptError(f"batch sizes repeat: {', '.join(map(str, self.batches))}")
+            raise UsageError(f"batch sizes repeat: {', '.join(map(str, self.batches))}")
         if self.threads is not None and self.threads < 1:
-            raise ResnetOptError(f"threads must be positive, not {self.threads}")
+            raise UsageError(f"threads must be positive, not {self.threads}")
         if self.samples is not None and self.samples < 1:
-            raise ResnetOptError(f"the number of samples must be positive, not {self.samples}")
+            raise UsageError(f"the number of samples must be positive, not {self.samples}")
         if self.plot_batch is not None and self.plot_batch not in self.batches:
-            raise ResnetOptError(
+            raise UsageError(
                 f"--plot-batch {self.plot_batch} is not one of the measured batch sizes "
                 f"({', '.join(map(str, self.batches))})"
             )
         if self.reference is not None and self.data is None:
-            raise ResnetOptError("a reference needs evaluation data (accuracy is off)")
+            raise UsageError("a reference needs evaluation data (accuracy is off)")
 
     @property
     def chosen_plot_batch(self) -> int:
@@ -121,7 +121,7 @@ def parse_batches(text: str) -> tuple[int, ...]:
     except ValueError:
         raise ResnetOptError(f"--batch: expected comma-separated integers, got {text!r}") from None
     if not values:
-        raise ResnetOptError("--batch: give at least one batch size")
+        raise UsageError("--batch: give at least one batch size")
     return values
 
 

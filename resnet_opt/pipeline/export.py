@@ -41,7 +41,7 @@ from resnet_opt.calibration.data import (
 )
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
 from resnet_opt.graph import count_ops, drop_unused_initializers, save_onnx
 from resnet_opt.models.contract import ContractOptions, resolve_contract
 from resnet_opt.pipeline.artifacts import (
@@ -129,12 +129,12 @@ class ExportOptions:
                 f"{span.start}–{span.stop - 1}"
             )
         if not (math.isfinite(self.tolerance) and self.tolerance > 0):
-            raise ResnetOptError(f"--tolerance must be a positive number, not {self.tolerance}")
+            raise UsageError(f"--tolerance must be a positive number, not {self.tolerance}")
         for name, value in (("--batch", self.batch), ("--data-samples", self.data_samples)):
             if value is not None and value < 1:
-                raise ResnetOptError(f"{name} must be positive, not {value}")
+                raise UsageError(f"{name} must be positive, not {value}")
         if self.num_classes is not None and self.num_classes < 1:
-            raise ResnetOptError(f"--num-classes must be positive, not {self.num_classes}")
+            raise UsageError(f"--num-classes must be positive, not {self.num_classes}")
         if self.model is not None and is_onnx(self.model):  # before the output name is taken
             raise already_onnx(self.model)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
 from resnet_opt.graph import load_onnx, precision_of, save_onnx
 from resnet_opt.pipeline.artifacts import (
     InputRef,
@@ -95,9 +95,9 @@ def fold(
     """
     source, output = Path(source), Path(output)
     if not math.isfinite(tolerance) or tolerance < 0:
-        raise ResnetOptError(f"tolerance must be a non-negative number, not {tolerance}")
+        raise UsageError(f"tolerance must be a non-negative number, not {tolerance}")
     if samples < 1 or batch_size < 1:
-        raise ResnetOptError("samples and batch size must be positive")
+        raise UsageError("samples and batch size must be positive")
     model = load_onnx(source)
     parent = read_manifest(source, required=False)
     source_sha = sha256_file(source) if parent is None else check_artifact_hash(source, parent)

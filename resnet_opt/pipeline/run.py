@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from resnet_opt import __version__
 from resnet_opt.console import counting_bar, say
-from resnet_opt.errors import QualityGateError, ResnetOptError
+from resnet_opt.errors import QualityGateError, ResnetOptError, UsageError
 from resnet_opt.pipeline.artifacts import dump_json, sha256_file, sha256_json, staged_outputs
 from resnet_opt.pipeline.run_config import RunConfig, VariantConfig
 
@@ -475,7 +475,7 @@ def _check_choices(config: RunConfig) -> None:
 
 def _check_value(where: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
-        raise ResnetOptError(f"config: {where} = {value!r} (choose {', '.join(choices)})")
+        raise UsageError(f"config: {where} = {value!r} (choose {', '.join(choices)})")
 
 
 def _choice(enum: type[E], value: str, where: str) -> E:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.report.markdown import fmt_ms, fmt_throughput, table
 from resnet_opt.report.schema import AccuracyResult, Measurement, Report
 
@@ -39,7 +39,7 @@ def parse_percent(text: str | float, what: str) -> float:
     except ValueError:
         raise ResnetOptError(f"{what}: expected a percentage like 5% or 5, got {raw!r}") from None
     if not math.isfinite(value) or value < 0:
-        raise ResnetOptError(f"{what}: must be zero or more, got {raw!r}")
+        raise UsageError(f"{what}: must be zero or more, got {raw!r}")
     return value
 
 
@@ -237,6 +237,13 @@ def compare_reports(
         _accuracy(k, base_acc.get(k), new_acc.get(k), t)
         for k in _ordered_keys(list(base_acc), list(new_acc))
     )
+    compared = [d for d in points if d.base and d.new] + [d for d in accuracy if d.base and d.new]
+    missing_fails = any(d.problems for d in (*points, *accuracy))  # --fail-on-missing
+    if not compared and not missing_fails:  # "no regression" would be a verdict on nothing
+        raise ResnetOptError(
+            "the reports have no measurement or accuracy row in common (same artifact, "
+            "precision, backend, batch): there is nothing to compare"
+        )
     return Comparison(points, accuracy, t, tuple(notes))
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.validation import check_all_finite
 
 SCHEMA_VERSION = 1
 REPORT_KIND = "resnet-opt-bench-report"
@@ -276,6 +277,7 @@ def validate(data: Any, source: str = "report") -> None:
             f"{source}: report schema version {version!r}; this resnet-opt reads version "
             f"{SCHEMA_VERSION} (re-run bench with this version to compare)"
         )
+    check_all_finite(data, source)  # JSON Schema's "number" admits NaN and Infinity
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(json_schema())

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.pipeline.artifacts import Manifest
 from resnet_opt.tensorrt.network import TensorInfo
 
@@ -27,7 +27,7 @@ class BatchProfile:
 
     def __post_init__(self) -> None:
         if self.min < 1:
-            raise ResnetOptError(f"batch sizes must be at least 1, not {self.min}")
+            raise UsageError(f"batch sizes must be at least 1, not {self.min}")
         if not self.min <= self.opt <= self.max:
             raise ResnetOptError(f"batch profile {self}: needs min <= opt <= max (e.g. 1:8:32)")
 
@@ -69,7 +69,7 @@ def parse_batch(text: str) -> BatchProfile:
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise ResnetOptError(f"--batch {text!r}: batch sizes must be whole numbers") from None
+        raise UsageError(f"--batch {text!r}: batch sizes must be whole numbers") from None
     if len(values) == 1:
         values *= 3
     return BatchProfile(*values)
