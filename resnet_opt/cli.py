@@ -1120,8 +1120,11 @@ def run_command(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: SIGTERM cleans up as Ctrl-C does (exit 143)."""
+    from resnet_opt.signals import terminate_cleanly
+
+    with terminate_cleanly():
+        app()
 
 
 if __name__ == "__main__":

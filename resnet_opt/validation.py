@@ -112,7 +112,7 @@ def array_bytes(shape: Sequence[int], dtype: Any = np.float32) -> int:
     count = 1
     for dim in shape:
         count *= int(dim)
-    return count * np.dtype(dtype).itemsize
+    return count * int(np.dtype(dtype).itemsize)
 
 
 def check_fits(shape: Sequence[int], what: str, dtype: Any = np.float32, copies: int = 1) -> None:

@@ -22,6 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from resnet_opt import output_lock
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.validation import check_all_finite
@@ -320,6 +321,7 @@ class StagedOutputs:
         self._force = force
         self._pending: list[tuple[Path, Path]] = []
         self._created_dirs: list[Path] = []
+        self._locks: list[output_lock.OutputLock | None] = []
 
     def add(self, final: Path) -> Path:
         final = Path(final)
@@ -330,6 +332,10 @@ class StagedOutputs:
         if final.exists() and not self._force:
             raise ResnetOptError(f"{final}: exists; pass --force to overwrite it")
         self._ensure_dir(final.parent)
+        # one writer at a time; checked again under the lock, as another may have just finished
+        self._locks.append(output_lock.acquire(final))
+        if final.exists() and not self._force:
+            raise ResnetOptError(f"{final}: exists; pass --force to overwrite it")
         tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             tmp.touch()
@@ -372,11 +378,18 @@ class StagedOutputs:
             self.discard()
             raise ResnetOptError(f"cannot move output into place ({exc})") from exc
         self._pending.clear()
+        self._release()
+
+    def _release(self) -> None:
+        for lock in self._locks:
+            output_lock.release(lock)
+        self._locks.clear()
 
     def discard(self) -> None:
         for _, tmp in self._pending:
             tmp.unlink(missing_ok=True)
         self._pending.clear()
+        self._release()  # before the folders: a lock file would keep them from going
         for folder in self._created_dirs:  # innermost first
             with contextlib.suppress(OSError):
                 folder.rmdir()

@@ -61,6 +61,7 @@ from resnet_opt.report.schema import (
     Skip,
 )
 from resnet_opt.runners.base import Runner, RunnerInfo, open_runner, single_input
+from resnet_opt.validation import check_fits
 
 DEFAULT_BATCHES = (1, 8, 32)
 
@@ -262,6 +263,8 @@ def _plan(
             _check_engine(manifest, options.batches)
         if source is not None:
             label_map(source, contract)  # classes that do not fit the model: refused now
+        largest = max(options.batches)  # an input batch that cannot exist: refused now
+        check_fits((largest, *contract.input_shape), f"{path.name}: --batch {largest}")
         plan = plan_targets(path.name, manifest, options.backends)
         skips += [Skip(path.name, t.value, reason) for t, reason in plan.skipped]
         reference: tuple[Path, str] | None = None

@@ -98,6 +98,8 @@ def fold(
         raise UsageError(f"tolerance must be a non-negative number, not {tolerance}")
     if samples < 1 or batch_size < 1:
         raise UsageError("samples and batch size must be positive")
+    if output.resolve() == source.resolve():
+        raise ResnetOptError(f"{output}: is the source model; write the folded model elsewhere")
     model = load_onnx(source)
     parent = read_manifest(source, required=False)
     source_sha = sha256_file(source) if parent is None else check_artifact_hash(source, parent)

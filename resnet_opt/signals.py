@@ -1,0 +1,42 @@
+"""SIGTERM handled like Ctrl-C: the running stage unwinds and removes its temporary files.
+
+Why: CI runners, `timeout` and `docker stop` send SIGTERM, whose default action kills the
+process on the spot, leaving the hidden `.X.*.tmp` files of a half-written artifact. Turning it
+into an exception lets every `staged_outputs` block (and every temporary folder) clean up as it
+does for SIGINT; the process then exits 143 (128 + SIGTERM), as a killed one would, so callers
+still see that it was terminated. Further SIGTERMs are ignored while the cleanup runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+
+
+class Terminated(SystemExit):
+    """Raised in the main thread by SIGTERM; exits 143 when nothing catches it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # let the cleanup finish
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def terminate_cleanly() -> Iterator[None]:
+    """Within this block SIGTERM raises `Terminated` (main thread only; elsewhere a no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
