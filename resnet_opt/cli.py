@@ -65,7 +65,7 @@ def _threads(threads: int | None, force: bool) -> int | None:
     """`--threads`, refused above this host's CPU count unless `--force-threads`."""
     from resnet_opt.validation import threads as check
 
-    check(threads, "--threads", force=force, force_hint="--force-threads")
+    check(threads, "--threads", force=force, force_hint="pass --force-threads")
     return threads
 
 

@@ -79,7 +79,7 @@ def threads(value: int | None, what: str, *, force: bool = False, force_hint: st
         raise UsageError(f"{what}: must be 1 or more, not {value}")
     limit = cpu_limit()
     if value > limit and not force:
-        hint = f"; pass {force_hint} to use more anyway" if force_hint else ""
+        hint = f"; {force_hint} to use more anyway" if force_hint else ""
         raise UsageError(f"{what}: {value} threads is more than the {limit} CPUs here{hint}")
 
 
@@ -125,7 +125,7 @@ def check_fits(shape: Sequence[int], what: str, dtype: Any = np.float32, copies:
     have = available_memory()
     if have is not None and need > have:
         dims = "×".join(str(int(d)) for d in shape)
-        raise ResnetOptError(
+        raise UsageError(
             f"{what}: a {dims} {np.dtype(dtype).name} array needs {fmt_bytes(need)}, more than "
             f"the {fmt_bytes(have)} of memory available here"
         )

@@ -150,6 +150,9 @@ def run(
     progress: Callable[[], Any] | None = None,
 ) -> RunResult:
     """Run every stage of `config` into `output` (or config.output, or ./resnet-opt-out)."""
+    from resnet_opt.pipeline.run_checks import check_run_config
+
+    check_run_config(config)  # every value, by its TOML key, before the folder is made
     folder = Path(output or config.output or DEFAULT_OUTPUT)
     if folder.exists() and not folder.is_dir():
         raise ResnetOptError(f"{folder}: is a file; give a folder for the run's outputs")
@@ -183,7 +186,6 @@ class _Runner:
 
     def run(self) -> RunResult:
         from resnet_opt.pipeline.build import BuildBackend
-
         # every option is parsed here, before any work: a typo must not cost an export
         _check_choices(self.config)
         contract = _contract_options(self.config)

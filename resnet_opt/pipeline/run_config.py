@@ -114,6 +114,7 @@ class BenchConfig:
     iterations: int | None = None
     warmup: float = 0.1
     threads: int | None = None  # None: every usable core
+    force_threads: bool = False  # allow threads above the CPU count
     backends: str = "onnxruntime"  # "auto" or a comma list (see `resnet-opt bench --help`)
     plot_batch: int | None = None
 
