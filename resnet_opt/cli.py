@@ -402,6 +402,10 @@ def fold_command(
         f"{len(left)}; max abs error {check['max_abs_error']:.2e} over {check['samples']} "
         f"random inputs (tolerance {check['tolerance']:g})"
     )
+    constants = manifest.details.get("constants", {})
+    if constants.get("folded"):
+        ops = ", ".join(f"{n} {op}" for op, n in constants["by_op"].items())
+        say(f"  first folded {constants['folded']} constant nodes into initializers ({ops})")
     for entry in left:
         say(f"  left {entry['node']}: {entry['reason']}")
 

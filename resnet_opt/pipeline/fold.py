@@ -31,6 +31,7 @@ from resnet_opt.pipeline.artifacts import (
     write_manifest,
 )
 from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
+from resnet_opt.pipeline.const_fold import fold_constants, list_initializers_as_inputs
 from resnet_opt.pipeline.verify import (
     Comparison,
     Feed,
@@ -107,7 +108,9 @@ def fold(
     with staged_outputs(force=force) as staged:
         onnx_tmp, manifest_tmp = staged.add_with_manifest(output)
         started = time.perf_counter()
-        result = fold_batchnorm(model)
+        constants = fold_constants(model)  # BN parameters computed from constants become readable
+        result = fold_batchnorm(constants.model)
+        list_initializers_as_inputs(result.model)  # IR 3: new biases are graph inputs too
         fold_seconds = time.perf_counter() - started
         save_onnx(result.model, onnx_tmp)  # refuses > 2 GiB before the checker would choke
         _check(result.model, source)
@@ -152,6 +155,7 @@ def fold(
                 "folded_by": _folded_by(parent, result.folded),
                 "left": [asdict(b) for b in result.left],
             },
+            "constants": constants.to_dict(),
             "seconds": {"fold": round(fold_seconds, 4), "verify": round(verify_seconds, 4)},
         }
         manifest = stage_manifest(  # a foreign ONNX: no contract to carry, and no history

@@ -186,6 +186,7 @@ class _Runner:
 
     def run(self) -> RunResult:
         from resnet_opt.pipeline.build import BuildBackend
+
         # every option is parsed here, before any work: a typo must not cost an export
         _check_choices(self.config)
         contract = _contract_options(self.config)
