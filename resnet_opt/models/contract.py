@@ -176,7 +176,22 @@ def parse_size(text: str, what: str) -> SizeOption:
 
 
 def parse_labels(text: str) -> tuple[str, ...]:
-    """--labels: a text file with one label per line, or a comma-separated list."""
+    """--labels: a text file with one label per line, or a comma-separated list; a label given
+    twice is refused (data classes are matched by name: one of the two could never be right)."""
+    labels = _read_labels(text)
+    seen: set[str] = set()
+    for i, label in enumerate(labels):
+        if label in seen:
+            first = labels.index(label)
+            raise ResnetOptError(
+                f"--labels: {label!r} is given twice (classes {first} and {i}); labels must be "
+                "unique"
+            )
+        seen.add(label)
+    return labels
+
+
+def _read_labels(text: str) -> tuple[str, ...]:
     path = Path(text)
     if path.is_file():
         try:

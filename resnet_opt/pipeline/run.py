@@ -468,12 +468,12 @@ def _check_choices(config: RunConfig) -> None:
         if v.method is not None:
             _choice(Method, v.method, f"quantize[{i}].method")
         if Precision(v.precision) is Precision.FP16 and v.target is not None:
-            raise ResnetOptError(f"config: quantize[{i}].target applies to int8 only")
+            raise UsageError(f"config: quantize[{i}].target applies to int8 only")
     for i, name in enumerate(config.build.backends):
         _choice(BuildBackend, name, f"build.backends[{i}]")
     parse_targets(config.bench.backends)
     if config.bench.iterations is None and config.bench.duration is None:
-        raise ResnetOptError("config: bench needs duration or iterations")
+        raise UsageError("config: bench needs duration or iterations")
 
 
 def _check_value(where: str, value: str, choices: Sequence[str]) -> None:

@@ -65,7 +65,7 @@ def parse_batch(text: str) -> BatchProfile:
     """`--batch`: "8" (fixed) or "min:opt:max" ("1:8:32")."""
     parts = text.strip().split(":")
     if len(parts) not in (1, 3):
-        raise ResnetOptError(f"--batch {text!r}: give N or min:opt:max (e.g. 1:8:32)")
+        raise UsageError(f"--batch {text!r}: give N or min:opt:max (e.g. 1:8:32)")
     try:
         values = [int(p) for p in parts]
     except ValueError:
