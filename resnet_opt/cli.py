@@ -831,7 +831,7 @@ def _cpu_build_options(backend: Any, **given: Any) -> Any:
         try:
             shape = tuple(int(d) for d in given["input_shape"].split(","))
         except ValueError:
-            raise ResnetOptError(
+            raise UsageError(
                 f"--input-shape {given['input_shape']!r}: give sizes like 3,224,224"
             ) from None
     common = {
@@ -869,7 +869,7 @@ def _cpu_build_options(backend: Any, **given: Any) -> Any:
         try:
             ov = replace(ov, batch=int(given["batch"]))
         except ValueError:
-            raise ResnetOptError(
+            raise UsageError(
                 f"--batch {given['batch']!r}: OpenVINO fixes the batch to one size N"
             ) from None
     return ov

@@ -169,7 +169,7 @@ def parse_size(text: str, what: str) -> SizeOption:
     try:
         value = int(text)
     except ValueError:
-        raise ResnetOptError(f"{what}: expected a size in pixels or 'none', got {text!r}") from None
+        raise UsageError(f"{what}: expected a size in pixels or 'none', got {text!r}") from None
     if value < 1:
         raise UsageError(f"{what}: must be positive, not {value}")
     return value
@@ -207,7 +207,7 @@ def _read_labels(text: str) -> tuple[str, ...]:
     if "," in text:
         labels = tuple(part.strip() for part in text.split(","))
         if any(not label for label in labels):
-            raise ResnetOptError(f"--labels: empty label in {text!r}")
+            raise UsageError(f"--labels: empty label in {text!r}")
         return labels
     if path.suffix or "/" in text:
         raise ResnetOptError(f"{path}: no such labels file")

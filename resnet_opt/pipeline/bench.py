@@ -120,7 +120,7 @@ def parse_batches(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ResnetOptError(f"--batch: expected comma-separated integers, got {text!r}") from None
+        raise UsageError(f"--batch: expected comma-separated integers, got {text!r}") from None
     if not values:
         raise UsageError("--batch: give at least one batch size")
     return values

@@ -70,7 +70,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         dims = ()
     if not dims or any(d < 1 for d in dims):
-        raise ResnetOptError(
+        raise UsageError(
             f"input shape {text!r} is not a list of positive integers such as 3,224,224"
         )
     return dims

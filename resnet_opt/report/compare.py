@@ -37,7 +37,7 @@ def parse_percent(text: str | float, what: str) -> float:
     try:
         value = float(number)
     except ValueError:
-        raise ResnetOptError(f"{what}: expected a percentage like 5% or 5, got {raw!r}") from None
+        raise UsageError(f"{what}: expected a percentage like 5% or 5, got {raw!r}") from None
     if not math.isfinite(value) or value < 0:
         raise UsageError(f"{what}: must be zero or more, got {raw!r}")
     return value

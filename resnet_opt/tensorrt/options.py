@@ -19,7 +19,7 @@ def parse_size(text: str) -> int:
     """`--workspace`: bytes from '2G', '512M', '1.5GiB', '4096K' or a bare number of MiB."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
     if not match:
-        raise ResnetOptError(f"--workspace {text!r}: give a size such as 2G, 512M or 1024 (MiB)")
+        raise UsageError(f"--workspace {text!r}: give a size such as 2G, 512M or 1024 (MiB)")
     value = float(match.group(1)) * _UNITS[match.group(2).lower()]
     if value < 1:
         raise UsageError(f"--workspace {text!r}: must be more than 0 bytes")

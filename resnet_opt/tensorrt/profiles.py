@@ -29,7 +29,7 @@ class BatchProfile:
         if self.min < 1:
             raise UsageError(f"batch sizes must be at least 1, not {self.min}")
         if not self.min <= self.opt <= self.max:
-            raise ResnetOptError(f"batch profile {self}: needs min <= opt <= max (e.g. 1:8:32)")
+            raise UsageError(f"batch profile {self}: needs min <= opt <= max (e.g. 1:8:32)")
 
     @property
     def fixed(self) -> bool:
