@@ -153,6 +153,7 @@ def run(
     from resnet_opt.pipeline.run_checks import check_run_config
 
     check_run_config(config)  # every value, by its TOML key, before the folder is made
+    _check_choices(config)
     folder = Path(output or config.output or DEFAULT_OUTPUT)
     if folder.exists() and not folder.is_dir():
         raise ResnetOptError(f"{folder}: is a file; give a folder for the run's outputs")
@@ -188,7 +189,6 @@ class _Runner:
         from resnet_opt.pipeline.build import BuildBackend
 
         # every option is parsed here, before any work: a typo must not cost an export
-        _check_choices(self.config)
         contract = _contract_options(self.config)
         for name in self.config.build.backends:
             backend = BuildBackend(name)
