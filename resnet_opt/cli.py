@@ -998,6 +998,10 @@ def bench_command(
     )
     if output is not None:  # what write_report would refuse, refused before measuring
         check_report_folder(output, force=force)
+    if summary:
+        from resnet_opt.report.files import check_step_summary
+
+        check_step_summary()
     with RichProgress() if not is_quiet() else NoProgress() as progress:
         report = bench(artifacts, options, progress=progress)
     for skip in report.skipped:

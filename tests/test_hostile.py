@@ -203,6 +203,9 @@ USER_ERRORS = [
     (("fold", "{garbage}", "-o", "{out}/f.onnx"), 1, "not an ONNX model"),
     (("fold", "{source}", "-o", "{source}", "--force"), 1, "is the source model"),
     (("export", "--labels", "a,b,a", "-o", "{out}/e.onnx"), 1, "'a' is given twice"),
+    (("fold", "{folder}", "-o", "{out}/f.onnx"), 1, "is a folder, not an ONNX file"),
+    (("fold", "{external}", "-o", "{out}/f.onnx"), 1, "external weight data is missing"),
+    (("eval", "{bad_contract}"), 1, "bad_contract.onnx.json: channels must be 1 or 3"),
 ]
 
 
@@ -212,7 +215,20 @@ def test_user_errors_are_one_line(
 ) -> None:
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x00not protobuf" * 10)
-    args = [a.format(**kit, folder=tmp_path, garbage=garbage) for a in command]
+    external = tmp_path / "external.onnx"  # weights in a side file that is not there
+    onnx.save(
+        onnx.load(str(kit["source"])),
+        str(external),
+        save_as_external_data=True,
+        location="external.onnx.data",
+        size_threshold=0,
+    )
+    (tmp_path / "external.onnx.data").unlink()
+    bad_contract = write_export(tmp_path / "bad_contract.onnx")
+    text = manifest_path(bad_contract).read_text()
+    manifest_path(bad_contract).write_text(text.replace('"channels": 3', '"channels": 2'))
+    names = {"folder": tmp_path, "garbage": garbage, "external": external}
+    args = [a.format(**kit, **names, bad_contract=bad_contract) for a in command]
     _refused(_invoke(*args), code, fragment)
     assert not kit["out"].exists()
 
@@ -231,6 +247,15 @@ def test_decompression_bombs_are_one_line(
     assert "decompression-bomb limit" in flat or "no sample" in flat or "could be" in flat, flat
     if strict:
         assert "a/000.png" in flat
+
+
+def test_bench_summary_target_is_checked_before_measuring(
+    kit: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(tmp_path))  # a folder: cannot be appended to
+    result = _invoke("bench", kit["source"], "--no-accuracy", "--summary", "-o", kit["out"])
+    _refused(result, 1, "GITHUB_STEP_SUMMARY", "is a folder")
+    assert not kit["out"].exists()  # refused before the report was written
 
 
 # -- 4. values that would exhaust the host -------------------------------------------------------

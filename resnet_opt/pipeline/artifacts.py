@@ -127,6 +127,10 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ResnetOptError(f"{source}: not a valid resnet-opt manifest ({exc})") from exc
+        except ResnetOptError as exc:  # a value the contract refuses: say which file holds it
+            if str(exc).startswith(source):
+                raise
+            raise ResnetOptError(f"{source}: {exc}") from exc
 
     def summary(self) -> dict[str, Any]:
         """The short form carried in a later stage's lineage."""

@@ -95,7 +95,7 @@ def manifest_contract(artifact: Path, manifest: Manifest) -> PreprocessContract:
     if manifest.preprocessing is None:
         raise ResnetOptError(
             f"{artifact}: its manifest has no preprocessing contract; export the model with "
-            "resnet-opt or give the preprocessing options"
+            "resnet-opt export, or quantize it with --input-size/--mean/--std, which write one"
         )
     return manifest.preprocessing
 
