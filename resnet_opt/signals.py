@@ -30,6 +30,21 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM held back while a few renames put a stage's outputs in place: they
+    arrive right after, so a stage is either wholly in place or wholly gone, never half."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    can_block = hasattr(signal, "pthread_sigmask")
+    if can_block:
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        if can_block:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+@contextlib.contextmanager
 def terminate_cleanly() -> Iterator[None]:
     """Within this block SIGTERM raises `Terminated` (main thread only; elsewhere a no-op)."""
     if threading.current_thread() is not threading.main_thread():

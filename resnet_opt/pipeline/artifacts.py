@@ -22,7 +22,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from resnet_opt import output_lock
+from resnet_opt import output_lock, signals
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.validation import check_all_finite
@@ -373,9 +373,10 @@ class StagedOutputs:
         ordered = sorted(self._pending, key=lambda p: p[0].name.endswith(MANIFEST_SUFFIX))
         done: list[Path] = []
         try:
-            for final, tmp in ordered:
-                tmp.replace(final)
-                done.append(final)
+            with signals.deferred():  # no Ctrl-C / SIGTERM between the renames
+                for final, tmp in ordered:
+                    tmp.replace(final)
+                    done.append(final)
         except OSError as exc:
             for path in done:
                 path.unlink(missing_ok=True)
