@@ -202,7 +202,7 @@ USER_ERRORS = [
     (("eval", "{out}/missing.onnx"), 1, "no such file"),
     (("fold", "{garbage}", "-o", "{out}/f.onnx"), 1, "not an ONNX model"),
     (("fold", "{source}", "-o", "{source}", "--force"), 1, "is the source model"),
-    (("export", "--labels", "a,b,a", "-o", "{out}/e.onnx"), 1, "'a' is given twice"),
+    (("export", "--labels", "a,b,a", "-o", "{out}/e.onnx"), 2, "'a' is given twice"),
     (("fold", "{folder}", "-o", "{out}/f.onnx"), 1, "is a folder, not an ONNX file"),
     (("fold", "{external}", "-o", "{out}/f.onnx"), 1, "external weight data is missing"),
     (("eval", "{bad_contract}"), 1, "bad_contract.onnx.json: channels must be 1 or 3"),
@@ -396,6 +396,9 @@ RUN_CONFIG = [
     ("[[quantize]]\nname = 'a'\nmethod = 'percentile'\npercentile = 101\n", "quantize[0]"),
     ("[[quantize]]\nname = 'a'\naccuracy_budget = nan\n", "quantize[0].accuracy_budget"),
     ("[build.tensorrt]\nopt_level = 9\n", "build.tensorrt.opt_level"),
+    ("[build.tensorrt]\nbatch = '8:1'\n", "build.tensorrt.batch"),
+    ("[build.tensorrt]\nworkspace = 'lots'\n", "build.tensorrt.workspace"),
+    ("[model]\nlabels = 'a,b,a'\n", "model.labels"),
 ]
 
 
@@ -407,6 +410,14 @@ def test_run_checks_every_config_value_first(tmp_path: Path, text: str, key: str
     flat = _refused(_invoke("run", config, "-o", out), 2, f"config: {key}")
     assert "--" not in flat.replace("--force-threads", "")  # TOML keys, not CLI flags
     assert not out.exists()  # refused before the folder, let alone the first stage
+
+
+@pytest.mark.parametrize("key", ["calibration", "evaluation"])
+def test_run_refuses_missing_data_before_the_first_stage(tmp_path: Path, key: str) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text(f"[data]\n{key} = '{tmp_path / 'nowhere'}'\n")
+    _refused(_invoke("run", config, "-o", tmp_path / "out"), 1, f"config: data.{key}")
+    assert not (tmp_path / "out").exists()
 
 
 # -- 7. one exit code per kind of mistake --------------------------------------------------------

@@ -183,7 +183,7 @@ def parse_labels(text: str) -> tuple[str, ...]:
     for i, label in enumerate(labels):
         if label in seen:
             first = labels.index(label)
-            raise ResnetOptError(
+            raise UsageError(
                 f"--labels: {label!r} is given twice (classes {first} and {i}); labels must be "
                 "unique"
             )

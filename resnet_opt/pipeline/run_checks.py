@@ -9,10 +9,12 @@ Choices (precision, method, backend names) are checked by `run` itself (`_check_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from resnet_opt import validation as v
-from resnet_opt.errors import UsageError
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.pipeline.run_config import RunConfig
 
 # the smallest image a model here takes (the bundled ResNet-20: 1×32×32); used to refuse a
@@ -70,6 +72,44 @@ def check_run_config(config: RunConfig) -> None:
     _check_bench(config)
     if config.gates.max_drop is not None:
         v.at_least(config.gates.max_drop, 0, _key("gates.max_drop"))
+    _check_parsed(config)
+    _check_data("data.calibration", data.calibration)
+    _check_data("data.evaluation", data.evaluation)
+
+
+def _check_data(where: str, spec: str | None) -> None:
+    """A data path that is not there fails now, not after the export (the bundled split and
+    "none" are names, not paths)."""
+    if spec is None or spec == "none" or spec == "default" or spec.startswith("default:"):
+        return
+    if not Path(spec).exists():
+        raise ResnetOptError(f"{_key(where)}: {spec}: no such file or folder")
+
+
+def _as_key(key: str, flag: str, parse: Callable[..., Any], *args: Any) -> None:
+    """Run a command-line parser on a config value; its error names the TOML key, not `flag`."""
+    try:
+        parse(*args)
+    except ResnetOptError as exc:
+        text = str(exc).replace(flag, _key(key), 1)
+        if _key(key) not in text:
+            text = f"{_key(key)}: {text}"
+        raise (UsageError if isinstance(exc, UsageError) else ResnetOptError)(text) from exc
+
+
+def _check_parsed(config: RunConfig) -> None:
+    """The values `run` hands to the command-line parsers (labels, TensorRT batch, workspace)."""
+    from resnet_opt.models.contract import parse_labels
+    from resnet_opt.tensorrt.options import parse_size
+    from resnet_opt.tensorrt.profiles import parse_batch
+
+    if config.model.labels is not None:
+        _as_key("model.labels", "--labels", parse_labels, config.model.labels)
+    trt = config.build.tensorrt
+    if trt.batch is not None:
+        _as_key("build.tensorrt.batch", "--batch", parse_batch, trt.batch)
+    if trt.workspace is not None:
+        _as_key("build.tensorrt.workspace", "--workspace", parse_size, trt.workspace)
 
 
 def _check_bench(config: RunConfig) -> None:
