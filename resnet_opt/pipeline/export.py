@@ -58,6 +58,7 @@ from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random
 
 # the graph's names are the ones the PyTorch runner speaks (it imports torch only when it runs)
 from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, TorchRunner
+from resnet_opt.validation import check_fits
 
 if TYPE_CHECKING:
     import onnx
@@ -268,6 +269,8 @@ def _to_onnx(
 
     torch = require("torch")
     example_batch = options.batch or 2  # ≥ 2 so that no exporter specializes the batch to 1
+    what = f"--batch {options.batch}" if options.batch else "the example input"
+    check_fits((example_batch, *contract.input_shape), what)
     generator = torch.Generator().manual_seed(options.seed)
     example = torch.randn((example_batch, *contract.input_shape), generator=generator)
     kwargs: dict[str, Any] = {

@@ -293,6 +293,8 @@ def load_report(path: Path) -> Report:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ResnetOptError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ResnetOptError(f"{path}: is a folder; give a report.json") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResnetOptError(f"{path}: cannot read ({exc})") from exc
     except json.JSONDecodeError as exc:
