@@ -51,6 +51,15 @@ class Thresholds:
     latency_stat: LatencyStat = LatencyStat.P50
     fail_on_missing: bool = False
 
+    def __post_init__(self) -> None:
+        """A NaN limit would pass every comparison: refused for library callers too."""
+        from resnet_opt.validation import at_least
+
+        at_least(self.max_throughput_drop_pct, 0, "max throughput drop")
+        if self.max_latency_rise_pct is not None:
+            at_least(self.max_latency_rise_pct, 0, "max latency rise")
+        at_least(self.max_accuracy_drop_points, 0, "max accuracy drop")
+
 
 class Status(str, Enum):
     OK = "ok"
