@@ -78,6 +78,9 @@ def test_threads_need_force_above_the_cpu_count() -> None:
 
 @pytest.mark.parametrize("bad", [math.nan, math.inf, -1.0])
 def test_thresholds_refuse_limits_that_pass_everything(bad: float) -> None:
-    for field in ("max_throughput_drop_pct", "max_latency_rise_pct", "max_accuracy_drop_points"):
-        with pytest.raises(UsageError):
-            Thresholds(**{field: bad})
+    with pytest.raises(UsageError):
+        Thresholds(max_throughput_drop_pct=bad)
+    with pytest.raises(UsageError):
+        Thresholds(max_latency_rise_pct=bad)
+    with pytest.raises(UsageError):
+        Thresholds(max_accuracy_drop_points=bad)
