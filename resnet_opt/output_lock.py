@@ -7,7 +7,8 @@ instead. The kernel drops a flock when its process dies, even by SIGKILL, so a k
 leaves a lock that blocks the next one; and whoever holds the lock knows that any `.X.*.tmp`
 beside X was left by a dead writer and may be removed.
 
-On systems without `fcntl` (Windows) no lock is taken: outputs are still written atomically.
+On systems without `fcntl` (Windows), or file systems without locks, no lock is taken: outputs
+are still written atomically.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def acquire(final: Path) -> OutputLock | None:
                 f"{final}: another resnet-opt process is writing it; wait for it to finish or "
                 "choose another output"
             ) from None
+        except OSError:  # a file system without locks (some network mounts): write unlocked
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
         # the holder before us unlinks the file on release: lock only the file still at `path`
         try:
             same = path.stat().st_ino == os.fstat(fd).st_ino
