@@ -23,6 +23,7 @@ import typer
 from resnet_opt import __version__
 from resnet_opt.console import counting_bar, emit_json, say, set_verbosity
 from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.signals import reraise_if_terminated
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,11 +43,15 @@ def domain_errors(func: Callable[P, R]) -> Callable[P, R]:
             _refuse_non_finite(kwargs)
             return func(*args, **kwargs)
         except ResnetOptError as exc:
+            reraise_if_terminated(exc)
             if os.environ.get("RESNET_OPT_DEBUG") == "1":
                 raise
             message = " ".join(str(exc).split()) or type(exc).__name__
             typer.echo(f"error: {message}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except Exception as exc:  # a bug keeps its traceback, unless it was SIGTERM in disguise
+            reraise_if_terminated(exc)
+            raise
 
     return wrapper
 

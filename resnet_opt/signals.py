@@ -24,9 +24,21 @@ class Terminated(SystemExit):
         self.signum = signum
 
 
+_received: list[int] = []  # the signal that asked this process to end, once one did
+
+
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     signal.signal(signum, signal.SIG_IGN)  # let the cleanup finish
+    _received.append(signum)
     raise Terminated(signum)
+
+
+def reraise_if_terminated(exc: BaseException) -> None:
+    """Raise `Terminated` again when `exc` is what became of it: a C extension interrupted in
+    its import or call turns our exception into its own (pybind11: ImportError "initialization
+    failed"), and that must not reach the user as a missing dependency or a bug."""
+    if _received and not isinstance(exc, Terminated):
+        raise Terminated(_received[0]) from exc
 
 
 @contextlib.contextmanager

@@ -324,7 +324,12 @@ def test_sigterm_mid_write_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "new-folder"
     process = _cli_process("export", "-o", out / "model.onnx", cwd=tmp_path)
     deadline = time.monotonic() + 120
-    while not (out.is_dir() and any(p.suffix == ".tmp" for p in out.iterdir())):
+
+    def written() -> bool:  # the model is in its temp file; its parity check is running
+        temps = [p for p in out.iterdir() if p.suffix == ".tmp"] if out.is_dir() else []
+        return any(p.stat().st_size > 0 for p in temps if p.exists())
+
+    while not written():
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "the export never started writing"
         time.sleep(0.02)
