@@ -2,8 +2,11 @@
 
 Commands parse options into the stage's typed arguments and call the stage function; all work
 happens in `resnet_opt.pipeline`. Errors: a ResnetOptError becomes one line on stderr and its
-exit code (1, or 3 for a failed quality gate); usage errors exit 2 (Typer); anything else is a
-bug and keeps its traceback. RESNET_OPT_DEBUG=1 shows tracebacks for known errors too.
+exit code (1, 2 for a UsageError: the command line or config is wrong in itself, as for Typer's
+own usage errors, or 3 for a failed quality gate); anything else is a bug and keeps its
+traceback. RESNET_OPT_DEBUG=1 shows tracebacks for known errors too. No option takes NaN or
+infinity, no --threads exceeds the CPU count without --force-threads, and SIGTERM unwinds like
+Ctrl-C (exit 143) so that no temporary file is left behind.
 
 Only the standard library, numpy and typer are imported at the top (DESIGN §6): `--help` must
 not pull in torch.
