@@ -406,6 +406,12 @@ RUN_CONFIG = [
     ("[build.tensorrt]\nbatch = '8:1'\n", "build.tensorrt.batch"),
     ("[build.tensorrt]\nworkspace = 'lots'\n", "build.tensorrt.workspace"),
     ("[model]\nlabels = 'a,b,a'\n", "model.labels"),
+    ("[model]\nresize = -3\n", "model.resize"),
+    ("[model]\nmean = []\n", "model.mean"),
+    ("[model]\nopset = 100000\n", "model.opset"),
+    ("[data]\ncalibration = 'default:nosplit'\n", "data.calibration"),
+    ("[[quantize]]\nname = 'a'\nexclude = ['']\n", "quantize[0].exclude"),
+    ("[build]\nbackends = ['onnxruntime', 'onnxruntime']\n", "build.backends"),
 ]
 
 
@@ -419,11 +425,12 @@ def test_run_checks_every_config_value_first(tmp_path: Path, text: str, key: str
     assert not out.exists()  # refused before the folder, let alone the first stage
 
 
-@pytest.mark.parametrize("key", ["calibration", "evaluation"])
-def test_run_refuses_missing_data_before_the_first_stage(tmp_path: Path, key: str) -> None:
+@pytest.mark.parametrize("key", ["data.calibration", "data.evaluation", "model.weights"])
+def test_run_refuses_missing_files_before_the_first_stage(tmp_path: Path, key: str) -> None:
     config = tmp_path / "run.toml"
-    config.write_text(f"[data]\n{key} = '{tmp_path / 'nowhere'}'\n")
-    _refused(_invoke("run", config, "-o", tmp_path / "out"), 1, f"config: data.{key}")
+    table, name = key.split(".")
+    config.write_text(f"[{table}]\n{name} = '{tmp_path / 'nowhere.pt'}'\n")
+    _refused(_invoke("run", config, "-o", tmp_path / "out"), 1, f"config: {key}", "no such file")
     assert not (tmp_path / "out").exists()
 
 

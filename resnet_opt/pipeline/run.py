@@ -154,6 +154,7 @@ def run(
 
     check_run_config(config)  # every value, by its TOML key, before the folder is made
     _check_choices(config)
+    _contract_options(config)
     folder = Path(output or config.output or DEFAULT_OUTPUT)
     if folder.exists() and not folder.is_dir():
         raise ResnetOptError(f"{folder}: is a file; give a folder for the run's outputs")

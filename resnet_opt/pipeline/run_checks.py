@@ -50,6 +50,12 @@ def check_run_config(config: RunConfig) -> None:
     if m.channels is not None and m.channels not in (1, 3):
         raise UsageError(f"{_key('model.channels')}: must be 1 or 3, not {m.channels}")
     for name, values in (("mean", m.mean), ("std", m.std)):
+        if values is not None and len(values) not in ((m.channels,) if m.channels else (1, 3)):
+            raise UsageError(
+                f"{_key(f'model.{name}')}: give one value per input channel, not {len(values)}"
+            )
+    _check_model_files(config)
+    for name, values in (("mean", m.mean), ("std", m.std)):
         for i, value in enumerate(values or ()):
             if name == "std":
                 v.positive(value, _key(f"model.std[{i}]"))
@@ -57,6 +63,8 @@ def check_run_config(config: RunConfig) -> None:
                 v.finite(value, _key(f"model.mean[{i}]"))
     v.seed(data.seed, _key("data.seed"))
     for i, variant in enumerate(config.quantize):
+        if any(not part.strip() for part in variant.exclude):
+            raise UsageError(f"{_key(f'quantize[{i}].exclude')}: an empty name")
         if variant.percentile is not None:
             v.positive(variant.percentile, _key(f"quantize[{i}].percentile"))
             if variant.percentile > 100:
@@ -66,6 +74,10 @@ def check_run_config(config: RunConfig) -> None:
                 )
         if variant.accuracy_budget is not None:
             v.at_least(variant.accuracy_budget, 0, _key(f"quantize[{i}].accuracy_budget"))
+    backends = list(config.build.backends)
+    repeated = sorted({b for b in backends if backends.count(b) > 1})
+    if repeated:
+        raise UsageError(f"{_key('build.backends')}: {repeated[0]!r} is listed twice")
     opt_level = config.build.tensorrt.opt_level
     if opt_level is not None and not 0 <= opt_level <= 5:
         raise UsageError(f"{_key('build.tensorrt.opt_level')}: must be 0 to 5, not {opt_level}")
@@ -77,10 +89,37 @@ def check_run_config(config: RunConfig) -> None:
     _check_data("data.evaluation", data.evaluation)
 
 
+def _check_model_files(config: RunConfig) -> None:
+    """The opset the exporter writes, and a weights file that is not there, refused now."""
+    from resnet_opt.pipeline.export import Exporter
+
+    m = config.model
+    span = Exporter.TORCHSCRIPT.opsets  # the exporter `run` uses
+    if m.opset is not None and m.opset not in span:
+        raise UsageError(
+            f"{_key('model.opset')}: {m.opset}; the exporter writes opsets "
+            f"{span.start}–{span.stop - 1}"
+        )
+    from resnet_opt.models.torchvision_weights import looks_like_enum
+
+    weights = m.weights
+    named = weights is None or weights == "none" or looks_like_enum(weights)
+    if not named and weights is not None and not Path(weights).is_file():
+        raise ResnetOptError(f"{_key('model.weights')}: {weights}: no such file")
+
+
 def _check_data(where: str, spec: str | None) -> None:
     """A data path that is not there fails now, not after the export (the bundled split and
     "none" are names, not paths)."""
-    if spec is None or spec == "none" or spec == "default" or spec.startswith("default:"):
+    if spec is not None and spec.startswith("default:"):
+        from resnet_opt.calibration.data import Split
+
+        split = spec.partition(":")[2]
+        if split not in {s.value for s in Split}:
+            choices = ", ".join(s.value for s in Split)
+            raise UsageError(f"{_key(where)}: unknown bundled split {split!r} (choose {choices})")
+        return
+    if spec is None or spec == "none" or spec == "default":
         return
     if not Path(spec).exists():
         raise ResnetOptError(f"{_key(where)}: {spec}: no such file or folder")
