@@ -36,7 +36,7 @@ from resnet_opt.output_lock import acquire, lock_path, release
 from resnet_opt.pipeline.artifacts import manifest_path
 from tests.benchkit import small_report, tiny_set, write_export
 from tests.conftest import TINY_CONTRACT, make_tiny_cnn, write_image_folder
-from tests.test_fold_stage import make_bn_cnn
+from tests.test_fold_stage import make_bn_cnn, resnet18_with_bn  # noqa: F401 - a fixture
 
 ROOT = Path(__file__).resolve().parents[1]
 MANY = 10**6  # threads no machine has
@@ -604,3 +604,18 @@ def test_fold_of_onnx_test_data_opset9_resnet50(tmp_path: Path) -> None:
     details = json.loads(result.stdout)["details"]
     assert details["batchnorm"]["folded"] == 53 and details["batchnorm"]["left"] == []
     assert details["constants"]["by_op"] == {"ConstantOfShape": 239}
+
+
+def test_fold_of_a_resnet18_whose_weights_are_constant_subgraphs(
+    resnet18_with_bn: Path,  # noqa: F811 - the fixture imported above, by name
+    tmp_path: Path,
+) -> None:
+    """A real ResNet-18 (20 BN) as another framework would write it: every weight computed."""
+    source = tmp_path / "resnet18-consts.onnx"
+    onnx.save(as_constant_subgraphs(onnx.load(str(resnet18_with_bn))), str(source))
+    result = _invoke("fold", source, "-o", tmp_path / "folded.onnx", "--samples", "2", "--json")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads(result.stdout)
+    assert manifest["details"]["batchnorm"]["folded"] == 20
+    assert manifest["details"]["batchnorm"]["left"] == []
+    assert manifest["verification"]["max_abs_error"] < 1e-4
