@@ -82,8 +82,8 @@ def alternate(
 
 def machine_record() -> dict[str, Any]:
     """Machine, load and versions, as every report under benchmarks/reports records them."""
+    from resnet_opt.core.manifest import tool_versions
     from resnet_opt.environment import machine
-    from resnet_opt.pipeline.artifacts import tool_versions
 
     m = machine()
     return {

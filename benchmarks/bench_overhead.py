@@ -37,7 +37,7 @@ import numpy as np
 from resnet_opt.bench.machine import machine_info, usable_cores
 from resnet_opt.bench.targets import Target
 from resnet_opt.bench.timing import Budget
-from resnet_opt.pipeline.artifacts import read_manifest
+from resnet_opt.core.manifest import read_manifest
 from resnet_opt.pipeline.bench import BenchOptions, bench, input_batch
 
 LIMIT_PCT = 3.0

@@ -4,11 +4,6 @@ The package top imports nothing heavy: `resnet-opt --help`, `build` and `bench` 
 Jetson that has TensorRT and numpy but no torch (DESIGN §6).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("resnet-opt")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+from resnet_opt.core.version import __version__
 
 __all__ = ["__version__"]

@@ -20,8 +20,8 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from resnet_opt import __version__
 from resnet_opt.console import counting_bar, emit_json, say, set_verbosity
+from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError
 
 P = ParamSpec("P")
@@ -232,7 +232,7 @@ def export_command(
     json_output: JsonOption = False,
 ) -> None:
     """Export a trained ResNet to ONNX (BatchNorm folded), verified against PyTorch."""
-    from resnet_opt.calibration.preprocess import Interpolation, parse_floats
+    from resnet_opt.core.contract import Interpolation, parse_floats
     from resnet_opt.models.contract import (
         ContractOptions,
         parse_choice,
@@ -476,7 +476,7 @@ def quantize_command(
     json_output: JsonOption = False,
 ) -> None:
     """INT8 (explicit Q/DQ for TensorRT or the CPU) or FP16, scored against the FP32 input."""
-    from resnet_opt.pipeline.artifacts import Precision
+    from resnet_opt.core.manifest import Precision
     from resnet_opt.pipeline.quantize import (
         QuantizeGateError,
         QuantizeOptions,

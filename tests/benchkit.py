@@ -7,8 +7,8 @@ from typing import Any
 
 from resnet_opt.bench.targets import Target
 from resnet_opt.bench.timing import Budget
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Precision,
@@ -41,7 +41,7 @@ def write_export(
 
 
 def _manifest(path: Path) -> Manifest:
-    from resnet_opt.pipeline.artifacts import read_manifest
+    from resnet_opt.core.manifest import read_manifest
 
     manifest = read_manifest(path)
     assert manifest is not None

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
+from resnet_opt.core.contract import Interpolation, PreprocessContract
 
 os.environ.setdefault("RESNET_OPT_DEBUG", "0")
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from resnet_opt.bench.targets import Target
 from resnet_opt.bench.timing import Budget
 from resnet_opt.cli import app
+from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Precision
 from resnet_opt.pipeline.bench import (
     BenchOptions,
     bench,

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import (
     InputRef,
     Precision,
     Stage,
@@ -21,6 +20,7 @@ from resnet_opt.pipeline.artifacts import (
     read_manifest,
     write_manifest,
 )
+from resnet_opt.errors import ResnetOptError
 from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions, build_onnxruntime
 from resnet_opt.pipeline.verify import compare_runners, random_batches
 from resnet_opt.runners.base import Backend, open_runner, run_batch

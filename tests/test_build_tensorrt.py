@@ -16,14 +16,9 @@ import pytest
 from typer.testing import CliRunner
 
 from resnet_opt.cli import app
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import Precision, Stage, manifest_path, read_manifest
 from resnet_opt.errors import MissingDependencyError, ResnetOptError
-from resnet_opt.pipeline.artifacts import (
-    Precision,
-    Stage,
-    manifest_path,
-    read_manifest,
-    sha256_file,
-)
 from resnet_opt.pipeline.build import BuildBackend, build, check_backend_options
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
 from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_size

@@ -18,10 +18,10 @@ from resnet_opt.calibration.cache import (
 from resnet_opt.calibration.collect import collect_statistics
 from resnet_opt.calibration.data import BatchStream, Split, open_source, select_indices
 from resnet_opt.calibration.histogram import Statistics, TensorStats
-from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
 from resnet_opt.calibration.ranges import Method, compute_ranges
+from resnet_opt.core.contract import Interpolation, PreprocessContract
+from resnet_opt.core.hashing import sha256_file
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import sha256_file
 from tests.conftest import make_tiny_cnn
 
 DIGITS = PreprocessContract(8, 1, (0.5,), (0.25,), None, None, Interpolation.BILINEAR, 10)

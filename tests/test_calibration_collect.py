@@ -17,8 +17,8 @@ from resnet_opt.calibration.collect import (
 )
 from resnet_opt.calibration.data import BatchStream, Split, open_source, select_indices
 from resnet_opt.calibration.histogram import TensorStats
-from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
 from resnet_opt.calibration.ranges import Method, compute_ranges
+from resnet_opt.core.contract import Interpolation, PreprocessContract
 from resnet_opt.errors import ResnetOptError
 from tests.conftest import make_tiny_cnn, write_image_folder
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from resnet_opt.calibration import preprocess
 from resnet_opt.calibration.data import Split, load_bundled_split
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.models import default_model
@@ -19,7 +20,7 @@ torch = pytest.importorskip("torch")
 def _digits(n: int) -> np.ndarray:
     pixels, _ = load_bundled_split(Split.TEST)
     contract = default_model().contract
-    return np.stack([contract.apply_pixels(p) for p in pixels[:n]])
+    return np.stack([preprocess.apply_pixels(contract, p) for p in pixels[:n]])
 
 
 def test_torch_runner_rebuilds_the_exported_model(default_onnx: Path) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from resnet_opt.core.manifest import Precision, manifest_path
 from resnet_opt.errors import MissingDependencyError, ResnetOptError
-from resnet_opt.pipeline.artifacts import Precision, manifest_path
 from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions, OvForm, build_openvino
 from resnet_opt.pipeline.verify import compare_runners, random_batches
 from resnet_opt.runners.base import Backend, open_runner, run_batch

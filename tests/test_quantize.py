@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 from resnet_opt.calibration.ranges import Method
 from resnet_opt.calibration.tensorrt_cache import read_tensorrt_cache
 from resnet_opt.cli import app
+from resnet_opt.core.manifest import Precision, Stage, manifest_path, read_manifest
 from resnet_opt.graph import index_graph
-from resnet_opt.pipeline.artifacts import Precision, Stage, manifest_path, read_manifest
 from resnet_opt.pipeline.quantize import QuantizeOptions, quantize, tensorrt_cache_path
 from resnet_opt.quantization.plan import Target
 from tests.conftest import write_image_folder

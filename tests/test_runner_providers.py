@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from resnet_opt.core.manifest import manifest_path
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import manifest_path
 from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions, build_onnxruntime
 from resnet_opt.runners.base import Backend, open_runner
 from resnet_opt.runners.onnxruntime import (

@@ -55,7 +55,7 @@ def models(
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_build_and_run_on_the_gpu(models: dict[str, Path], precision: str) -> None:
-    from resnet_opt.pipeline.artifacts import read_manifest
+    from resnet_opt.core.manifest import read_manifest
     from resnet_opt.pipeline.verify import compare_runners, random_batches
     from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
     from resnet_opt.runners.tensorrt import TensorRtRunner

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from resnet_opt.core.manifest import read_manifest
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import read_manifest
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
 from resnet_opt.runners.base import Backend, open_runner, run_batch
 from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.calibration import preprocess
+from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.errors import ResnetOptError
 
 if TYPE_CHECKING:
@@ -158,7 +159,7 @@ class ImageFolderSource:
         try:
             with Image.open(path) as image:
                 image.load()
-                x = contract.apply(_to_mode(image, contract, self.sample_name(index)))
+                x = preprocess.apply(contract, _to_mode(image, contract, self.sample_name(index)))
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise SampleError(f"{self.sample_name(index)}: cannot decode image ({exc})") from exc
         label = self.labels[index] if self.labels is not None else None
@@ -213,7 +214,7 @@ class ArraySource:
 
     @classmethod
     def open(cls, path: Path) -> ArraySource:
-        from resnet_opt.pipeline.artifacts import sha256_file
+        from resnet_opt.core.hashing import sha256_file
 
         if not path.is_file():
             raise ResnetOptError(f"{path}: no such file")
@@ -269,7 +270,7 @@ class ArraySource:
         label = int(self.labels[index]) if self.labels is not None else None
         if raw.dtype == np.uint8:
             try:
-                return contract.apply_pixels(raw), label
+                return preprocess.apply_pixels(contract, raw), label
             except ResnetOptError as exc:
                 raise ResnetOptError(f"{self.sample_name(index)}: {exc}") from exc
         if raw.shape != contract.input_shape:
@@ -327,7 +328,7 @@ class BundledDigitsSource:
         return f"digits-{self.split.value}[{index}]"
 
     def load(self, index: int, contract: PreprocessContract) -> tuple[np.ndarray, int | None]:
-        return contract.apply_pixels(self.pixels[index]), int(self.labels_array[index])
+        return preprocess.apply_pixels(contract, self.pixels[index]), int(self.labels_array[index])
 
     def fingerprint(self, indices: Sequence[int]) -> str:
         digest = hashlib.sha256(f"digits\0{self.split.value}\0{self.file_sha256}".encode())

@@ -43,7 +43,6 @@ from enum import Enum
 
 import numpy as np
 
-from resnet_opt.calibration.collect import calibration_tensors, collect_statistics
 from resnet_opt.calibration.histogram import AbsHistogram, Statistics, TensorStats
 from resnet_opt.errors import ResnetOptError
 
@@ -52,8 +51,6 @@ __all__ = [
     "Method",
     "Statistics",
     "TensorRange",
-    "calibration_tensors",
-    "collect_statistics",
     "compute_range",
     "compute_ranges",
     "entropy_amax",

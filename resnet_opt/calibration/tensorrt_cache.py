@@ -25,11 +25,9 @@ tensor names, so our calibration (keyed by ONNX names) maps one to one.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 import struct
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -37,6 +35,7 @@ from pathlib import Path
 
 from resnet_opt.calibration.qdq_math import symmetric_scale
 from resnet_opt.calibration.ranges import INT8_LEVELS, TensorRange
+from resnet_opt.core.atomic import write_bytes_atomic
 from resnet_opt.errors import ResnetOptError
 
 _HEADER = re.compile(r"^TRT-(\d+)-([A-Za-z0-9]+)$")
@@ -129,13 +128,9 @@ def write_tensorrt_cache(
     """Write the cache atomically (temp file + rename in the same folder)."""
     text = format_tensorrt_cache(ranges, tensorrt_version=tensorrt_version, algorithm=algorithm)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        tmp.write_bytes(text.encode("utf-8"))  # TensorRT reads names as bytes
-        tmp.replace(path)
+        write_bytes_atomic(path, text.encode("utf-8"))  # TensorRT reads names as bytes
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise ResnetOptError(
             f"{path}: cannot write the TensorRT calibration cache ({exc})"
         ) from exc

@@ -24,7 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from resnet_opt import __version__
 from resnet_opt.bench.accuracy import ReplayStream, Scored, agreement, score
 from resnet_opt.bench.machine import load_average, machine_info, usable_cores
 from resnet_opt.bench.progress import NoProgress, ProgressSink
@@ -38,17 +37,18 @@ from resnet_opt.calibration.data import (
     open_source,
     select_indices,
 )
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     Manifest,
     Precision,
     Stage,
     check_artifact_hash,
     read_manifest,
-    sha256_file,
     tool_versions,
 )
+from resnet_opt.core.version import __version__
+from resnet_opt.errors import ResnetOptError
 from resnet_opt.pipeline.evaluate import DEFAULT_EVAL_BATCH
 from resnet_opt.report.schema import (
     AccuracyResult,

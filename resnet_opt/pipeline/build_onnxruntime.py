@@ -26,22 +26,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.graph import precision_of
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Stage,
     read_manifest,
     stage_manifest,
-    staged_outputs,
     write_manifest,
 )
-from resnet_opt.pipeline.build import check_verify_options
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.graph import precision_of
 from resnet_opt.pipeline.verify import (
     Comparison,
     Feed,
+    check_verify_options,
     compare_runners,
     random_batches,
     verification_feed,
@@ -59,7 +59,7 @@ from resnet_opt.runners.onnxruntime import (
 )
 
 if TYPE_CHECKING:
-    from resnet_opt.calibration.preprocess import PreprocessContract
+    from resnet_opt.core.contract import PreprocessContract
 
 NCHWC_TRANSFORMER = "NchwcTransformer"
 SUFFIXES = {OrtFormat.ONNX: ".onnx", OrtFormat.ORT: ".ort"}

@@ -26,26 +26,26 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.graph import precision_of
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Precision,
     Stage,
     read_manifest,
-    sha256_file,
     stage_manifest,
-    staged_outputs,
     write_manifest,
 )
-from resnet_opt.pipeline.build import check_verify_options
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.graph import precision_of
 from resnet_opt.pipeline.build_onnxruntime import cpu_description
 from resnet_opt.pipeline.verify import (
     Comparison,
     ComparisonAccumulator,
     Feed,
+    check_verify_options,
     random_batches,
     verification_feed,
 )

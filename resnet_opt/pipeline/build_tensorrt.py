@@ -16,17 +16,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Stage,
     check_artifact_hash,
     read_manifest,
-    staged_outputs,
     write_manifest,
 )
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 from resnet_opt.tensorrt.profiles import derive_profile, profile_shapes

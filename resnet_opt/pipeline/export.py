@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from resnet_opt.bench.scoring import Tally
 from resnet_opt.calibration.data import (
     BatchStream,
     BundledDigitsSource,
@@ -39,21 +40,14 @@ from resnet_opt.calibration.data import (
     open_source,
     select_indices,
 )
-from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest, write_manifest
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import count_ops, drop_unused_initializers, save_onnx
 from resnet_opt.models.contract import ContractOptions, resolve_contract
-from resnet_opt.pipeline.artifacts import (
-    Manifest,
-    Precision,
-    Stage,
-    new_manifest,
-    staged_outputs,
-    write_manifest,
-)
 from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
-from resnet_opt.pipeline.evaluate import Tally
 from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches
 
 # the graph's names are the ones the PyTorch runner speaks (it imports torch only when it runs)

@@ -16,20 +16,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.graph import load_onnx, precision_of, save_onnx
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Stage,
     check_artifact_hash,
     read_manifest,
-    sha256_file,
     stage_manifest,
-    staged_outputs,
     write_manifest,
 )
+from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.graph import load_onnx, precision_of, save_onnx
 from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
 from resnet_opt.pipeline.verify import (
     Comparison,

@@ -24,21 +24,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import QualityGateError, ResnetOptError
-from resnet_opt.graph import load_onnx, save_onnx
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Precision,
     Stage,
     check_artifact_hash,
     read_manifest,
-    sha256_file,
     stage_manifest,
-    staged_outputs,
     write_manifest,
 )
+from resnet_opt.errors import QualityGateError, ResnetOptError
+from resnet_opt.graph import load_onnx, save_onnx
 from resnet_opt.quantization.plan import Placement, Plan, Target
 
 if TYPE_CHECKING:
@@ -266,8 +266,8 @@ def calibrate(
     """Statistics of every calibratable tensor: from `calib_cache` when its key matches, else a
     streamed pass (then saved to `calib_cache` if one was named)."""
     from resnet_opt.calibration.cache import CacheKey, load_cache, save_cache
+    from resnet_opt.calibration.collect import calibration_tensors, collect_statistics
     from resnet_opt.calibration.data import BatchStream, Split, open_source, select_indices
-    from resnet_opt.calibration.ranges import calibration_tensors, collect_statistics
 
     started = time.perf_counter()
     ds = open_source(data, default_split=Split.CALIB, strict=options.strict)
@@ -831,7 +831,7 @@ def contract_from_options(
     the model's output. Partial options are refused: a guessed mean or size would quietly
     calibrate on the wrong inputs.
     """
-    from resnet_opt.calibration.preprocess import Interpolation, parse_floats
+    from resnet_opt.core.contract import Interpolation, parse_floats
 
     given = [v for v in (input_size, mean, std, resize, crop, interpolation) if v is not None]
     if not given:

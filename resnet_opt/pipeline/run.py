@@ -22,10 +22,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from resnet_opt import __version__
 from resnet_opt.console import counting_bar, say
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.hashing import sha256_file, sha256_json
+from resnet_opt.core.manifest import dump_json
+from resnet_opt.core.version import __version__
 from resnet_opt.errors import QualityGateError, ResnetOptError
-from resnet_opt.pipeline.artifacts import dump_json, sha256_file, sha256_json, staged_outputs
 from resnet_opt.pipeline.run_config import RunConfig, VariantConfig
 
 log = logging.getLogger(__name__)
@@ -396,7 +398,7 @@ class _Runner:
         if self.config.data.evaluation is not None:
             evaluation = self.config.data.evaluation
             return None if evaluation == "none" else evaluation
-        from resnet_opt.pipeline.artifacts import read_manifest
+        from resnet_opt.core.manifest import read_manifest
         from resnet_opt.pipeline.quantize import is_bundled_default
 
         manifest = read_manifest(fp32)
@@ -445,7 +447,7 @@ class _Runner:
 
 
 def _manifest(path: Path) -> Path:
-    from resnet_opt.pipeline.artifacts import manifest_path
+    from resnet_opt.core.manifest import manifest_path
 
     return manifest_path(path)
 
@@ -454,7 +456,7 @@ def _check_choices(config: RunConfig) -> None:
     """Refuse unknown enum values in the config before any work, naming the key."""
     from resnet_opt.bench.targets import parse_targets
     from resnet_opt.calibration.ranges import Method
-    from resnet_opt.pipeline.artifacts import Precision
+    from resnet_opt.core.manifest import Precision
     from resnet_opt.pipeline.build import BuildBackend
     from resnet_opt.quantization.plan import Target
 
@@ -485,7 +487,7 @@ def _choice(enum: type[E], value: str, where: str) -> E:
 
 
 def _contract_options(config: RunConfig) -> Any:
-    from resnet_opt.calibration.preprocess import Interpolation
+    from resnet_opt.core.contract import Interpolation
     from resnet_opt.models.contract import ContractOptions, parse_labels, parse_size
 
     m = config.model
@@ -538,7 +540,7 @@ def _data_fingerprint(spec: str | None) -> str:
 
 
 def _quantize_options(config: RunConfig, variant: VariantConfig, max_drop: float | None) -> Any:
-    from resnet_opt.pipeline.artifacts import Precision
+    from resnet_opt.core.manifest import Precision
     from resnet_opt.pipeline.quantize import QuantizeOptions
     from resnet_opt.quantization.plan import Target
 

@@ -19,7 +19,7 @@ from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Dim, Runner, TensorSpec, run_batch
 
 if TYPE_CHECKING:
-    from resnet_opt.calibration.preprocess import PreprocessContract
+    from resnet_opt.core.contract import PreprocessContract
 
 
 @dataclass(frozen=True)
@@ -151,3 +151,15 @@ def _fit(
 
 def _show(shape: tuple[Dim, ...]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def check_verify_options(
+    *, threads: int | None, samples: int, batch_size: int, tolerance: float
+) -> None:
+    """The options the CPU builds (ONNX Runtime, OpenVINO) share: threads and the check."""
+    if threads is not None and threads < 1:
+        raise ResnetOptError(f"threads must be positive, not {threads}")
+    if samples < 1 or batch_size < 1:
+        raise ResnetOptError("samples and batch size must be positive")
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise ResnetOptError(f"tolerance must be a non-negative number, not {tolerance}")

@@ -105,7 +105,7 @@ def built_details(artifact: Path, backend: Backend) -> Mapping[str, Any]:
     a built artifact loads as it was built; the rest says what it is tied to (a CPU family, an
     OpenVINO version).
     """
-    from resnet_opt.pipeline.artifacts import Stage, read_manifest
+    from resnet_opt.core.manifest import Stage, read_manifest
 
     manifest = read_manifest(artifact, required=False)
     if manifest is None or manifest.stage != Stage.BUILD:

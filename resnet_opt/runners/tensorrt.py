@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from resnet_opt.core.manifest import Manifest, check_artifact_hash, read_manifest
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest, check_artifact_hash, read_manifest
 from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec
 from resnet_opt.tensorrt.compat import check_engine_compatible
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device

@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import Manifest, Stage, read_manifest
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.pipeline.artifacts import Manifest, Stage, read_manifest
 from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec
 
 INPUT_NAME = "input"

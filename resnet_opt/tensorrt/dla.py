@@ -19,8 +19,9 @@ from resnet_opt.calibration.tensorrt_cache import (
     TensorRTCache,
     read_tensorrt_cache,
 )
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import Manifest, Precision
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest, Precision, sha256_file
 from resnet_opt.tensorrt.profiles import BatchProfile
 from resnet_opt.tensorrt.versions import Capabilities, DlaMode
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Precision,
