@@ -26,11 +26,11 @@ from resnet_opt.pipeline.verify import compare_runners, random_batches
 from resnet_opt.runners.base import Backend, open_runner, run_batch
 from resnet_opt.runners.onnxruntime import (
     GraphOptimization,
-    OnnxRuntimeRunner,
     OrtFormat,
     OrtProvider,
     check_cpu_layout,
     cpu_layout,
+    open_onnxruntime,
 )
 from tests.conftest import make_tiny_cnn
 
@@ -162,7 +162,7 @@ def test_a_layout_built_for_another_cpu_family_is_refused(
 
 def test_explicit_runner_options_override_the_manifest(built: tuple[Path, Path]) -> None:
     _, artifact = built
-    runner = OnnxRuntimeRunner(artifact, optimization="basic", threads=2)
+    runner = open_onnxruntime(artifact, optimization="basic", threads=2)
     with runner:
         assert runner.info.details["optimization"] == "basic" and runner.info.threads == 2
 

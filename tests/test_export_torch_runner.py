@@ -82,10 +82,10 @@ def test_torch_runner_needs_an_export_manifest(tiny_onnx: Path) -> None:
 
 def test_torch_runner_with_a_module_in_memory(tmp_path: Path) -> None:
     from resnet_opt.models.cifar import cifar_resnet
-    from resnet_opt.runners.torch import TorchRunner
+    from resnet_opt.runners.torch import ModuleInMemory, TorchRunner
 
     module = cifar_resnet(20, num_classes=5).train()
-    with TorchRunner(tmp_path / "unused.onnx", module=module) as runner:
+    with TorchRunner(ModuleInMemory(module, tmp_path / "unused.onnx")) as runner:
         assert not module.training  # eval mode, whatever it came in as
         out = runner.infer({"input": np.zeros((3, 3, 32, 32), np.float32)})
         assert out["logits"].shape == (3, 5)

@@ -306,9 +306,9 @@ def check_tensorrt_flags(options: BenchOptions) -> None:
     """Refuse a TensorRT timing option the TensorRT runner does not take (before measuring)."""
     import inspect
 
-    from resnet_opt.runners.base import Backend, runner_class
+    from resnet_opt.runners.base import Backend, runner_opener
 
-    accepted = inspect.signature(runner_class(Backend.TENSORRT)).parameters
+    accepted = inspect.signature(runner_opener(Backend.TENSORRT)).parameters
     for field_name, flag in _TRT_FLAGS.items():
         if getattr(options, field_name) and field_name not in accepted:
             raise ResnetOptError(
@@ -394,7 +394,7 @@ def _jsonable(value: Any) -> Any:
 
 def _runner_options(target: Target, threads: int, options: BenchOptions) -> dict[str, Any]:
     """Threads (fixed) and what the target adds; a build artifact's own runner options (its
-    manifest's "runner") are applied by the runner itself, so it loads as it was built."""
+    manifest's "runner") are applied by its loader, so it loads as it was built."""
     chosen: dict[str, Any] = {"threads": threads}
     if target.provider is not None:
         chosen["providers"] = [target.provider]

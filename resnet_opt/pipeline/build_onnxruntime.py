@@ -53,6 +53,8 @@ from resnet_opt.runners.onnxruntime import (
     OnnxRuntimeRunner,
     OrtFormat,
     OrtProvider,
+    OrtSettings,
+    SessionFromOnnx,
     cpu_layout,
     resolve_providers,
     session_options,
@@ -229,19 +231,26 @@ def _verify(
     """The artifact, loaded as the runner will load it, against the source as ORT runs it."""
     with (
         OnnxRuntimeRunner(
-            source,
-            threads=options.threads,
-            providers=providers,
-            optimization=options.optimization,
-            use_manifest=False,
+            SessionFromOnnx(
+                source,
+                OrtSettings(
+                    threads=options.threads,
+                    providers=tuple(providers),
+                    optimization=options.optimization,
+                    model_format=OrtFormat.of(source),
+                ),
+            )
         ) as reference,
         OnnxRuntimeRunner(
-            artifact,
-            threads=options.threads,
-            providers=providers,
-            optimization=GraphOptimization(runner_options["optimization"]),
-            model_format=OrtFormat(runner_options["model_format"]),
-            use_manifest=False,
+            SessionFromOnnx(
+                artifact,
+                OrtSettings(
+                    threads=options.threads,
+                    providers=tuple(providers),
+                    optimization=GraphOptimization(runner_options["optimization"]),
+                    model_format=OrtFormat(runner_options["model_format"]),
+                ),
+            )
         ) as candidate,
     ):
         feed = verification_feed(

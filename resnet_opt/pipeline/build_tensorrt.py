@@ -206,14 +206,14 @@ def _verify(
     """
     from resnet_opt.deps import probe
     from resnet_opt.pipeline.verify import compare_runners, random_batches
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
     from resnet_opt.runners.tensorrt import TensorRtRunner
 
     version, problem = probe("pycuda.driver")
     if version is None:
         return {"skipped": f"pycuda is not available ({problem}); the engine was not run"}
     with (
-        OnnxRuntimeRunner(source) as reference,
+        open_onnxruntime(source) as reference,
         TensorRtRunner(plan, manifest=manifest, device=device) as engine,
     ):
         spec = engine.inputs[0]

@@ -51,7 +51,7 @@ from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnor
 from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches
 
 # the graph's names are the ones the PyTorch runner speaks (it imports torch only when it runs)
-from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, TorchRunner
+from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, ModuleInMemory, TorchRunner
 
 if TYPE_CHECKING:
     import onnx
@@ -403,7 +403,7 @@ def _verify(
 ) -> dict[str, Any]:
     """PyTorch vs ONNX Runtime on random inputs and (when given) real images, with accuracy."""
     from resnet_opt.models.sources import WeightsKind
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
 
     batch = options.batch
     random_parity = _Parity()
@@ -414,9 +414,9 @@ def _verify(
     }
     with (
         TorchRunner(
-            onnx_path, module=loaded.module, contract=contract, threads=options.threads
+            ModuleInMemory(loaded.module, onnx_path, contract), threads=options.threads
         ) as reference,
-        OnnxRuntimeRunner(onnx_path, threads=options.threads) as candidate,
+        open_onnxruntime(onnx_path, threads=options.threads) as candidate,
     ):
         # odd batch sizes (3, 3, 2) prove the dynamic axis; a fixed batch gets whole batches
         samples = 2 * batch if batch else RANDOM_SAMPLES

@@ -212,13 +212,13 @@ def _verify(
     seed: int,
     threads: int | None,
 ) -> tuple[Comparison, Feed]:
-    from resnet_opt.runners.onnxruntime import GraphOptimization, OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import GraphOptimization, open_onnxruntime
 
     # ORT's own optimizer fuses Conv+BN too: off, so the reference computes the BN as written
     opts: dict[str, Any] = {"threads": threads, "optimization": GraphOptimization.DISABLED}
     with (
-        OnnxRuntimeRunner(source, **opts) as reference,
-        OnnxRuntimeRunner(candidate, **opts) as folded,
+        open_onnxruntime(source, **opts) as reference,
+        open_onnxruntime(candidate, **opts) as folded,
     ):
         feed = verification_feed(
             single_input(reference), source, contract, input_shape, samples, batch_size
