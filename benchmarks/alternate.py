@@ -1,8 +1,8 @@
 """Timing two or more runners alternately in one process, for a ratio that means something.
 
-A speed claim is a ratio measured in one run on one machine (DESIGN §8). Timing model A for a
-minute and then model B for a minute lets any change in the machine's load land on one side
-only; alternating run by run (A B, then B A, so that neither always goes first) spreads it over
+A speed claim is a ratio measured in one run on one machine (ARCHITECTURE.md, "Measuring"). Timing
+model A for a minute and then model B for a minute lets any change in the machine's load land on one
+side only; alternating run by run (A B, then B A, so that neither always goes first) spreads it over
 both. ONNX Runtime runners must have spinning off (our runner's default), or the idle pool of one
 session keeps spinning while the other runs.
 

@@ -5,8 +5,8 @@ happens in `resnet_opt.pipeline`. Errors: a ResnetOptError becomes one line on s
 exit code (1, or 3 for a failed quality gate); usage errors exit 2 (Typer); anything else is a
 bug and keeps its traceback. RESNET_OPT_DEBUG=1 shows tracebacks for known errors too.
 
-Only the standard library, numpy and typer are imported at the top (DESIGN §6): `--help` must
-not pull in torch.
+Only the standard library, numpy and typer are imported at the top (ARCHITECTURE.md, "Imports and
+extras"): `--help` must not pull in torch.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ must have no circle.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,6 +36,7 @@ LAYERS: dict[str, int] = {
     "resnet_opt.bench": 5,
     "resnet_opt.pipeline": 6,
     "resnet_opt.cli": 7,
+    "resnet_opt.api": 7,
     "resnet_opt": 7,  # the package top: the public API, which calls the stages
 }
 
@@ -163,3 +165,14 @@ def test_the_check_sees_lazy_and_relative_imports() -> None:
     ]
     assert layer_of("resnet_opt.pipeline.run") > layer_of("resnet_opt.core.manifest")
     assert layer_of("resnet_opt.calibration.collect") > layer_of("resnet_opt.calibration.data")
+
+
+def test_architecture_md_states_the_same_layers() -> None:
+    """The table a contributor reads is the table this test enforces."""
+    text = (PACKAGE.parent / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    documented: dict[str, int] = {}
+    for row in re.findall(r"^\|\s*(\d+)\s*\|([^|]*)\|", text, re.M):
+        for name in re.findall(r"`([\w.]+)`", row[1]):
+            module = name if name == "resnet_opt" else f"resnet_opt.{name}"
+            documented[module] = int(row[0])
+    assert documented == LAYERS

@@ -1,10 +1,10 @@
 """Where a model comes from, and how to get it back: the `--model` / `--weights` of `export`.
 
-Sources (DESIGN §9): a registry name (torchvision ResNets, CIFAR ResNets, the bundled default),
-`path/to/file.py:factory` or `package.module:factory`, a TorchScript file, or, only with
---trust-pickle, a whole pickled nn.Module. `load_model` returns the module in eval mode with a
-`ModelSource` record that the manifest stores and that `rebuild` turns back into the very same
-model (checked by a hash of every tensor), which is how the PyTorch runner finds its model.
+Sources (the README's `export --model`): a registry name (torchvision ResNets, CIFAR ResNets, the
+bundled default), `path/to/file.py:factory` or `package.module:factory`, a TorchScript file, or,
+only with --trust-pickle, a whole pickled nn.Module. `load_model` returns the module in eval mode
+with a `ModelSource` record that the manifest stores and that `rebuild` turns back into the very
+same model (checked by a hash of every tensor), which is how the PyTorch runner finds its model.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ OpenVINO's bf16) and timed at each batch size on a fixed, pre-built input batch.
 The FP32 source an artifact's accuracy drop is measured against is, unless `reference` is given,
 the first FP32 artifact of its lineage (the export): found among the benched artifacts by
 sha256, else beside the artifact under its recorded name with a matching sha256. The source is
-always scored with ONNX Runtime on the CPU, the reference runtime (DESIGN §2).
+always scored with ONNX Runtime on the CPU, the reference runtime (ARCHITECTURE.md, "Facts the
+design rests on").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Threads are fixed and intra-op spinning is off by default: when two sessions alternate (parity
 checks, benchmarks that compare two models) spinning pools fight over the cores and distort the
-comparison (DESIGN §8).
+comparison (ARCHITECTURE.md, "Measuring").
 
 Execution providers: CPU unless asked otherwise; an asked-for provider that this onnxruntime lacks
 is refused, and one that ORT registers but then drops (CUDA without cuDNN, say) is refused too,

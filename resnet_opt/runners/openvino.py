@@ -3,12 +3,12 @@
 OpenVINO runs an INT8 Q/DQ ONNX of any layout with its own int8 kernels (VNNI/AMX), the
 TensorRT layout included, so one quantized artifact serves the GPU and the CPU.
 
-Precision is the trap: on a CPU with bf16 support (AVX512_BF16, AMX) OpenVINO's default
-inference precision is bf16, so an "FP32" model silently runs in bf16 (about 3× faster here, and
-not FP32's numbers). This runner therefore asks for f32 unless told otherwise (the ONNX carries the
-precision, DESIGN §2), reads back the precision the compiled model actually uses, refuses a
-mismatch with an explicit hint, and reports it in `info`; `precision="default"` lets the device
-choose and records what it chose.
+Precision is the trap: on a CPU with bf16 support (AVX512_BF16, AMX) OpenVINO's default inference
+precision is bf16, so an "FP32" model silently runs in bf16 (about 3× faster here, and not FP32's
+numbers). This runner therefore asks for f32 unless told otherwise (the ONNX carries the precision,
+ARCHITECTURE.md, "Facts the design rests on"), reads back the precision the compiled model
+actually uses, refuses a mismatch with an explicit hint, and reports it in `info`;
+`precision="default"` lets the device choose and records what it chose.
 
 Shapes: OpenVINO is fastest with static shapes, so a model with a symbolic batch is reshaped to
 the batch it is fed and compiled once per shape (a few kept). A compiled blob cannot be reshaped:

@@ -70,7 +70,7 @@ def read_calibration_cache(path: Path, caps: Capabilities) -> CalibrationCache:
 
 def check_cache_matches(cache: CalibrationCache, input_name: str, tensors: frozenset[str]) -> None:
     """Refuse a cache made for another model: TensorRT would apply its scales silently to
-    whatever names match (DESIGN: never reuse a cache because a file of that name exists)."""
+    whatever names match (never reuse a cache because a file of that name exists)."""
     if input_name not in cache.scales:
         raise ResnetOptError(
             f"{cache.path}: has no scale for the network input {input_name!r}: it was made for "
