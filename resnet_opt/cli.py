@@ -933,10 +933,10 @@ def bench_command(
     json_output: JsonOption = False,
 ) -> None:
     """Throughput, latency and accuracy per artifact × backend × batch → JSON, Markdown, PNG."""
-    from resnet_opt.bench.progress import NoProgress, RichProgress
-    from resnet_opt.bench.targets import parse_targets
-    from resnet_opt.bench.timing import Budget
     from resnet_opt.console import is_quiet
+    from resnet_opt.measure.progress import NoProgress, RichProgress
+    from resnet_opt.measure.targets import parse_targets
+    from resnet_opt.measure.timing import Budget
     from resnet_opt.pipeline.bench import BenchOptions, bench, parse_batches
     from resnet_opt.report import check_report_folder, write_report
     from resnet_opt.report.markdown import render
@@ -1070,8 +1070,8 @@ def run_command(
     json_output: JsonOption = False,
 ) -> None:
     """Every stage from one config: export → quantize → build → bench → report."""
-    from resnet_opt.bench.progress import RichProgress
     from resnet_opt.console import is_quiet
+    from resnet_opt.measure.progress import RichProgress
     from resnet_opt.pipeline.run import gate_error, run
     from resnet_opt.pipeline.run_config import load_config
 

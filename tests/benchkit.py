@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.bench.targets import Target
-from resnet_opt.bench.timing import Budget
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.core.manifest import (
     InputRef,
@@ -17,6 +15,8 @@ from resnet_opt.core.manifest import (
     new_manifest,
     write_manifest,
 )
+from resnet_opt.measure.targets import Target
+from resnet_opt.measure.timing import Budget
 from resnet_opt.pipeline.bench import BenchOptions, bench
 from resnet_opt.report.schema import Report
 from tests.conftest import TINY_CONTRACT, make_tiny_cnn, write_image_folder

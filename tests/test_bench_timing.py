@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resnet_opt.bench.timing import Budget, LatencyStats, Mode, Timing, measure, percentile
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.measure.timing import Budget, LatencyStats, Mode, Timing, measure, percentile
 
 
 class FakeClock:

@@ -33,7 +33,7 @@ LAYERS: dict[str, int] = {
     "resnet_opt.runners": 4,
     "resnet_opt.calibration.collect": 5,
     "resnet_opt.quantization": 5,
-    "resnet_opt.bench": 5,
+    "resnet_opt.measure": 5,
     "resnet_opt.pipeline": 6,
     "resnet_opt.cli": 7,
     "resnet_opt.api": 7,

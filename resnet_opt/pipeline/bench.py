@@ -25,11 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from resnet_opt.bench.accuracy import ReplayStream, Scored, agreement, score
-from resnet_opt.bench.machine import load_average, machine_info, usable_cores
-from resnet_opt.bench.progress import NoProgress, ProgressSink
-from resnet_opt.bench.targets import Target, TargetPlan, plan_targets
-from resnet_opt.bench.timing import Budget, Clock, measure
 from resnet_opt.calibration.data import (
     BatchStream,
     DataSource,
@@ -50,6 +45,11 @@ from resnet_opt.core.manifest import (
 )
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.measure.accuracy import ReplayStream, Scored, agreement, score
+from resnet_opt.measure.machine import load_average, machine_info, usable_cores
+from resnet_opt.measure.progress import NoProgress, ProgressSink
+from resnet_opt.measure.targets import Target, TargetPlan, plan_targets
+from resnet_opt.measure.timing import Budget, Clock, measure
 from resnet_opt.pipeline.evaluate import DEFAULT_EVAL_BATCH
 from resnet_opt.report.schema import (
     AccuracyResult,
@@ -70,7 +70,7 @@ DEFAULT_BATCHES = (1, 8, 32)
 class BenchOptions:
     """What to measure and how; every field lands in the report's settings.
 
-    backends: None = auto (every natural backend installed here, see bench/targets.py).
+    backends: None = auto (every natural backend installed here, see measure/targets.py).
     threads: None = every core this process may use; the number is fixed and recorded.
     data: the evaluation set (image folder, .npy/.npz, 'default' = bundled test split); None =
     no accuracy, and a seeded random input batch for timing.

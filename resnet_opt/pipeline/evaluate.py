@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.bench.scoring import Accuracy, evaluate_runners
 from resnet_opt.calibration.data import BatchStream, Split, label_map, open_source, select_indices
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.core.manifest import Manifest, read_manifest
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.measure.scoring import Accuracy, evaluate_runners
 from resnet_opt.runners.base import Backend, open_runner
 
 DEFAULT_EVAL_BATCH = 32

@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from resnet_opt.bench.scoring import Tally
 from resnet_opt.calibration.data import (
     BatchStream,
     BundledDigitsSource,
@@ -46,6 +45,7 @@ from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest, w
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import count_ops, drop_unused_initializers, save_onnx
+from resnet_opt.measure.scoring import Tally
 from resnet_opt.models.contract import ContractOptions, resolve_contract
 from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
 from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches

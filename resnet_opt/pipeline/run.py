@@ -362,7 +362,7 @@ class _Runner:
     # -- bench -----------------------------------------------------------------------------
 
     def bench(self, artifacts: Sequence[Path]) -> tuple[Path | None, str]:
-        from resnet_opt.bench.targets import Target, parse_targets
+        from resnet_opt.measure.targets import Target, parse_targets
 
         cfg = self.config.bench
         data = self._evaluation_data(artifacts[0])
@@ -412,7 +412,7 @@ class _Runner:
         data: str | None,
         report_dir: Path,
     ) -> list[Path]:
-        from resnet_opt.bench.timing import Budget
+        from resnet_opt.measure.timing import Budget
         from resnet_opt.pipeline.bench import BenchOptions, bench
         from resnet_opt.report import write_report
 
@@ -454,9 +454,9 @@ def _manifest(path: Path) -> Path:
 
 def _check_choices(config: RunConfig) -> None:
     """Refuse unknown enum values in the config before any work, naming the key."""
-    from resnet_opt.bench.targets import parse_targets
     from resnet_opt.calibration.ranges import Method
     from resnet_opt.core.manifest import Precision
+    from resnet_opt.measure.targets import parse_targets
     from resnet_opt.pipeline.build import BuildBackend
     from resnet_opt.quantization.plan import Target
 

@@ -1,7 +1,7 @@
 """Scoring: top-1 / top-5 of runners over one batch stream, and their top-1 agreement.
 
 Shared by `resnet-opt eval` (resnet_opt.pipeline.evaluate), bench's accuracy column
-(resnet_opt.bench.accuracy) and export's check against the source model, so every accuracy figure
+(resnet_opt.measure.accuracy) and export's check against the source model, so every accuracy figure
 the tool prints is counted by the same code.
 """
 
