@@ -22,6 +22,22 @@ DEFAULT_EVAL_BATCH = 32
 
 
 @dataclass(frozen=True)
+class EvalOptions:
+    """`eval`'s options besides the artifact, as the Python API takes them: DATA (an image
+    folder, .npy/.npz, or 'default', the bundled test split) and how to read and run it."""
+
+    data: str = "default"
+    reference: Path | None = None
+    contract: PreprocessContract | None = None
+    samples: int | None = None
+    seed: int = 0
+    batch_size: int = DEFAULT_EVAL_BATCH
+    threads: int | None = None
+    strict: bool = False
+    backend: Backend = Backend.ONNXRUNTIME
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """Accuracy of one artifact, with the reference's accuracy and the difference when given."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_SAMPLES",
     "DEFAULT_TOLERANCE",
+    "FoldOptions",
     "FoldResult",
     "LeftBatchNorm",
     "fold",
@@ -59,6 +60,18 @@ DEFAULT_TOLERANCE = 1e-3
 DEFAULT_SAMPLES = 8
 DEFAULT_BATCH_SIZE = 4
 STEP = "fold"  # this step's key in details.batchnorm.folded_by
+
+
+@dataclass(frozen=True)
+class FoldOptions:
+    """`fold`'s options besides IN, OUT and --force, as the Python API takes them."""
+
+    tolerance: float = DEFAULT_TOLERANCE
+    samples: int = DEFAULT_SAMPLES
+    batch_size: int = DEFAULT_BATCH_SIZE
+    seed: int = 0
+    input_shape: tuple[int, ...] | None = None
+    threads: int | None = None
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
