@@ -13,6 +13,7 @@ from resnet_opt.core.manifest import (
     Stage,
     manifest_path,
     new_manifest,
+    stage_manifest,
     write_manifest,
 )
 from resnet_opt.measure.targets import Target
@@ -58,8 +59,16 @@ def write_derived(
 ) -> Path:
     """A model 'made from' `parent` (another tiny CNN standing in for its quantized form)."""
     make_tiny_cnn(path, seed=seed)
-    manifest = _manifest(parent).derive(
-        stage=stage, artifact=path, precision=precision, inputs=(InputRef.of("model", parent),)
+    manifest = stage_manifest(
+        _manifest(parent),
+        stage=stage,
+        artifact=path,
+        content=path,
+        precision=precision,
+        inputs=(InputRef.of("model", parent),),
+        options={},
+        verification={},
+        details={},
     )
     write_manifest(manifest_path(path), manifest)
     return path
@@ -86,8 +95,17 @@ def write_engine(
         "build_options": {},
         "runner": {},
     }
-    manifest = _manifest(parent).derive(
-        stage=Stage.BUILD, artifact=path, inputs=(InputRef.of("model", parent),), details=details
+    parent_manifest = _manifest(parent)
+    manifest = stage_manifest(
+        parent_manifest,
+        stage=Stage.BUILD,
+        artifact=path,
+        content=path,
+        precision=parent_manifest.precision,
+        inputs=(InputRef.of("model", parent),),
+        options={},
+        verification={},
+        details=details,
     )
     write_manifest(manifest_path(path), manifest)
     return path

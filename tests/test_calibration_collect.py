@@ -272,4 +272,4 @@ def test_resnet18_calibration_covers_every_conv_and_add_input(
     ranges = compute_ranges(stats, Method.ENTROPY)
     assert list(ranges) == tensors
     relu_outputs = [n.output[0] for n in model.graph.node if n.op_type == "Relu"]
-    assert all(ranges[name].nonnegative for name in relu_outputs)
+    assert all(ranges[name].amin >= 0 for name in relu_outputs)

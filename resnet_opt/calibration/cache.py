@@ -227,17 +227,3 @@ def _statistics(header: Mapping[str, Any], counts: np.ndarray) -> Statistics:
         skipped=tuple((str(a), str(b)) for a, b in header.get("skipped", [])),
         inputs=inputs,
     )
-
-
-def describe_cache(path: Path) -> dict[str, Any]:
-    """The cache's key and summary without checking it against anything (for `info`-style
-    inspection and error messages)."""
-    header, _ = _read(Path(path))
-    return {
-        "key": header.get("key"),
-        "samples": header.get("samples"),
-        "requested": header.get("requested"),
-        "tensors": len(header.get("tensors", [])),
-        "bins": header.get("bins"),
-        "method": header.get("method"),
-    }

@@ -96,10 +96,6 @@ class TensorRange:
         if not (math.isfinite(self.amax) and self.amax > 0):
             raise ResnetOptError(f"a calibrated amax must be finite and positive, not {self.amax}")
 
-    @property
-    def nonnegative(self) -> bool:
-        return self.amin >= 0
-
 
 # -- the methods on one histogram ----------------------------------------------------------
 

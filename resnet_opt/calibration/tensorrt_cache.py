@@ -35,7 +35,6 @@ from pathlib import Path
 
 from resnet_opt.calibration.qdq_math import symmetric_scale
 from resnet_opt.calibration.ranges import INT8_LEVELS, TensorRange
-from resnet_opt.core.atomic import write_bytes_atomic
 from resnet_opt.errors import ResnetOptError
 
 _HEADER = re.compile(r"^TRT-(\d+)-([A-Za-z0-9]+)$")
@@ -116,24 +115,6 @@ def format_tensorrt_cache(
             raise ResnetOptError(f"tensor {name!r}: amax {amax} gives no positive int8 scale")
         lines.append(f"{name}: {scale_hex(scale)}")
     return "\n".join(lines) + "\n"
-
-
-def write_tensorrt_cache(
-    path: Path,
-    ranges: Mapping[str, TensorRange] | Mapping[str, float],
-    *,
-    tensorrt_version: str | int,
-    algorithm: CalibrationAlgorithm = CalibrationAlgorithm.ENTROPY_2,
-) -> None:
-    """Write the cache atomically (temp file + rename in the same folder)."""
-    text = format_tensorrt_cache(ranges, tensorrt_version=tensorrt_version, algorithm=algorithm)
-    path = Path(path)
-    try:
-        write_bytes_atomic(path, text.encode("utf-8"))  # TensorRT reads names as bytes
-    except OSError as exc:
-        raise ResnetOptError(
-            f"{path}: cannot write the TensorRT calibration cache ({exc})"
-        ) from exc
 
 
 @dataclass(frozen=True)

@@ -139,32 +139,6 @@ class Manifest:
         """Every step that made this artifact in short form, oldest first, this one last."""
         return (*self.lineage, self.summary())
 
-    def derive(
-        self,
-        *,
-        stage: Stage,
-        artifact: Path,
-        content: Path | None = None,
-        precision: Precision | None = None,
-        inputs: tuple[InputRef, ...],
-        options: Mapping[str, Any] | None = None,
-        verification: Mapping[str, Any] | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> Manifest:
-        """The manifest of an artifact made from this one: contract kept, lineage extended."""
-        return new_manifest(
-            stage=stage,
-            artifact=artifact,
-            content=content,
-            precision=precision or self.precision,
-            inputs=inputs,
-            preprocessing=self.preprocessing,
-            options=options or {},
-            verification=verification or {},
-            details=details or {},
-            lineage=self.history(),
-        )
-
 
 def new_manifest(
     *,

@@ -23,6 +23,7 @@ from resnet_opt.core.manifest import (
     Stage,
     check_artifact_hash,
     read_manifest,
+    stage_manifest,
     write_manifest,
 )
 from resnet_opt.deps import require
@@ -169,13 +170,15 @@ def build_tensorrt(
                 "dla_core": spec.dla_core,
             },
         }
-        built = manifest.derive(
+        built = stage_manifest(
+            manifest,
             stage=Stage.BUILD,
             artifact=output,
             content=plan_tmp,
             precision=precision,
             inputs=tuple(inputs),
             options=options.to_dict(),
+            verification={},
             details=details,
         )
         verification = (
