@@ -483,10 +483,10 @@ def quantize_command(
         contract_from_options,
         quantize,
     )
-    from resnet_opt.quantization.plan import Target
+    from resnet_opt.quantization.plan import QdqTarget
     from resnet_opt.quantization.report import summary_lines
 
-    def choice(value: str, enum: type[Precision] | type[Target], what: str) -> Any:
+    def choice(value: str, enum: type[Precision] | type[QdqTarget], what: str) -> Any:
         try:
             return enum(value)
         except ValueError:
@@ -495,7 +495,7 @@ def quantize_command(
     chosen = choice(precision, Precision, "--precision")
     options = QuantizeOptions(
         precision=chosen,
-        target=choice(target, Target, "--target") if target is not None else None,
+        target=choice(target, QdqTarget, "--target") if target is not None else None,
         method=method,
         percentile=percentile,
         calib=calib,
@@ -740,7 +740,7 @@ def build_command(
     )
     options: Any
     if chosen is BuildBackend.TENSORRT:
-        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_size
+        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_bytes
         from resnet_opt.tensorrt.profiles import parse_batch
         from resnet_opt.tensorrt.versions import HardwareCompat
 
@@ -757,7 +757,7 @@ def build_command(
         )
         options = TensorRtBuildOptions(
             batch=parse_batch(batch) if batch is not None else None,
-            workspace_bytes=parse_size(workspace) if workspace is not None else None,
+            workspace_bytes=parse_bytes(workspace) if workspace is not None else None,
             opt_level=opt_level,
             timing_cache=timing_cache,
             dla_core=dla_core,

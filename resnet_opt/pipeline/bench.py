@@ -54,7 +54,6 @@ from resnet_opt.pipeline.evaluate import DEFAULT_EVAL_BATCH
 from resnet_opt.report.schema import (
     AccuracyResult,
     ArtifactInfo,
-    Latency,
     LoadAverage,
     Measurement,
     Report,
@@ -469,15 +468,7 @@ def _measure_target(
                     warmup_iterations=timing.warmup_iterations,
                     warmup_s=timing.warmup_s,
                     total_s=timing.total_s,
-                    latency_ms=Latency(
-                        mean=stats.mean_ms,
-                        p50=stats.p50_ms,
-                        p90=stats.p90_ms,
-                        p99=stats.p99_ms,
-                        min=stats.min_ms,
-                        max=stats.max_ms,
-                        std=stats.std_ms,
-                    ),
+                    latency_ms=stats,
                     throughput=timing.throughput(batch),
                     options=recorded,
                 )

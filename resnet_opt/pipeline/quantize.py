@@ -1,7 +1,7 @@
 """The `quantize` stage: FP32 ONNX + calibration data → INT8 (explicit Q/DQ) or FP16 ONNX.
 
 TensorRT 11 takes precision only from the ONNX, so this stage decides what every engine will
-compute. INT8 has two layouts (`Target`): TensorRT's (symmetric int8, Q/DQ on Conv inputs and
+compute. INT8 has two layouts (`QdqTarget`): TensorRT's (symmetric int8, Q/DQ on Conv inputs and
 residual skip inputs) and ONNX Runtime CPU's (u8 activations, every Conv/Add in int8); the same
 calibration statistics serve both. Every artifact is scored on ONNX Runtime CPU against its FP32
 source when labelled data is at hand, and the figures go into the manifest; `max_drop` turns
@@ -39,7 +39,7 @@ from resnet_opt.core.manifest import (
 )
 from resnet_opt.errors import QualityGateError, ResnetOptError
 from resnet_opt.graph import load_onnx, save_onnx
-from resnet_opt.quantization.plan import Placement, Plan, Target
+from resnet_opt.quantization.plan import Placement, Plan, QdqTarget
 
 if TYPE_CHECKING:
     import onnx
@@ -71,7 +71,7 @@ class QuantizeOptions:
     """
 
     precision: Precision = Precision.INT8
-    target: Target | None = None  # int8 only; default tensorrt
+    target: QdqTarget | None = None  # int8 only; default tensorrt
     method: str | None = None  # int8 only; max | percentile | entropy | mse, default entropy
     percentile: float | None = None  # method percentile only; default 99.99
     calib: str | None = None  # DATA; default: the bundled calib split for the bundled model
@@ -174,7 +174,7 @@ def _check_options(options: QuantizeOptions) -> None:
         if value is not None and (not math.isfinite(value) or value < 0):
             raise ResnetOptError(f"{name} must be a non-negative number of points, not {value}")
     if options.tensorrt_version is not None:
-        if not int8 or options.target is Target.CPU:
+        if not int8 or options.target is QdqTarget.CPU:
             raise ResnetOptError(
                 "--tensorrt-version applies to the int8 tensorrt target only (it is the version "
                 "of the TensorRT calibration cache written beside the model)"
@@ -390,21 +390,21 @@ def _exclusions(view: GraphView, patterns: Sequence[str], allowed: Sequence[str]
     return matched & allowed_set
 
 
-def _placement(target: Target) -> Placement:
+def _placement(target: QdqTarget) -> Placement:
     from resnet_opt.quantization import placement_cpu, placement_tensorrt
 
-    if target is Target.CPU:
+    if target is QdqTarget.CPU:
         return placement_cpu
     return placement_tensorrt
 
 
 def _ranges(
-    stats: Statistics, method: Method, percentile: float, target: Target
+    stats: Statistics, method: Method, percentile: float, target: QdqTarget
 ) -> dict[str, TensorRange]:
     from resnet_opt.calibration.ranges import compute_ranges
 
     return compute_ranges(
-        stats, method, percentile=percentile, uint8_when_nonnegative=target is Target.CPU
+        stats, method, percentile=percentile, uint8_when_nonnegative=target is QdqTarget.CPU
     )
 
 
@@ -490,7 +490,7 @@ def _quantize_int8(
     from resnet_opt.quantization.graph_rules import GraphView, prepare
     from resnet_opt.quantization.qdq import apply_plan
 
-    target = options.target or Target.TENSORRT
+    target = options.target or QdqTarget.TENSORRT
     method = Method(options.method or DEFAULT_METHOD)
     percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
     prepared = prepare(source.model, str(source.path), int8=True)
@@ -508,7 +508,7 @@ def _quantize_int8(
     eval_spec = _eval_spec(options, source.contract)
     if options.accuracy_budget is not None and eval_spec is None:
         raise ResnetOptError("--accuracy-budget needs labelled evaluation data: give --eval DATA")
-    trt_cache = tensorrt_cache_path(output) if target is Target.TENSORRT else None
+    trt_cache = tensorrt_cache_path(output) if target is QdqTarget.TENSORRT else None
     trt_version = options.tensorrt_version or DEFAULT_TENSORRT_VERSION
 
     timings: dict[str, float] = {}
@@ -596,13 +596,13 @@ def _quantize_int8(
 
 
 def _quantization_details(
-    target: Target,
+    target: QdqTarget,
     plan: Plan,
     counts: Mapping[str, int],
     excluded: set[str],
     kept_budget: tuple[str, ...],
 ) -> dict[str, Any]:
-    cpu = target is Target.CPU
+    cpu = target is QdqTarget.CPU
     return {
         "target": target.value,
         "format": "QDQ",

@@ -160,11 +160,13 @@ def run(
     except OSError as exc:
         raise ResnetOptError(f"{folder}: cannot create folder ({exc.strerror or exc})") from exc
     state = _State(folder, force=force)
-    runner = _Runner(config, folder, state, progress)
-    return runner.run()
+    return _Orchestrator(config, folder, state, progress).run()
 
 
-class _Runner:
+class _Orchestrator:
+    """Runs the config's stages in order (export, quantize, build, bench), each skipped when its
+    key (options and input hashes) matches the one `state` recorded for the last run."""
+
     def __init__(
         self,
         config: RunConfig,
@@ -458,12 +460,12 @@ def _check_choices(config: RunConfig) -> None:
     from resnet_opt.core.manifest import Precision
     from resnet_opt.measure.targets import parse_targets
     from resnet_opt.pipeline.build import BuildBackend
-    from resnet_opt.quantization.plan import Target
+    from resnet_opt.quantization.plan import QdqTarget
 
     for i, v in enumerate(config.quantize):
         _check_value(f"quantize[{i}].precision", v.precision, ("int8", "fp16"))
         if v.target is not None:
-            _choice(Target, v.target, f"quantize[{i}].target")
+            _choice(QdqTarget, v.target, f"quantize[{i}].target")
         if v.method is not None:
             _choice(Method, v.method, f"quantize[{i}].method")
         if Precision(v.precision) is Precision.FP16 and v.target is not None:
@@ -542,12 +544,12 @@ def _data_fingerprint(spec: str | None) -> str:
 def _quantize_options(config: RunConfig, variant: VariantConfig, max_drop: float | None) -> Any:
     from resnet_opt.core.manifest import Precision
     from resnet_opt.pipeline.quantize import QuantizeOptions
-    from resnet_opt.quantization.plan import Target
+    from resnet_opt.quantization.plan import QdqTarget
 
     data = config.data
     return QuantizeOptions(
         precision=Precision(variant.precision),
-        target=Target(variant.target) if variant.target else None,
+        target=QdqTarget(variant.target) if variant.target else None,
         method=variant.method,
         percentile=variant.percentile,
         calib=data.calibration,
@@ -603,13 +605,13 @@ def _build_options(config: RunConfig, backend: Any) -> Any:
 
     build = config.build
     if backend is BuildBackend.TENSORRT:
-        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_size
+        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_bytes
         from resnet_opt.tensorrt.profiles import parse_batch
 
         trt = build.tensorrt
         return TensorRtBuildOptions(
             batch=parse_batch(trt.batch) if trt.batch else None,
-            workspace_bytes=parse_size(trt.workspace) if trt.workspace else None,
+            workspace_bytes=parse_bytes(trt.workspace) if trt.workspace else None,
             opt_level=trt.opt_level,
             timing_cache=Path(trt.timing_cache) if trt.timing_cache else None,
         )
