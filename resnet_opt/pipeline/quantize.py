@@ -182,10 +182,23 @@ def _check_options(options: QuantizeOptions) -> None:
         tensorrt_version_int(options.tensorrt_version)  # refused now, not after calibrating
     if options.calib_samples is not None and options.calib_samples < 1:
         raise ResnetOptError(f"--calib-samples must be positive, not {options.calib_samples}")
-    if options.eval_data == NO_EVAL and options.max_drop is not None:
-        raise ResnetOptError("--max-drop needs evaluation data; it cannot go with --eval none")
-    if options.eval_data == NO_EVAL and options.accuracy_budget is not None:
-        raise ResnetOptError("--accuracy-budget needs evaluation data; not with --eval none")
+
+
+def _check_gates_measurable(options: QuantizeOptions, eval_spec: str | None) -> None:
+    """A gate that cannot be measured must not pass silently: --max-drop and --accuracy-budget
+    need labelled evaluation data (`eval_spec`, None when there is none)."""
+    for flag, value in (
+        ("--max-drop", options.max_drop),
+        ("--accuracy-budget", options.accuracy_budget),
+    ):
+        if value is None or eval_spec is not None:
+            continue
+        if options.eval_data == NO_EVAL:
+            raise ResnetOptError(f"{flag} needs evaluation data; it cannot go with --eval none")
+        raise ResnetOptError(
+            f"{flag} needs evaluation data: pass --eval DATA (the bundled test split applies to "
+            "the bundled model only)"
+        )
 
 
 def _contract(
@@ -345,17 +358,7 @@ def quantize(
     parent = read_manifest(source, required=False)
     sha256 = sha256_file(source) if parent is None else check_artifact_hash(source, parent)
     contract = _contract(source, parent, options.preprocessing)
-    if _eval_spec(options, contract) is None:
-        # a gate that cannot be measured must not pass silently
-        for flag, value in (
-            ("--max-drop", options.max_drop),
-            ("--accuracy-budget", options.accuracy_budget),
-        ):
-            if value is not None:
-                raise ResnetOptError(
-                    f"{flag} needs evaluation data: pass --eval DATA (the bundled test split "
-                    "applies to the bundled model only)"
-                )
+    _check_gates_measurable(options, _eval_spec(options, contract))
     src = _Source(source, model, sha256, parent, contract)
     if options.precision is Precision.FP16:
         result = _quantize_fp16(src, output, options, force, progress)
@@ -506,8 +509,6 @@ def _quantize_int8(
             ".npy/.npz file preprocessed by the model's contract)"
         )
     eval_spec = _eval_spec(options, source.contract)
-    if options.accuracy_budget is not None and eval_spec is None:
-        raise ResnetOptError("--accuracy-budget needs labelled evaluation data: give --eval DATA")
     trt_cache = tensorrt_cache_path(output) if target is QdqTarget.TENSORRT else None
     trt_version = options.tensorrt_version or DEFAULT_TENSORRT_VERSION
 
