@@ -16,6 +16,7 @@ The registry maps backend names to import paths, so choosing one backend never i
 
 from __future__ import annotations
 
+import abc
 import importlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -94,7 +95,7 @@ class Runner(Protocol):
 _R = TypeVar("_R", bound="RunnerBase")
 
 
-class RunnerBase:
+class RunnerBase(abc.ABC):
     """What every runner shares: the `with` lifecycle, its guard, and the check of a feed.
 
     Subclasses set `backend`, implement `_open` (build or receive what runs, on enter) and
@@ -109,11 +110,11 @@ class RunnerBase:
         self.artifact = Path(artifact)
         self._active = False
 
-    def _open(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _open(self) -> None: ...
 
-    def _close(self) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _close(self) -> None: ...
 
     def __enter__(self: _R) -> _R:
         try:
