@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -110,6 +111,28 @@ def test_imports_name_existing_modules() -> None:
         if target not in MODULES
     ]
     assert not unknown, "\n".join(unknown)
+
+
+def test_core_imports_only_the_standard_library_numpy_and_errors() -> None:
+    """The bottom layer every module may use pulls in nothing else, at any depth of a function."""
+    allowed_own = ("resnet_opt.errors", "resnet_opt.core")
+    found = []
+    for module, path in MODULES.items():
+        if not module.startswith("resnet_opt.core"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                own_ok = name.startswith(allowed_own)
+                if not (own_ok or top == "numpy" or top in sys.stdlib_module_names):
+                    found.append(f"{module}:{node.lineno} imports {name}")
+    assert not found, "\n".join(found)
 
 
 def test_no_import_circle_between_files() -> None:
