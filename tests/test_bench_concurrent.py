@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from resnet_opt.bench.timing import Budget
 from resnet_opt.cli import app
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.jetson import facts as jetson_facts
+from resnet_opt.measure.timing import Budget
 from resnet_opt.pipeline.bench import BenchOptions
 from resnet_opt.pipeline.bench_concurrent import bench_concurrent
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt

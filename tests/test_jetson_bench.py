@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from resnet_opt.bench.jetson_budget import budget_defaults, clock_warning
-from resnet_opt.bench.targets import Target
-from resnet_opt.bench.timing import Budget
 from resnet_opt.cli import app
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.jetson import facts as jetson_facts
 from resnet_opt.jetson.facts import read_facts
 from resnet_opt.jetson.power import module_rails, power_figures, sample_power
+from resnet_opt.measure.jetson_budget import budget_defaults, clock_warning
+from resnet_opt.measure.targets import Target
+from resnet_opt.measure.timing import Budget
 from resnet_opt.pipeline.bench import BenchOptions, bench
 from resnet_opt.report.compare import Thresholds, compare_reports
 from resnet_opt.report.markdown import render

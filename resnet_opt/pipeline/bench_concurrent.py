@@ -13,18 +13,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from resnet_opt import __version__
-from resnet_opt.bench.concurrent import run_concurrent
-from resnet_opt.bench.machine import load_average, machine_info, usable_cores
-from resnet_opt.bench.targets import Target
+from resnet_opt.core.manifest import Stage, tool_versions
+from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.jetson.power import power_figures
-from resnet_opt.pipeline.artifacts import Stage, tool_versions
+from resnet_opt.measure.concurrent import run_concurrent
+from resnet_opt.measure.machine import load_average, machine_info, usable_cores
+from resnet_opt.measure.targets import Target
 from resnet_opt.pipeline.bench import BenchOptions, InputKind, _plan, input_batch
 from resnet_opt.report.schema import (
     ConcurrentResult,
     EngineShare,
-    Latency,
     LoadAverage,
     Measurement,
     Report,
@@ -87,15 +86,7 @@ def bench_concurrent(
                     warmup_iterations=engine.timing.warmup_iterations,
                     warmup_s=engine.timing.warmup_s,
                     total_s=engine.timing.total_s,
-                    latency_ms=Latency(
-                        mean=stats.mean_ms,
-                        p50=stats.p50_ms,
-                        p90=stats.p90_ms,
-                        p99=stats.p99_ms,
-                        min=stats.min_ms,
-                        max=stats.max_ms,
-                        std=stats.std_ms,
-                    ),
+                    latency_ms=stats,
                     throughput=engine.timing.throughput(batch),
                     options={"concurrent_with": [n for n in names if n != engine.artifact]},
                 )

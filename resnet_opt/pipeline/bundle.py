@@ -22,17 +22,17 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from resnet_opt import __version__
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     Manifest,
     Stage,
     check_artifact_hash,
     manifest_path,
     read_manifest,
-    sha256_file,
-    staged_outputs,
 )
+from resnet_opt.core.version import __version__
+from resnet_opt.errors import ResnetOptError
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_KIND = "resnet-opt-bundle"

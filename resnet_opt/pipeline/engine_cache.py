@@ -20,16 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.hashing import sha256_file, sha256_json
+from resnet_opt.core.manifest import (
     Manifest,
     check_artifact_hash,
     read_manifest,
-    sha256_file,
-    sha256_json,
-    staged_outputs,
     write_manifest,
 )
+from resnet_opt.errors import ResnetOptError
 from resnet_opt.tensorrt.device import DeviceInfo
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 

@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import staged_outputs
 from resnet_opt.report.markdown import fmt_ms, fmt_throughput, table
 from resnet_opt.report.schema import Report, load_report
 

@@ -15,9 +15,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from resnet_opt.core.validation import check_all_finite
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.jetson.facts import JetsonFacts
-from resnet_opt.validation import check_all_finite
 
 SCHEMA_VERSION = 1
 REPORT_KIND = "resnet-opt-bench-report"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from resnet_opt.bench.timing import DEFAULT_DURATION_S, DEFAULT_WARMUP_S
 from resnet_opt.jetson.facts import JetsonFacts
+from resnet_opt.measure.timing import DEFAULT_DURATION_S, DEFAULT_WARMUP_S
 
 JETSON_WARMUP_S = 0.2  # trtexec --warmUp default (ms: 200)
 JETSON_DURATION_S = 3.0  # trtexec --duration default (s: 3)

@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from resnet_opt.bench.timing import Budget, Timing
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.measure.timing import Budget, Timing
 
 START_TIMEOUT_S = 300.0  # loading an engine on a DLA can take a while; a hung child must not
 
@@ -73,7 +73,7 @@ def _worker(
         _call_initializer(initializer)
         import functools
 
-        from resnet_opt.bench.timing import measure, warm_up
+        from resnet_opt.measure.timing import measure, warm_up
         from resnet_opt.runners.base import Backend, open_runner, single_input
 
         with open_runner(Backend.TENSORRT, Path(path)) as runner:
