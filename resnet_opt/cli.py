@@ -109,6 +109,12 @@ def _step_summary(markdown: str) -> None:
         say(f"appended the summary to {target}")
 
 
+def _warn(warning: str | None) -> None:
+    """One warning line on stderr (silent under -q), when there is one."""
+    if warning is not None:
+        say(f"warning: {warning}")
+
+
 def _choice_option(enum: type[E], value: str, option: str) -> E:
     """An enum option given as text (its module is imported late): a usage error lists the
     choices."""
@@ -466,6 +472,17 @@ def quantize_command(
             "(default: 10.3.0, JetPack 6's)."
         ),
     ] = None,
+    reduce_range: Annotated[
+        bool | None,
+        typer.Option(
+            "--reduce-range/--no-reduce-range",
+            help="int8 cpu target: 7-bit weights ([-64, 64], ONNX Runtime's reduce_range) that "
+            "keep their accuracy on x86 CPUs without VNNI (AVX2, AVX-512), where full 8-bit "
+            "u8×s8 sums saturate. --no-reduce-range: full 8 bits, for VNNI/AMX/Arm-dotprod "
+            "CPUs only (default: --reduce-range).",
+            show_default=False,
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail on unreadable images instead of skipping.")
     ] = False,
@@ -514,6 +531,7 @@ def quantize_command(
             model, input_size=input_size, mean=mean, std=std, resize=resize, crop=crop
         ),
         tensorrt_version=tensorrt_version,
+        reduce_range=reduce_range,
     )
     try:
         with counting_bar("calibrating") as progress:
@@ -567,9 +585,11 @@ def eval_command(
     """Top-1 / top-5 of an ONNX artifact, and its drop against a reference."""
     from resnet_opt.errors import QualityGateError
     from resnet_opt.pipeline.evaluate import evaluate
+    from resnet_opt.quantization.saturation import warning_for
 
     if max_drop is not None and reference is None:
         raise ResnetOptError("--max-drop needs --reference (the drop is measured against it)")
+    _warn(warning_for([model]))
     result = evaluate(
         model,
         data,
@@ -963,6 +983,9 @@ def bench_command(
     )
     if output is not None:  # what write_report would refuse, refused before measuring
         check_report_folder(output, force=force)
+    from resnet_opt.quantization.saturation import warning_for
+
+    _warn(warning_for(artifacts))
     with RichProgress() if not is_quiet() else NoProgress() as progress:
         report = bench(artifacts, options, progress=progress)
     for skip in report.skipped:

@@ -258,6 +258,7 @@ def _verify(
 
 def cpu_description(*, layout: str | None) -> dict[str, Any]:
     """The CPU facts a CPU artifact's speed and portability depend on, for its manifest."""
+    from resnet_opt.cpu_int8 import cpu_int8_family
     from resnet_opt.environment import cpu_model, relevant_cpu_flags
 
     return {
@@ -265,6 +266,7 @@ def cpu_description(*, layout: str | None) -> dict[str, Any]:
         "arch": platform.machine(),
         "flags": list(relevant_cpu_flags()),
         "layout": layout,
+        "int8_family": cpu_int8_family().value,
     }
 
 

@@ -40,6 +40,7 @@ from resnet_opt.pipeline.artifacts import (
     write_manifest,
 )
 from resnet_opt.quantization.plan import Placement, Plan, Target
+from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, REDUCED_WEIGHT_MAX
 
 if TYPE_CHECKING:
     import onnx
@@ -88,6 +89,9 @@ class QuantizeOptions:
     threads: int | None = None
     preprocessing: PreprocessContract | None = None  # for an input without a manifest
     tensorrt_version: str | None = None  # int8 tensorrt only; default 10.3.0
+    # int8 cpu only: 7-bit weights ([-64, 64]) that cannot saturate the u8×s8 kernels of CPUs
+    # without VNNI (default True); False keeps full 8 bits, for VNNI/AMX/Arm-dotprod CPUs only
+    reduce_range: bool | None = None
 
     def to_manifest(self) -> dict[str, Any]:
         return {
@@ -108,6 +112,7 @@ class QuantizeOptions:
             "strict": self.strict,
             "threads": self.threads,
             "tensorrt_version": self.tensorrt_version,
+            "reduce_range": self.reduce_range,
         }
 
 
@@ -180,6 +185,17 @@ def _check_options(options: QuantizeOptions) -> None:
                 "of the TensorRT calibration cache written beside the model)"
             )
         tensorrt_version_int(options.tensorrt_version)  # refused now, not after calibrating
+    if options.reduce_range is not None and (not int8 or options.target is not Target.CPU):
+        flag = "--reduce-range" if options.reduce_range else "--no-reduce-range"
+        why = (
+            "TensorRT's int8 kernels accumulate in int32 and always take full 8-bit weights"
+            if int8
+            else "fp16 has no int8 weights"
+        )
+        raise ResnetOptError(
+            f"{flag} applies to the int8 cpu target only (it limits the weights to 7 bits so "
+            f"that x86 u8×s8 kernels without VNNI cannot saturate); {why}"
+        )
     if options.calib_samples is not None and options.calib_samples < 1:
         raise ResnetOptError(f"--calib-samples must be positive, not {options.calib_samples}")
     if options.eval_data == NO_EVAL and options.max_drop is not None:
@@ -390,6 +406,14 @@ def _exclusions(view: GraphView, patterns: Sequence[str], allowed: Sequence[str]
     return matched & allowed_set
 
 
+def weight_range_max(target: Target, reduce_range: bool | None) -> int:
+    """The int8 weight magnitude limit: 7 bits for the cpu target unless full 8 bits were
+    asked for (see quantization/qdq.py), full 8 bits for TensorRT."""
+    if target is Target.CPU and reduce_range is not False:
+        return REDUCED_WEIGHT_MAX
+    return INT8_WEIGHT_MAX
+
+
 def _placement(target: Target) -> Placement:
     from resnet_opt.quantization import placement_cpu, placement_tensorrt
 
@@ -491,6 +515,7 @@ def _quantize_int8(
     from resnet_opt.quantization.qdq import apply_plan
 
     target = options.target or Target.TENSORRT
+    weight_max = weight_range_max(target, options.reduce_range)
     method = Method(options.method or DEFAULT_METHOD)
     percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
     prepared = prepare(source.model, str(source.path), int8=True)
@@ -521,7 +546,7 @@ def _quantize_int8(
         started = time.perf_counter()
         plan = place(view, excluded)
         calib.stats.require(plan.range_tensors())
-        quantized, counts = apply_plan(prepared, plan, ranges)
+        quantized, counts = apply_plan(prepared, plan, ranges, weight_max=weight_max)
         save_onnx(quantized, onnx_tmp)
         timings["rewrite"] = time.perf_counter() - started
 
@@ -546,8 +571,9 @@ def _quantize_int8(
                     eval_spec,
                     options,
                     drop,
+                    weight_max,
                 )
-                quantized, counts = apply_plan(prepared, plan, ranges)
+                quantized, counts = apply_plan(prepared, plan, ranges, weight_max=weight_max)
                 save_onnx(quantized, onnx_tmp)
                 evaluation = _evaluate(onnx_tmp, eval_spec, source, options)
                 budget["met"] = (evaluation.drop_points or 0.0) <= options.accuracy_budget
@@ -572,7 +598,9 @@ def _quantize_int8(
                 "percentile": percentile if method is Method.PERCENTILE else None,
                 **calib.details,
             },
-            "quantization": _quantization_details(target, plan, counts, excluded, kept_budget),
+            "quantization": _quantization_details(
+                target, plan, counts, excluded, kept_budget, weight_max
+            ),
             "accuracy_budget": budget,
             "tensorrt_calibration_cache": trt_cache.name if trt_cache is not None else None,
             "tensorrt_calibration_cache_version": trt_version if trt_cache else None,
@@ -601,7 +629,10 @@ def _quantization_details(
     counts: Mapping[str, int],
     excluded: set[str],
     kept_budget: tuple[str, ...],
+    weight_max: int,
 ) -> dict[str, Any]:
+    from resnet_opt.quantization.qdq import pair_sum_fits_int16
+
     cpu = target is Target.CPU
     return {
         "target": target.value,
@@ -614,6 +645,9 @@ def _quantization_details(
         ),
         "activation_scales": "per-tensor",
         "weight_type": "int8",
+        "weight_range": [-weight_max, weight_max],
+        "reduce_range": weight_max < INT8_WEIGHT_MAX,
+        "saturation_safe": pair_sum_fits_int16(weight_max),
         "weight_storage": "int8 initializers + DequantizeLinear",
         "per_channel_weights": True,
         "weight_axis": "output channel (Conv axis 0)",
@@ -638,6 +672,7 @@ def _meet_budget(
     eval_spec: str,
     options: QuantizeOptions,
     drop: float,
+    weight_max: int,
 ) -> tuple[Plan, dict[str, Any]]:
     """Keep the most sensitive layers in higher precision until the drop fits the budget."""
     from resnet_opt.calibration.data import (
@@ -675,7 +710,9 @@ def _meet_budget(
         everything = set(layers) | excluded
 
         def error_of(layer: str) -> float:
-            model, _ = apply_plan(prepared, place(view, everything - {layer}), ranges)
+            model, _ = apply_plan(
+                prepared, place(view, everything - {layer}), ranges, weight_max=weight_max
+            )
             return probe.error(model)
 
         macs = layer_macs(prepared)
@@ -683,7 +720,9 @@ def _meet_budget(
         ranked = rank(layers, ops, error_of, macs)
 
         def drop_of(kept: tuple[str, ...]) -> float:
-            model, _ = apply_plan(prepared, place(view, excluded | set(kept)), ranges)
+            model, _ = apply_plan(
+                prepared, place(view, excluded | set(kept)), ranges, weight_max=weight_max
+            )
             return accuracy.drop(model)
 
         search = search_kept([s.layer for s in ranked], drop_of, options.accuracy_budget, drop)
