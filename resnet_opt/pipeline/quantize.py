@@ -379,10 +379,12 @@ def quantize(
         result = _quantize_int8(src, output, options, force, progress)
     gate = result.manifest.verification.get("gate")
     if isinstance(gate, Mapping) and gate.get("passed") is False:
+        from resnet_opt.quantization.report import gate_advice
+
         raise QuantizeGateError(
-            f"top-1 dropped {gate['drop_points']:.2f} points, over --max-drop "
-            f"{gate['max_drop']:g} ({output} kept for inspection; its manifest records the "
-            "failure)",
+            f"{output.name}: top-1 dropped {gate['drop_points']:.2f} points, over --max-drop "
+            f"{gate['max_drop']:g}; try {gate_advice(result.manifest)} ({output} kept for "
+            "inspection; its manifest records the failure)",
             result,
         )
     return result

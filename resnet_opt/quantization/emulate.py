@@ -37,7 +37,8 @@ INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
 U8_MAX = 255
 _REFERENCE_OPSET = 19
 _ATTRIBUTE = {"transB": "trans_b"}  # the emulated node's snake_case name
-_ROWS = 8192  # output rows per chunk of the saturation correction (bounds memory)
+_ROWS = 8192
+_BATCH = 32  # output rows per chunk of the saturation correction (bounds memory)
 
 
 class Arithmetic(str, Enum):
@@ -300,10 +301,15 @@ class Emulator:
         self._session = ReferenceEvaluator(self.rewritten.model, new_ops=_ops())
         self.input_name = model.graph.input[0].name
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """The model's first output for the float input batch `x`."""
-        out: Any = self._session.run(None, {self.input_name: np.asarray(x, dtype=np.float32)})
-        return np.asarray(out[0])
+    def run(self, x: np.ndarray, batch_size: int = _BATCH) -> np.ndarray:
+        """The model's first output for the float input batch `x` (run `batch_size` samples at
+        a time: the im2col patches of a whole test set would take gigabytes)."""
+        x = np.asarray(x, dtype=np.float32)
+        outputs = []
+        for start in range(0, max(len(x), 1), batch_size):
+            out: Any = self._session.run(None, {self.input_name: x[start : start + batch_size]})
+            outputs.append(np.asarray(out[0]))
+        return np.concatenate(outputs)
 
 
 def _ops() -> list[type[Any]]:

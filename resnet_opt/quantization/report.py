@@ -14,6 +14,40 @@ if TYPE_CHECKING:
     from resnet_opt.pipeline.artifacts import Manifest
 
 
+def _bits(quant: Mapping[str, object]) -> str:
+    """', 7-bit [-64, 64]' for reduced-range weights (the cpu default), else nothing."""
+    limits = quant.get("weight_range")
+    if quant.get("reduce_range") and isinstance(limits, list):
+        return f", 7-bit [{limits[0]}, {limits[1]}]"
+    return ""
+
+
+def gate_advice(manifest: Manifest) -> str:
+    """What to try when the artifact failed its accuracy gate (no parentheses: `run` cuts the
+    error message at the first one)."""
+    from resnet_opt.cpu_int8 import cpu_int8_family
+    from resnet_opt.quantization.saturation import saturates_on
+
+    quant = manifest.details.get("quantization")
+    if not isinstance(quant, Mapping):  # fp16
+        return "--exclude NODE to keep the nodes that lose the most in fp32"
+    family = cpu_int8_family()
+    tips = []
+    if saturates_on(manifest, family):
+        tips.append(
+            f"dropping --no-reduce-range, since this CPU's int8 sums saturate with 8-bit "
+            f"weights on {family.label}"
+        )
+    tips += [
+        "another --method: mse, percentile or max",
+        "--accuracy-budget P, which keeps the most sensitive layers in higher precision",
+        "--exclude NODE",
+    ]
+    if quant.get("target") == "cpu":
+        tips.append("on OpenVINO, the --target tensorrt file")
+    return "; ".join(tips[:-1]) + "; or " + tips[-1]
+
+
 def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     """The human summary of a quantize manifest (the CLI prints it on stderr)."""
     details, check = manifest.details, manifest.verification
@@ -26,8 +60,8 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
         lines.append(
             f"{output}: {manifest.precision.value}, {quant['target']} layout — "
             f"{quant['int8_layers']} layers in int8, {quant['quantized_tensors']} activation "
-            f"Q/DQ pairs, {quant['int8_weights']} int8 weights (per channel), bias "
-            f"{quant['bias']}"
+            f"Q/DQ pairs, {quant['int8_weights']} int8 weights (per channel{_bits(quant)}), "
+            f"bias {quant['bias']}"
         )
     else:
         fp16 = details.get("fp16", {})
