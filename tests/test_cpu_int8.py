@@ -179,3 +179,19 @@ def test_compare_refuses_another_int8_family(report: Report, tmp_path: Path) -> 
     assert "CPU int8 family 'avx512-vnni' vs 'avx2'" in result.stderr
     result = CliRunner().invoke(app, ["compare", str(a), str(b), "--allow-different-hardware"])
     assert result.exit_code == 0 and "compared despite different machines" in result.stdout
+
+
+def test_markdown_says_what_int8_buys_on_this_cpu(report: Report) -> None:
+    from resnet_opt.report.int8_advice import advice_lines
+    from resnet_opt.report.markdown import render
+
+    assert "### What INT8 buys on this CPU" in render(report)
+    lines = advice_lines(_with_family(report, Int8Family.AVX2))
+    assert lines[0].startswith("CPU int8 instructions: AVX2 (u8×s8 sums saturate")
+    bullet = next(line for line in lines if line.startswith("- **onnxruntime**"))
+    fp32 = {m.batch: m.throughput for m in report.measurements if m.artifact == "model.onnx"}
+    int8 = {m.batch: m.throughput for m in report.measurements if m.artifact == "model.int8.onnx"}
+    for batch in report.settings.batches:  # the ratios are the report's own
+        assert f"{int8[batch] / fp32[batch]:.2f}× (batch {batch})" in bullet
+    vnni = advice_lines(_with_family(report, Int8Family.AVX512_VNNI))
+    assert "int32 accumulation: no saturation" in vnni[0]
