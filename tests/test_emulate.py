@@ -248,3 +248,23 @@ def test_emulator_refuses_a_model_without_cpu_int8_layers(
     for path in (default_onnx, cpu_artifacts["tensorrt"]):  # float, and s8 activations
         with pytest.raises(ResnetOptError, match="no int8 Conv/Gemm with u8 activations"):
             Emulator(onnx.load(str(path)), Arithmetic.INT32)
+
+
+def test_apply_plan_defaults_to_the_targets_weight_range() -> None:
+    from resnet_opt.quantization import placement_cpu, placement_tensorrt
+    from resnet_opt.quantization.graph_rules import GraphView, prepare
+    from resnet_opt.quantization.qdq import apply_plan
+    from tests.qdq_models import max_ranges, tiny_resnet
+
+    model = prepare(tiny_resnet(), "tiny")
+    for place, limit in ((placement_cpu.place, 64), (placement_tensorrt.place, 127)):
+        plan = place(GraphView(model))
+        rng = np.random.default_rng(0)
+        batches = [rng.standard_normal((2, 3, 8, 8)).astype(np.float32) for _ in range(2)]
+        written, _ = apply_plan(model, plan, max_ranges(model, plan.range_tensors(), batches))
+        weights = [
+            numpy_helper.to_array(t)
+            for t in written.graph.initializer
+            if numpy_helper.to_array(t).dtype == np.int8 and t.dims and len(t.dims) > 1
+        ]
+        assert weights and max(int(np.abs(w.astype(int)).max()) for w in weights) == limit

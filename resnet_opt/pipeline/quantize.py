@@ -40,7 +40,7 @@ from resnet_opt.pipeline.artifacts import (
     write_manifest,
 )
 from resnet_opt.quantization.plan import Placement, Plan, Target
-from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, REDUCED_WEIGHT_MAX
+from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, weight_limit
 
 if TYPE_CHECKING:
     import onnx
@@ -408,14 +408,6 @@ def _exclusions(view: GraphView, patterns: Sequence[str], allowed: Sequence[str]
     return matched & allowed_set
 
 
-def weight_range_max(target: Target, reduce_range: bool | None) -> int:
-    """The int8 weight magnitude limit: 7 bits for the cpu target unless full 8 bits were
-    asked for (see quantization/qdq.py), full 8 bits for TensorRT."""
-    if target is Target.CPU and reduce_range is not False:
-        return REDUCED_WEIGHT_MAX
-    return INT8_WEIGHT_MAX
-
-
 def _placement(target: Target) -> Placement:
     from resnet_opt.quantization import placement_cpu, placement_tensorrt
 
@@ -517,7 +509,7 @@ def _quantize_int8(
     from resnet_opt.quantization.qdq import apply_plan
 
     target = options.target or Target.TENSORRT
-    weight_max = weight_range_max(target, options.reduce_range)
+    weight_max = weight_limit(target, options.reduce_range)
     method = Method(options.method or DEFAULT_METHOD)
     percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
     prepared = prepare(source.model, str(source.path), int8=True)

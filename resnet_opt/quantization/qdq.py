@@ -78,6 +78,14 @@ def activation_params(target: Target, rng: Range, tensor: str = "") -> QParams:
     return QParams(float(symmetric_scale(amax, np.int8)), 128, np.uint8)
 
 
+def weight_limit(target: Target, reduce_range: bool | None = None) -> int:
+    """The int8 weight magnitude limit: 7 bits for the cpu target unless full 8 bits were asked
+    for (`reduce_range=False`), full 8 bits for TensorRT (see the module docstring)."""
+    if target is Target.CPU and reduce_range is not False:
+        return REDUCED_WEIGHT_MAX
+    return INT8_WEIGHT_MAX
+
+
 def pair_sum_fits_int16(weight_max: int) -> bool:
     """Whether u8 activations (0..255) times s8 weights in [-weight_max, weight_max], added in
     pairs as VPMADDUBSW does, always fit int16 (no saturation on CPUs without VNNI)."""
@@ -138,12 +146,14 @@ def apply_plan(
     plan: Plan,
     ranges: Mapping[str, Range],
     *,
-    weight_max: int = INT8_WEIGHT_MAX,
+    weight_max: int | None = None,
 ) -> tuple[onnx.ModelProto, dict[str, int]]:
     """A copy of `model` (prepared, float) with the plan written in, and what was written.
 
-    Weights are quantized to [-weight_max, weight_max] (REDUCED_WEIGHT_MAX for CPUs whose int8
-    kernels saturate, see the module docstring)."""
+    Weights are quantized to [-weight_max, weight_max]; None: the plan's target's default
+    (`weight_limit`: 7 bits for the cpu target, so that it cannot saturate)."""
+    if weight_max is None:
+        weight_max = weight_limit(plan.target)
     import onnx
     from onnx import helper, numpy_helper
 
