@@ -146,6 +146,9 @@ def info(json_output: JsonOption = False) -> None:
     lines.append(f"machine       {m.cpu_model}, {m.cpu_cores} cores, {m.memory_gb} GB")
     if m.cpu_flags:
         lines.append(f"CPU flags     {', '.join(m.cpu_flags)}")
+    from resnet_opt.cpu_int8 import Int8Family, describe
+
+    lines.append(f"CPU int8      {describe(Int8Family(m.cpu_int8_family))}")
     if m.jetpack:
         lines.append(f"jetson        {m.jetpack}")
     typer.echo("\n".join(lines))

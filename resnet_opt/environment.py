@@ -45,6 +45,7 @@ class Machine:
     load_average: tuple[float, float, float] | None
     jetpack: str | None
     cpu_flags: tuple[str, ...] = ()  # the ISA features inference kernels dispatch on
+    cpu_int8_family: str = "unknown"  # cpu_int8.Int8Family: what CPU int8 figures hold for
 
 
 def _dist_version(dist: str) -> Probe:
@@ -133,7 +134,14 @@ def machine() -> Machine:
         load_average=load,  # type: ignore[arg-type]
         jetpack=jetpack_release(),
         cpu_flags=relevant_cpu_flags(),
+        cpu_int8_family=_int8_family(),
     )
+
+
+def _int8_family() -> str:
+    from resnet_opt.cpu_int8 import cpu_int8_family  # it reads this module's cpu_flags
+
+    return cpu_int8_family().value
 
 
 def cuda_driver() -> Probe:

@@ -195,3 +195,12 @@ def test_markdown_says_what_int8_buys_on_this_cpu(report: Report) -> None:
         assert f"{int8[batch] / fp32[batch]:.2f}× (batch {batch})" in bullet
     vnni = advice_lines(_with_family(report, Int8Family.AVX512_VNNI))
     assert "int32 accumulation: no saturation" in vnni[0]
+
+
+def test_info_names_the_family(monkeypatch: pytest.MonkeyPatch) -> None:
+    _cpu(monkeypatch, AVX2_FLAGS)
+    result = CliRunner().invoke(app, ["info"])
+    assert result.exit_code == 0
+    assert "CPU int8      AVX2: u8×s8 pairs summed in int16 with saturation" in result.stdout
+    data = json.loads(CliRunner().invoke(app, ["info", "--json"]).stdout)
+    assert data["machine"]["cpu_int8_family"] == "avx2"
