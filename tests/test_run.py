@@ -346,4 +346,6 @@ def test_default_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     # such weights give the exact int32 result there), and the report names this CPU's family
     quant = json.loads((out / "model.int8-cpu.onnx.json").read_text())["details"]["quantization"]
     assert quant["weight_range"] == [-64, 64] and quant["saturation_safe"] is True
+    for name in ("model.int8-cpu.onnx", "model.int8-tensorrt.onnx", "model.fp16.onnx"):
+        assert accuracy[name]["drop_points"] <= 0.5
     assert report["machine"]["cpu_int8_family"]

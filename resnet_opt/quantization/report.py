@@ -22,6 +22,17 @@ def _bits(quant: Mapping[str, object]) -> str:
     return ""
 
 
+def _family(check: Mapping[str, object]) -> str:
+    """', int8 on AMX': the CPU int8 family the figure holds for (recorded since it mattered)."""
+    from resnet_opt.cpu_int8 import Int8Family
+
+    value = check.get("cpu_int8_family")
+    try:
+        return f", int8 on {Int8Family(value).label}" if isinstance(value, str) else ""
+    except ValueError:
+        return f", int8 on {value}"
+
+
 def gate_advice(manifest: Manifest) -> str:
     """What to try when the artifact failed its accuracy gate (no parentheses: `run` cuts the
     error message at the first one)."""
@@ -82,7 +93,8 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     if check.get("evaluated"):
         ref = check.get("reference") or {}
         lines.append(
-            f"  accuracy ({check['count']} images, ONNX Runtime CPU): top-1 {check['top1']:.2f}% "
+            f"  accuracy ({check['count']} images, ONNX Runtime CPU{_family(check)}): top-1 "
+            f"{check['top1']:.2f}% "
             f"vs FP32 {ref.get('top1', float('nan')):.2f}% (drop {check['drop_points']:+.2f} "
             f"points), top-5 {check['top5']:.2f}%, agreement {check['top1_agreement']:.2f}%"
         )
