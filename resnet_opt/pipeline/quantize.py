@@ -641,7 +641,9 @@ def _quantization_details(
         "weight_type": "int8",
         "weight_range": [-weight_max, weight_max],
         "reduce_range": weight_max < INT8_WEIGHT_MAX,
-        "saturation_safe": pair_sum_fits_int16(weight_max),
+        # the cpu layout's u8×s8 pair sums fit int16 on CPUs without VNNI (None: not a CPU
+        # layout; TensorRT accumulates in int32)
+        "saturation_safe": pair_sum_fits_int16(weight_max) if cpu else None,
         "weight_storage": "int8 initializers + DequantizeLinear",
         "per_channel_weights": True,
         "weight_axis": "output channel (Conv axis 0)",
