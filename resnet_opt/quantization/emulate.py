@@ -253,6 +253,10 @@ def rewrite(model: onnx.ModelProto, arithmetic: Arithmetic) -> Rewritten:
                 if b_dq is not None:
                     inputs += [b_dq.input[0], b_dq.input[1]]
                 attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+                if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                    raise ResnetOptError(
+                        f"{node.name}: the int8 emulation takes explicit pads, not auto_pad"
+                    )
                 if node.op_type == "Gemm" and (
                     attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0
                 ):
