@@ -462,23 +462,23 @@ def test_cli_build_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--batch", "8:1:32"], "min <= opt <= max"),
-        (["--dla-core", "0", "--calib-cache", "x.calib"], "this device has no DLA cores"),
-        (["--hardware-compatible", "--same-compute-capability"], "pick one"),
-        (["--threads", "2"], "--threads applies to --backend onnxruntime or openvino"),
+    ("args", "message", "code"),
+    [  # 2: the command line is wrong; 1: this device cannot do what it asks
+        (["--batch", "8:1:32"], "min <= opt <= max", 2),
+        (["--dla-core", "0", "--calib-cache", "x.calib"], "this device has no DLA cores", 1),
+        (["--hardware-compatible", "--same-compute-capability"], "pick one", 2),
+        (["--threads", "2"], "--threads applies to --backend onnxruntime or openvino", 2),
     ],
 )
 def test_cli_errors_are_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str, code: int
 ) -> None:
     fake(monkeypatch, dla_cores=0)
     source = fp32_model(tmp_path / "m.onnx")
     result = runner.invoke(
         app, ["build", str(source), "-o", str(tmp_path / "m.plan"), "--backend", "tensorrt", *args]
     )
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == code, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert message in result.stderr
     assert "m.plan" not in left_in(tmp_path)

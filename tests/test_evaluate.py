@@ -115,11 +115,19 @@ def test_eval_cli_gate_exits_3(tmp_path: Path, tiny_contract: PreprocessContract
     ok = runner.invoke(app, ["eval", str(a), "--data", str(data), "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["count"] == 24
-    result = evaluate(b, str(data), reference=a)
-    assert result.drop_points is not None
-    gate = result.drop_points - 1.0
+    # labelled by a's own predictions: a scores 100 %, b loses points (a gate is never negative)
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).normal(size=(24, 3, 8, 8)).astype(np.float32)
+    (logits,) = ort.InferenceSession(str(a)).run(None, {"input": x})
+    labelled = tmp_path / "labelled.npz"
+    np.savez(labelled, x=x, y=logits.argmax(axis=1))
+    result = evaluate(b, str(labelled), reference=a)
+    assert result.drop_points is not None and result.drop_points > 0
+    gate = result.drop_points / 2
     res = runner.invoke(
-        app, ["eval", str(b), "--data", str(data), "--reference", str(a), "--max-drop", str(gate)]
+        app,
+        ["eval", str(b), "--data", str(labelled), "--reference", str(a), "--max-drop", str(gate)],
     )
     assert res.exit_code == 3
     assert "over --max-drop" in res.stderr

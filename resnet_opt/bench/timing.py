@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 
 Clock = Callable[[], float]
 
@@ -52,18 +52,18 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.iterations is not None and self.duration_s is not None:
-            raise ResnetOptError("--iterations and --duration exclude each other; give one")
+            raise UsageError("--iterations and --duration exclude each other; give one")
         if self.iterations is None and self.duration_s is None:
             object.__setattr__(self, "duration_s", DEFAULT_DURATION_S)
         if self.iterations is not None and self.iterations < 1:
-            raise ResnetOptError(f"iterations must be positive, not {self.iterations}")
+            raise UsageError(f"iterations must be positive, not {self.iterations}")
         duration = self.duration_s
         if duration is not None and not (duration > 0 and math.isfinite(duration)):
-            raise ResnetOptError(f"duration must be a positive number of seconds, not {duration}")
+            raise UsageError(f"duration must be a positive number of seconds, not {duration}")
         if not (self.warmup_s >= 0 and math.isfinite(self.warmup_s)):
-            raise ResnetOptError(f"warm-up must be zero or more seconds, not {self.warmup_s}")
+            raise UsageError(f"warm-up must be zero or more seconds, not {self.warmup_s}")
         if self.min_iterations < 1:
-            raise ResnetOptError(f"minimum iterations must be positive, not {self.min_iterations}")
+            raise UsageError(f"minimum iterations must be positive, not {self.min_iterations}")
 
     @property
     def mode(self) -> Mode:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -197,5 +197,7 @@ def parse_floats(text: str, what: str) -> tuple[float, ...]:
     try:
         values = tuple(float(v) for v in text.split(","))
     except ValueError as exc:
-        raise ResnetOptError(f"{what}: expected comma-separated numbers, got {text!r}") from exc
+        raise UsageError(f"{what}: expected comma-separated numbers, got {text!r}") from exc
+    if not all(math.isfinite(v) for v in values):
+        raise UsageError(f"{what}: {text!r} holds a number that is not finite")
     return values

@@ -37,7 +37,7 @@ from pathlib import Path
 
 from resnet_opt.calibration.qdq_math import symmetric_scale
 from resnet_opt.calibration.ranges import INT8_LEVELS, TensorRange
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 
 _HEADER = re.compile(r"^TRT-(\d+)-([A-Za-z0-9]+)$")
 _HEX = re.compile(r"^[0-9a-fA-F]{1,8}$")
@@ -69,7 +69,7 @@ def tensorrt_version_int(version: str | int) -> int:
         return tensorrt_version_int(int(text))
     match = _VERSION.match(text)
     if not match:
-        raise ResnetOptError(f"not a TensorRT version: {version!r} (expected e.g. 10.3.0)")
+        raise UsageError(f"not a TensorRT version: {version!r} (expected e.g. 10.3.0)")
     major, minor, patch = int(match[1]), int(match[2]), int(match[3] or 0)
     if minor > 99 or patch > 99:
         raise ResnetOptError(f"not a TensorRT version: {version!r}")

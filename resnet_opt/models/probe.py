@@ -12,6 +12,7 @@ from typing import Any
 
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.validation import check_fits
 
 _BATCHNORM_NAMES = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"})
 
@@ -31,6 +32,7 @@ def dry_run(module: Any, input_shape: tuple[int, int, int], name: str) -> int:
     """Number of classes, from one forward pass on a zero input of the contract's shape."""
     torch = require("torch")
     shape = (1, *input_shape)
+    check_fits(shape, f"{name}: --input-size {input_shape[-1]}")
     try:
         with torch.inference_mode():
             out = module(torch.zeros(shape))

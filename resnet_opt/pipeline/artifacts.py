@@ -22,8 +22,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from resnet_opt import output_lock, signals
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.validation import check_all_finite
 
 MANIFEST_SCHEMA = 1
 MANIFEST_SUFFIX = ".json"
@@ -125,6 +127,10 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ResnetOptError(f"{source}: not a valid resnet-opt manifest ({exc})") from exc
+        except ResnetOptError as exc:  # a value the contract refuses: say which file holds it
+            if str(exc).startswith(source):
+                raise
+            raise ResnetOptError(f"{source}: {exc}") from exc
 
     def summary(self) -> dict[str, Any]:
         """The short form carried in a later stage's lineage."""
@@ -257,6 +263,7 @@ def read_manifest(artifact: Path, *, required: bool = True) -> Manifest | None:
         raise ResnetOptError(f"{path}: cannot read manifest ({exc})") from exc
     if not isinstance(data, dict):
         raise ResnetOptError(f"{path}: not a valid resnet-opt manifest (not a JSON object)")
+    check_all_finite(data, str(path))  # NaN would switch later checks off
     manifest = Manifest.from_dict(data, source=str(path))
     if manifest.artifact != artifact.name:
         raise ResnetOptError(
@@ -318,6 +325,7 @@ class StagedOutputs:
         self._force = force
         self._pending: list[tuple[Path, Path]] = []
         self._created_dirs: list[Path] = []
+        self._locks: list[output_lock.OutputLock | None] = []
 
     def add(self, final: Path) -> Path:
         final = Path(final)
@@ -328,6 +336,10 @@ class StagedOutputs:
         if final.exists() and not self._force:
             raise ResnetOptError(f"{final}: exists; pass --force to overwrite it")
         self._ensure_dir(final.parent)
+        # one writer at a time; checked again under the lock, as another may have just finished
+        self._locks.append(output_lock.acquire(final))
+        if final.exists() and not self._force:
+            raise ResnetOptError(f"{final}: exists; pass --force to overwrite it")
         tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
         try:
             tmp.touch()
@@ -361,20 +373,28 @@ class StagedOutputs:
         ordered = sorted(self._pending, key=lambda p: p[0].name.endswith(MANIFEST_SUFFIX))
         done: list[Path] = []
         try:
-            for final, tmp in ordered:
-                tmp.replace(final)
-                done.append(final)
+            with signals.deferred():  # no Ctrl-C / SIGTERM between the renames
+                for final, tmp in ordered:
+                    tmp.replace(final)
+                    done.append(final)
         except OSError as exc:
             for path in done:
                 path.unlink(missing_ok=True)
             self.discard()
             raise ResnetOptError(f"cannot move output into place ({exc})") from exc
         self._pending.clear()
+        self._release()
+
+    def _release(self) -> None:
+        for lock in self._locks:
+            output_lock.release(lock)
+        self._locks.clear()
 
     def discard(self) -> None:
         for _, tmp in self._pending:
             tmp.unlink(missing_ok=True)
         self._pending.clear()
+        self._release()  # before the folders: a lock file would keep them from going
         for folder in self._created_dirs:  # innermost first
             with contextlib.suppress(OSError):
                 folder.rmdir()

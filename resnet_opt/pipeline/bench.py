@@ -39,7 +39,7 @@ from resnet_opt.calibration.data import (
     select_indices,
 )
 from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.pipeline.artifacts import (
     Manifest,
     Precision,
@@ -61,6 +61,7 @@ from resnet_opt.report.schema import (
     Skip,
 )
 from resnet_opt.runners.base import Runner, RunnerInfo, open_runner, single_input
+from resnet_opt.validation import check_fits
 
 DEFAULT_BATCHES = (1, 8, 32)
 
@@ -91,23 +92,23 @@ class BenchOptions:
 
     def __post_init__(self) -> None:
         if not self.batches:
-            raise ResnetOptError("give at least one batch size")
+            raise UsageError("give at least one batch size")
         bad = [b for b in self.batches if b < 1]
         if bad:
-            raise ResnetOptError(f"batch sizes must be positive, not {bad[0]}")
+            raise UsageError(f"batch sizes must be positive, not {bad[0]}")
         if len(set(self.batches)) != len(self.batches):
-            raise ResnetOptError(f"batch sizes repeat: {', '.join(map(str, self.batches))}")
+            raise UsageError(f"batch sizes repeat: {', '.join(map(str, self.batches))}")
         if self.threads is not None and self.threads < 1:
-            raise ResnetOptError(f"threads must be positive, not {self.threads}")
+            raise UsageError(f"threads must be positive, not {self.threads}")
         if self.samples is not None and self.samples < 1:
-            raise ResnetOptError(f"the number of samples must be positive, not {self.samples}")
+            raise UsageError(f"the number of samples must be positive, not {self.samples}")
         if self.plot_batch is not None and self.plot_batch not in self.batches:
-            raise ResnetOptError(
+            raise UsageError(
                 f"--plot-batch {self.plot_batch} is not one of the measured batch sizes "
                 f"({', '.join(map(str, self.batches))})"
             )
         if self.reference is not None and self.data is None:
-            raise ResnetOptError("a reference needs evaluation data (accuracy is off)")
+            raise UsageError("a reference needs evaluation data (accuracy is off)")
 
     @property
     def chosen_plot_batch(self) -> int:
@@ -119,9 +120,9 @@ def parse_batches(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ResnetOptError(f"--batch: expected comma-separated integers, got {text!r}") from None
+        raise UsageError(f"--batch: expected comma-separated integers, got {text!r}") from None
     if not values:
-        raise ResnetOptError("--batch: give at least one batch size")
+        raise UsageError("--batch: give at least one batch size")
     return values
 
 
@@ -262,6 +263,8 @@ def _plan(
             _check_engine(manifest, options.batches)
         if source is not None:
             label_map(source, contract)  # classes that do not fit the model: refused now
+        largest = max(options.batches)  # an input batch that cannot exist: refused now
+        check_fits((largest, *contract.input_shape), f"{path.name}: --batch {largest}")
         plan = plan_targets(path.name, manifest, options.backends)
         skips += [Skip(path.name, t.value, reason) for t, reason in plan.skipped]
         reference: tuple[Path, str] | None = None

@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import UsageError
 from resnet_opt.pipeline.artifacts import (
     Manifest,
 )
@@ -61,7 +61,7 @@ def check_backend_options(backend: BuildBackend, given: Mapping[str, bool]) -> N
     for option, used in given.items():
         if used and backend not in BACKEND_OPTIONS[option]:
             owners = " or ".join(sorted(b.value for b in BACKEND_OPTIONS[option]))
-            raise ResnetOptError(f"{option} applies to --backend {owners}, not {backend.value}")
+            raise UsageError(f"{option} applies to --backend {owners}, not {backend.value}")
 
 
 def check_verify_options(
@@ -69,11 +69,11 @@ def check_verify_options(
 ) -> None:
     """The options the CPU builds (ONNX Runtime, OpenVINO) share: threads and the check."""
     if threads is not None and threads < 1:
-        raise ResnetOptError(f"threads must be positive, not {threads}")
+        raise UsageError(f"threads must be positive, not {threads}")
     if samples < 1 or batch_size < 1:
-        raise ResnetOptError("samples and batch size must be positive")
+        raise UsageError("samples and batch size must be positive")
     if not math.isfinite(tolerance) or tolerance < 0:
-        raise ResnetOptError(f"tolerance must be a non-negative number, not {tolerance}")
+        raise UsageError(f"tolerance must be a non-negative number, not {tolerance}")
 
 
 def build(

@@ -33,6 +33,7 @@ from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
     Stage,
+    check_artifact_hash,
     read_manifest,
     stage_manifest,
     staged_outputs,
@@ -94,6 +95,8 @@ def build_onnxruntime(
         raise ResnetOptError(f"{output}: is the source model; write the artifact elsewhere")
     providers = resolve_providers([options.provider])
     parent = read_manifest(source, required=False)
+    if parent is not None:  # never build a file its manifest does not describe
+        check_artifact_hash(source, parent)
     contract = parent.preprocessing if parent else None
     ort = require("onnxruntime")
     level = options.optimization

@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.graph import precision_of
 from resnet_opt.pipeline.artifacts import (
     InputRef,
     Manifest,
     Precision,
     Stage,
+    check_artifact_hash,
     read_manifest,
     sha256_file,
     stage_manifest,
@@ -103,6 +104,8 @@ def build_openvino(
     ov = require("openvino")
     core = ov.Core()
     parent = read_manifest(source, required=False)
+    if parent is not None:  # never build a file its manifest does not describe
+        check_artifact_hash(source, parent)
     precision = parent.precision if parent else precision_of(onnx_model)[0]
     model = _read(core, source)
     if options.batch is not None:
@@ -212,7 +215,7 @@ def _check_options(output: Path, options: OpenVinoBuildOptions) -> OvForm:
         tolerance=options.tolerance,
     )
     if options.batch is not None and options.batch < 1:
-        raise ResnetOptError(f"batch must be positive, not {options.batch}")
+        raise UsageError(f"batch must be positive, not {options.batch}")
     if not 0 <= options.min_agreement <= 100:
         raise ResnetOptError(f"min agreement is a percentage, not {options.min_agreement}")
     return form

@@ -17,7 +17,7 @@ from resnet_opt.calibration.data import BatchStream, Split, label_map, open_sour
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.cpu_int8 import cpu_int8_family
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest, read_manifest
+from resnet_opt.pipeline.artifacts import Manifest, check_artifact_hash, read_manifest
 from resnet_opt.runners.base import Backend, Runner, open_runner, run_batch
 
 DEFAULT_EVAL_BATCH = 32
@@ -84,11 +84,13 @@ class Tally:
 
 
 def contract_of(artifact: Path, given: PreprocessContract | None = None) -> PreprocessContract:
-    """The preprocessing contract from `artifact`'s manifest, or the one given explicitly."""
+    """The preprocessing contract from `artifact`'s manifest (the artifact checked against its
+    hash), or the one given explicitly."""
     if given is not None:
         return given
     manifest = read_manifest(artifact)
     assert manifest is not None
+    check_artifact_hash(artifact, manifest)
     return manifest_contract(artifact, manifest)
 
 
@@ -97,7 +99,7 @@ def manifest_contract(artifact: Path, manifest: Manifest) -> PreprocessContract:
     if manifest.preprocessing is None:
         raise ResnetOptError(
             f"{artifact}: its manifest has no preprocessing contract; export the model with "
-            "resnet-opt or give the preprocessing options"
+            "resnet-opt export, or quantize it with --input-size/--mean/--std, which write one"
         )
     return manifest.preprocessing
 
@@ -140,6 +142,8 @@ def evaluate(
     contract = contract_of(artifact, contract)
     if reference is not None:
         ref_manifest = read_manifest(reference, required=False)
+        if ref_manifest is not None:  # a reference that is not what its manifest says is refused
+            check_artifact_hash(reference, ref_manifest)
         # a reference without a manifest is taken to share the candidate's preprocessing
         ref_contract = (
             contract if ref_manifest is None else manifest_contract(reference, ref_manifest)

@@ -41,7 +41,7 @@ from resnet_opt.calibration.data import (
 )
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
 from resnet_opt.graph import count_ops, drop_unused_initializers, save_onnx
 from resnet_opt.models.contract import ContractOptions, resolve_contract
 from resnet_opt.pipeline.artifacts import (
@@ -58,6 +58,7 @@ from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random
 
 # the graph's names are the ones the PyTorch runner speaks (it imports torch only when it runs)
 from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, TorchRunner
+from resnet_opt.validation import check_fits
 
 if TYPE_CHECKING:
     import onnx
@@ -129,12 +130,12 @@ class ExportOptions:
                 f"{span.start}–{span.stop - 1}"
             )
         if not (math.isfinite(self.tolerance) and self.tolerance > 0):
-            raise ResnetOptError(f"--tolerance must be a positive number, not {self.tolerance}")
+            raise UsageError(f"--tolerance must be a positive number, not {self.tolerance}")
         for name, value in (("--batch", self.batch), ("--data-samples", self.data_samples)):
             if value is not None and value < 1:
-                raise ResnetOptError(f"{name} must be positive, not {value}")
+                raise UsageError(f"{name} must be positive, not {value}")
         if self.num_classes is not None and self.num_classes < 1:
-            raise ResnetOptError(f"--num-classes must be positive, not {self.num_classes}")
+            raise UsageError(f"--num-classes must be positive, not {self.num_classes}")
         if self.model is not None and is_onnx(self.model):  # before the output name is taken
             raise already_onnx(self.model)
 
@@ -268,6 +269,8 @@ def _to_onnx(
 
     torch = require("torch")
     example_batch = options.batch or 2  # ≥ 2 so that no exporter specializes the batch to 1
+    what = f"--batch {options.batch}" if options.batch else "the example input"
+    check_fits((example_batch, *contract.input_shape), what)
     generator = torch.Generator().manual_seed(options.seed)
     example = torch.randn((example_batch, *contract.input_shape), generator=generator)
     kwargs: dict[str, Any] = {

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
 from resnet_opt.graph import load_onnx, precision_of, save_onnx
 from resnet_opt.pipeline.artifacts import (
     InputRef,
@@ -31,6 +31,7 @@ from resnet_opt.pipeline.artifacts import (
     write_manifest,
 )
 from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
+from resnet_opt.pipeline.const_fold import fold_constants, list_initializers_as_inputs
 from resnet_opt.pipeline.verify import (
     Comparison,
     Feed,
@@ -69,7 +70,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         dims = ()
     if not dims or any(d < 1 for d in dims):
-        raise ResnetOptError(
+        raise UsageError(
             f"input shape {text!r} is not a list of positive integers such as 3,224,224"
         )
     return dims
@@ -95,9 +96,11 @@ def fold(
     """
     source, output = Path(source), Path(output)
     if not math.isfinite(tolerance) or tolerance < 0:
-        raise ResnetOptError(f"tolerance must be a non-negative number, not {tolerance}")
+        raise UsageError(f"tolerance must be a non-negative number, not {tolerance}")
     if samples < 1 or batch_size < 1:
-        raise ResnetOptError("samples and batch size must be positive")
+        raise UsageError("samples and batch size must be positive")
+    if output.resolve() == source.resolve():
+        raise ResnetOptError(f"{output}: is the source model; write the folded model elsewhere")
     model = load_onnx(source)
     parent = read_manifest(source, required=False)
     source_sha = sha256_file(source) if parent is None else check_artifact_hash(source, parent)
@@ -105,7 +108,9 @@ def fold(
     with staged_outputs(force=force) as staged:
         onnx_tmp, manifest_tmp = staged.add_with_manifest(output)
         started = time.perf_counter()
-        result = fold_batchnorm(model)
+        constants = fold_constants(model)  # BN parameters computed from constants become readable
+        result = fold_batchnorm(constants.model)
+        list_initializers_as_inputs(result.model)  # IR 3: new biases are graph inputs too
         fold_seconds = time.perf_counter() - started
         save_onnx(result.model, onnx_tmp)  # refuses > 2 GiB before the checker would choke
         _check(result.model, source)
@@ -150,6 +155,7 @@ def fold(
                 "folded_by": _folded_by(parent, result.folded),
                 "left": [asdict(b) for b in result.left],
             },
+            "constants": constants.to_dict(),
             "seconds": {"fold": round(fold_seconds, 4), "verify": round(verify_seconds, 4)},
         }
         manifest = stage_manifest(  # a foreign ONNX: no contract to carry, and no history

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import QualityGateError, ResnetOptError
+from resnet_opt.errors import QualityGateError, ResnetOptError, UsageError
 from resnet_opt.graph import load_onnx, save_onnx
 from resnet_opt.pipeline.artifacts import (
     InputRef,
@@ -147,7 +147,7 @@ def _check_options(options: QuantizeOptions) -> None:
 
     int8 = options.precision is Precision.INT8
     if options.precision not in (Precision.INT8, Precision.FP16):
-        raise ResnetOptError(f"precision must be int8 or fp16, not {options.precision.value}")
+        raise UsageError(f"precision must be int8 or fp16, not {options.precision.value}")
     not_for = "fp16" if int8 else "int8"
     misplaced = {
         "--target": options.target is not None,
@@ -158,29 +158,29 @@ def _check_options(options: QuantizeOptions) -> None:
     if not int8:
         given = [name for name, set_ in misplaced.items() if set_]
         if given:
-            raise ResnetOptError(f"{', '.join(given)} apply to int8 only, not to {not_for}")
+            raise UsageError(f"{', '.join(given)} apply to int8 only, not to {not_for}")
     elif options.keep_io_types:
-        raise ResnetOptError("--keep-io-types applies to fp16 only (int8 models keep fp32 I/O)")
+        raise UsageError("--keep-io-types applies to fp16 only (int8 models keep fp32 I/O)")
     if options.method is not None:
         try:
             Method(options.method)
         except ValueError:
             choices = ", ".join(m.value for m in Method)
-            raise ResnetOptError(f"unknown method {options.method!r} (choose {choices})") from None
+            raise UsageError(f"unknown method {options.method!r} (choose {choices})") from None
     if options.percentile is not None:
         if options.method != Method.PERCENTILE.value:
-            raise ResnetOptError("--percentile needs --method percentile")
+            raise UsageError("--percentile needs --method percentile")
         if not (0 < options.percentile <= 100):
-            raise ResnetOptError(f"--percentile must be in (0, 100], not {options.percentile}")
+            raise UsageError(f"--percentile must be in (0, 100], not {options.percentile}")
     for name, value in (
         ("--max-drop", options.max_drop),
         ("--accuracy-budget", options.accuracy_budget),
     ):
         if value is not None and (not math.isfinite(value) or value < 0):
-            raise ResnetOptError(f"{name} must be a non-negative number of points, not {value}")
+            raise UsageError(f"{name} must be a non-negative number of points, not {value}")
     if options.tensorrt_version is not None:
         if not int8 or options.target is Target.CPU:
-            raise ResnetOptError(
+            raise UsageError(
                 "--tensorrt-version applies to the int8 tensorrt target only (it is the version "
                 "of the TensorRT calibration cache written beside the model)"
             )
@@ -192,16 +192,16 @@ def _check_options(options: QuantizeOptions) -> None:
             if int8
             else "fp16 has no int8 weights"
         )
-        raise ResnetOptError(
+        raise UsageError(
             f"{flag} applies to the int8 cpu target only (it limits the weights to 7 bits so "
             f"that x86 u8×s8 kernels without VNNI cannot saturate); {why}"
         )
     if options.calib_samples is not None and options.calib_samples < 1:
-        raise ResnetOptError(f"--calib-samples must be positive, not {options.calib_samples}")
+        raise UsageError(f"--calib-samples must be positive, not {options.calib_samples}")
     if options.eval_data == NO_EVAL and options.max_drop is not None:
-        raise ResnetOptError("--max-drop needs evaluation data; it cannot go with --eval none")
+        raise UsageError("--max-drop needs evaluation data; it cannot go with --eval none")
     if options.eval_data == NO_EVAL and options.accuracy_budget is not None:
-        raise ResnetOptError("--accuracy-budget needs evaluation data; not with --eval none")
+        raise UsageError("--accuracy-budget needs evaluation data; not with --eval none")
 
 
 def _contract(
@@ -880,7 +880,7 @@ def contract_from_options(
         filter_ = Interpolation(interpolation or Interpolation.BILINEAR.value)
     except ValueError:
         choices = ", ".join(i.value for i in Interpolation)
-        raise ResnetOptError(f"unknown interpolation {interpolation!r} ({choices})") from None
+        raise UsageError(f"unknown interpolation {interpolation!r} ({choices})") from None
     means = parse_floats(mean, "--mean")
     model = load_onnx(model_path, check=False)
     dims = model.graph.output[0].type.tensor_type.shape.dim if model.graph.output else []

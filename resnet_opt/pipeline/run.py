@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from resnet_opt import __version__
 from resnet_opt.console import counting_bar, say
-from resnet_opt.errors import QualityGateError, ResnetOptError
+from resnet_opt.errors import QualityGateError, ResnetOptError, UsageError
 from resnet_opt.pipeline.artifacts import dump_json, sha256_file, sha256_json, staged_outputs
 from resnet_opt.pipeline.run_config import RunConfig, VariantConfig
 
@@ -150,6 +150,11 @@ def run(
     progress: Callable[[], Any] | None = None,
 ) -> RunResult:
     """Run every stage of `config` into `output` (or config.output, or ./resnet-opt-out)."""
+    from resnet_opt.pipeline.run_checks import check_run_config
+
+    check_run_config(config)  # every value, by its TOML key, before the folder is made
+    _check_choices(config)
+    _contract_options(config)
     folder = Path(output or config.output or DEFAULT_OUTPUT)
     if folder.exists() and not folder.is_dir():
         raise ResnetOptError(f"{folder}: is a file; give a folder for the run's outputs")
@@ -185,7 +190,6 @@ class _Runner:
         from resnet_opt.pipeline.build import BuildBackend
 
         # every option is parsed here, before any work: a typo must not cost an export
-        _check_choices(self.config)
         contract = _contract_options(self.config)
         for name in self.config.build.backends:
             backend = BuildBackend(name)
@@ -470,9 +474,9 @@ def _check_choices(config: RunConfig) -> None:
         if v.method is not None:
             _choice(Method, v.method, f"quantize[{i}].method")
         if Precision(v.precision) is Precision.FP16 and v.target is not None:
-            raise ResnetOptError(f"config: quantize[{i}].target applies to int8 only")
+            raise UsageError(f"config: quantize[{i}].target applies to int8 only")
         if v.reduce_range is not None and (v.precision != "int8" or v.target != "cpu"):
-            raise ResnetOptError(
+            raise UsageError(
                 f'config: quantize[{i}].reduce_range applies to int8 with target = "cpu" only '
                 "(7-bit weights against the saturation of x86 CPUs without VNNI; TensorRT "
                 "takes full 8-bit weights)"
@@ -481,12 +485,12 @@ def _check_choices(config: RunConfig) -> None:
         _choice(BuildBackend, name, f"build.backends[{i}]")
     parse_targets(config.bench.backends)
     if config.bench.iterations is None and config.bench.duration is None:
-        raise ResnetOptError("config: bench needs duration or iterations")
+        raise UsageError("config: bench needs duration or iterations")
 
 
 def _check_value(where: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
-        raise ResnetOptError(f"config: {where} = {value!r} (choose {', '.join(choices)})")
+        raise UsageError(f"config: {where} = {value!r} (choose {', '.join(choices)})")
 
 
 def _choice(enum: type[E], value: str, where: str) -> E:

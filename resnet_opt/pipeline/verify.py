@@ -77,6 +77,9 @@ def random_batches(
     shape: tuple[int, ...], samples: int, batch_size: int, seed: int
 ) -> Iterator[np.ndarray]:
     """Standard-normal inputs: the scale of normalized images, reproducible by seed."""
+    from resnet_opt.validation import check_fits
+
+    check_fits((min(batch_size, samples), *shape), "random verification inputs")
     rng = np.random.default_rng(seed)
     done = 0
     while done < samples:

@@ -56,6 +56,21 @@ def write_report(report: Report, folder: Path, *, force: bool = False) -> Report
     return files
 
 
+def check_step_summary() -> None:
+    """Refuse, before any measuring, a $GITHUB_STEP_SUMMARY that could not be appended to:
+    `--summary` must not fail after the report has been written."""
+    target = os.environ.get(STEP_SUMMARY_ENV)
+    if not target:
+        return
+    path = Path(target)
+    if path.is_dir():
+        raise ResnetOptError(f"{path} ({STEP_SUMMARY_ENV}): is a folder, not a file")
+    writable = path.exists() and os.access(path, os.W_OK)
+    creatable = not path.exists() and path.parent.is_dir() and os.access(path.parent, os.W_OK)
+    if not (writable or creatable):
+        raise ResnetOptError(f"{path} ({STEP_SUMMARY_ENV}): cannot append the step summary there")
+
+
 def append_step_summary(markdown: str) -> Path | None:
     """Append to the file $GITHUB_STEP_SUMMARY names (GitHub Actions); None when it is unset."""
     target = os.environ.get(STEP_SUMMARY_ENV)

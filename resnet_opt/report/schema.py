@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.validation import check_all_finite
 
 SCHEMA_VERSION = 1
 REPORT_KIND = "resnet-opt-bench-report"
@@ -292,6 +293,7 @@ def validate(data: Any, source: str = "report") -> None:
             f"{source}: report schema version {version!r}; this resnet-opt reads version "
             f"{SCHEMA_VERSION} (re-run bench with this version to compare)"
         )
+    check_all_finite(data, source)  # JSON Schema's "number" admits NaN and Infinity
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(json_schema())
@@ -307,6 +309,8 @@ def load_report(path: Path) -> Report:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ResnetOptError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ResnetOptError(f"{path}: is a folder; give a report.json") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResnetOptError(f"{path}: cannot read ({exc})") from exc
     except json.JSONDecodeError as exc:

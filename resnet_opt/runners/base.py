@@ -121,7 +121,10 @@ def single_input(runner: Runner) -> TensorSpec:
     """The one image input every ResNet artifact has; anything else is refused."""
     if len(runner.inputs) != 1:
         names = ", ".join(spec.name for spec in runner.inputs)
-        raise ResnetOptError(f"expected a model with one image input, found {names}")
+        raise ResnetOptError(
+            f"expected a model with one image input, found {len(runner.inputs)}"
+            + (f" ({names})" if names else "")
+        )
     return runner.inputs[0]
 
 

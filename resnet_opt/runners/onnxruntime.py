@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
 from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec, built_details
 
 CPU = "CPUExecutionProvider"
@@ -109,7 +109,7 @@ def session_options(
     opts = ort.SessionOptions()
     if threads is not None:
         if threads < 1:
-            raise ResnetOptError(f"threads must be positive, not {threads}")
+            raise UsageError(f"threads must be positive, not {threads}")
         opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec, built_details
 
 DEFAULT_DEVICE = "CPU"
@@ -120,16 +120,16 @@ class OpenVinoRunner:
         is when its name does not tell (a build's temporary files)."""
         self.artifact = Path(artifact)
         if threads is not None and threads < 1:
-            raise ResnetOptError(f"threads must be positive, not {threads}")
+            raise UsageError(f"threads must be positive, not {threads}")
         if batch is not None and batch < 1:
-            raise ResnetOptError(f"batch must be positive, not {batch}")
+            raise UsageError(f"batch must be positive, not {batch}")
         self.threads = threads
         self.device = device
         try:
             self.precision = OvPrecision(precision) if precision is not None else None
         except ValueError as exc:
             choices = ", ".join(p.value for p in OvPrecision)
-            raise ResnetOptError(f"unknown OpenVINO precision {precision!r} ({choices})") from exc
+            raise UsageError(f"unknown OpenVINO precision {precision!r} ({choices})") from exc
         self.batch = batch
         self.kind = kind or OvKind.of(self.artifact)
         self.weights = weights

@@ -18,7 +18,7 @@ import numpy as np
 
 from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
 from resnet_opt.pipeline.artifacts import Manifest, Stage, read_manifest
 from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec
 
@@ -53,7 +53,7 @@ class TorchRunner:
         contract: PreprocessContract | None = None,
     ) -> None:
         if threads is not None and threads < 1:
-            raise ResnetOptError(f"threads must be positive, not {threads}")
+            raise UsageError(f"threads must be positive, not {threads}")
         self.artifact = Path(artifact)
         self.threads = threads
         self._given = module

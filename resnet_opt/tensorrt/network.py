@@ -45,7 +45,8 @@ class NetworkFacts:
         if len(self.inputs) != 1:
             names = ", ".join(i.name for i in self.inputs) or "none"
             raise ResnetOptError(
-                f"{self.path}: expected one image input, found {len(self.inputs)} ({names})"
+                f"{self.path}: expected one image input, found {len(self.inputs)}"
+                + (f" ({names})" if names else "")
             )
         return self.inputs[0]
 
