@@ -89,7 +89,7 @@ def main() -> None:
     from resnet_opt.pipeline.export import ExportOptions, export
     from resnet_opt.pipeline.quantize import QuantizeOptions, quantize
     from resnet_opt.quantization.emulate import Arithmetic, Emulator
-    from resnet_opt.quantization.plan import Target
+    from resnet_opt.quantization.plan import QdqTarget
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -110,7 +110,7 @@ def main() -> None:
         for reduce_range in (True, False):
             path = work / f"model.{method}.{'7bit' if reduce_range else '8bit'}.onnx"
             options = QuantizeOptions(
-                target=Target.CPU, method=method, reduce_range=reduce_range, calib_cache=cache,
+                target=QdqTarget.CPU, method=method, reduce_range=reduce_range, calib_cache=cache,
                 eval_data="none",
             )  # fmt: skip
             quantize(source, path, options)

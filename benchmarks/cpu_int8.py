@@ -404,7 +404,8 @@ def main() -> None:
     if args.child_openvino_avx2:
         child(args)
         return
-    from resnet_opt.cpu_int8 import cpu_int8_family, describe
+    from resnet_opt.core.cpu_int8 import describe
+    from resnet_opt.environment import cpu_int8_family
 
     started = time.perf_counter()
     environment = machine_record()

@@ -8,8 +8,8 @@ traceback. RESNET_OPT_DEBUG=1 shows tracebacks for known errors too. No option t
 infinity, no --threads exceeds the CPU count without --force-threads, and SIGTERM unwinds like
 Ctrl-C (exit 143) so that no temporary file is left behind.
 
-Only the standard library, numpy and typer are imported at the top (DESIGN §6): `--help` must
-not pull in torch.
+Only the standard library, numpy and typer are imported at the top (ARCHITECTURE.md, "Imports and
+extras"): `--help` must not pull in torch.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from resnet_opt import __version__
 from resnet_opt.console import counting_bar, emit_json, say, set_verbosity
+from resnet_opt.core.signals import reraise_if_terminated
+from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError, UsageError
-from resnet_opt.signals import reraise_if_terminated
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -62,7 +62,7 @@ def domain_errors(func: Callable[P, R]) -> Callable[P, R]:
 def _refuse_non_finite(options: dict[str, Any]) -> None:
     """No option takes NaN or infinity: NaN compares false, so a gate given `--max-drop nan`
     would pass anything, and `--duration inf` would never end (a usage error, exit 2)."""
-    from resnet_opt.validation import finite
+    from resnet_opt.core.validation import finite
 
     for name, value in options.items():
         if isinstance(value, float):
@@ -71,7 +71,7 @@ def _refuse_non_finite(options: dict[str, Any]) -> None:
 
 def _threads(threads: int | None, force: bool) -> int | None:
     """`--threads`, refused above this host's CPU count unless `--force-threads`."""
-    from resnet_opt.validation import threads as check
+    from resnet_opt.core.validation import threads as check
 
     check(threads, "--threads", force=force, force_hint="pass --force-threads")
     return threads
@@ -181,7 +181,7 @@ def info(json_output: JsonOption = False) -> None:
     lines.append(f"machine       {m.cpu_model}, {m.cpu_cores} cores, {m.memory_gb} GB")
     if m.cpu_flags:
         lines.append(f"CPU flags     {', '.join(m.cpu_flags)}")
-    from resnet_opt.cpu_int8 import Int8Family, describe
+    from resnet_opt.core.cpu_int8 import Int8Family, describe
 
     lines.append(f"CPU int8      {describe(Int8Family(m.cpu_int8_family))}")
     if m.jetpack:
@@ -279,7 +279,7 @@ def export_command(
     json_output: JsonOption = False,
 ) -> None:
     """Export a trained ResNet to ONNX (BatchNorm folded), verified against PyTorch."""
-    from resnet_opt.calibration.preprocess import Interpolation, parse_floats
+    from resnet_opt.core.contract import Interpolation, parse_floats
     from resnet_opt.models.contract import (
         ContractOptions,
         parse_choice,
@@ -540,20 +540,20 @@ def quantize_command(
     json_output: JsonOption = False,
 ) -> None:
     """INT8 (explicit Q/DQ for TensorRT or the CPU) or FP16, scored against the FP32 input."""
-    from resnet_opt.pipeline.artifacts import Precision
+    from resnet_opt.core.manifest import Precision
     from resnet_opt.pipeline.quantize import (
         QuantizeGateError,
         QuantizeOptions,
         contract_from_options,
         quantize,
     )
-    from resnet_opt.quantization.plan import Target
+    from resnet_opt.quantization.plan import QdqTarget
     from resnet_opt.quantization.report import summary_lines
 
     chosen = _choice_option(Precision, precision, "--precision", (Precision.INT8, Precision.FP16))
     options = QuantizeOptions(
         precision=chosen,
-        target=_choice_option(Target, target, "--target") if target is not None else None,
+        target=_choice_option(QdqTarget, target, "--target") if target is not None else None,
         method=method,
         percentile=percentile,
         calib=calib,
@@ -805,7 +805,7 @@ def build_command(
     )
     options: Any
     if chosen is BuildBackend.TENSORRT:
-        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_size
+        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_bytes
         from resnet_opt.tensorrt.profiles import parse_batch
         from resnet_opt.tensorrt.versions import HardwareCompat
 
@@ -822,7 +822,7 @@ def build_command(
         )
         options = TensorRtBuildOptions(
             batch=parse_batch(batch) if batch is not None else None,
-            workspace_bytes=parse_size(workspace) if workspace is not None else None,
+            workspace_bytes=parse_bytes(workspace) if workspace is not None else None,
             opt_level=opt_level,
             timing_cache=timing_cache,
             dla_core=dla_core,
@@ -999,10 +999,10 @@ def bench_command(
     json_output: JsonOption = False,
 ) -> None:
     """Throughput, latency and accuracy per artifact × backend × batch → JSON, Markdown, PNG."""
-    from resnet_opt.bench.progress import NoProgress, RichProgress
-    from resnet_opt.bench.targets import parse_targets
-    from resnet_opt.bench.timing import Budget
     from resnet_opt.console import is_quiet
+    from resnet_opt.measure.progress import NoProgress, RichProgress
+    from resnet_opt.measure.targets import parse_targets
+    from resnet_opt.measure.timing import Budget
     from resnet_opt.pipeline.bench import BenchOptions, bench, parse_batches
     from resnet_opt.report import check_report_folder, write_report
     from resnet_opt.report.markdown import render
@@ -1139,8 +1139,8 @@ def run_command(
     json_output: JsonOption = False,
 ) -> None:
     """Every stage from one config: export → quantize → build → bench → report."""
-    from resnet_opt.bench.progress import RichProgress
     from resnet_opt.console import is_quiet
+    from resnet_opt.measure.progress import RichProgress
     from resnet_opt.pipeline.run import gate_error, run
     from resnet_opt.pipeline.run_config import load_config
 
@@ -1163,7 +1163,7 @@ def run_command(
 
 def main() -> None:
     """Console-script entry point: SIGTERM cleans up as Ctrl-C does (exit 143)."""
-    from resnet_opt.signals import terminate_cleanly
+    from resnet_opt.core.signals import terminate_cleanly
 
     with terminate_cleanly():
         app()

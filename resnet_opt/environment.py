@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from resnet_opt.core.cpu_int8 import Int8Family, family_from_flags
 from resnet_opt.deps import probe
 
 
@@ -139,9 +140,12 @@ def machine() -> Machine:
 
 
 def _int8_family() -> str:
-    from resnet_opt.cpu_int8 import cpu_int8_family  # it reads this module's cpu_flags
-
     return cpu_int8_family().value
+
+
+def cpu_int8_family() -> Int8Family:
+    """This machine's CPU int8 family (UNKNOWN where /proc/cpuinfo is unreadable or names none)."""
+    return family_from_flags(cpu_flags())
 
 
 def cuda_driver() -> Probe:

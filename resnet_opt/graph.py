@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.pipeline.artifacts import Precision
 
 if TYPE_CHECKING:
     import onnx

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from resnet_opt.bench.targets import Target
-from resnet_opt.bench.timing import Budget
 from resnet_opt.cli import app
+from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Precision
+from resnet_opt.measure.targets import Target
+from resnet_opt.measure.timing import Budget
 from resnet_opt.pipeline.bench import (
     BenchOptions,
     bench,
@@ -296,7 +296,7 @@ def test_bench_does_not_import_torch_or_matplotlib(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from resnet_opt.bench.timing import Budget\n"
+        "from resnet_opt.measure.timing import Budget\n"
         "from resnet_opt.pipeline.bench import BenchOptions, bench\n"
         f"bench([Path({str(source)!r}), Path({str(child)!r})], BenchOptions(batches=(1,), "
         f"budget=Budget(iterations=2), data={str(data)!r}))\n"

@@ -13,15 +13,17 @@ from typer.testing import CliRunner
 
 import resnet_opt.environment
 from resnet_opt.cli import app
-from resnet_opt.cpu_int8 import Int8Family, cpu_int8_family, family_from_flags
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.cpu_int8 import Int8Family, family_from_flags
+from resnet_opt.core.manifest import (
     InputRef,
     Precision,
     Stage,
     manifest_path,
     read_manifest,
+    stage_manifest,
     write_manifest,
 )
+from resnet_opt.environment import cpu_int8_family
 from resnet_opt.quantization.saturation import cpu_weight_max, warning_for
 from resnet_opt.report.compare import compare_reports
 from resnet_opt.report.schema import Report, report_json, validate
@@ -81,11 +83,15 @@ def _cpu_int8(folder: Path, name: str, weight_range: list[int] | None) -> Path:
         quant["weight_range"] = weight_range
     manifest = read_manifest(source)
     assert manifest is not None
-    derived = manifest.derive(
+    derived = stage_manifest(
+        manifest,
         stage=Stage.QUANTIZE,
         artifact=path,
+        content=path,
         precision=Precision.INT8,
         inputs=(InputRef.of("model", source),),
+        options={},
+        verification={},
         details={"quantization": quant},
     )
     write_manifest(manifest_path(path), derived)

@@ -29,11 +29,11 @@ from hypothesis.extra.numpy import arrays
 from onnx import numpy_helper
 
 from resnet_opt.calibration.data import BatchStream, Split, label_map, open_source, select_indices
-from resnet_opt.cpu_int8 import cpu_int8_family
-from resnet_opt.pipeline.artifacts import read_manifest
+from resnet_opt.core.manifest import read_manifest
+from resnet_opt.environment import cpu_int8_family
 from resnet_opt.pipeline.quantize import QuantizeOptions, quantize
 from resnet_opt.quantization.emulate import Arithmetic, Emulator, accumulate
-from resnet_opt.quantization.plan import Target
+from resnet_opt.quantization.plan import QdqTarget
 from resnet_opt.quantization.qdq import (
     INT8_WEIGHT_MAX,
     REDUCED_WEIGHT_MAX,
@@ -147,9 +147,9 @@ def cpu_artifacts(default_onnx: Path, tmp_path_factory: pytest.TempPathFactory) 
     cache = folder / "calib.npz"
     made = {}
     for name, options in {
-        "default": QuantizeOptions(target=Target.CPU),
-        "8bit": QuantizeOptions(target=Target.CPU, reduce_range=False),
-        "tensorrt": QuantizeOptions(target=Target.TENSORRT),
+        "default": QuantizeOptions(target=QdqTarget.CPU),
+        "8bit": QuantizeOptions(target=QdqTarget.CPU, reduce_range=False),
+        "tensorrt": QuantizeOptions(target=QdqTarget.TENSORRT),
     }.items():
         out = folder / f"{name}.onnx"
         quantize(

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.calibration import preprocess
 from resnet_opt.cli import app
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import (
     InputRef,
     Precision,
     Stage,
@@ -18,6 +18,7 @@ from resnet_opt.pipeline.artifacts import (
     new_manifest,
     write_manifest,
 )
+from resnet_opt.errors import ResnetOptError
 from resnet_opt.pipeline.evaluate import evaluate
 from resnet_opt.pipeline.verify import ComparisonAccumulator
 from resnet_opt.runners.base import Backend, open_runner, run_batch
@@ -43,7 +44,7 @@ def _expected_top1(model: Path, data: Path, contract: PreprocessContract) -> flo
     with open_runner(Backend.ONNXRUNTIME, model) as runner:
         for label, name in enumerate(contract.labels or ()):
             for file in sorted((data / name).glob("*.png")):
-                x = contract.apply(Image.open(file).convert("RGB"))[None]
+                x = preprocess.apply(contract, Image.open(file).convert("RGB"))[None]
                 hits += int(run_batch(runner, x).argmax() == label)
                 total += 1
     return 100.0 * hits / total

@@ -32,8 +32,8 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from resnet_opt.cli import app
-from resnet_opt.output_lock import acquire, lock_path, release
-from resnet_opt.pipeline.artifacts import manifest_path
+from resnet_opt.core.manifest import manifest_path
+from resnet_opt.core.output_lock import acquire, lock_path, release
 from tests.benchkit import small_report, tiny_set, write_export
 from tests.conftest import TINY_CONTRACT, make_tiny_cnn, write_image_folder
 from tests.test_fold_stage import make_bn_cnn, resnet18_with_bn  # noqa: F401 - a fixture

@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 from resnet_opt.calibration.ranges import Method
 from resnet_opt.calibration.tensorrt_cache import read_tensorrt_cache
 from resnet_opt.cli import app
+from resnet_opt.core.manifest import Precision, Stage, manifest_path, read_manifest
 from resnet_opt.graph import index_graph
-from resnet_opt.pipeline.artifacts import Precision, Stage, manifest_path, read_manifest
 from resnet_opt.pipeline.quantize import QuantizeOptions, quantize, tensorrt_cache_path
-from resnet_opt.quantization.plan import Target
+from resnet_opt.quantization.plan import QdqTarget
 from tests.conftest import write_image_folder
 from tests.test_quantize_placement import assert_tensorrt_placement
 
@@ -54,10 +54,10 @@ def calib_cache(default_onnx: Path, tmp_path_factory: pytest.TempPathFactory) ->
 # -- accuracy (acceptance) ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", list(Target))
+@pytest.mark.parametrize("target", list(QdqTarget))
 @pytest.mark.parametrize("method", [m.value for m in Method])
 def test_every_method_keeps_top1_within_half_a_point(
-    default_onnx: Path, calib_cache: Path, tmp_path: Path, target: Target, method: str
+    default_onnx: Path, calib_cache: Path, tmp_path: Path, target: QdqTarget, method: str
 ) -> None:
     out = tmp_path / f"out.{target.value}.{method}.onnx"
     result = quantize(
@@ -109,7 +109,9 @@ def test_cpu_target_manifest(default_onnx: Path, calib_cache: Path, tmp_path: Pa
     result = quantize(
         default_onnx,
         out,
-        QuantizeOptions(target=Target.CPU, method="max", calib_cache=calib_cache, eval_data="none"),
+        QuantizeOptions(
+            target=QdqTarget.CPU, method="max", calib_cache=calib_cache, eval_data="none"
+        ),
     )
     quant = result.manifest.details["quantization"]
     assert quant["activation_type"] == "uint8" and quant["bias"].startswith("int32")

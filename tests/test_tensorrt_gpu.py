@@ -55,9 +55,9 @@ def models(
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_build_and_run_on_the_gpu(models: dict[str, Path], precision: str) -> None:
-    from resnet_opt.pipeline.artifacts import read_manifest
+    from resnet_opt.core.manifest import read_manifest
     from resnet_opt.pipeline.verify import compare_runners, random_batches
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
     from resnet_opt.runners.tensorrt import TensorRtRunner
 
     source = models[precision]
@@ -78,7 +78,7 @@ def test_build_and_run_on_the_gpu(models: dict[str, Path], precision: str) -> No
     assert manifest.details["precision"]["engine"] == precision
     assert manifest.details["layers"]["available"]
     assert manifest.verification["top1_agreement"] >= AGREEMENT[precision]
-    with OnnxRuntimeRunner(source) as ort, TensorRtRunner(plan, cuda_graph=True) as engine:
+    with open_onnxruntime(source) as ort, TensorRtRunner(plan, cuda_graph=True) as engine:
         spec = engine.inputs[0]
         shape = tuple(int(d) for d in spec.shape[1:] if isinstance(d, int))
         for batch in (1, 5, 8):

@@ -1,4 +1,4 @@
-"""resnet_opt.validation: the number checks every entry point uses (properties, by hypothesis)."""
+"""resnet_opt.core.validation: the number checks every entry point uses (hypothesis properties)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from resnet_opt import validation as v
+from resnet_opt.core import validation as v
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.report.compare import Thresholds
 

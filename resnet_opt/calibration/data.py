@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.calibration import preprocess
+from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.errors import ResnetOptError, UsageError
 
 if TYPE_CHECKING:
@@ -166,7 +167,9 @@ class ImageFolderSource:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(path) as image:
                     image.load()
-                    x = contract.apply(_to_mode(image, contract, self.sample_name(index)))
+                    x = preprocess.apply(
+                        contract, _to_mode(image, contract, self.sample_name(index))
+                    )
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise SampleError(
                 f"{self.sample_name(index)}: too many pixels to decode safely "
@@ -226,7 +229,7 @@ class ArraySource:
 
     @classmethod
     def open(cls, path: Path) -> ArraySource:
-        from resnet_opt.pipeline.artifacts import sha256_file
+        from resnet_opt.core.hashing import sha256_file
 
         if not path.is_file():
             raise ResnetOptError(f"{path}: no such file")
@@ -282,7 +285,7 @@ class ArraySource:
         label = int(self.labels[index]) if self.labels is not None else None
         if raw.dtype == np.uint8:
             try:
-                return contract.apply_pixels(raw), label
+                return preprocess.apply_pixels(contract, raw), label
             except ResnetOptError as exc:
                 raise ResnetOptError(f"{self.sample_name(index)}: {exc}") from exc
         if raw.shape != contract.input_shape:
@@ -340,7 +343,7 @@ class BundledDigitsSource:
         return f"digits-{self.split.value}[{index}]"
 
     def load(self, index: int, contract: PreprocessContract) -> tuple[np.ndarray, int | None]:
-        return contract.apply_pixels(self.pixels[index]), int(self.labels_array[index])
+        return preprocess.apply_pixels(contract, self.pixels[index]), int(self.labels_array[index])
 
     def fingerprint(self, indices: Sequence[int]) -> str:
         digest = hashlib.sha256(f"digits\0{self.split.value}\0{self.file_sha256}".encode())

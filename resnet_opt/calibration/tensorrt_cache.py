@@ -25,11 +25,9 @@ tensor names, so our calibration (keyed by ONNX names) maps one to one.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 import struct
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -117,28 +115,6 @@ def format_tensorrt_cache(
             raise ResnetOptError(f"tensor {name!r}: amax {amax} gives no positive int8 scale")
         lines.append(f"{name}: {scale_hex(scale)}")
     return "\n".join(lines) + "\n"
-
-
-def write_tensorrt_cache(
-    path: Path,
-    ranges: Mapping[str, TensorRange] | Mapping[str, float],
-    *,
-    tensorrt_version: str | int,
-    algorithm: CalibrationAlgorithm = CalibrationAlgorithm.ENTROPY_2,
-) -> None:
-    """Write the cache atomically (temp file + rename in the same folder)."""
-    text = format_tensorrt_cache(ranges, tensorrt_version=tensorrt_version, algorithm=algorithm)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_bytes(text.encode("utf-8"))  # TensorRT reads names as bytes
-        tmp.replace(path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ResnetOptError(
-            f"{path}: cannot write the TensorRT calibration cache ({exc})"
-        ) from exc
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ def read_torch_file(path: Path, *, trust_pickle: bool) -> Any:
 
 def load_checkpoint(path: Path, *, trust_pickle: bool = False) -> Checkpoint:
     """The state_dict in `path` (bare, or under one of STATE_DICT_KEYS), prefixes stripped."""
-    from resnet_opt.pipeline.artifacts import sha256_file
+    from resnet_opt.core.hashing import sha256_file
 
     torch = require("torch")
     obj = read_torch_file(path, trust_pickle=trust_pickle)

@@ -14,12 +14,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Final, Literal, TypeVar
 
-from resnet_opt.calibration.preprocess import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Interpolation,
-    PreprocessContract,
-)
+from resnet_opt.core.contract import IMAGENET_MEAN, IMAGENET_STD, Interpolation, PreprocessContract
 from resnet_opt.errors import ResnetOptError, UsageError
 
 NONE: Final = "none"

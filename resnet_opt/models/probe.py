@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from resnet_opt.core.validation import check_fits
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.validation import check_fits
 
 _BATCHNORM_NAMES = frozenset({"BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "SyncBatchNorm"})
 

@@ -9,7 +9,8 @@ OpenVINO's bf16) and timed at each batch size on a fixed, pre-built input batch.
 The FP32 source an artifact's accuracy drop is measured against is, unless `reference` is given,
 the first FP32 artifact of its lineage (the export): found among the benched artifacts by
 sha256, else beside the artifact under its recorded name with a matching sha256. The source is
-always scored with ONNX Runtime on the CPU, the reference runtime (DESIGN §2).
+always scored with ONNX Runtime on the CPU, the reference runtime (ARCHITECTURE.md, "Facts the
+design rests on").
 """
 
 from __future__ import annotations
@@ -24,12 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from resnet_opt import __version__
-from resnet_opt.bench.accuracy import ReplayStream, Scored, agreement, score
-from resnet_opt.bench.machine import load_average, machine_info, usable_cores
-from resnet_opt.bench.progress import NoProgress, ProgressSink
-from resnet_opt.bench.targets import Target, TargetPlan, plan_targets
-from resnet_opt.bench.timing import Budget, Clock, measure
 from resnet_opt.calibration.data import (
     BatchStream,
     DataSource,
@@ -38,22 +33,28 @@ from resnet_opt.calibration.data import (
     open_source,
     select_indices,
 )
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError, UsageError
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     Manifest,
     Precision,
     Stage,
     check_artifact_hash,
     read_manifest,
-    sha256_file,
     tool_versions,
 )
+from resnet_opt.core.validation import check_fits
+from resnet_opt.core.version import __version__
+from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.measure.accuracy import ReplayStream, Scored, agreement, score
+from resnet_opt.measure.machine import load_average, machine_info, usable_cores
+from resnet_opt.measure.progress import NoProgress, ProgressSink
+from resnet_opt.measure.targets import Target, TargetPlan, plan_targets
+from resnet_opt.measure.timing import Budget, Clock, measure
 from resnet_opt.pipeline.evaluate import DEFAULT_EVAL_BATCH
 from resnet_opt.report.schema import (
     AccuracyResult,
     ArtifactInfo,
-    Latency,
     LoadAverage,
     Measurement,
     Report,
@@ -61,7 +62,6 @@ from resnet_opt.report.schema import (
     Skip,
 )
 from resnet_opt.runners.base import Runner, RunnerInfo, open_runner, single_input
-from resnet_opt.validation import check_fits
 
 DEFAULT_BATCHES = (1, 8, 32)
 
@@ -70,7 +70,7 @@ DEFAULT_BATCHES = (1, 8, 32)
 class BenchOptions:
     """What to measure and how; every field lands in the report's settings.
 
-    backends: None = auto (every natural backend installed here, see bench/targets.py).
+    backends: None = auto (every natural backend installed here, see measure/targets.py).
     threads: None = every core this process may use; the number is fixed and recorded.
     data: the evaluation set (image folder, .npy/.npz, 'default' = bundled test split); None =
     no accuracy, and a seeded random input batch for timing.
@@ -309,9 +309,9 @@ def check_tensorrt_flags(options: BenchOptions) -> None:
     """Refuse a TensorRT timing option the TensorRT runner does not take (before measuring)."""
     import inspect
 
-    from resnet_opt.runners.base import Backend, runner_class
+    from resnet_opt.runners.base import Backend, runner_opener
 
-    accepted = inspect.signature(runner_class(Backend.TENSORRT)).parameters
+    accepted = inspect.signature(runner_opener(Backend.TENSORRT)).parameters
     for field_name, flag in _TRT_FLAGS.items():
         if getattr(options, field_name) and field_name not in accepted:
             raise ResnetOptError(
@@ -397,7 +397,7 @@ def _jsonable(value: Any) -> Any:
 
 def _runner_options(target: Target, threads: int, options: BenchOptions) -> dict[str, Any]:
     """Threads (fixed) and what the target adds; a build artifact's own runner options (its
-    manifest's "runner") are applied by the runner itself, so it loads as it was built."""
+    manifest's "runner") are applied by its loader, so it loads as it was built."""
     chosen: dict[str, Any] = {"threads": threads}
     if target.provider is not None:
         chosen["providers"] = [target.provider]
@@ -471,15 +471,7 @@ def _measure_target(
                     warmup_iterations=timing.warmup_iterations,
                     warmup_s=timing.warmup_s,
                     total_s=timing.total_s,
-                    latency_ms=Latency(
-                        mean=stats.mean_ms,
-                        p50=stats.p50_ms,
-                        p90=stats.p90_ms,
-                        p99=stats.p99_ms,
-                        min=stats.min_ms,
-                        max=stats.max_ms,
-                        std=stats.std_ms,
-                    ),
+                    latency_ms=stats,
                     throughput=timing.throughput(batch),
                     options=recorded,
                 )

@@ -26,37 +26,44 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, UsageError
-from resnet_opt.graph import precision_of
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Precision,
     Stage,
     check_artifact_hash,
     read_manifest,
-    sha256_file,
     stage_manifest,
-    staged_outputs,
     write_manifest,
 )
-from resnet_opt.pipeline.build import check_verify_options
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.graph import precision_of
 from resnet_opt.pipeline.build_onnxruntime import cpu_description
 from resnet_opt.pipeline.verify import (
     Comparison,
     ComparisonAccumulator,
     Feed,
+    check_verify_options,
     random_batches,
     verification_feed,
 )
 from resnet_opt.runners.base import Backend, run_batch, single_input
-from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+from resnet_opt.runners.onnxruntime import (
+    OnnxRuntimeRunner,
+    OrtFormat,
+    OrtSettings,
+    SessionFromOnnx,
+)
 from resnet_opt.runners.openvino import (
     DEFAULT_DEVICE,
+    ModelFromFile,
     OpenVinoRunner,
     OvKind,
     OvPrecision,
+    OvSettings,
     compile_config,
     ov_message,
 )
@@ -122,14 +129,17 @@ def build_openvino(
             _save_blob(core, model, tmp, options)
         build_seconds = time.perf_counter() - started
         candidate = OpenVinoRunner(
-            tmp,
-            threads=options.threads,
-            device=options.device,
-            precision=options.precision,
-            batch=options.batch,
-            kind=OvKind.IR if form is OvForm.IR else OvKind.COMPILED,
-            weights=tmp_weights,
-            use_manifest=False,
+            ModelFromFile(
+                tmp,
+                OvSettings(
+                    kind=OvKind.IR if form is OvForm.IR else OvKind.COMPILED,
+                    device=options.device,
+                    precision=options.precision,
+                    threads=options.threads,
+                    batch=options.batch,
+                    weights=tmp_weights,
+                ),
+            )
         )
         comparison, feed, ran, info_details = _verify(
             source, candidate, options, precision, parent.preprocessing if parent else None
@@ -285,7 +295,8 @@ def _verify(
     precision: Precision,
     contract: Any,
 ) -> tuple[Comparison, Feed, str | None, dict[str, Any]]:
-    with OnnxRuntimeRunner(source, threads=options.threads, use_manifest=False) as reference:
+    settings = OrtSettings(threads=options.threads, model_format=OrtFormat.of(source))
+    with OnnxRuntimeRunner(SessionFromOnnx(source, settings)) as reference:
         feed = verification_feed(
             single_input(reference),
             source,

@@ -39,26 +39,20 @@ from resnet_opt.calibration.data import (
     open_source,
     select_indices,
 )
-from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest, write_manifest
+
+# the graph's names are the ones the PyTorch runner speaks (it imports torch only when it runs)
+from resnet_opt.core.validation import check_fits
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, UsageError, first_line
 from resnet_opt.graph import count_ops, drop_unused_initializers, save_onnx
+from resnet_opt.measure.scoring import Tally
 from resnet_opt.models.contract import ContractOptions, resolve_contract
-from resnet_opt.pipeline.artifacts import (
-    Manifest,
-    Precision,
-    Stage,
-    new_manifest,
-    staged_outputs,
-    write_manifest,
-)
 from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
-from resnet_opt.pipeline.evaluate import Tally
 from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches
-
-# the graph's names are the ones the PyTorch runner speaks (it imports torch only when it runs)
-from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, TorchRunner
-from resnet_opt.validation import check_fits
+from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, ModuleInMemory, TorchRunner
 
 if TYPE_CHECKING:
     import onnx
@@ -412,7 +406,7 @@ def _verify(
 ) -> dict[str, Any]:
     """PyTorch vs ONNX Runtime on random inputs and (when given) real images, with accuracy."""
     from resnet_opt.models.sources import WeightsKind
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
 
     batch = options.batch
     random_parity = _Parity()
@@ -423,9 +417,9 @@ def _verify(
     }
     with (
         TorchRunner(
-            onnx_path, module=loaded.module, contract=contract, threads=options.threads
+            ModuleInMemory(loaded.module, onnx_path, contract), threads=options.threads
         ) as reference,
-        OnnxRuntimeRunner(onnx_path, threads=options.threads) as candidate,
+        open_onnxruntime(onnx_path, threads=options.threads) as candidate,
     ):
         # odd batch sizes (3, 3, 2) prove the dynamic axis; a fixed batch gets whole batches
         samples = 2 * batch if batch else RANDOM_SAMPLES

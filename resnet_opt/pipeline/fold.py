@@ -12,24 +12,24 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError, UsageError, first_line
-from resnet_opt.graph import load_onnx, precision_of, save_onnx
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Stage,
     check_artifact_hash,
     read_manifest,
-    sha256_file,
     stage_manifest,
-    staged_outputs,
     write_manifest,
 )
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
+from resnet_opt.graph import load_onnx, precision_of, save_onnx
 from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
 from resnet_opt.pipeline.const_fold import fold_constants, list_initializers_as_inputs
 from resnet_opt.pipeline.verify import (
@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_SAMPLES",
     "DEFAULT_TOLERANCE",
+    "FoldOptions",
     "FoldResult",
     "LeftBatchNorm",
     "fold",
@@ -60,6 +61,18 @@ DEFAULT_TOLERANCE = 1e-3
 DEFAULT_SAMPLES = 8
 DEFAULT_BATCH_SIZE = 4
 STEP = "fold"  # this step's key in details.batchnorm.folded_by
+
+
+@dataclass(frozen=True)
+class FoldOptions:
+    """`fold`'s options besides IN, OUT and --force, as the Python API takes them."""
+
+    tolerance: float = DEFAULT_TOLERANCE
+    samples: int = DEFAULT_SAMPLES
+    batch_size: int = DEFAULT_BATCH_SIZE
+    seed: int = 0
+    input_shape: tuple[int, ...] | None = None
+    threads: int | None = None
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -218,13 +231,13 @@ def _verify(
     seed: int,
     threads: int | None,
 ) -> tuple[Comparison, Feed]:
-    from resnet_opt.runners.onnxruntime import GraphOptimization, OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import GraphOptimization, open_onnxruntime
 
     # ORT's own optimizer fuses Conv+BN too: off, so the reference computes the BN as written
     opts: dict[str, Any] = {"threads": threads, "optimization": GraphOptimization.DISABLED}
     with (
-        OnnxRuntimeRunner(source, **opts) as reference,
-        OnnxRuntimeRunner(candidate, **opts) as folded,
+        open_onnxruntime(source, **opts) as reference,
+        open_onnxruntime(candidate, **opts) as folded,
     ):
         feed = verification_feed(
             single_input(reference), source, contract, input_shape, samples, batch_size

@@ -3,7 +3,8 @@
 Why: the stages check their own options, but only when `run` reaches them, after minutes of
 export and calibration, and in the words of the command line (`--calib-samples`) that the
 user of a config file never typed. Here each number is checked up front with the same rules
-(`resnet_opt.validation`) and the error names the key (`data.calib_samples`, `bench.batches[0]`).
+(`resnet_opt.core.validation`) and the error names the key (`data.calib_samples`,
+`bench.batches[0]`).
 Choices (precision, method, backend names) are checked by `run` itself (`_check_choices`).
 """
 
@@ -13,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from resnet_opt import validation as v
+from resnet_opt.core import validation as v
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.pipeline.run_config import RunConfig
 
@@ -139,7 +140,7 @@ def _as_key(key: str, flag: str, parse: Callable[..., Any], *args: Any) -> None:
 def _check_parsed(config: RunConfig) -> None:
     """The values `run` hands to the command-line parsers (labels, TensorRT batch, workspace)."""
     from resnet_opt.models.contract import parse_labels
-    from resnet_opt.tensorrt.options import parse_size
+    from resnet_opt.tensorrt.options import parse_bytes
     from resnet_opt.tensorrt.profiles import parse_batch
 
     if config.model.labels is not None:
@@ -148,7 +149,7 @@ def _check_parsed(config: RunConfig) -> None:
     if trt.batch is not None:
         _as_key("build.tensorrt.batch", "--batch", parse_batch, trt.batch)
     if trt.workspace is not None:
-        _as_key("build.tensorrt.workspace", "--workspace", parse_size, trt.workspace)
+        _as_key("build.tensorrt.workspace", "--workspace", parse_bytes, trt.workspace)
 
 
 def _check_bench(config: RunConfig) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 from resnet_opt.calibration.qdq_math import symmetric_scale
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import all_names, drop_unused_initializers, unique_name
-from resnet_opt.quantization.plan import BiasQuant, Plan, Target
+from resnet_opt.quantization.plan import BiasQuant, Plan, QdqTarget
 
 if TYPE_CHECKING:
     import onnx
@@ -66,22 +66,22 @@ class QParams:
     dtype: type[np.integer]  # np.int8 or np.uint8
 
 
-def activation_params(target: Target, rng: Range, tensor: str = "") -> QParams:
+def activation_params(target: QdqTarget, rng: Range, tensor: str = "") -> QParams:
     """Scale and zero point of an activation tensor with calibrated range `rng`."""
     amax = float(rng.amax)
     if not np.isfinite(amax) or amax <= 0.0:
         raise ResnetOptError(f"{tensor}: calibration gave an unusable range (amax {amax})")
-    if target is Target.TENSORRT:
+    if target is QdqTarget.TENSORRT:
         return QParams(float(symmetric_scale(amax, np.int8)), 0, np.int8)
     if float(rng.amin) >= 0.0:
         return QParams(float(symmetric_scale(amax, np.uint8)), 0, np.uint8)
     return QParams(float(symmetric_scale(amax, np.int8)), 128, np.uint8)
 
 
-def weight_limit(target: Target, reduce_range: bool | None = None) -> int:
+def weight_limit(target: QdqTarget, reduce_range: bool | None = None) -> int:
     """The int8 weight magnitude limit: 7 bits for the cpu target unless full 8 bits were asked
     for (`reduce_range=False`), full 8 bits for TensorRT (see the module docstring)."""
-    if target is Target.CPU and reduce_range is not False:
+    if target is QdqTarget.CPU and reduce_range is not False:
         return REDUCED_WEIGHT_MAX
     return INT8_WEIGHT_MAX
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from resnet_opt.pipeline.artifacts import Manifest
+    from resnet_opt.core.manifest import Manifest
 
 
 def _bits(quant: Mapping[str, object]) -> str:
@@ -24,7 +24,7 @@ def _bits(quant: Mapping[str, object]) -> str:
 
 def _family(check: Mapping[str, object]) -> str:
     """', int8 on AMX': the CPU int8 family the figure holds for (recorded since it mattered)."""
-    from resnet_opt.cpu_int8 import Int8Family
+    from resnet_opt.core.cpu_int8 import Int8Family
 
     value = check.get("cpu_int8_family")
     try:
@@ -36,7 +36,7 @@ def _family(check: Mapping[str, object]) -> str:
 def gate_advice(manifest: Manifest) -> str:
     """What to try when the artifact failed its accuracy gate (no parentheses: `run` cuts the
     error message at the first one)."""
-    from resnet_opt.cpu_int8 import cpu_int8_family
+    from resnet_opt.environment import cpu_int8_family
     from resnet_opt.quantization.saturation import saturates_on
 
     quant = manifest.details.get("quantization")

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from resnet_opt.cpu_int8 import Int8Family, cpu_int8_family
+from resnet_opt.core.cpu_int8 import Int8Family
+from resnet_opt.core.manifest import Manifest, Stage, read_manifest
+from resnet_opt.environment import cpu_int8_family
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest, Stage, read_manifest
 from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, pair_sum_fits_int16
 
 # files ONNX Runtime runs (an OpenVINO IR or a TensorRT engine is not: OpenVINO's int8 kernels

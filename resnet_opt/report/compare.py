@@ -53,7 +53,7 @@ class Thresholds:
 
     def __post_init__(self) -> None:
         """A NaN limit would pass every comparison: refused for library callers too."""
-        from resnet_opt.validation import at_least
+        from resnet_opt.core.validation import at_least
 
         at_least(self.max_throughput_drop_pct, 0, "max throughput drop")
         if self.max_latency_rise_pct is not None:

@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import staged_outputs
 from resnet_opt.report.markdown import render
 from resnet_opt.report.plot import plot_report
 from resnet_opt.report.schema import Report, report_json

@@ -21,7 +21,7 @@ def _fastest(points: list[Measurement]) -> Measurement | None:
 
 def advice_lines(report: Report) -> list[str]:
     """Markdown bullet lines (empty when no backend measured both an FP32 and an INT8 file)."""
-    from resnet_opt.cpu_int8 import Int8Family
+    from resnet_opt.core.cpu_int8 import Int8Family
 
     family_value = report.machine.cpu_int8_family
     try:

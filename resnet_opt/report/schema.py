@@ -15,8 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from resnet_opt.core.validation import check_all_finite
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.validation import check_all_finite
 
 SCHEMA_VERSION = 1
 REPORT_KIND = "resnet-opt-bench-report"
@@ -256,7 +256,7 @@ class Report:
 
 
 def _family_label(value: str) -> str:
-    from resnet_opt.cpu_int8 import Int8Family
+    from resnet_opt.core.cpu_int8 import Int8Family
 
     try:
         return Int8Family(value).label

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Precision
 
 if TYPE_CHECKING:
     import onnx

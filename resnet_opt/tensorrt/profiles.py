@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from resnet_opt.core.manifest import Manifest
 from resnet_opt.errors import ResnetOptError, UsageError
-from resnet_opt.pipeline.artifacts import Manifest
 from resnet_opt.tensorrt.network import TensorInfo
 
 Shape = tuple[int, ...]

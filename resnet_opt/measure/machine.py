@@ -11,7 +11,7 @@ import contextlib
 import os
 
 from resnet_opt import environment
-from resnet_opt.cpu_int8 import cpu_int8_family
+from resnet_opt.environment import cpu_int8_family
 from resnet_opt.report.schema import Gpu, MachineInfo
 
 MAX_GPUS = 16

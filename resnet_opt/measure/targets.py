@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from resnet_opt.core.manifest import Manifest, Precision, Stage
 from resnet_opt.errors import ResnetOptError, UsageError
-from resnet_opt.pipeline.artifacts import Manifest, Precision, Stage
 from resnet_opt.runners.base import RUNNERS, Backend
 
 CUDA_PROVIDER = "CUDAExecutionProvider"

@@ -7,7 +7,9 @@ file with full 8-bit weights scores lower there than on a VNNI or AMX CPU. VNNI 
 and Arm's dot-product (SDOT/UDOT) and i8mm (USMMLA) instructions accumulate in int32. Manifests,
 eval output and bench reports record the family; `compare` treats two families as two machines.
 
-Read from the feature flags `environment.cpu_flags` reads (/proc/cpuinfo), best family first.
+Read from the CPU's feature flags (/proc/cpuinfo, best family first): `family_from_flags` here, in
+the bottom layer every report and manifest module may use; `environment.cpu_int8_family` for this
+machine.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ from __future__ import annotations
 import platform
 from collections.abc import Collection
 from enum import Enum
-
-from resnet_opt import environment
 
 
 class Int8Family(str, Enum):
@@ -73,11 +73,6 @@ def family_from_flags(flags: Collection[str]) -> Int8Family:
         if flag in flags:
             return family
     return Int8Family.UNKNOWN
-
-
-def cpu_int8_family() -> Int8Family:
-    """This machine's family (UNKNOWN where /proc/cpuinfo is unreadable or names none)."""
-    return family_from_flags(environment.cpu_flags())
 
 
 def describe(family: Int8Family) -> str:
