@@ -146,8 +146,8 @@ def timings(
     models: dict[str, Path], backends: list[str], args: argparse.Namespace
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """{batch: {"backend/contender": Timing dict}} from one alternated loop per batch."""
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
-    from resnet_opt.runners.openvino import OpenVinoRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
+    from resnet_opt.runners.openvino import open_openvino
 
     rng = np.random.default_rng(0)
     out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -158,9 +158,9 @@ def timings(
             for backend in backends:
                 for name, path in models.items():
                     if backend == "onnxruntime":
-                        runner: Any = OnnxRuntimeRunner(path, threads=args.threads, spinning=False)
+                        runner: Any = open_onnxruntime(path, threads=args.threads, spinning=False)
                     else:
-                        runner = OpenVinoRunner(
+                        runner = open_openvino(
                             path, threads=args.threads, precision="f32", batch=batch
                         )
                     runners[f"{backend}/{name}"] = stack.enter_context(runner)
@@ -198,21 +198,21 @@ def agreement(
     models: dict[str, Path], args: argparse.Namespace, backend: str
 ) -> dict[str, dict[str, Any]]:
     """Top-1 agreement and logit error against ORT FP32 on generated images."""
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
-    from resnet_opt.runners.openvino import OpenVinoRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
+    from resnet_opt.runners.openvino import open_openvino
 
     source = models["fp32"]
     x = np.stack(list(preprocessed(source, str(args.workdir / "data"), args.agreement_images, 1)))
-    with OnnxRuntimeRunner(source, threads=args.threads) as ref:
+    with open_onnxruntime(source, threads=args.threads) as ref:
         expected = np.asarray(ref.infer({ref.inputs[0].name: x})[ref.outputs[0].name])
     figures = {}
     for name, path in models.items():
         if name == "fp32":
             continue
         if backend == "onnxruntime":
-            runner: Any = OnnxRuntimeRunner(path, threads=args.threads)
+            runner: Any = open_onnxruntime(path, threads=args.threads)
         else:
-            runner = OpenVinoRunner(path, threads=args.threads, precision="f32")
+            runner = open_openvino(path, threads=args.threads, precision="f32")
         with runner:
             got = np.asarray(runner.infer({runner.inputs[0].name: x})[runner.outputs[0].name])
         figures[name] = _agree(expected, got)
@@ -233,11 +233,11 @@ def emulated(models: dict[str, Path], args: argparse.Namespace) -> dict[str, dic
     import onnx
 
     from resnet_opt.quantization.emulate import Arithmetic, Emulator
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
 
     source = models["fp32"]
     x = np.stack(list(preprocessed(source, str(args.workdir / "data"), args.emulate_images, 1)))
-    with OnnxRuntimeRunner(source, threads=args.threads) as ref:
+    with open_onnxruntime(source, threads=args.threads) as ref:
         expected = np.asarray(ref.infer({ref.inputs[0].name: x})[ref.outputs[0].name])
     figures = {}
     for name, path in models.items():
