@@ -44,6 +44,9 @@ class MachineInfo:
     gpus: tuple[Gpu, ...]
     cuda_driver: str | None
     jetpack: str | None
+    # the CPU's int8 instruction family (cpu_int8.Int8Family); None in reports made before it
+    # was recorded. CPU int8 accuracy and speed hold for one family, so it is part of identity.
+    cpu_int8_family: str | None = None
     jetson: JetsonFacts | None = None  # module, power mode, clocks, power (absent off a Jetson)
 
     def identity(self) -> dict[str, Any]:
@@ -52,9 +55,17 @@ class MachineInfo:
             "CPU cores": self.cpu_cores,
             "GPU": ", ".join(g.name for g in self.gpus) or "none",
             "JetPack": self.jetpack or "none",
-            # every Orin's GPU is "Orin": the module and nvpmodel mode tell them apart
-            "Jetson module": self.jetson.module_or_model if self.jetson else "none",
-            "power mode": (self.jetson.power_mode or "unknown") if self.jetson else "none",
+            **({"CPU int8 family": self.cpu_int8_family} if self.cpu_int8_family else {}),
+            # every Orin's GPU is "Orin": the module and nvpmodel mode tell them apart (absent
+            # in reports made off a Jetson or before they were recorded)
+            **(
+                {
+                    "Jetson module": self.jetson.module_or_model,
+                    "power mode": self.jetson.power_mode or "unknown",
+                }
+                if self.jetson
+                else {}
+            ),
         }
 
     def describe(self) -> str:
@@ -64,6 +75,8 @@ class MachineInfo:
             text += ", " + ", ".join(g.name for g in self.gpus)
         if self.jetpack:
             text += f", {self.jetpack}"
+        if self.cpu_int8_family:
+            text += f", CPU int8: {_family_label(self.cpu_int8_family)}"
         if self.jetson:
             text += f", {self.jetson.describe()}"
         return text
@@ -261,6 +274,7 @@ class Report:
                 gpus=tuple(Gpu(**g) for g in m.get("gpus", ())),
                 cuda_driver=m.get("cuda_driver"),
                 jetpack=m.get("jetpack"),
+                cpu_int8_family=m.get("cpu_int8_family"),
                 jetson=JetsonFacts.from_dict(m["jetson"]) if m.get("jetson") else None,
             ),
             versions={str(k): str(v) for k, v in data["versions"].items()},
@@ -282,6 +296,15 @@ class Report:
                 for c in data.get("concurrent", ())
             ),
         )
+
+
+def _family_label(value: str) -> str:
+    from resnet_opt.core.cpu_int8 import Int8Family
+
+    try:
+        return Int8Family(value).label
+    except ValueError:  # a family a newer resnet-opt knows: shown as recorded
+        return value
 
 
 def _triple(value: Sequence[float] | None) -> tuple[float, float, float] | None:
