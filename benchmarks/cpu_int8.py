@@ -59,7 +59,7 @@ from benchmarks.alternate import (  # noqa: E402
     run_stage,
     write_report,
 )
-from benchmarks.quantize import preprocessed  # noqa: E402
+from benchmarks.quantize import ort_quantize_static, preprocessed  # noqa: E402
 
 REPORTS = HERE / "reports"
 CONTENDERS = ("fp32", "ours-7bit", "ours-8bit", "ort-qdq", "ort-qdq-reduce_range")
@@ -90,40 +90,8 @@ def make_models(args: argparse.Namespace) -> dict[str, Path]:
         models[name] = out
     for name, reduce in (("ort-qdq", False), ("ort-qdq-reduce_range", True)):
         print(f"onnxruntime quantize_static {name}", file=sys.stderr, flush=True)
-        models[name] = ort_quantize(fp32, str(images), args.calib_samples, name, reduce)
+        models[name] = ort_quantize_static(fp32, str(images), args.calib_samples, name, reduce)
     return models
-
-
-def ort_quantize(source: Path, calib: str, count: int, name: str, reduce_range: bool) -> Path:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    out = source.with_name(f"{source.stem}.{name}.onnx")
-    samples = [x[None] for x in preprocessed(source, calib, count, seed=0)]
-
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self._it = iter(samples)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            x = next(self._it, None)
-            return None if x is None else {"input": x}
-
-    quantize_static(
-        str(source),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        reduce_range=reduce_range,
-    )
-    return out
 
 
 def weight_max(path: Path) -> int:
