@@ -169,10 +169,7 @@ def agreement(
     from resnet_opt.runners.onnxruntime import open_onnxruntime
     from resnet_opt.runners.openvino import open_openvino
 
-    source = models["fp32"]
-    x = np.stack(list(preprocessed(source, str(args.workdir / "data"), args.agreement_images, 1)))
-    with open_onnxruntime(source, threads=args.threads) as ref:
-        expected = np.asarray(ref.infer({ref.inputs[0].name: x})[ref.outputs[0].name])
+    x, expected = _reference(models, args, args.agreement_images)
     figures = {}
     for name, path in models.items():
         if name == "fp32":
@@ -185,6 +182,19 @@ def agreement(
             got = np.asarray(runner.infer({runner.inputs[0].name: x})[runner.outputs[0].name])
         figures[name] = _agree(expected, got)
     return figures
+
+
+def _reference(
+    models: dict[str, Path], args: argparse.Namespace, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`count` generated images preprocessed for the FP32 model, and its ORT FP32 logits."""
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
+
+    source = models["fp32"]
+    x = np.stack(list(preprocessed(source, str(args.workdir / "data"), count, 1)))
+    with open_onnxruntime(source, threads=args.threads) as ref:
+        expected = np.asarray(ref.infer({ref.inputs[0].name: x})[ref.outputs[0].name])
+    return x, expected
 
 
 def _agree(expected: np.ndarray, got: np.ndarray) -> dict[str, Any]:
@@ -201,12 +211,8 @@ def emulated(models: dict[str, Path], args: argparse.Namespace) -> dict[str, dic
     import onnx
 
     from resnet_opt.quantization.emulate import Arithmetic, Emulator
-    from resnet_opt.runners.onnxruntime import open_onnxruntime
 
-    source = models["fp32"]
-    x = np.stack(list(preprocessed(source, str(args.workdir / "data"), args.emulate_images, 1)))
-    with open_onnxruntime(source, threads=args.threads) as ref:
-        expected = np.asarray(ref.infer({ref.inputs[0].name: x})[ref.outputs[0].name])
+    x, expected = _reference(models, args, args.emulate_images)
     figures = {}
     for name, path in models.items():
         if name == "fp32":
