@@ -91,7 +91,7 @@ def test_importing_the_package_imports_no_stage_and_no_framework() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_fold_and_evaluate_with_an_output(tmp_path: Path, tiny_onnx: Path) -> None:
+def test_fold_with_an_output(tmp_path: Path, tiny_onnx: Path) -> None:
     folded = api.fold(tiny_onnx, tmp_path / "folded.onnx", api.FoldOptions(threads=1))
     assert folded.stage.value == "fold" and (tmp_path / "folded.onnx").is_file()
     with pytest.raises(ResnetOptError, match="exists; pass --force"):
