@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.quantization.qdq import INT16_MAX, U8_MAX
 
 if TYPE_CHECKING:
     import onnx
 
 DOMAIN = "resnet_opt.emulate"
-INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
-U8_MAX = 255
+INT16_MIN = -INT16_MAX - 1
 _REFERENCE_OPSET = 19
 _ATTRIBUTE = {"transB": "trans_b"}  # the emulated node's snake_case name
 _ROWS = 8192
