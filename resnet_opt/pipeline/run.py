@@ -488,8 +488,6 @@ def _check_choices(config: RunConfig) -> None:
     for i, name in enumerate(config.build.backends):
         _choice(BuildBackend, name, f"build.backends[{i}]")
     parse_targets(config.bench.backends)
-    if config.bench.iterations is None and config.bench.duration is None:
-        raise UsageError("config: bench needs duration or iterations")
 
 
 def _check_value(where: str, value: str, choices: Sequence[str]) -> None:
