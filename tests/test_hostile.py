@@ -61,7 +61,8 @@ def _refused(result: Any, code: int, *fragments: str) -> str:
 
 
 def _outputs(folder: Path) -> set[str]:
-    """Every file under `folder` except the inputs the tests wrote (tmp, lock and outputs)."""
+    """Every file under `folder`: outputs, and any temporary or lock file left behind (the
+    tests keep their inputs in another folder, so nothing is left out)."""
     return {p.name for p in folder.rglob("*") if p.is_file()}
 
 
