@@ -11,7 +11,6 @@ import contextlib
 import os
 
 from resnet_opt import environment
-from resnet_opt.environment import cpu_int8_family
 from resnet_opt.jetson.facts import read_facts
 from resnet_opt.report.schema import Gpu, MachineInfo
 
@@ -45,7 +44,7 @@ def machine_info() -> MachineInfo:
         gpus=gpus(),
         cuda_driver=driver.version,
         jetpack=host.jetpack,
-        cpu_int8_family=cpu_int8_family().value,
+        cpu_int8_family=host.cpu_int8_family,
         jetson=read_facts(),
     )
 

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from resnet_opt.core.cpu_int8 import recorded_label
 from resnet_opt.core.validation import check_all_finite
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.jetson.facts import JetsonFacts
@@ -76,7 +77,7 @@ class MachineInfo:
         if self.jetpack:
             text += f", {self.jetpack}"
         if self.cpu_int8_family:
-            text += f", CPU int8: {_family_label(self.cpu_int8_family)}"
+            text += f", CPU int8: {recorded_label(self.cpu_int8_family)}"
         if self.jetson:
             text += f", {self.jetson.describe()}"
         return text
@@ -296,15 +297,6 @@ class Report:
                 for c in data.get("concurrent", ())
             ),
         )
-
-
-def _family_label(value: str) -> str:
-    from resnet_opt.core.cpu_int8 import Int8Family
-
-    try:
-        return Int8Family(value).label
-    except ValueError:  # a family a newer resnet-opt knows: shown as recorded
-        return value
 
 
 def _triple(value: Sequence[float] | None) -> tuple[float, float, float] | None:
