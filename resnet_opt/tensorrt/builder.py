@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from resnet_opt.calibration.tensorrt_cache import CalibrationAlgorithm
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.tensorrt.dla import CalibrationCache
 from resnet_opt.tensorrt.inspector import LayerReport, summarize_layers
 from resnet_opt.tensorrt.plan import BuildSpec
@@ -37,22 +37,47 @@ class BuildOutput:
 
 
 class _Recorder:
-    """Collects TensorRT's errors (for the one-line message) and forwards to logging."""
+    """Collects TensorRT's errors (for one-line messages) and forwards them to logging.
+
+    TensorRT keeps one logger per process (the first one given to a Builder, Runtime or
+    Refitter; a later, different one is ignored with a warning), so every part of resnet-opt
+    shares one recorder and reads the errors logged since it started an operation (`mark`).
+    """
+
+    KEEP = 256  # the most recent errors kept; marks older than that read as "none"
 
     def __init__(self) -> None:
         self.errors: list[str] = []
+        self.count = 0  # errors recorded since the process started
 
     def record(self, severity_name: str, msg: str) -> None:
         if severity_name in ("ERROR", "INTERNAL_ERROR"):
             self.errors.append(msg.strip())
+            self.count += 1
+            del self.errors[: -self.KEEP]
             log.debug("TensorRT %s: %s", severity_name, msg)
         elif severity_name == "WARNING":
             log.info("TensorRT: %s", msg)
         else:
             log.debug("TensorRT: %s", msg)
 
-    def last(self, default: str) -> str:
-        return self.errors[-1].splitlines()[0] if self.errors else default
+    def mark(self) -> int:
+        """A position: `last(default, since=mark)` reads only what was logged after it."""
+        return self.count
+
+    def last(self, default: str, since: int = 0) -> str:
+        new = min(self.count - since, len(self.errors))
+        if new <= 0 or not self.errors:
+            return default
+        return self.errors[-1].splitlines()[0] if self.errors[-1] else default
+
+
+class _ProcessLogger:
+    """The one TensorRT logger of this process, for the `tensorrt` module it was made with."""
+
+    module: object = None
+    logger: trt.ILogger | None = None
+    recorder = _Recorder()
 
 
 def make_logger(recorder: _Recorder) -> trt.ILogger:
@@ -67,6 +92,23 @@ def make_logger(recorder: _Recorder) -> trt.ILogger:
             recorder.record(severity.name, msg)
 
     return RecordingLogger()
+
+
+def process_logger() -> tuple[trt.ILogger, _Recorder]:
+    """The process-wide TensorRT logger and its recorder (made on first use).
+
+    Every Builder, Runtime and parser of resnet-opt takes this logger: with a second logger,
+    TensorRT would keep sending errors to the first, and a second runner's failures would
+    read "no message".
+    """
+    import tensorrt as trt
+
+    state = _ProcessLogger
+    if state.logger is None or state.module is not trt:
+        state.module = trt
+        state.recorder = _Recorder()
+        state.logger = make_logger(state.recorder)
+    return state.logger, state.recorder
 
 
 def make_cache_calibrator(cache: CalibrationCache) -> trt.IInt8Calibrator:
@@ -122,13 +164,55 @@ def _parser_error(parser: trt.OnnxParser, onnx_name: str) -> ResnetOptError:
     )
 
 
+def _use_timing_cache(
+    config: trt.IBuilderConfig, data: bytes, recorder: _Recorder, since: int
+) -> trt.ITimingCache:
+    """Load `--timing-cache` into `config`, or refuse it with the reason, leaving the file as is.
+
+    A cache from another TensorRT version or a damaged file makes `create_timing_cache` raise
+    or return None (Polygraphy guards both); one from another GPU loads, and
+    `set_timing_cache(cache, ignore_mismatch=False)` refuses it. None of these may turn into an
+    empty cache that the build would then write over the user's file.
+    """
+    what = "the file" if data else "a new timing cache"
+    try:
+        cache = config.create_timing_cache(data)
+    except Exception as exc:  # the Python bindings raise for some unreadable caches
+        cache, why = None, first_line(exc)
+    else:
+        why = recorder.last("no message", since)
+    if cache is None:
+        if not data:
+            raise ResnetOptError(f"--timing-cache: TensorRT could not create {what} ({why})")
+        raise ResnetOptError(
+            f"--timing-cache: TensorRT could not read {what} ({why}): it was written by another "
+            "TensorRT version or is damaged; it was left unchanged: delete it or give another path"
+        )
+    if not config.set_timing_cache(cache, False):
+        raise ResnetOptError(
+            "--timing-cache: TensorRT rejected the file (made on another GPU or TensorRT "
+            "version?): delete it or give another path"
+        )
+    return cache
+
+
+def _updated_timing_cache(config: trt.IBuilderConfig) -> bytes | None:
+    """The timing cache after the build, or None (not written back) when TensorRT has none."""
+    cache = config.get_timing_cache()
+    if cache is None:
+        log.warning("TensorRT returned no timing cache after the build; the file is not updated")
+        return None
+    data = bytes(cache.serialize())
+    return data or None
+
+
 def build_engine(spec: BuildSpec) -> BuildOutput:
     """Run TensorRT's builder on `spec.network` as `spec` says; return the serialized plan."""
     require("tensorrt")
     import tensorrt as trt
 
-    recorder = _Recorder()
-    logger = make_logger(recorder)
+    logger, recorder = process_logger()
+    since = recorder.mark()
     builder = trt.Builder(logger)
     flags = 0
     for name in spec.network_flags:
@@ -159,7 +243,7 @@ def build_engine(spec: BuildSpec) -> BuildOutput:
     if config.add_optimization_profile(profile) < 0:
         raise ResnetOptError(
             f"TensorRT refused the profile {lo}..{hi} for input {spec.input_name!r}: "
-            + recorder.last("invalid profile")
+            + recorder.last("invalid profile", since)
         )
     calibrator = None
     if spec.calibration is not None:
@@ -173,12 +257,7 @@ def build_engine(spec: BuildSpec) -> BuildOutput:
 
     cache = None
     if spec.timing_cache is not None:
-        cache = config.create_timing_cache(spec.timing_cache)
-        if not config.set_timing_cache(cache, False):
-            raise ResnetOptError(
-                "--timing-cache: TensorRT rejected the file (made on another GPU or TensorRT "
-                "version?): delete it or give another path"
-            )
+        cache = _use_timing_cache(config, spec.timing_cache, recorder, since)
 
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
@@ -190,10 +269,10 @@ def build_engine(spec: BuildSpec) -> BuildOutput:
                 "did not accept the calibration cache and asked for calibration data"
             )
         raise ResnetOptError(
-            "TensorRT could not build the engine: " + recorder.last("no error message")
+            "TensorRT could not build the engine: " + recorder.last("no error message", since)
         )
     plan = bytes(serialized)
-    updated = bytes(config.get_timing_cache().serialize()) if cache is not None else None
+    updated = _updated_timing_cache(config) if cache is not None else None
     layers = inspect_plan(plan, logger, spec)
     return BuildOutput(
         plan=plan,
