@@ -18,6 +18,8 @@ EXTRA_FOR_MODULE: dict[str, str] = {
     "tensorrt": "tensorrt",
     "pycuda": "tensorrt",
     "pycuda.driver": "tensorrt",
+    "cuda": "tensorrt",  # cuda-python's cuda-bindings, for CUDA graphs
+    "cuda.bindings.runtime": "tensorrt",
     "openvino": "openvino",
     "sklearn": "train",
 }

@@ -45,8 +45,8 @@ def feeds() -> list[np.ndarray]:
     return [rng.standard_normal((b, 3, 8, 8), dtype=np.float32) for b in BATCHES]
 
 
-def run_all(plan: Path, **options: bool) -> list[np.ndarray]:
-    with TensorRtRunner(plan, **options) as engine:
+def run_all(plan: Path, *, cuda_graph: bool = False) -> list[np.ndarray]:
+    with TensorRtRunner(plan, cuda_graph=cuda_graph) as engine:
         return [engine.infer({"input": x})["logits"] for x in feeds()]
 
 

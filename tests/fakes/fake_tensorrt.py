@@ -273,7 +273,7 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
                     )
             if scale.size > 1:
                 axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-                dims = list(consts[data].dims) if data in consts else shapes.get(data)
+                dims = list(consts[data].dims) if data in consts else shapes.get(data) or []
                 known = bool(dims) and -len(dims) <= axis < len(dims) and dims[axis] > 0
                 if known and scale.size != dims[axis]:
                     refuse(
@@ -573,8 +573,8 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
                     self._fail(f"DLA INT8 calibration needs IInt8EntropyCalibrator2, not {kind}")
                     return None
                 raw = bytes(calibrator.read_calibration_cache())
-                header = raw.split(b"\n", 1)[0].decode("ascii", "replace")
-                if not (header.startswith("TRT-") and header.endswith(CALIBRATOR_ALGORITHMS[kind])):
+                head = raw.split(b"\n", 1)[0].decode("ascii", "replace")
+                if not (head.startswith("TRT-") and head.endswith(CALIBRATOR_ALGORITHMS[kind])):
                     # TensorRT ignores a cache of another algorithm and asks for data
                     calibrator.get_batch(["input"])
                     self._fail("calibration cache not usable and no calibration data")
