@@ -45,6 +45,7 @@ def build_tensorrt(
     verify: bool = True,
 ) -> Manifest:
     """Build a TensorRT plan of `source` at `output` (+ `output.json`) and return its manifest."""
+    from resnet_opt.tensorrt.compat import host_arch
     from resnet_opt.tensorrt.dla import check_cache_matches, plan_dla
     from resnet_opt.tensorrt.network import read_network
     from resnet_opt.tensorrt.plan import plan_build
@@ -130,6 +131,7 @@ def build_tensorrt(
         details: dict[str, Any] = {
             "backend": "tensorrt",
             "tensorrt_version": str(caps.version),
+            "host_arch": host_arch(),  # plans do not move across CPU platforms
             "gpu": {
                 "name": device.gpu_name,
                 "compute_capability": device.sm,

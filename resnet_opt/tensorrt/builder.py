@@ -111,28 +111,25 @@ def process_logger() -> tuple[trt.ILogger, _Recorder]:
     return state.logger, state.recorder
 
 
-def make_cache_calibrator(cache: CalibrationCache) -> trt.IInt8Calibrator:
-    """An INT8 calibrator that only replays `cache` (TensorRT 10, implicit INT8 for DLA).
+def make_cache_calibrator(cache: CalibrationCache) -> trt.IInt8EntropyCalibrator2:
+    """An IInt8EntropyCalibrator2 that only replays `cache` (TensorRT 10, implicit INT8 for DLA).
 
-    TensorRT reads a cache only through a calibrator of the algorithm its header names, so the
-    base class follows the header. It never hands out batches: with a matching cache TensorRT
-    does not ask, and if it did (a cache it rejected) the build fails instead of calibrating
-    on nothing.
+    DLA takes this calibrator kind only (`dla.check_dla_calibrator` refused other caches), and
+    TensorRT reads a cache only through a calibrator of the algorithm its header names. It
+    implements exactly the four methods IInt8EntropyCalibrator2 leaves to Python (the legacy
+    calibrator's quantile and histogram methods do not apply). It never hands out batches: with
+    a matching cache TensorRT does not ask, and if it did (a cache it rejected) the build fails
+    instead of calibrating on nothing.
     """
     import tensorrt as trt
 
-    bases: dict[CalibrationAlgorithm, type[trt.IInt8Calibrator]] = {
-        CalibrationAlgorithm.ENTROPY_2: trt.IInt8EntropyCalibrator2,
-        CalibrationAlgorithm.ENTROPY: trt.IInt8EntropyCalibrator,
-        CalibrationAlgorithm.MINMAX: trt.IInt8MinMaxCalibrator,
-        CalibrationAlgorithm.LEGACY: trt.IInt8LegacyCalibrator,
-    }
-    base = bases[cache.algorithm]
+    if cache.algorithm is not CalibrationAlgorithm.ENTROPY_2:
+        raise ResnetOptError(f"{cache.path}: not an EntropyCalibration2 cache")
     raw = cache.raw
 
-    class CacheCalibrator(base):  # type: ignore[valid-type,misc]  # base chosen at run time
+    class CacheCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
-            base.__init__(self)
+            trt.IInt8EntropyCalibrator2.__init__(self)
             self.asked_for_batches = False
 
         def get_batch_size(self) -> int:
@@ -148,8 +145,7 @@ def make_cache_calibrator(cache: CalibrationCache) -> trt.IInt8Calibrator:
         def write_calibration_cache(self, cache: bytes) -> None:
             return None
 
-    calibrator: trt.IInt8Calibrator = CacheCalibrator()
-    return calibrator
+    return CacheCalibrator()
 
 
 def _parser_error(parser: trt.OnnxParser, onnx_name: str) -> ResnetOptError:
