@@ -61,6 +61,7 @@ def build_tensorrt(
     assert manifest is not None
     check_artifact_hash(source, manifest)
     facts = read_network(source, declared=manifest.precision)
+    facts.check_tensorrt_layout()  # before TensorRT: its parser would not say why
     image = facts.image_input
     profile = derive_profile(image, options.batch)
     timing = (
