@@ -26,7 +26,7 @@ from tests.fakes.fake_gpu import FakeGpu, install
 from tests.fakes.tiny_models import calibration_cache, fp32_model, qdq_model
 
 TENSORS = ["input", "c", "r", "p", "f", "logits"]
-ORIN = {"gpu_name": "Orin", "compute_capability": (8, 7), "dla_cores": 2}
+ORIN: dict[str, Any] = {"gpu_name": "Orin", "compute_capability": (8, 7), "dla_cores": 2}
 
 
 def fake(monkeypatch: pytest.MonkeyPatch, version: str = "10.3.0.30", **kw: Any) -> FakeGpu:
