@@ -139,3 +139,21 @@ def test_the_double_refuses_what_cuda_refuses(
         context.set_input_shape("input", (4, 3, 8, 8))
         with pytest.raises(AssertionError, match="after its execution context's input shape"):
             cudart.cudaGraphLaunch(instance, stream.handle)
+
+
+def test_bench_cuda_graph_without_cuda_python_stops_before_measuring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from resnet_opt.cli import app
+    from tests.conftest import write_image_folder
+
+    gpu, _, plan = built(tmp_path, monkeypatch, cudart=False)
+    data = write_image_folder(tmp_path / "data", {"a": 2, "b": 2, "c": 2, "d": 2}, size=8)
+    args = ["bench", str(plan), "--data", str(data), "--batch", "1", "--iterations", "2"]
+    result = CliRunner().invoke(app, [*args, "--cuda-graph", "-o", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--cuda-graph needs NVIDIA's cuda-python" in lines[0]
+    assert "IExecutionContext.execute_async_v3" not in gpu.names()

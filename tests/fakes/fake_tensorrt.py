@@ -1,17 +1,39 @@
 """A fake `tensorrt` module with the API surface of one TensorRT version (10.x or 11.x).
 
 Members that a version does not have are absent (TensorRT 11 has no BuilderFlag.FP16, no
-IInt8Calibrator, ...), so code that touches them on 11.x fails here as it would there. The
-builder enforces TensorRT's rules and logs an error and returns None where TensorRT would:
-a dynamic input without a profile, precision flags on a strongly typed network, Q/DQ on a
-weakly typed network without the INT8 flag, implicit INT8 without a calibrator, a DLA build
-without FP16/INT8 (TensorRT 10) or with an FP32 network (11.x), a DLA core out of range. A
-built "plan" is a header plus the ONNX bytes; its engine runs that ONNX with ONNX Runtime, so
-the runner's data path (pinned copies, addresses, shapes) is checked against real outputs.
+IInt8Calibrator, ...), so code that touches them on 11.x fails here as it would there. It
+refuses what TensorRT refuses, logging an error and returning None (or raising) where TensorRT
+does:
+- parser: ops without an importer; Q/DQ that onnx-tensorrt refuses (uint8 or non-zero zero
+  points, non-constant or non-positive scales, per-channel scale counts other than the axis
+  size, DequantizeLinear of int32 data);
+- builder: a dynamic input without a profile, precision flags on a strongly typed network, Q/DQ
+  on a weakly typed network without the INT8 flag, implicit INT8 without a calibrator, a
+  calibrator missing a pure-virtual method, a calibration cache of another algorithm than its
+  calibrator's, a DLA build without FP16/INT8 (10.x) or with an FP32 network (11.x), a DLA
+  core out of range, DLA with a dynamic profile, a DLA calibrator other than
+  IInt8EntropyCalibrator2, a hardware-compatibility level below its GPU floor (Ampere+: sm 8.0,
+  same compute capability: sm 7.5);
+- timing caches: a damaged file raises, one of another TensorRT version gives None (logged),
+  one of another GPU loads and `set_timing_cache(.., False)` refuses it;
+- one logger per process: the first logger given to a Builder, Runtime or parser gets every
+  message, a later one only a warning;
+- runtime: plans of another TensorRT (unless version-compatible), of another CPU platform, or
+  of another DLA core; an execution context enqueued under CUDA graph capture right after an
+  input shape change (TensorRT's setup is not capturable), or holding uncapturable work
+  (`FakeGpu.uncapturable`), fails and invalidates the capture; a graph replayed after its
+  context's shape changed is an error (the real one would compute with stale state).
+
+Deliberate differences: a built "plan" is a JSON header plus the ONNX bytes, and its engine runs
+that ONNX with ONNX Runtime, so the runner's data path (pinned copies, addresses, shapes) is
+checked against real outputs; a timing cache is a text header plus lines; the inspector JSON has
+the real keys and layer kinds (a Myelin `{ForeignNode[...]}` on the GPU, a DLA subgraph of type
+"DLA") but invented layer lists; error messages paraphrase TensorRT's.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import types
 from pathlib import Path
@@ -116,6 +138,8 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
     ten = version[0] == 10
     trt = types.ModuleType("tensorrt")
     trt.__file__ = __file__
+    # a spec as an installed module has, so that find_spec-based checks see TensorRT
+    trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None, origin=__file__)
     trt.__version__ = gpu.tensorrt_version  # type: ignore[attr-defined]
 
     severity = _enum("Severity", ["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"])
