@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -109,3 +110,18 @@ def test_the_doubles_offer_only_real_names() -> None:
             assert params(fake) == params(real), name
         else:
             assert fake is real, name  # the enums are the real ones
+
+
+def test_info_shows_cuda_python() -> None:
+    """`--cuda-graph` needs cuda-python: `info` says whether it is there."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from resnet_opt.cli import app
+
+    result = CliRunner().invoke(app, ["info", "--json"])
+    assert result.exit_code == 0, result.output
+    accelerators = {p["name"]: p for p in json.loads(result.stdout)["accelerators"]}
+    bindings = sys.modules["cuda.bindings"]
+    assert accelerators["cuda.bindings"]["version"] == bindings.__version__
