@@ -62,7 +62,7 @@ def load_runtime() -> CudaRuntime:
             RUNTIME_MODULE,
             "tensorrt",
             "--cuda-graph needs NVIDIA's cuda-python (package cuda-bindings; pycuda has no CUDA "
-            "graph API); on CUDA 12, e.g. JetPack 6, install cuda-bindings<13",
+            "graph API); on CUDA 12, e.g. JetPack 6, install 'cuda-bindings>=12.8,<13'",
         ) from exc
     return cast(CudaRuntime, module)
 
