@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from resnet_opt.calibration.tensorrt_cache import CalibrationAlgorithm, write_tensorrt_cache
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.pipeline.artifacts import Manifest, Precision, Stage, new_manifest, read_manifest
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
@@ -98,11 +97,10 @@ def _config_without_cache(trt: Any) -> Any:
 def test_dla_needs_an_entropy2_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     gpu = fake(monkeypatch, **ORIN)
     source = fp32_model(tmp_path / "m.onnx")
-    cache = tmp_path / "minmax.calib"
-    write_tensorrt_cache(
-        cache, dict.fromkeys(TENSORS, 2.0), tensorrt_version="10.3.0",
-        algorithm=CalibrationAlgorithm.MINMAX,
-    )  # fmt: skip
+    cache = tmp_path / "minmax.calib"  # TensorRT's format, with a MinMax calibrator's header
+    cache.write_text(
+        "TRT-100300-MinMaxCalibration\n" + "".join(f"{n}: 3c010a14\n" for n in TENSORS)
+    )
     options = TensorRtBuildOptions(batch=BatchProfile(4, 4, 4), dla_core=0, calib_cache=cache)
     with pytest.raises(ResnetOptError, match=r"DLA INT8 needs an EntropyCalibration2 cache"):
         build_tensorrt(source, tmp_path / "m.plan", options)
