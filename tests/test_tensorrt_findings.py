@@ -279,8 +279,8 @@ def test_a_second_live_runner_reports_tensorrt_s_errors(
 
 
 def test_dla_core_probe_uses_the_process_logger(monkeypatch: pytest.MonkeyPatch) -> None:
-    from resnet_opt.tensorrt.builder import process_logger
     from resnet_opt.tensorrt.device import probe_dla_cores
+    from resnet_opt.tensorrt.logger import process_logger
 
     fake(monkeypatch, **ORIN)
     logger, _ = process_logger()

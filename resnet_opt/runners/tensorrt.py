@@ -156,7 +156,7 @@ class TensorRtRunner:
     def _load(self, manifest: Manifest) -> None:
         import tensorrt as trt
 
-        from resnet_opt.tensorrt.builder import process_logger
+        from resnet_opt.tensorrt.logger import process_logger
 
         cuda = load_driver()
         self._logger, self._recorder = process_logger()

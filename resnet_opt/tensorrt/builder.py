@@ -19,6 +19,7 @@ from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.tensorrt.dla import CalibrationCache
 from resnet_opt.tensorrt.inspector import LayerReport, summarize_layers
+from resnet_opt.tensorrt.logger import Recorder, process_logger
 from resnet_opt.tensorrt.plan import BuildSpec
 from resnet_opt.tensorrt.versions import HardwareCompat
 
@@ -34,81 +35,6 @@ class BuildOutput:
     timing_cache: bytes | None
     layers: LayerReport
     seconds: float
-
-
-class _Recorder:
-    """Collects TensorRT's errors (for one-line messages) and forwards them to logging.
-
-    TensorRT keeps one logger per process (the first one given to a Builder, Runtime or
-    Refitter; a later, different one is ignored with a warning), so every part of resnet-opt
-    shares one recorder and reads the errors logged since it started an operation (`mark`).
-    """
-
-    KEEP = 256  # the most recent errors kept; marks older than that read as "none"
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-        self.count = 0  # errors recorded since the process started
-
-    def record(self, severity_name: str, msg: str) -> None:
-        if severity_name in ("ERROR", "INTERNAL_ERROR"):
-            self.errors.append(msg.strip())
-            self.count += 1
-            del self.errors[: -self.KEEP]
-            log.debug("TensorRT %s: %s", severity_name, msg)
-        elif severity_name == "WARNING":
-            log.info("TensorRT: %s", msg)
-        else:
-            log.debug("TensorRT: %s", msg)
-
-    def mark(self) -> int:
-        """A position: `last(default, since=mark)` reads only what was logged after it."""
-        return self.count
-
-    def last(self, default: str, since: int = 0) -> str:
-        new = min(self.count - since, len(self.errors))
-        if new <= 0 or not self.errors:
-            return default
-        return self.errors[-1].splitlines()[0] if self.errors[-1] else default
-
-
-class _ProcessLogger:
-    """The one TensorRT logger of this process, for the `tensorrt` module it was made with."""
-
-    module: object = None
-    logger: trt.ILogger | None = None
-    recorder = _Recorder()
-
-
-def make_logger(recorder: _Recorder) -> trt.ILogger:
-    """A trt.ILogger that hands every message to `recorder`."""
-    import tensorrt as trt
-
-    class RecordingLogger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-
-        def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-            recorder.record(severity.name, msg)
-
-    return RecordingLogger()
-
-
-def process_logger() -> tuple[trt.ILogger, _Recorder]:
-    """The process-wide TensorRT logger and its recorder (made on first use).
-
-    Every Builder, Runtime and parser of resnet-opt takes this logger: with a second logger,
-    TensorRT would keep sending errors to the first, and a second runner's failures would
-    read "no message".
-    """
-    import tensorrt as trt
-
-    state = _ProcessLogger
-    if state.logger is None or state.module is not trt:
-        state.module = trt
-        state.recorder = _Recorder()
-        state.logger = make_logger(state.recorder)
-    return state.logger, state.recorder
 
 
 def make_cache_calibrator(cache: CalibrationCache) -> trt.IInt8EntropyCalibrator2:
@@ -161,7 +87,7 @@ def _parser_error(parser: trt.OnnxParser, onnx_name: str) -> ResnetOptError:
 
 
 def _use_timing_cache(
-    config: trt.IBuilderConfig, data: bytes, recorder: _Recorder, since: int
+    config: trt.IBuilderConfig, data: bytes, recorder: Recorder, since: int
 ) -> trt.ITimingCache:
     """Load `--timing-cache` into `config`, or refuse it with the reason, leaving the file as is.
 

@@ -122,7 +122,7 @@ def probe_dla_cores() -> tuple[int | None, str | None]:
         require("tensorrt")
         import tensorrt as trt
 
-        from resnet_opt.tensorrt.builder import process_logger
+        from resnet_opt.tensorrt.logger import process_logger
 
         # TensorRT keeps the first logger it is given for the whole process: this must be ours
         runtime = trt.Runtime(process_logger()[0])
