@@ -157,3 +157,18 @@ def test_bench_cuda_graph_without_cuda_python_stops_before_measuring(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "--cuda-graph needs NVIDIA's cuda-python" in lines[0]
     assert "IExecutionContext.execute_async_v3" not in gpu.names()
+
+
+def test_cuda_python_for_a_newer_cuda_than_the_driver_runs_eagerly_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    gpu, _, plan = built(tmp_path, monkeypatch)
+    eager = run_all(plan)
+    gpu.driver_too_old = True
+    with caplog.at_level(logging.WARNING, logger="resnet_opt"):
+        graphed = run_all(plan, cuda_graph=True)
+    for got, want in zip(graphed, eager, strict=True):
+        np.testing.assert_array_equal(got, want)
+    (warning,) = [r.getMessage() for r in caplog.records if "CUDA graph" in r.getMessage()]
+    assert "cudaErrorInsufficientDriver" in warning and "'cuda-bindings>=12.8,<13'" in warning
+    assert gpu.cuda_error == 0

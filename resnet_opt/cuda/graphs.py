@@ -113,7 +113,14 @@ def capture(runtime: CudaRuntime, stream: int, enqueue: Callable[[], bool]) -> C
     (err,) = runtime.cudaStreamBeginCapture(stream, mode)
     if not _ok(runtime, err):
         runtime.cudaGetLastError()
-        raise GraphCaptureError(f"cudaStreamBeginCapture failed: {error_name(runtime, err)}")
+        why = error_name(runtime, err)
+        if why == "cudaErrorInsufficientDriver":  # cuda-bindings 13 on a CUDA 12 driver, ...
+            why += (
+                " (cuda-bindings is for a newer CUDA than this driver's: install the "
+                "cuda-bindings major of the driver's CUDA, e.g. 'cuda-bindings>=12.8,<13' for "
+                "CUDA 12)"
+            )
+        raise GraphCaptureError(f"cudaStreamBeginCapture failed: {why}")
     try:
         enqueued = enqueue()
     except BaseException:

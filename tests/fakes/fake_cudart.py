@@ -51,6 +51,8 @@ def make_modules(gpu: FakeGpu) -> dict[str, types.ModuleType]:
         handle = int(stream)
         gpu.record("cudart.cudaStreamBeginCapture", stream=handle, mode=mode.name)
         assert isinstance(mode, mode_enum), "mode must be a cudaStreamCaptureMode"
+        if gpu.driver_too_old:
+            return (fail(error.cudaErrorInsufficientDriver),)
         if handle not in gpu.streams:
             return (fail(error.cudaErrorInvalidResourceHandle),)
         if handle in gpu.capturing:

@@ -41,6 +41,7 @@ class FakeGpu:
     graphs: list[Any] = field(default_factory=list)
     cuda_error: Any = 0  # the sticky CUDA error cudaGetLastError returns and clears
     uncapturable: bool = False  # the engine holds work a CUDA graph cannot capture
+    driver_too_old: bool = False  # cuda-bindings built for a newer CUDA than the driver's
     execute_error: str | None = None  # execute_async_v3 logs this error and returns False
 
     def record(self, call: str, **args: Any) -> None:
