@@ -1,8 +1,8 @@
 """Timing two or more runners alternately in one process, for a ratio that means something.
 
-A speed claim is a ratio measured in one run on one machine (DESIGN §8). Timing model A for a
-minute and then model B for a minute lets any change in the machine's load land on one side
-only; alternating run by run (A B, then B A, so that neither always goes first) spreads it over
+A speed claim is a ratio measured in one run on one machine (ARCHITECTURE.md, "Measuring"). Timing
+model A for a minute and then model B for a minute lets any change in the machine's load land on one
+side only; alternating run by run (A B, then B A, so that neither always goes first) spreads it over
 both. ONNX Runtime runners must have spinning off (our runner's default), or the idle pool of one
 session keeps spinning while the other runs.
 
@@ -82,8 +82,8 @@ def alternate(
 
 def machine_record() -> dict[str, Any]:
     """Machine, load and versions, as every report under benchmarks/reports records them."""
+    from resnet_opt.core.manifest import tool_versions
     from resnet_opt.environment import machine
-    from resnet_opt.pipeline.artifacts import tool_versions
 
     m = machine()
     return {

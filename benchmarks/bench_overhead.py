@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from resnet_opt.bench.machine import machine_info, usable_cores
-from resnet_opt.bench.targets import Target
-from resnet_opt.bench.timing import Budget
-from resnet_opt.pipeline.artifacts import read_manifest
+from resnet_opt.core.manifest import read_manifest
+from resnet_opt.measure.machine import machine_info, usable_cores
+from resnet_opt.measure.targets import Target
+from resnet_opt.measure.timing import Budget
 from resnet_opt.pipeline.bench import BenchOptions, bench, input_batch
 
 LIMIT_PCT = 3.0
@@ -169,7 +169,7 @@ def measure_batch(
 
 def loop_cost_ns(runs: int = 1_000_000) -> float:
     """What bench's timed loop adds per run over a bare Python loop, on a call doing nothing."""
-    from resnet_opt.bench.timing import measure
+    from resnet_opt.measure.timing import measure
 
     def noop() -> None:
         return None

@@ -122,8 +122,8 @@ def export_model(name: str, workdir: Path) -> tuple[Path, str]:
 
 
 def contract_for(model: Path, name: str) -> dict[str, Any]:
+    from resnet_opt.core.manifest import read_manifest
     from resnet_opt.models.contract import ContractOptions, imagenet_template, resolve_contract
-    from resnet_opt.pipeline.artifacts import read_manifest
 
     manifest = read_manifest(model, required=False)
     if manifest is not None and manifest.preprocessing is not None:
@@ -143,8 +143,8 @@ def child(args: argparse.Namespace) -> None:
         run_batch_size,
     )
     from resnet_opt.calibration.data import BatchStream, Split, open_source, select_indices
-    from resnet_opt.calibration.preprocess import PreprocessContract
     from resnet_opt.calibration.ranges import Method, compute_ranges
+    from resnet_opt.core.contract import PreprocessContract
     from resnet_opt.graph import load_onnx
 
     started = time.perf_counter()

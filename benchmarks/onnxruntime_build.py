@@ -97,12 +97,12 @@ def build_all(source: Path, out: Path, threads: int) -> dict[str, Any]:
 
 
 def load_seconds(path: Path, threads: int, loads: int) -> float:
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
 
     times = []
     for _ in range(loads):
         start = time.perf_counter()
-        with OnnxRuntimeRunner(path, threads=threads):
+        with open_onnxruntime(path, threads=threads):
             times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -122,7 +122,7 @@ def main() -> None:
     )
     parser.add_argument("--name", default="onnxruntime_build")
     args = parser.parse_args()
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
@@ -135,7 +135,7 @@ def main() -> None:
         paths = {"source (optimized at load)": source, **{k: v["path"] for k, v in built.items()}}
         loads = {k: load_seconds(p, args.threads, args.loads) for k, p in paths.items()}
         timings: dict[int, dict[str, Any]] = {}
-        runners = {k: OnnxRuntimeRunner(p, threads=args.threads) for k, p in paths.items()}
+        runners = {k: open_onnxruntime(p, threads=args.threads) for k, p in paths.items()}
         for runner in runners.values():
             runner.__enter__()
         try:

@@ -182,8 +182,8 @@ def main() -> None:
     parser.add_argument("--name", default="openvino", help="report name under benchmarks/reports")
     args = parser.parse_args()
 
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
-    from resnet_opt.runners.openvino import OpenVinoRunner
+    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner, open_onnxruntime
+    from resnet_opt.runners.openvino import OpenVinoRunner, open_openvino
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     load_before = os.getloadavg()
@@ -193,10 +193,10 @@ def main() -> None:
     x = np.random.default_rng(args.seed).standard_normal((batch, 3, 224, 224), dtype=np.float32)
 
     def ort(path: Path) -> OnnxRuntimeRunner:
-        return OnnxRuntimeRunner(path, threads=threads, spinning=False)
+        return open_onnxruntime(path, threads=threads, spinning=False)
 
     def ov(path: Path, precision: str) -> OpenVinoRunner:
-        return OpenVinoRunner(path, threads=threads, precision=precision, batch=batch)
+        return open_openvino(path, threads=threads, precision=precision, batch=batch)
 
     def call(runner: Any) -> Callable[[], object]:
         name = runner.inputs[0].name

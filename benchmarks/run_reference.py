@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from resnet_opt.bench.machine import machine_info
+from resnet_opt.measure.machine import machine_info
 
 HERE = Path(__file__).resolve().parent
 MODELS = ("default", "resnet18", "resnet50")

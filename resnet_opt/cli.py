@@ -2,11 +2,14 @@
 
 Commands parse options into the stage's typed arguments and call the stage function; all work
 happens in `resnet_opt.pipeline`. Errors: a ResnetOptError becomes one line on stderr and its
-exit code (1, or 3 for a failed quality gate); usage errors exit 2 (Typer); anything else is a
-bug and keeps its traceback. RESNET_OPT_DEBUG=1 shows tracebacks for known errors too.
+exit code (1, 2 for a UsageError: the command line or config is wrong in itself, as for Typer's
+own usage errors, or 3 for a failed quality gate); anything else is a bug and keeps its
+traceback. RESNET_OPT_DEBUG=1 shows tracebacks for known errors too. No option takes NaN or
+infinity, no --threads exceeds the CPU count without --force-threads, and SIGTERM unwinds like
+Ctrl-C (exit 143) so that no temporary file is left behind.
 
-Only the standard library, numpy and typer are imported at the top (DESIGN §6): `--help` must
-not pull in torch.
+Only the standard library, numpy and typer are imported at the top (ARCHITECTURE.md, "Imports and
+extras"): `--help` must not pull in torch.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 
-from resnet_opt import __version__
 from resnet_opt.console import counting_bar, emit_json, say, set_verbosity
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.core.signals import reraise_if_terminated
+from resnet_opt.core.version import __version__
+from resnet_opt.errors import ResnetOptError, UsageError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -39,15 +43,38 @@ def domain_errors(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            _refuse_non_finite(kwargs)
             return func(*args, **kwargs)
         except ResnetOptError as exc:
+            reraise_if_terminated(exc)
             if os.environ.get("RESNET_OPT_DEBUG") == "1":
                 raise
             message = " ".join(str(exc).split()) or type(exc).__name__
             typer.echo(f"error: {message}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except Exception as exc:  # a bug keeps its traceback, unless it was SIGTERM in disguise
+            reraise_if_terminated(exc)
+            raise
 
     return wrapper
+
+
+def _refuse_non_finite(options: dict[str, Any]) -> None:
+    """No option takes NaN or infinity: NaN compares false, so a gate given `--max-drop nan`
+    would pass anything, and `--duration inf` would never end (a usage error, exit 2)."""
+    from resnet_opt.core.validation import finite
+
+    for name, value in options.items():
+        if isinstance(value, float):
+            finite(value, f"--{name.replace('_', '-')}")
+
+
+def _threads(threads: int | None, force: bool) -> int | None:
+    """`--threads`, refused above this host's CPU count unless `--force-threads`."""
+    from resnet_opt.core.validation import threads as check
+
+    check(threads, "--threads", force=force, force_hint="pass --force-threads")
+    return threads
 
 
 app = typer.Typer(
@@ -63,6 +90,10 @@ JsonOption = Annotated[
     bool, typer.Option("--json", help="Print the result as one JSON object on stdout.")
 ]
 ForceOption = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs.")]
+ForceThreadsOption = Annotated[
+    bool,
+    typer.Option("--force-threads", help="Allow --threads above this machine's CPU count."),
+]
 
 
 def _version(value: bool) -> None:
@@ -109,14 +140,18 @@ def _step_summary(markdown: str) -> None:
         say(f"appended the summary to {target}")
 
 
-def _choice_option(enum: type[E], value: str, option: str) -> E:
+def _choice_option(enum: type[E], value: str, option: str, only: tuple[E, ...] = ()) -> E:
     """An enum option given as text (its module is imported late): a usage error lists the
-    choices."""
+    choices (`only` those members, when the command takes a subset)."""
+    allowed = only or tuple(enum)
     try:
-        return enum(value)
+        chosen = enum(value)
     except ValueError:
-        choices = ", ".join(str(m.value) for m in enum)
+        chosen = None
+    if chosen is None or chosen not in allowed:
+        choices = ", ".join(str(m.value) for m in allowed)
         raise typer.BadParameter(f"{value!r}: choose {choices}", param_hint=option) from None
+    return chosen
 
 
 @command()
@@ -224,15 +259,18 @@ def export_command(
             "--trust-pickle", help="Allow files that need full unpickling (runs their code)."
         ),
     ] = False,
-    seed: Annotated[int, typer.Option(help="Seed: random init, parity inputs, samples.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed: random init, parity inputs, samples.")
+    ] = 0,
     threads: Annotated[
         int | None, typer.Option(min=1, help="Threads for the parity check (torch and ORT).")
     ] = None,
+    force_threads: ForceThreadsOption = False,
     force: ForceOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Export a trained ResNet to ONNX (BatchNorm folded), verified against PyTorch."""
-    from resnet_opt.calibration.preprocess import Interpolation, parse_floats
+    from resnet_opt.core.contract import Interpolation, parse_floats
     from resnet_opt.models.contract import (
         ContractOptions,
         parse_choice,
@@ -269,7 +307,7 @@ def export_command(
         fold=not no_fold,
         force=force,
         seed=seed,
-        threads=threads,
+        threads=_threads(threads, force_threads),
     )
     target = output if output is not None else default_output(model)
     manifest = export(options, target)
@@ -339,10 +377,11 @@ def fold_command(
     ] = None,
     samples: Annotated[int, typer.Option(min=1, help="Random inputs to verify with.")] = 8,
     batch_size: Annotated[int, typer.Option(min=1)] = 4,
-    seed: Annotated[int, typer.Option(help="Seed of the random inputs.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the random inputs.")] = 0,
     threads: Annotated[int | None, typer.Option(min=1, help="ONNX Runtime intra-op threads.")] = (
         None
     ),
+    force_threads: ForceThreadsOption = False,
     force: ForceOption = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -358,7 +397,7 @@ def fold_command(
         batch_size=batch_size,
         seed=seed,
         input_shape=parse_shape(input_shape) if input_shape is not None else None,
-        threads=threads,
+        threads=_threads(threads, force_threads),
     )
     if json_output:
         emit_json({"output": str(output), **manifest.to_dict()})
@@ -371,6 +410,10 @@ def fold_command(
         f"{len(left)}; max abs error {check['max_abs_error']:.2e} over {check['samples']} "
         f"random inputs (tolerance {check['tolerance']:g})"
     )
+    constants = manifest.details.get("constants", {})
+    if constants.get("folded"):
+        ops = ", ".join(f"{n} {op}" for op, n in constants["by_op"].items())
+        say(f"  first folded {constants['folded']} constant nodes into initializers ({ops})")
     for entry in left:
         say(f"  left {entry['node']}: {entry['reason']}")
 
@@ -414,7 +457,7 @@ def quantize_command(
             min=1, help="Calibration samples, seeded draw (default: 512, or all there are)."
         ),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the calibration/evaluation draws.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the calibration/evaluation draws.")] = 0,
     calib_cache: Annotated[
         Path | None,
         typer.Option(help="Statistics cache: reused when its keys match, written when absent."),
@@ -472,30 +515,25 @@ def quantize_command(
     threads: Annotated[int | None, typer.Option(min=1, help="ONNX Runtime intra-op threads.")] = (
         None
     ),
+    force_threads: ForceThreadsOption = False,
     force: ForceOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """INT8 (explicit Q/DQ for TensorRT or the CPU) or FP16, scored against the FP32 input."""
-    from resnet_opt.pipeline.artifacts import Precision
+    from resnet_opt.core.manifest import Precision
     from resnet_opt.pipeline.quantize import (
         QuantizeGateError,
         QuantizeOptions,
         contract_from_options,
         quantize,
     )
-    from resnet_opt.quantization.plan import Target
+    from resnet_opt.quantization.plan import QdqTarget
     from resnet_opt.quantization.report import summary_lines
 
-    def choice(value: str, enum: type[Precision] | type[Target], what: str) -> Any:
-        try:
-            return enum(value)
-        except ValueError:
-            raise ResnetOptError(f"unknown {what} {value!r}") from None
-
-    chosen = choice(precision, Precision, "--precision")
+    chosen = _choice_option(Precision, precision, "--precision", (Precision.INT8, Precision.FP16))
     options = QuantizeOptions(
         precision=chosen,
-        target=choice(target, Target, "--target") if target is not None else None,
+        target=_choice_option(QdqTarget, target, "--target") if target is not None else None,
         method=method,
         percentile=percentile,
         calib=calib,
@@ -509,7 +547,7 @@ def quantize_command(
         exclude=tuple(p.strip() for e in exclude or () for p in e.split(",") if p.strip()),
         keep_io_types=keep_io_types,
         strict=strict,
-        threads=threads,
+        threads=_threads(threads, force_threads),
         preprocessing=contract_from_options(
             model, input_size=input_size, mean=mean, std=std, resize=resize, crop=crop
         ),
@@ -550,18 +588,21 @@ def eval_command(
     samples: Annotated[
         int | None, typer.Option(min=1, help="Evaluate a seeded subset of this many samples.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for --samples.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for --samples.")] = 0,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     threads: Annotated[int | None, typer.Option(min=1, help="ONNX Runtime intra-op threads.")] = (
         None
     ),
     max_drop: Annotated[
         float | None,
-        typer.Option(help="Exit 3 when top-1 drops more than this many points vs --reference."),
+        typer.Option(
+            min=0.0, help="Exit 3 when top-1 drops more than this many points vs --reference."
+        ),
     ] = None,
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")] = (
         False
     ),
+    force_threads: ForceThreadsOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Top-1 / top-5 of an ONNX artifact, and its drop against a reference."""
@@ -569,7 +610,7 @@ def eval_command(
     from resnet_opt.pipeline.evaluate import evaluate
 
     if max_drop is not None and reference is None:
-        raise ResnetOptError("--max-drop needs --reference (the drop is measured against it)")
+        raise UsageError("--max-drop needs --reference (the drop is measured against it)")
     result = evaluate(
         model,
         data,
@@ -577,7 +618,7 @@ def eval_command(
         samples=samples,
         seed=seed,
         batch_size=batch_size,
-        threads=threads,
+        threads=_threads(threads, force_threads),
         strict=strict,
     )
     if json_output:
@@ -707,6 +748,7 @@ def build_command(
         float | None,
         typer.Option(help="ONNX Runtime / OpenVINO: largest max-abs difference accepted."),
     ] = None,
+    force_threads: ForceThreadsOption = False,
     force: ForceOption = False,
     json_output: JsonOption = False,
 ) -> None:
@@ -740,12 +782,12 @@ def build_command(
     )
     options: Any
     if chosen is BuildBackend.TENSORRT:
-        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_size
+        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_bytes
         from resnet_opt.tensorrt.profiles import parse_batch
         from resnet_opt.tensorrt.versions import HardwareCompat
 
         if hardware_compatible and same_compute_capability:
-            raise ResnetOptError(
+            raise UsageError(
                 "--hardware-compatible and --same-compute-capability are two levels: pick one"
             )
         level = (
@@ -757,7 +799,7 @@ def build_command(
         )
         options = TensorRtBuildOptions(
             batch=parse_batch(batch) if batch is not None else None,
-            workspace_bytes=parse_size(workspace) if workspace is not None else None,
+            workspace_bytes=parse_bytes(workspace) if workspace is not None else None,
             opt_level=opt_level,
             timing_cache=timing_cache,
             dla_core=dla_core,
@@ -774,7 +816,7 @@ def build_command(
             portable=portable,
             device=device,
             precision_hint=precision_hint,
-            threads=threads,
+            threads=_threads(threads, force_threads),
             input_shape=input_shape,
             samples=samples,
             tolerance=tolerance,
@@ -797,7 +839,7 @@ def _cpu_build_options(backend: Any, **given: Any) -> Any:
         try:
             shape = tuple(int(d) for d in given["input_shape"].split(","))
         except ValueError:
-            raise ResnetOptError(
+            raise UsageError(
                 f"--input-shape {given['input_shape']!r}: give sizes like 3,224,224"
             ) from None
     common = {
@@ -835,7 +877,7 @@ def _cpu_build_options(backend: Any, **given: Any) -> Any:
         try:
             ov = replace(ov, batch=int(given["batch"]))
         except ValueError:
-            raise ResnetOptError(
+            raise UsageError(
                 f"--batch {given['batch']!r}: OpenVINO fixes the batch to one size N"
             ) from None
     return ov
@@ -876,7 +918,7 @@ def bench_command(
     ] = None,
     duration: Annotated[
         float | None,
-        typer.Option(help="Seconds of timed runs per point [default: 0.5 unless --iterations]."),
+        typer.Option(help="Seconds of timed runs per point \\[default: 0.5 unless --iterations]."),
     ] = None,
     warmup: Annotated[
         float,
@@ -888,7 +930,7 @@ def bench_command(
         int, typer.Option(min=1, help="With --duration: at least this many timed runs.")
     ] = 10,
     threads: Annotated[
-        int | None, typer.Option(min=1, help="Threads per backend [default: all usable cores].")
+        int | None, typer.Option(min=1, help="Threads per backend \\[default: all usable cores].")
     ] = None,
     data: Annotated[
         str,
@@ -903,10 +945,10 @@ def bench_command(
     samples: Annotated[
         int | None, typer.Option(min=1, help="Evaluate a seeded subset of this many images.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for --samples and random inputs.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, help="Seed for --samples and random inputs.")] = 0,
     reference: Annotated[
         Path | None,
-        typer.Option(help="FP32 source for drops [default: found from each manifest's lineage]."),
+        typer.Option(help="FP32 source for drops \\[default: found from each manifest's lineage]."),
     ] = None,
     no_data_transfers: Annotated[
         bool,
@@ -918,7 +960,7 @@ def bench_command(
         bool, typer.Option("--cuda-graph", help="TensorRT: replay the inference as a CUDA graph.")
     ] = False,
     plot_batch: Annotated[
-        int | None, typer.Option(min=1, help="Batch size the plot shows [default: largest].")
+        int | None, typer.Option(min=1, help="Batch size the plot shows \\[default: largest].")
     ] = None,
     note: Annotated[
         list[str] | None, typer.Option(help="A note for the report (repeatable).")
@@ -929,14 +971,15 @@ def bench_command(
     strict: Annotated[bool, typer.Option(help="Fail on unreadable images instead of skipping.")] = (
         False
     ),
+    force_threads: ForceThreadsOption = False,
     force: ForceOption = False,
     json_output: JsonOption = False,
 ) -> None:
     """Throughput, latency and accuracy per artifact × backend × batch → JSON, Markdown, PNG."""
-    from resnet_opt.bench.progress import NoProgress, RichProgress
-    from resnet_opt.bench.targets import parse_targets
-    from resnet_opt.bench.timing import Budget
     from resnet_opt.console import is_quiet
+    from resnet_opt.measure.progress import NoProgress, RichProgress
+    from resnet_opt.measure.targets import parse_targets
+    from resnet_opt.measure.timing import Budget
     from resnet_opt.pipeline.bench import BenchOptions, bench, parse_batches
     from resnet_opt.report import check_report_folder, write_report
     from resnet_opt.report.markdown import render
@@ -950,7 +993,7 @@ def bench_command(
             warmup_s=warmup,
             min_iterations=min_iterations,
         ),
-        threads=threads,
+        threads=_threads(threads, force_threads),
         data=None if no_accuracy else data,
         samples=samples,
         seed=seed,
@@ -963,6 +1006,10 @@ def bench_command(
     )
     if output is not None:  # what write_report would refuse, refused before measuring
         check_report_folder(output, force=force)
+    if summary:
+        from resnet_opt.report.files import check_step_summary
+
+        check_step_summary()
     with RichProgress() if not is_quiet() else NoProgress() as progress:
         report = bench(artifacts, options, progress=progress)
     for skip in report.skipped:
@@ -1019,11 +1066,7 @@ def compare_command(
         render_comparison,
     )
 
-    try:
-        stat = LatencyStat(latency_stat)
-    except ValueError:
-        choices = ", ".join(s.value for s in LatencyStat)
-        raise ResnetOptError(f"--latency-stat: {latency_stat!r} is not one of {choices}") from None
+    stat = _choice_option(LatencyStat, latency_stat, "--latency-stat")
     thresholds = Thresholds(
         max_throughput_drop_pct=parse_percent(max_throughput_drop, "--max-throughput-drop"),
         max_latency_rise_pct=None
@@ -1056,12 +1099,12 @@ def compare_command(
 def run_command(
     config: Annotated[
         Path | None,
-        typer.Argument(help="TOML config [default: the bundled default model, every stage]."),
+        typer.Argument(help="TOML config \\[default: the bundled default model, every stage]."),
     ] = None,
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Output folder [default: the config's, else ./resnet-opt-out]."
+            "--output", "-o", help="Output folder \\[default: the config's, else ./resnet-opt-out]."
         ),
     ] = None,
     force: Annotated[
@@ -1070,8 +1113,8 @@ def run_command(
     json_output: JsonOption = False,
 ) -> None:
     """Every stage from one config: export → quantize → build → bench → report."""
-    from resnet_opt.bench.progress import RichProgress
     from resnet_opt.console import is_quiet
+    from resnet_opt.measure.progress import RichProgress
     from resnet_opt.pipeline.run import gate_error, run
     from resnet_opt.pipeline.run_config import load_config
 
@@ -1093,8 +1136,11 @@ def run_command(
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point: SIGTERM cleans up as Ctrl-C does (exit 143)."""
+    from resnet_opt.core.signals import terminate_cleanly
+
+    with terminate_cleanly():
+        app()
 
 
 if __name__ == "__main__":

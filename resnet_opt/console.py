@@ -29,6 +29,14 @@ def set_verbosity(verbose: int, quiet: bool) -> None:
     root.addHandler(handler)
     root.setLevel(_LOG_LEVELS.get(level, logging.DEBUG))
     root.propagate = False
+    # other libraries' warnings (Pillow, torch, onnx) are logs, shown from -v on: by default
+    # stderr carries our own lines only
+    logging.captureWarnings(True)
+    library = logging.getLogger("py.warnings")
+    library.handlers.clear()
+    library.addHandler(handler)
+    library.setLevel(logging.WARNING if level >= 1 else logging.CRITICAL)
+    library.propagate = False
 
 
 def is_quiet() -> bool:

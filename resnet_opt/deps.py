@@ -1,8 +1,9 @@
 """Lazy imports of the heavy, optional frameworks.
 
-Module tops import only the standard library and numpy (DESIGN §6); everything else is imported
-through `require` inside the function that needs it, so that choosing one backend never imports
-another and a missing extra becomes a one-line error instead of a traceback.
+Module tops import only the standard library and numpy (ARCHITECTURE.md, "Imports and extras");
+everything else is imported through `require` inside the function that needs it, so that choosing
+one backend never imports another and a missing extra becomes a one-line error instead of a
+traceback.
 """
 
 from __future__ import annotations

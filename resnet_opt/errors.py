@@ -20,6 +20,14 @@ class ResnetOptError(Exception):
     exit_code: int = 1
 
 
+class UsageError(ResnetOptError):
+    """A value the command refuses before doing any work (out of range, NaN, unknown choice),
+    from the command line or a run config alike: exit 2, as Typer's own usage errors, so one
+    kind of mistake has one exit code whichever way it was given."""
+
+    exit_code = 2
+
+
 class QualityGateError(ResnetOptError):
     """A quality gate (accuracy drop, throughput regression) was exceeded: CI should fail."""
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.pipeline.artifacts import Precision
 
 if TYPE_CHECKING:
     import onnx
@@ -33,10 +33,16 @@ def load_onnx(path: Path, *, check: bool = True) -> onnx.ModelProto:
 
     path = Path(path)
     if not path.is_file():
-        raise ResnetOptError(f"{path}: no such file")
+        problem = "is a folder, not an ONNX file" if path.is_dir() else "no such file"
+        raise ResnetOptError(f"{path}: {problem}")
     try:
         model = onnx.load(str(path))
     except Exception as exc:  # protobuf DecodeError, truncated files, bad external data
+        text = first_line(exc)
+        if "should be stored in" in text:  # onnx names the tensor and the side file it wants
+            raise ResnetOptError(
+                f"{path}: its external weight data is missing or unreadable ({text})"
+            ) from exc
         raise ResnetOptError(f"{path}: not an ONNX model ({type(exc).__name__})") from exc
     if not model.graph.node:
         raise ResnetOptError(f"{path}: not an ONNX model (no graph nodes)")

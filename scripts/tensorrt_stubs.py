@@ -5,12 +5,16 @@ its `tensorrt/` folder has no `py.typed` marker, so mypy skips it as untyped, an
 `tensorrt_bindings/tensorrt.pyi` has syntax errors (a parameter named `in`, a parameter without
 a default after defaulted ones), which stop mypy outright. This script copies the installed
 stubs and makes only those two mechanical repairs, so that mypy checks our TensorRT layer
-against NVIDIA's API as the stubs describe it. `tests/test_tensorrt_typing.py` regenerates the
-copy from the installed package and fails when the committed one differs.
+against NVIDIA's API as the stubs describe it.
+
+typings/ is generated, not committed (pyproject's `mypy_path` points there): the test suite
+writes it before it runs mypy (the `tensorrt_stubs` fixture in tests/conftest.py), and a
+developer runs this script once before running mypy by hand. Only files whose text changed are
+rewritten, so mypy's cache stays valid.
 
     pip install --no-deps tensorrt-stubs==10.13.0.35.1
     python scripts/tensorrt_stubs.py          # writes typings/
-    python scripts/tensorrt_stubs.py --check  # exit 1 when typings/ is stale
+    python scripts/tensorrt_stubs.py --check  # exit 1 when typings/ is missing or stale
 """
 
 from __future__ import annotations
@@ -116,7 +120,9 @@ def render() -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 when typings/ is stale")
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 when typings/ is missing or stale"
+    )
     parser.add_argument("--target", type=Path, default=TARGET)
     args = parser.parse_args()
     files = render()
@@ -130,11 +136,11 @@ def main() -> int:
         for rel in stale:
             print(f"stale: {args.target / rel}")
         return 1 if stale else 0
-    for rel, text in files.items():
+    for rel in stale:
         path = args.target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    print(f"wrote {len(files)} files under {args.target}")
+        path.write_text(files[rel], encoding="utf-8")
+    print(f"wrote {len(stale)} of {len(files)} files under {args.target}")
     return 0
 
 

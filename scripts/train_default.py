@@ -25,10 +25,12 @@ from typing import Any
 import numpy as np
 
 from resnet_opt.calibration.data import Split, load_bundled_split
-from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
+from resnet_opt.calibration.preprocess import apply_pixels
+from resnet_opt.core.contract import Interpolation, PreprocessContract
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import dump_json
 from resnet_opt.models.checkpoint import state_sha256
 from resnet_opt.models.default import DEFAULT_MODEL, METADATA_FILE, WEIGHTS_FILE, data_dir
-from resnet_opt.pipeline.artifacts import dump_json, sha256_file
 
 INPUT_SIZE = 32
 SEED = 20151210
@@ -50,7 +52,7 @@ def contract_for(mean: float, std: float) -> PreprocessContract:
 
 
 def preprocess(pixels: np.ndarray, contract: PreprocessContract) -> np.ndarray:
-    return np.stack([contract.apply_pixels(p) for p in pixels])
+    return np.stack([apply_pixels(contract, p) for p in pixels])
 
 
 def train_stats(pixels: np.ndarray) -> tuple[float, float]:

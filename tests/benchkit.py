@@ -5,18 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.bench.targets import Target
-from resnet_opt.bench.timing import Budget
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Precision,
     Stage,
     manifest_path,
     new_manifest,
+    stage_manifest,
     write_manifest,
 )
+from resnet_opt.measure.targets import Target
+from resnet_opt.measure.timing import Budget
 from resnet_opt.pipeline.bench import BenchOptions, bench
 from resnet_opt.report.schema import Report
 from tests.conftest import TINY_CONTRACT, make_tiny_cnn, write_image_folder
@@ -41,7 +42,7 @@ def write_export(
 
 
 def _manifest(path: Path) -> Manifest:
-    from resnet_opt.pipeline.artifacts import read_manifest
+    from resnet_opt.core.manifest import read_manifest
 
     manifest = read_manifest(path)
     assert manifest is not None
@@ -58,8 +59,16 @@ def write_derived(
 ) -> Path:
     """A model 'made from' `parent` (another tiny CNN standing in for its quantized form)."""
     make_tiny_cnn(path, seed=seed)
-    manifest = _manifest(parent).derive(
-        stage=stage, artifact=path, precision=precision, inputs=(InputRef.of("model", parent),)
+    manifest = stage_manifest(
+        _manifest(parent),
+        stage=stage,
+        artifact=path,
+        content=path,
+        precision=precision,
+        inputs=(InputRef.of("model", parent),),
+        options={},
+        verification={},
+        details={},
     )
     write_manifest(manifest_path(path), manifest)
     return path
@@ -86,8 +95,17 @@ def write_engine(
         "build_options": {},
         "runner": {},
     }
-    manifest = _manifest(parent).derive(
-        stage=Stage.BUILD, artifact=path, inputs=(InputRef.of("model", parent),), details=details
+    parent_manifest = _manifest(parent)
+    manifest = stage_manifest(
+        parent_manifest,
+        stage=Stage.BUILD,
+        artifact=path,
+        content=path,
+        precision=parent_manifest.precision,
+        inputs=(InputRef.of("model", parent),),
+        options={},
+        verification={},
+        details=details,
     )
     write_manifest(manifest_path(path), manifest)
     return path

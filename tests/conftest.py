@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
+from resnet_opt.core.contract import Interpolation, PreprocessContract
 
 os.environ.setdefault("RESNET_OPT_DEBUG", "0")
 
@@ -168,3 +171,27 @@ def torchvision_onnx(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str]
         return exported[name]
 
     return get
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def tensorrt_stubs() -> Path:
+    """typings/, the repaired tensorrt-stubs copy mypy reads (pyproject's mypy_path), written
+    from the installed tensorrt-stubs by scripts/tensorrt_stubs.py: generated, not committed."""
+    try:
+        metadata.version("tensorrt-stubs")
+    except metadata.PackageNotFoundError:
+        pytest.skip(
+            "tensorrt-stubs is not installed (pip install --no-deps tensorrt-stubs==10.13.0.35.1)"
+        )
+    result = subprocess.run(
+        [sys.executable, "scripts/tensorrt_stubs.py"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return ROOT / "typings"

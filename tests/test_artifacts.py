@@ -4,19 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     InputRef,
     Precision,
     Stage,
     manifest_path,
     new_manifest,
     read_manifest,
-    sha256_file,
-    staged_outputs,
     write_manifest,
 )
+from resnet_opt.errors import ResnetOptError
 
 
 def _write(out: Path, tiny_contract: PreprocessContract, *, force: bool = False) -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from resnet_opt.bench.targets import Target
-from resnet_opt.bench.timing import Budget
 from resnet_opt.cli import app
+from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Precision
+from resnet_opt.measure.targets import Target
+from resnet_opt.measure.timing import Budget
 from resnet_opt.pipeline.bench import (
     BenchOptions,
     bench,
@@ -40,10 +40,10 @@ def _quick(**kwargs: object) -> BenchOptions:
     return BenchOptions(**{**base, **kwargs})  # type: ignore[arg-type]
 
 
-def _fail(args: list[str]) -> str:
-    """Run the CLI expecting the one-line user error; return that line."""
+def _fail(args: list[str], code: int = 1) -> str:
+    """Run the CLI expecting the one-line user error (2: a usage error); return that line."""
     result = CliRunner().invoke(app, args)
-    assert result.exit_code == 1, (result.exit_code, result.output)
+    assert result.exit_code == code, (result.exit_code, result.output)
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("error: ")
     return result.stderr
@@ -276,19 +276,19 @@ def test_cli_fixed_batch_model(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
-    [
-        (["--backend", "ort"], "unknown backend 'ort'"),
-        (["--backend", "tensorrt"], "none of the requested backends runs it"),
-        (["--batch", "1,x"], "expected comma-separated integers"),
-        (["--plot-batch", "4"], "--plot-batch 4 is not one of the measured"),
-        (["--no-data-transfers"], "applies to TensorRT engines only"),
-        (["--iterations", "3", "--duration", "1"], "exclude each other"),
+    ("extra", "message", "code"),
+    [  # 2: the command line is wrong in itself; 1: it does not fit these artifacts
+        (["--backend", "ort"], "unknown backend 'ort'", 2),
+        (["--backend", "tensorrt"], "none of the requested backends runs it", 1),
+        (["--batch", "1,x"], "expected comma-separated integers", 2),
+        (["--plot-batch", "4"], "--plot-batch 4 is not one of the measured", 2),
+        (["--no-data-transfers"], "applies to TensorRT engines only", 1),
+        (["--iterations", "3", "--duration", "1"], "exclude each other", 2),
     ],
 )
-def test_cli_refuses_bad_options(tmp_path: Path, extra: list[str], message: str) -> None:
+def test_cli_refuses_bad_options(tmp_path: Path, extra: list[str], message: str, code: int) -> None:
     source, _, _ = tiny_set(tmp_path)
-    assert message in _fail(["bench", str(source), "--no-accuracy", *extra])
+    assert message in _fail(["bench", str(source), "--no-accuracy", *extra], code)
 
 
 def test_bench_does_not_import_torch_or_matplotlib(tmp_path: Path) -> None:
@@ -296,7 +296,7 @@ def test_bench_does_not_import_torch_or_matplotlib(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from resnet_opt.bench.timing import Budget\n"
+        "from resnet_opt.measure.timing import Budget\n"
         "from resnet_opt.pipeline.bench import BenchOptions, bench\n"
         f"bench([Path({str(source)!r}), Path({str(child)!r})], BenchOptions(batches=(1,), "
         f"budget=Budget(iterations=2), data={str(data)!r}))\n"

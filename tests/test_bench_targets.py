@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from resnet_opt.bench.targets import Target, parse_targets, plan_targets, why_unavailable
+from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest, Precision, Stage, new_manifest
+from resnet_opt.measure.targets import Target, parse_targets, plan_targets, why_unavailable
 from tests.benchkit import CONTRACT
 
 

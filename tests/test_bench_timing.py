@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resnet_opt.bench.timing import Budget, LatencyStats, Mode, Timing, measure, percentile
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.measure.timing import Budget, Mode, Timing, latency_ms, measure, percentile
 
 
 class FakeClock:
@@ -70,12 +70,12 @@ def test_iterations_mode_with_a_fake_clock() -> None:
     # throughput = batch × iterations / total time = 8 × 5 / 0.02 s
     assert timing.throughput(8) == pytest.approx(2000.0)
     stats = timing.stats()
-    assert stats.mean_ms == pytest.approx(4.0)
-    assert stats.p50_ms == pytest.approx(3.0)
-    assert stats.p90_ms == pytest.approx(4.0 + 0.6 * 6.0)  # position 3.6 of 1,2,3,4,10 ms
-    assert stats.p99_ms == pytest.approx(4.0 + 0.96 * 6.0)
-    assert stats.min_ms == pytest.approx(1.0) and stats.max_ms == pytest.approx(10.0)
-    assert stats.std_ms == pytest.approx(float(np.std([1, 2, 3, 4, 10])))
+    assert stats.mean == pytest.approx(4.0)
+    assert stats.p50 == pytest.approx(3.0)
+    assert stats.p90 == pytest.approx(4.0 + 0.6 * 6.0)  # position 3.6 of 1,2,3,4,10 ms
+    assert stats.p99 == pytest.approx(4.0 + 0.96 * 6.0)
+    assert stats.min == pytest.approx(1.0) and stats.max == pytest.approx(10.0)
+    assert stats.std == pytest.approx(float(np.std([1, 2, 3, 4, 10])))
     assert clock.calls == 8
 
 
@@ -109,9 +109,9 @@ def test_budget_choices() -> None:
 
 
 def test_stats_of_constant_latency() -> None:
-    stats = LatencyStats.of([0.002] * 7)
-    assert stats.p50_ms == stats.p99_ms == stats.mean_ms == pytest.approx(2.0)
-    assert stats.std_ms == pytest.approx(0.0, abs=1e-12)
+    stats = latency_ms([0.002] * 7)
+    assert stats.p50 == stats.p99 == stats.mean == pytest.approx(2.0)
+    assert stats.std == pytest.approx(0.0, abs=1e-12)
 
 
 def test_zero_time_is_refused() -> None:

@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import (
     InputRef,
     Precision,
     Stage,
@@ -21,16 +20,17 @@ from resnet_opt.pipeline.artifacts import (
     read_manifest,
     write_manifest,
 )
+from resnet_opt.errors import ResnetOptError
 from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions, build_onnxruntime
 from resnet_opt.pipeline.verify import compare_runners, random_batches
 from resnet_opt.runners.base import Backend, open_runner, run_batch
 from resnet_opt.runners.onnxruntime import (
     GraphOptimization,
-    OnnxRuntimeRunner,
     OrtFormat,
     OrtProvider,
     check_cpu_layout,
     cpu_layout,
+    open_onnxruntime,
 )
 from tests.conftest import make_tiny_cnn
 
@@ -162,7 +162,7 @@ def test_a_layout_built_for_another_cpu_family_is_refused(
 
 def test_explicit_runner_options_override_the_manifest(built: tuple[Path, Path]) -> None:
     _, artifact = built
-    runner = OnnxRuntimeRunner(artifact, optimization="basic", threads=2)
+    runner = open_onnxruntime(artifact, optimization="basic", threads=2)
     with runner:
         assert runner.info.details["optimization"] == "basic" and runner.info.threads == 2
 

@@ -16,17 +16,12 @@ import pytest
 from typer.testing import CliRunner
 
 from resnet_opt.cli import app
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import Precision, Stage, manifest_path, read_manifest
 from resnet_opt.errors import MissingDependencyError, ResnetOptError
-from resnet_opt.pipeline.artifacts import (
-    Precision,
-    Stage,
-    manifest_path,
-    read_manifest,
-    sha256_file,
-)
 from resnet_opt.pipeline.build import BuildBackend, build, check_backend_options
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
-from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_size
+from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_bytes
 from resnet_opt.tensorrt.profiles import BatchProfile
 from resnet_opt.tensorrt.versions import HardwareCompat
 from tests.fakes.fake_gpu import FakeGpu, install
@@ -71,7 +66,7 @@ def test_gpu_build_on_tensorrt_10_3(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     source = fp32_model(tmp_path / "m.onnx")
     out = tmp_path / "m.plan"
     options = TensorRtBuildOptions(
-        batch=BatchProfile(1, 4, 8), workspace_bytes=parse_size("256M"), opt_level=2
+        batch=BatchProfile(1, 4, 8), workspace_bytes=parse_bytes("256M"), opt_level=2
     )
     manifest = build_tensorrt(source, out, options)
 
@@ -401,10 +396,10 @@ def test_calib_cache_needs_dla_and_options_validate() -> None:
         TensorRtBuildOptions(calib_cache=Path("c.calib"))
     with pytest.raises(ResnetOptError, match=r"levels are 0..5"):
         TensorRtBuildOptions(opt_level=6)
-    assert parse_size("2G") == 2 * 2**30 and parse_size("512MiB") == 512 * 2**20
-    assert parse_size("1024") == 2**30 and parse_size("1.5g") == int(1.5 * 2**30)
+    assert parse_bytes("2G") == 2 * 2**30 and parse_bytes("512MiB") == 512 * 2**20
+    assert parse_bytes("1024") == 2**30 and parse_bytes("1.5g") == int(1.5 * 2**30)
     with pytest.raises(ResnetOptError, match="give a size"):
-        parse_size("lots")
+        parse_bytes("lots")
 
 
 def test_dispatcher_and_backend_only_options(
@@ -462,23 +457,23 @@ def test_cli_build_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--batch", "8:1:32"], "min <= opt <= max"),
-        (["--dla-core", "0", "--calib-cache", "x.calib"], "this device has no DLA cores"),
-        (["--hardware-compatible", "--same-compute-capability"], "pick one"),
-        (["--threads", "2"], "--threads applies to --backend onnxruntime or openvino"),
+    ("args", "message", "code"),
+    [  # 2: the command line is wrong; 1: this device cannot do what it asks
+        (["--batch", "8:1:32"], "min <= opt <= max", 2),
+        (["--dla-core", "0", "--calib-cache", "x.calib"], "this device has no DLA cores", 1),
+        (["--hardware-compatible", "--same-compute-capability"], "pick one", 2),
+        (["--threads", "2"], "--threads applies to --backend onnxruntime or openvino", 2),
     ],
 )
 def test_cli_errors_are_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str, code: int
 ) -> None:
     fake(monkeypatch, dla_cores=0)
     source = fp32_model(tmp_path / "m.onnx")
     result = runner.invoke(
         app, ["build", str(source), "-o", str(tmp_path / "m.plan"), "--backend", "tensorrt", *args]
     )
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == code, result.output
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert message in result.stderr
     assert "m.plan" not in left_in(tmp_path)

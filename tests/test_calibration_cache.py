@@ -11,17 +11,16 @@ import pytest
 
 from resnet_opt.calibration.cache import (
     CacheKey,
-    describe_cache,
     load_cache,
     save_cache,
 )
 from resnet_opt.calibration.collect import collect_statistics
 from resnet_opt.calibration.data import BatchStream, Split, open_source, select_indices
 from resnet_opt.calibration.histogram import Statistics, TensorStats
-from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
 from resnet_opt.calibration.ranges import Method, compute_ranges
+from resnet_opt.core.contract import Interpolation, PreprocessContract
+from resnet_opt.core.hashing import sha256_file
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import sha256_file
 from tests.conftest import make_tiny_cnn
 
 DIGITS = PreprocessContract(8, 1, (0.5,), (0.25,), None, None, Interpolation.BILINEAR, 10)
@@ -64,7 +63,8 @@ def test_requantizing_from_the_cache_with_another_method_needs_no_new_pass(tmp_p
     cached = load_cache(path, key)
     for method in Method:
         assert compute_ranges(cached, method) == compute_ranges(stats, method)
-    assert describe_cache(path)["method"] == "max"
+    header = json.loads(bytes(np.load(path)["header"]).decode("utf-8"))
+    assert header["method"] == "max"
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,8 @@ from resnet_opt.calibration.collect import (
 )
 from resnet_opt.calibration.data import BatchStream, Split, open_source, select_indices
 from resnet_opt.calibration.histogram import TensorStats
-from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
 from resnet_opt.calibration.ranges import Method, compute_ranges
+from resnet_opt.core.contract import Interpolation, PreprocessContract
 from resnet_opt.errors import ResnetOptError
 from tests.conftest import make_tiny_cnn, write_image_folder
 
@@ -272,4 +272,4 @@ def test_resnet18_calibration_covers_every_conv_and_add_input(
     ranges = compute_ranges(stats, Method.ENTROPY)
     assert list(ranges) == tensors
     relu_outputs = [n.output[0] for n in model.graph.node if n.op_type == "Relu"]
-    assert all(ranges[name].nonnegative for name in relu_outputs)
+    assert all(ranges[name].amin >= 0 for name in relu_outputs)

@@ -51,11 +51,12 @@ def _files(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if "__pycache__" not in p.parts}
 
 
-def _fails_cleanly(work: Path, args: list[str], *fragments: str) -> str:
+def _fails_cleanly(work: Path, args: list[str], *fragments: str, code: int = 1) -> str:
+    """One error line, exit `code` (2: a usage error), nothing written."""
     before = _files(work)
     result = runner.invoke(app, ["export", *args])
     stderr = result.stderr
-    assert result.exit_code == 1, (result.exit_code, stderr, result.exception)
+    assert result.exit_code == code, (result.exit_code, stderr, result.exception)
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), stderr
     assert "Traceback" not in result.output
@@ -214,10 +215,12 @@ def test_unwritable_output_folder(work: Path) -> None:
 
 
 def test_bad_option_values(work: Path) -> None:
-    _fails_cleanly(work, ["--resize", "big"], "--resize: expected a size in pixels or 'none'")
-    _fails_cleanly(work, ["--mean", "a,b"], "--mean: expected comma-separated numbers")
-    _fails_cleanly(work, ["--std", "inf"], "std must be finite numbers")
-    _fails_cleanly(work, ["--interpolation", "lanczos"], "choose nearest, bilinear, bicubic")
+    _fails_cleanly(work, ["--resize", "big"], "--resize: expected a size in pixels", code=2)
+    _fails_cleanly(work, ["--mean", "a,b"], "--mean: expected comma-separated numbers", code=2)
+    _fails_cleanly(work, ["--std", "inf"], "--std: 'inf' holds a number that is not finite", code=2)
+    _fails_cleanly(
+        work, ["--interpolation", "lanczos"], "choose nearest, bilinear, bicubic", code=2
+    )
     _fails_cleanly(work, ["--channels", "3"], "resnet20-digits takes 1 input channels")
     _fails_cleanly(
         work, ["--model", "resnet18", "--weights", "IMAGENET1K_V3"], "no such torchvision weights"

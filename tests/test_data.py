@@ -12,7 +12,7 @@ from resnet_opt.calibration.data import (
     open_source,
     select_indices,
 )
-from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.errors import ResnetOptError
 from tests.conftest import write_image_folder
 

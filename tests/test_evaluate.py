@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.calibration import preprocess
 from resnet_opt.cli import app
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import (
     InputRef,
     Precision,
     Stage,
@@ -18,6 +18,7 @@ from resnet_opt.pipeline.artifacts import (
     new_manifest,
     write_manifest,
 )
+from resnet_opt.errors import ResnetOptError
 from resnet_opt.pipeline.evaluate import evaluate
 from resnet_opt.pipeline.verify import ComparisonAccumulator
 from resnet_opt.runners.base import Backend, open_runner, run_batch
@@ -43,7 +44,7 @@ def _expected_top1(model: Path, data: Path, contract: PreprocessContract) -> flo
     with open_runner(Backend.ONNXRUNTIME, model) as runner:
         for label, name in enumerate(contract.labels or ()):
             for file in sorted((data / name).glob("*.png")):
-                x = contract.apply(Image.open(file).convert("RGB"))[None]
+                x = preprocess.apply(contract, Image.open(file).convert("RGB"))[None]
                 hits += int(run_batch(runner, x).argmax() == label)
                 total += 1
     return 100.0 * hits / total
@@ -115,11 +116,19 @@ def test_eval_cli_gate_exits_3(tmp_path: Path, tiny_contract: PreprocessContract
     ok = runner.invoke(app, ["eval", str(a), "--data", str(data), "--json"])
     assert ok.exit_code == 0, ok.output
     assert json.loads(ok.stdout)["count"] == 24
-    result = evaluate(b, str(data), reference=a)
-    assert result.drop_points is not None
-    gate = result.drop_points - 1.0
+    # labelled by a's own predictions: a scores 100 %, b loses points (a gate is never negative)
+    import onnxruntime as ort
+
+    x = np.random.default_rng(0).normal(size=(24, 3, 8, 8)).astype(np.float32)
+    (logits,) = ort.InferenceSession(str(a)).run(None, {"input": x})
+    labelled = tmp_path / "labelled.npz"
+    np.savez(labelled, x=x, y=logits.argmax(axis=1))
+    result = evaluate(b, str(labelled), reference=a)
+    assert result.drop_points is not None and result.drop_points > 0
+    gate = result.drop_points / 2
     res = runner.invoke(
-        app, ["eval", str(b), "--data", str(data), "--reference", str(a), "--max-drop", str(gate)]
+        app,
+        ["eval", str(b), "--data", str(labelled), "--reference", str(a), "--max-drop", str(gate)],
     )
     assert res.exit_code == 3
     assert "over --max-drop" in res.stderr

@@ -10,12 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from resnet_opt.calibration import preprocess
 from resnet_opt.calibration.data import Split, load_bundled_split
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import manifest_path, read_manifest
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import count_ops, load_onnx
 from resnet_opt.models import default_model
 from resnet_opt.models.contract import ContractOptions
-from resnet_opt.pipeline.artifacts import manifest_path, read_manifest, sha256_file
 from resnet_opt.pipeline.export import Exporter, ExportOptions, default_output, export
 from resnet_opt.runners.base import Backend, open_runner, run_batch
 
@@ -117,7 +119,7 @@ def test_default_export_graph_and_manifest(default_onnx: Path) -> None:
 def test_exported_default_runs_any_batch_in_ort(default_onnx: Path) -> None:
     pixels, _ = load_bundled_split(Split.TEST)
     contract = default_model().contract
-    x = np.stack([contract.apply_pixels(p) for p in pixels[:5]])
+    x = np.stack([preprocess.apply_pixels(contract, p) for p in pixels[:5]])
     with open_runner(Backend.ONNXRUNTIME, default_onnx) as ort:
         five = run_batch(ort, x)
         one = run_batch(ort, x[:1])

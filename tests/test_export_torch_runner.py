@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from resnet_opt.calibration import preprocess
 from resnet_opt.calibration.data import Split, load_bundled_split
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.models import default_model
@@ -19,7 +20,7 @@ torch = pytest.importorskip("torch")
 def _digits(n: int) -> np.ndarray:
     pixels, _ = load_bundled_split(Split.TEST)
     contract = default_model().contract
-    return np.stack([contract.apply_pixels(p) for p in pixels[:n]])
+    return np.stack([preprocess.apply_pixels(contract, p) for p in pixels[:n]])
 
 
 def test_torch_runner_rebuilds_the_exported_model(default_onnx: Path) -> None:
@@ -81,10 +82,10 @@ def test_torch_runner_needs_an_export_manifest(tiny_onnx: Path) -> None:
 
 def test_torch_runner_with_a_module_in_memory(tmp_path: Path) -> None:
     from resnet_opt.models.cifar import cifar_resnet
-    from resnet_opt.runners.torch import TorchRunner
+    from resnet_opt.runners.torch import ModuleInMemory, TorchRunner
 
     module = cifar_resnet(20, num_classes=5).train()
-    with TorchRunner(tmp_path / "unused.onnx", module=module) as runner:
+    with TorchRunner(ModuleInMemory(module, tmp_path / "unused.onnx")) as runner:
         assert not module.training  # eval mode, whatever it came in as
         out = runner.infer({"input": np.zeros((3, 3, 32, 32), np.float32)})
         assert out["logits"].shape == (3, 5)

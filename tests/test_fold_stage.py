@@ -15,12 +15,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
-from resnet_opt.calibration.preprocess import PreprocessContract
 from resnet_opt.cli import app
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.graph import count_ops
-from resnet_opt.pipeline import fold as fold_module
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import (
     InputRef,
     Precision,
     Stage,
@@ -29,6 +26,9 @@ from resnet_opt.pipeline.artifacts import (
     read_manifest,
     write_manifest,
 )
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.graph import count_ops
+from resnet_opt.pipeline import fold as fold_module
 from resnet_opt.pipeline.bn_fold import FoldResult
 from resnet_opt.pipeline.fold import fold, parse_shape
 from tests.test_fold import bn_node, bn_params, value

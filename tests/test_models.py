@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from resnet_opt.calibration.preprocess import Interpolation
+from resnet_opt.core.contract import Interpolation
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.models import DEFAULT_MODEL, default_model, get_entry, list_models
 from resnet_opt.models.contract import (
@@ -311,7 +311,7 @@ def test_weights_enum_from_cache_is_hash_checked(
     with pytest.raises(ResnetOptError, match="does not match the hash in its name"):
         load_model(ModelRequest(model="resnet18", weights="DEFAULT"))
     # the same rule accepts a file whose name carries its hash prefix
-    from resnet_opt.pipeline.artifacts import sha256_file
+    from resnet_opt.core.hashing import sha256_file
 
     sha = sha256_file(cached)
     named = cached.with_name(f"resnet18-{sha[:8]}.pth")

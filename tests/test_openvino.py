@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from resnet_opt.core.manifest import Precision, manifest_path
 from resnet_opt.errors import MissingDependencyError, ResnetOptError
-from resnet_opt.pipeline.artifacts import Precision, manifest_path
 from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions, OvForm, build_openvino
 from resnet_opt.pipeline.verify import compare_runners, random_batches
 from resnet_opt.runners.base import Backend, open_runner, run_batch
-from resnet_opt.runners.openvino import OpenVinoRunner, OvPrecision, ov_message
+from resnet_opt.runners.openvino import OvPrecision, check_precision, open_openvino, ov_message
 from tests.conftest import make_tiny_cnn
 
 ov = pytest.importorskip("openvino", reason="the openvino extra is not installed")
@@ -120,18 +120,17 @@ def test_an_explicit_hint_the_device_does_not_honour_is_refused(tiny_onnx: Path)
             assert key == "INFERENCE_PRECISION_HINT"
             return ov.Type.f32
 
-    runner = OpenVinoRunner(tiny_onnx, precision=OvPrecision.BF16)
     with pytest.raises(ResnetOptError, match=r"asked OpenVINO for bf16 .* it would run f32"):
-        runner._check_precision(Compiled())
-    runner = OpenVinoRunner(tiny_onnx, precision=OvPrecision.DEFAULT)
-    runner._check_precision(Compiled())  # no hint given: whatever ran is recorded
+        check_precision(tiny_onnx, OvPrecision.BF16, "CPU", Compiled())
+    # no hint given: whatever ran is recorded
+    assert check_precision(tiny_onnx, OvPrecision.DEFAULT, "CPU", Compiled()) == "f32"
 
 
 def test_runner_refuses_bad_files_and_feeds(tmp_path: Path, tiny_onnx: Path) -> None:
     other = tmp_path / "model.pt"
     other.write_bytes(b"x")
     with pytest.raises(ResnetOptError, match=r"reads \.onnx, \.xml .* or \.blob"):
-        OpenVinoRunner(other)
+        open_openvino(other)
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"garbage that is not a protobuf")
     with (
@@ -145,7 +144,7 @@ def test_runner_refuses_bad_files_and_feeds(tmp_path: Path, tiny_onnx: Path) -> 
     ):
         pass
     with pytest.raises(ResnetOptError, match="unknown OpenVINO precision"):
-        OpenVinoRunner(tiny_onnx, precision="int4")
+        open_openvino(tiny_onnx, precision="int4")
     with (
         pytest.raises(ResnetOptError, match="device 'NPU7' is not available"),
         open_runner(Backend.OPENVINO, tiny_onnx, device="NPU7"),

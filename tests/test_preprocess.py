@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resnet_opt.calibration.preprocess import Interpolation, PreprocessContract
+from resnet_opt.calibration import preprocess
+from resnet_opt.core.contract import Interpolation, PreprocessContract
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.models.contract import ContractOptions, imagenet_template, resolve_contract
 
@@ -16,7 +17,7 @@ def test_imagenet_recipe_matches_torchvision_order() -> None:
     image = Image.fromarray(
         np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
     )
-    x = contract.apply(image)
+    x = preprocess.apply(contract, image)
     assert x.shape == (3, 224, 224) and x.dtype == np.float32
     # same as torchvision: Resize(256) → CenterCrop(224) → ToTensor → Normalize
     resized = image.resize((341, 256), Image.Resampling.BILINEAR)
@@ -66,8 +67,8 @@ def test_grayscale_pixels() -> None:
         interpolation=Interpolation.BILINEAR,
         num_classes=10,
     )
-    x = contract.apply_pixels(np.full((8, 8), 255, np.uint8))
+    x = preprocess.apply_pixels(contract, np.full((8, 8), 255, np.uint8))
     assert x.shape == (1, 32, 32)
     np.testing.assert_allclose(x, 1.0)
     with pytest.raises(ResnetOptError, match="3 channel"):
-        contract.apply_pixels(np.zeros((8, 8, 3), np.uint8))
+        preprocess.apply_pixels(contract, np.zeros((8, 8, 3), np.uint8))

@@ -15,7 +15,7 @@ from onnx import numpy_helper
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.quantization import placement_cpu, placement_tensorrt
 from resnet_opt.quantization.graph_rules import GraphView, prepare
-from resnet_opt.quantization.plan import Plan, Target
+from resnet_opt.quantization.plan import Plan, QdqTarget
 from resnet_opt.quantization.qdq import (
     activation_params,
     apply_plan,
@@ -26,9 +26,9 @@ from resnet_opt.quantization.qdq import (
 )
 from tests.qdq_models import MaxRange, max_ranges, op_counts, run, tiny_resnet
 
-PLACEMENTS: dict[Target, Callable[..., Plan]] = {
-    Target.TENSORRT: placement_tensorrt.place,
-    Target.CPU: placement_cpu.place,
+PLACEMENTS: dict[QdqTarget, Callable[..., Plan]] = {
+    QdqTarget.TENSORRT: placement_tensorrt.place,
+    QdqTarget.CPU: placement_cpu.place,
 }
 
 
@@ -39,17 +39,17 @@ def _batches(n: int = 3, seed: int = 0) -> list[np.ndarray]:
 
 def test_activation_params_per_target() -> None:
     signed, relu = MaxRange(-2.0, 3.0), MaxRange(0.0, 3.0)
-    trt = activation_params(Target.TENSORRT, relu)
+    trt = activation_params(QdqTarget.TENSORRT, relu)
     assert (trt.zero_point, trt.dtype) == (0, np.int8)
     assert trt.scale == pytest.approx(3.0 / 127)
-    cpu_relu = activation_params(Target.CPU, relu)
+    cpu_relu = activation_params(QdqTarget.CPU, relu)
     assert (cpu_relu.zero_point, cpu_relu.dtype) == (0, np.uint8)
     assert cpu_relu.scale == pytest.approx(3.0 / 255)
-    cpu_signed = activation_params(Target.CPU, signed)
+    cpu_signed = activation_params(QdqTarget.CPU, signed)
     assert (cpu_signed.zero_point, cpu_signed.dtype) == (128, np.uint8)
     assert cpu_signed.scale == pytest.approx(3.0 / 127)
     with pytest.raises(ResnetOptError, match="unusable range"):
-        activation_params(Target.CPU, MaxRange(0.0, float("nan")), "t")
+        activation_params(QdqTarget.CPU, MaxRange(0.0, float("nan")), "t")
 
 
 @settings(max_examples=60, deadline=None)
@@ -87,8 +87,8 @@ def test_bias_scale_is_raised_instead_of_overflowing() -> None:
     assert np.allclose(q * 0.02 * fitted.astype(np.float64), bias, rtol=1e-6)
 
 
-@pytest.mark.parametrize("target", list(Target))
-def test_rewrite_runs_and_stays_close(target: Target) -> None:
+@pytest.mark.parametrize("target", list(QdqTarget))
+def test_rewrite_runs_and_stays_close(target: QdqTarget) -> None:
     model = prepare(tiny_resnet(), "tiny")
     view = GraphView(model)
     plan = PLACEMENTS[target](view)
@@ -96,7 +96,7 @@ def test_rewrite_runs_and_stays_close(target: Target) -> None:
     quantized, counts = apply_plan(model, plan, ranges)
     onnx.checker.check_model(quantized)
     assert counts["quantize_linear"] == len(plan.tensors)
-    assert counts["int8_weights"] == 6 if target is Target.TENSORRT else 7
+    assert counts["int8_weights"] == 6 if target is QdqTarget.TENSORRT else 7
     x = _batches(1, seed=1)[0]
     ref, out = run(model, x), run(quantized, x)
     assert np.abs(out - ref).max() < 0.05 * np.abs(ref).max()

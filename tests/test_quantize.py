@@ -19,10 +19,10 @@ from typer.testing import CliRunner
 from resnet_opt.calibration.ranges import Method
 from resnet_opt.calibration.tensorrt_cache import read_tensorrt_cache
 from resnet_opt.cli import app
+from resnet_opt.core.manifest import Precision, Stage, manifest_path, read_manifest
 from resnet_opt.graph import index_graph
-from resnet_opt.pipeline.artifacts import Precision, Stage, manifest_path, read_manifest
 from resnet_opt.pipeline.quantize import QuantizeOptions, quantize, tensorrt_cache_path
-from resnet_opt.quantization.plan import Target
+from resnet_opt.quantization.plan import QdqTarget
 from tests.conftest import write_image_folder
 from tests.test_quantize_placement import assert_tensorrt_placement
 
@@ -54,10 +54,10 @@ def calib_cache(default_onnx: Path, tmp_path_factory: pytest.TempPathFactory) ->
 # -- accuracy (acceptance) ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("target", list(Target))
+@pytest.mark.parametrize("target", list(QdqTarget))
 @pytest.mark.parametrize("method", [m.value for m in Method])
 def test_every_method_keeps_top1_within_half_a_point(
-    default_onnx: Path, calib_cache: Path, tmp_path: Path, target: Target, method: str
+    default_onnx: Path, calib_cache: Path, tmp_path: Path, target: QdqTarget, method: str
 ) -> None:
     out = tmp_path / f"out.{target.value}.{method}.onnx"
     result = quantize(
@@ -109,7 +109,9 @@ def test_cpu_target_manifest(default_onnx: Path, calib_cache: Path, tmp_path: Pa
     result = quantize(
         default_onnx,
         out,
-        QuantizeOptions(target=Target.CPU, method="max", calib_cache=calib_cache, eval_data="none"),
+        QuantizeOptions(
+            target=QdqTarget.CPU, method="max", calib_cache=calib_cache, eval_data="none"
+        ),
     )
     quant = result.manifest.details["quantization"]
     assert quant["activation_type"] == "uint8" and quant["bias"].startswith("int32")
@@ -234,8 +236,8 @@ def test_exclude_op_type_keeps_every_add_float(
 # -- bad input: one line on stderr, exit 1, no file left --------------------------------------
 
 
-def _assert_refused(code: int, err: str, folder: Path, needle: str) -> None:
-    assert code == 1, err
+def _assert_refused(code: int, err: str, folder: Path, needle: str, expected: int = 1) -> None:
+    assert code == expected, err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:"), err
     assert needle in err, err
@@ -381,24 +383,31 @@ def test_stale_calibration_cache(default_onnx: Path, calib_cache: Path, tmp_path
 
 
 @pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["--precision", "fp16", "--target", "cpu"], "apply to int8 only"),
-        (["--percentile", "99"], "--percentile needs --method percentile"),
-        (["--method", "kl"], "unknown method 'kl'"),
-        (["--target", "gpu"], "unknown --target 'gpu'"),
-        (["--exclude", "NoSuchLayer"], "no node or op type of that name"),
-        (["--exclude", "/Flatten"], "not a layer this target quantizes"),
-        (["--keep-io-types"], "applies to fp16 only"),
-        (["--eval", "none", "--max-drop", "1"], "--max-drop needs evaluation data"),
-        (["--target", "cpu", "--tensorrt-version", "10.13"], "int8 tensorrt target only"),
-        (["--precision", "fp16", "--tensorrt-version", "10.3.0"], "int8 tensorrt target only"),
-        (["--tensorrt-version", "ten"], "not a TensorRT version: 'ten'"),
+    ("args", "needle", "expected"),
+    [  # 2: the command line is wrong in itself; 1: it does not fit this model
+        (["--precision", "fp16", "--target", "cpu"], "apply to int8 only", 2),
+        (["--percentile", "99"], "--percentile needs --method percentile", 2),
+        (["--method", "kl"], "unknown method 'kl'", 2),
+        (["--exclude", "NoSuchLayer"], "no node or op type of that name", 1),
+        (["--exclude", "/Flatten"], "not a layer this target quantizes", 1),
+        (["--keep-io-types"], "applies to fp16 only", 2),
+        (["--eval", "none", "--max-drop", "1"], "--max-drop needs evaluation data", 2),
+        (["--target", "cpu", "--tensorrt-version", "10.13"], "int8 tensorrt target only", 2),
+        (["--precision", "fp16", "--tensorrt-version", "10.3.0"], "int8 tensorrt target only", 2),
+        (["--tensorrt-version", "ten"], "not a TensorRT version: 'ten'", 2),
     ],
 )
-def test_option_errors(default_onnx: Path, tmp_path: Path, args: list[str], needle: str) -> None:
+def test_option_errors(
+    default_onnx: Path, tmp_path: Path, args: list[str], needle: str, expected: int
+) -> None:
     code, _, err = _cli("quantize", default_onnx, "-o", tmp_path / "out.onnx", *args)
-    _assert_refused(code, err, tmp_path, needle)
+    _assert_refused(code, err, tmp_path, needle, expected)
+
+
+def test_unknown_target_lists_the_choices(default_onnx: Path, tmp_path: Path) -> None:
+    code, _, err = _cli("quantize", default_onnx, "-o", tmp_path / "out.onnx", "--target", "gpu")
+    assert code == 2 and "'gpu': choose tensorrt, cpu" in err, err
+    assert _no_outputs(tmp_path)
 
 
 def test_json_output(default_onnx: Path, calib_cache: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from resnet_opt.graph import attribute, index_graph
 from resnet_opt.pipeline.quantize import QuantizeOptions, quantize
 from resnet_opt.quantization import placement_cpu, placement_tensorrt
 from resnet_opt.quantization.graph_rules import GraphView, prepare
-from resnet_opt.quantization.plan import Target
+from resnet_opt.quantization.plan import QdqTarget
 from resnet_opt.quantization.qdq import apply_plan
 from tests.qdq_models import max_ranges, tiny_resnet
 
@@ -73,10 +73,10 @@ def assert_tensorrt_placement(
 
 
 def _plan_and_write(
-    model: onnx.ModelProto, target: Target, keep: frozenset[str] = frozenset()
+    model: onnx.ModelProto, target: QdqTarget, keep: frozenset[str] = frozenset()
 ) -> onnx.ModelProto:
     prepared = prepare(model, "model")
-    place = placement_tensorrt.place if target is Target.TENSORRT else placement_cpu.place
+    place = placement_tensorrt.place if target is QdqTarget.TENSORRT else placement_cpu.place
     plan = place(GraphView(prepared), keep)
     rng = np.random.default_rng(0)
     shape = [d.dim_value or 2 for d in prepared.graph.input[0].type.tensor_type.shape.dim]
@@ -88,7 +88,7 @@ def _plan_and_write(
 
 
 def test_tiny_resnet_tensorrt_rules() -> None:
-    written = _plan_and_write(tiny_resnet(), Target.TENSORRT)
+    written = _plan_and_write(tiny_resnet(), QdqTarget.TENSORRT)
     assert_tensorrt_placement(written)
     index = index_graph(written.graph)
     add_b = next(n for n in written.graph.node if n.name == "b_add")
@@ -107,7 +107,7 @@ def test_skip_is_found_by_structure() -> None:
 
 def test_excluded_layers_stay_float() -> None:
     keep = frozenset({"a_conv1", "b_add"})
-    written = _plan_and_write(tiny_resnet(), Target.TENSORRT, keep)
+    written = _plan_and_write(tiny_resnet(), QdqTarget.TENSORRT, keep)
     assert_tensorrt_placement(written, excluded=keep)
     index = index_graph(written.graph)
     nodes = {n.name: n for n in written.graph.node}
@@ -159,7 +159,7 @@ def _ort_optimized(path: Path, tmp_path: Path) -> onnx.ModelProto:
 
 
 def test_tiny_resnet_cpu_layout_fuses_in_onnxruntime(tmp_path: Path) -> None:
-    written = _plan_and_write(tiny_resnet(), Target.CPU)
+    written = _plan_and_write(tiny_resnet(), QdqTarget.CPU)
     path = tmp_path / "cpu.onnx"
     onnx.save(written, str(path))
     ops = [n.op_type for n in _ort_optimized(path, tmp_path).graph.node]
@@ -189,7 +189,7 @@ def test_torchvision_tensorrt_placement(
     result = quantize(
         source,
         out,
-        QuantizeOptions(target=Target.TENSORRT, method="max", calib=str(imagenet_calib)),
+        QuantizeOptions(target=QdqTarget.TENSORRT, method="max", calib=str(imagenet_calib)),
     )
     model = onnx.load(str(out))
     assert_tensorrt_placement(model)
@@ -212,7 +212,7 @@ def test_torchvision_cpu_layout_runs_int8_in_onnxruntime(
     quantize(
         torchvision_onnx("resnet18"),
         out,
-        QuantizeOptions(target=Target.CPU, method="max", calib=str(imagenet_calib)),
+        QuantizeOptions(target=QdqTarget.CPU, method="max", calib=str(imagenet_calib)),
     )
     ops = [n.op_type for n in _ort_optimized(out, tmp_path).graph.node]
     assert ops.count("QLinearConv") == 20 and ops.count("QLinearAdd") == 8

@@ -79,11 +79,11 @@ def test_config_values_are_typed(tmp_path: Path) -> None:
         ("not toml = = 1\n", "not valid TOML"),
     ],
 )
-def test_bad_config_is_one_line_and_exit_1(tmp_path: Path, text: str, message: str) -> None:
+def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ResnetOptError, match=message.replace("[", r"\[").replace("]", r"\]")):
         load_config(_write(tmp_path, text))
     result = _invoke("run", str(tmp_path / "run.toml"), "-o", str(tmp_path / "out"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a mistake in the config's content is a usage error
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
 
@@ -108,7 +108,7 @@ def test_bad_config_is_one_line_and_exit_1(tmp_path: Path, text: str, message: s
 )
 def test_bad_choices_are_refused_before_any_work(tmp_path: Path, text: str, message: str) -> None:
     result = _invoke("run", str(_write(tmp_path, text)), "-o", str(tmp_path / "out"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert message in result.stderr
     assert not (tmp_path / "out" / "model.onnx").exists()
 

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from resnet_opt.core.manifest import manifest_path
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import manifest_path
 from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions, build_onnxruntime
 from resnet_opt.runners.base import Backend, open_runner
 from resnet_opt.runners.onnxruntime import (
     CPU,
-    OnnxRuntimeRunner,
     OrtProvider,
     check_providers_ran,
+    open_onnxruntime,
     provider_names,
     resolve_providers,
 )
@@ -59,7 +59,7 @@ def test_an_absent_provider_is_refused_with_what_is_available(
     if choice.ort_name in _available():
         pytest.skip(f"this onnxruntime has {choice.ort_name}")
     with pytest.raises(ResnetOptError, match=rf"{choice.ort_name} is not available .*CPU"):
-        OnnxRuntimeRunner(tiny_onnx, providers=[choice])
+        open_onnxruntime(tiny_onnx, providers=[choice])
 
 
 def test_the_provider_that_ran_is_recorded(tiny_onnx: Path) -> None:

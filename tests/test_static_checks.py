@@ -23,6 +23,7 @@ def test_ruff_lint_and_format() -> None:
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
 
 
+@pytest.mark.usefixtures("tensorrt_stubs")
 def test_mypy_strict() -> None:
     pytest.importorskip("mypy", reason="mypy is not installed (dev extra)")
     result = _run(sys.executable, "-m", "mypy", "resnet_opt", "tests")

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest, Precision, Stage, new_manifest
 from resnet_opt.tensorrt.compat import check_engine_compatible
 from resnet_opt.tensorrt.device import DeviceInfo
 

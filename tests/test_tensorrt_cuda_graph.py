@@ -18,7 +18,7 @@ import pytest
 from resnet_opt.errors import MissingDependencyError
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
 from resnet_opt.runners.base import run_batch
-from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+from resnet_opt.runners.onnxruntime import open_onnxruntime
 from resnet_opt.runners.tensorrt import TensorRtRunner
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 from resnet_opt.tensorrt.profiles import BatchProfile
@@ -57,7 +57,7 @@ def test_graphs_give_the_eager_results_with_one_context_per_shape(
     eager = run_all(plan)
     gpu.calls.clear()
     graphed = run_all(plan, cuda_graph=True)
-    with OnnxRuntimeRunner(source) as ort:
+    with open_onnxruntime(source) as ort:
         expected = [run_batch(ort, x) for x in feeds()]
     for got, want, ref in zip(graphed, eager, expected, strict=True):
         np.testing.assert_array_equal(got, want)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from resnet_opt.core.manifest import Precision, read_manifest
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Precision, read_manifest
 from resnet_opt.tensorrt.dla import (
     DlaPlan,
     check_cache_matches,

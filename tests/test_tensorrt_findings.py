@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest, read_manifest
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest, Precision, Stage, new_manifest, read_manifest
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
 from resnet_opt.runners.tensorrt import TensorRtRunner
 from resnet_opt.tensorrt.compat import check_engine_compatible, host_arch

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from resnet_opt.cli import app
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.manifest import (
     Precision,
     Stage,
     manifest_path,
@@ -87,9 +87,9 @@ def _shape(engine: object) -> tuple[int, ...]:
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
 def test_build_and_run_on_the_gpu(models: dict[str, Path], precision: str) -> None:
-    from resnet_opt.pipeline.artifacts import read_manifest
+    from resnet_opt.core.manifest import read_manifest
     from resnet_opt.pipeline.verify import compare_runners, random_batches
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
     from resnet_opt.runners.tensorrt import TensorRtRunner
 
     source = models[precision]
@@ -101,7 +101,7 @@ def test_build_and_run_on_the_gpu(models: dict[str, Path], precision: str) -> No
     layers = manifest.details["layers"]
     assert layers["available"] and layers["on_dla"] == 0  # a GPU engine: no layer on a DLA
     assert manifest.verification["top1_agreement"] >= AGREEMENT[precision]
-    with OnnxRuntimeRunner(source) as ort, TensorRtRunner(plan) as engine:
+    with open_onnxruntime(source) as ort, TensorRtRunner(plan) as engine:
         shape = _shape(engine)
         for batch in (1, 5, 8):
             x = np.zeros((batch, *shape), np.float32)
@@ -177,9 +177,9 @@ def test_a_damaged_timing_cache_is_refused_and_kept(
 def test_dla_build_and_run(models: dict[str, Path], tmp_path: Path) -> None:
     """INT8 and FP16 on DLA core 0 (TensorRT 10.x up to 10.7: implicit INT8 from the quantize
     cache; 11.4.1+: strongly typed), where the device has DLA cores."""
-    from resnet_opt.pipeline.artifacts import read_manifest
+    from resnet_opt.core.manifest import read_manifest
     from resnet_opt.pipeline.verify import compare_runners, random_batches
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
     from resnet_opt.runners.tensorrt import TensorRtRunner
     from resnet_opt.tensorrt.device import probe_device
 
@@ -204,6 +204,6 @@ def test_dla_build_and_run(models: dict[str, Path], tmp_path: Path) -> None:
         manifest = read_manifest(plan)
         assert manifest is not None and manifest.details["dla"]["core"] == 0
         assert manifest.details["layers"]["on_dla"] >= 1
-        with OnnxRuntimeRunner(source) as ort, TensorRtRunner(plan) as engine:
+        with open_onnxruntime(source) as ort, TensorRtRunner(plan) as engine:
             comparison = compare_runners(ort, engine, random_batches(_shape(engine), 16, 4, seed=3))
         assert comparison.top1_agreement >= AGREEMENT[precision]

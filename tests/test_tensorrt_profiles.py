@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from resnet_opt.core.manifest import Precision, Stage, new_manifest
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Precision, Stage, new_manifest
 from resnet_opt.tensorrt.network import TensorInfo, read_network
 from resnet_opt.tensorrt.profiles import (
     DEFAULT_DYNAMIC,

@@ -13,12 +13,12 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from resnet_opt.core.manifest import Precision, Stage
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Precision, Stage
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
 from resnet_opt.quantization import placement_cpu, placement_tensorrt
 from resnet_opt.quantization.graph_rules import GraphView, prepare
-from resnet_opt.quantization.plan import Target
+from resnet_opt.quantization.plan import QdqTarget as Target
 from resnet_opt.quantization.qdq import apply_plan
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 from resnet_opt.tensorrt.profiles import BatchProfile

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from resnet_opt.core.manifest import read_manifest
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import read_manifest
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
 from resnet_opt.runners.base import Backend, open_runner, run_batch
-from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+from resnet_opt.runners.onnxruntime import open_onnxruntime
 from resnet_opt.runners.tensorrt import TensorRtRunner
 from resnet_opt.tensorrt.device import probe_device
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
@@ -42,7 +42,7 @@ def built(
 
 
 def reference(source: Path, x: np.ndarray) -> np.ndarray:
-    with OnnxRuntimeRunner(source) as ort:
+    with open_onnxruntime(source) as ort:
         return run_batch(ort, x)
 
 

@@ -13,10 +13,8 @@ Format: a .npz (numpy, loaded with allow_pickle=False) with a JSON `header` and 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import uuid
 import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
@@ -32,6 +30,7 @@ from resnet_opt.calibration.histogram import (
     check_bins,
     range_for,
 )
+from resnet_opt.core.atomic import write_bytes_atomic
 from resnet_opt.errors import ResnetOptError
 
 if TYPE_CHECKING:
@@ -138,13 +137,9 @@ def save_cache(
     )
     if path.is_dir():
         raise ResnetOptError(f"{path}: is a folder; give a calibration cache file path")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        tmp.write_bytes(buffer.getvalue())
-        tmp.replace(path)
+        write_bytes_atomic(path, buffer.getvalue())
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise ResnetOptError(f"{path}: cannot write the calibration cache ({exc})") from exc
 
 
@@ -232,17 +227,3 @@ def _statistics(header: Mapping[str, Any], counts: np.ndarray) -> Statistics:
         skipped=tuple((str(a), str(b)) for a, b in header.get("skipped", [])),
         inputs=inputs,
     )
-
-
-def describe_cache(path: Path) -> dict[str, Any]:
-    """The cache's key and summary without checking it against anything (for `info`-style
-    inspection and error messages)."""
-    header, _ = _read(Path(path))
-    return {
-        "key": header.get("key"),
-        "samples": header.get("samples"),
-        "requested": header.get("requested"),
-        "tensors": len(header.get("tensors", [])),
-        "bins": header.get("bins"),
-        "method": header.get("method"),
-    }

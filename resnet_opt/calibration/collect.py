@@ -195,7 +195,7 @@ def _check_input_shape(model: onnx.ModelProto, name: str, sample_shape: tuple[in
         if len(expected) != len(sample_shape) or any(
             e is not None and e != s for e, s in zip(expected, sample_shape, strict=False)
         ):
-            shown = "×".join("?" if e is None else str(e) for e in expected)
+            shown = "×".join("?" if e is None else str(e) for e in expected) or "[] (batch only)"
             raise ResnetOptError(
                 f"the model input {name!r} takes samples of shape {shown}, the calibration "
                 f"data gives {'×'.join(map(str, sample_shape))}: check the preprocessing contract"

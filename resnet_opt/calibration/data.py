@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -19,8 +20,9 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.calibration import preprocess
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.errors import ResnetOptError, UsageError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -152,13 +154,27 @@ class ImageFolderSource:
         return str(self.files[index].relative_to(self.root))
 
     def load(self, index: int, contract: PreprocessContract) -> tuple[np.ndarray, int | None]:
+        import warnings
+
         from PIL import Image, UnidentifiedImageError
 
         path = self.files[index]
         try:
-            with Image.open(path) as image:
-                image.load()
-                x = contract.apply(_to_mode(image, contract, self.sample_name(index)))
+            with warnings.catch_warnings():
+                # Pillow warns between its pixel limit and twice it, and raises above: both are
+                # the same refusal here, one line naming the file (a hostile image must not
+                # take the host's memory, nor print a traceback)
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as image:
+                    image.load()
+                    x = preprocess.apply(
+                        contract, _to_mode(image, contract, self.sample_name(index))
+                    )
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise SampleError(
+                f"{self.sample_name(index)}: too many pixels to decode safely "
+                f"(Pillow's decompression-bomb limit is {Image.MAX_IMAGE_PIXELS} pixels)"
+            ) from exc
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
             raise SampleError(f"{self.sample_name(index)}: cannot decode image ({exc})") from exc
         label = self.labels[index] if self.labels is not None else None
@@ -213,7 +229,7 @@ class ArraySource:
 
     @classmethod
     def open(cls, path: Path) -> ArraySource:
-        from resnet_opt.pipeline.artifacts import sha256_file
+        from resnet_opt.core.hashing import sha256_file
 
         if not path.is_file():
             raise ResnetOptError(f"{path}: no such file")
@@ -269,7 +285,7 @@ class ArraySource:
         label = int(self.labels[index]) if self.labels is not None else None
         if raw.dtype == np.uint8:
             try:
-                return contract.apply_pixels(raw), label
+                return preprocess.apply_pixels(contract, raw), label
             except ResnetOptError as exc:
                 raise ResnetOptError(f"{self.sample_name(index)}: {exc}") from exc
         if raw.shape != contract.input_shape:
@@ -327,7 +343,7 @@ class BundledDigitsSource:
         return f"digits-{self.split.value}[{index}]"
 
     def load(self, index: int, contract: PreprocessContract) -> tuple[np.ndarray, int | None]:
-        return contract.apply_pixels(self.pixels[index]), int(self.labels_array[index])
+        return preprocess.apply_pixels(contract, self.pixels[index]), int(self.labels_array[index])
 
     def fingerprint(self, indices: Sequence[int]) -> str:
         digest = hashlib.sha256(f"digits\0{self.split.value}\0{self.file_sha256}".encode())
@@ -353,7 +369,7 @@ def open_source(spec: str | Path, *, default_split: Split, strict: bool = False)
             split = Split(name)
         except ValueError:
             choices = ", ".join(s.value for s in Split)
-            raise ResnetOptError(f"unknown bundled split {name!r} (choose {choices})") from None
+            raise UsageError(f"unknown bundled split {name!r} (choose {choices})") from None
         return BundledDigitsSource.open(split)
     path = Path(text)
     if path.is_dir():
@@ -369,7 +385,7 @@ def select_indices(available: int, requested: int | None, seed: int) -> np.ndarr
     """A deterministic subset: all samples (in order) when `requested` covers them, else a
     seeded draw without replacement, sorted so that files are read in order."""
     if requested is not None and requested < 1:
-        raise ResnetOptError(f"the number of samples must be positive, not {requested}")
+        raise UsageError(f"the number of samples must be positive, not {requested}")
     if requested is None or requested >= available:
         return np.arange(available, dtype=np.int64)
     rng = np.random.default_rng(seed)
@@ -397,7 +413,7 @@ class BatchStream:
 
     def __iter__(self) -> Iterator[Batch]:
         if self.batch_size < 1:
-            raise ResnetOptError(f"batch size must be positive, not {self.batch_size}")
+            raise UsageError(f"batch size must be positive, not {self.batch_size}")
         xs: list[np.ndarray] = []
         ys: list[int | None] = []
         kept: list[int] = []
@@ -430,6 +446,24 @@ class BatchStream:
         return Batch(np.stack(xs), labels, np.asarray(kept, dtype=np.int64))
 
 
+def _warn_ambiguous(source: DataSource, labels: Sequence[str], names: Sequence[str]) -> None:
+    """Say when a data class name matches several model classes: its images are scored against
+    one of them only, and accuracy reads low for no visible reason."""
+    counts = Counter(labels)
+    shared = [n for n in names if counts[n] > 1]
+    if shared:
+        shown = ", ".join(
+            f"{n!r} (classes {', '.join(str(i) for i, x in enumerate(labels) if x == n)})"
+            for n in shared[:3]
+        )
+        log.warning(
+            "%s: class names do not map one-to-one onto the model's labels: %s; images of such "
+            "a class count as right only for the last of those classes",
+            source.description,
+            shown,
+        )
+
+
 def label_map(source: DataSource, contract: PreprocessContract) -> np.ndarray:
     """Source label index → model class index, refusing classes the model does not have.
 
@@ -453,6 +487,7 @@ def label_map(source: DataSource, contract: PreprocessContract) -> np.ndarray:
         return np.arange(contract.num_classes, dtype=np.int64)
     if contract.labels is not None:
         position = {label: i for i, label in enumerate(contract.labels)}
+        _warn_ambiguous(source, contract.labels, names)
         unknown = [n for n in names if n not in position]
         if unknown:
             shown = ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else "")

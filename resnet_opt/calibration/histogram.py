@@ -74,10 +74,6 @@ class AbsHistogram:
     def equals(self, other: AbsHistogram) -> bool:
         return self.range == other.range and np.array_equal(self.counts, other.counts)
 
-    def at_range(self, new_range: float) -> AbsHistogram:
-        """The same data binned over a larger power-of-two range (exact)."""
-        return AbsHistogram(_rescale(self.counts, self.range, new_range), new_range)
-
     def coarsened(self, bins: int) -> AbsHistogram:
         """The same data in fewer bins over the same range (exact: adjacent bins summed)."""
         check_bins(bins)

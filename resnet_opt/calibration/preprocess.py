@@ -1,201 +1,88 @@
-"""The preprocessing contract: how an image becomes the network's input.
+"""Preprocessing: an image becomes the network input its contract describes.
 
-It travels with the model in every manifest (like timm's pretrained config), so calibration,
-evaluation and benchmarking preprocess exactly as training did, in one place, without torch.
+The contract itself (`resnet_opt.core.contract.PreprocessContract`) is plain data that travels in
+every manifest; this module carries it out with Pillow and numpy, in one place, without torch, so
+calibration, evaluation and benchmarking preprocess exactly as training did.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from resnet_opt.core.contract import Interpolation, PreprocessContract
 from resnet_opt.errors import ResnetOptError
 
 if TYPE_CHECKING:
     from PIL import Image
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+
+def resample(interpolation: Interpolation) -> int:
+    """Pillow's resampling filter for `interpolation`."""
+    from PIL import Image
+
+    return {
+        Interpolation.NEAREST: Image.Resampling.NEAREST,
+        Interpolation.BILINEAR: Image.Resampling.BILINEAR,
+        Interpolation.BICUBIC: Image.Resampling.BICUBIC,
+    }[interpolation]
 
 
-class Interpolation(str, Enum):
-    NEAREST = "nearest"
-    BILINEAR = "bilinear"
-    BICUBIC = "bicubic"
+def spatial(contract: PreprocessContract, image: Image.Image) -> Image.Image:
+    """Resize / crop a Pillow image to input_size × input_size (no colour conversion)."""
+    c = contract
+    method = resample(c.interpolation)
+    if c.resize is None and c.crop is None:
+        return image.resize((c.input_size, c.input_size), method)
+    if c.resize is not None:
+        w, h = image.size
+        if w <= h:
+            size = (c.resize, max(1, int(c.resize * h / w)))
+        else:
+            size = (max(1, int(c.resize * w / h)), c.resize)
+        image = image.resize(size, method)
+    if c.crop is not None:
+        w, h = image.size
+        # torchvision's center_crop rounding
+        left = round((w - c.crop) / 2.0)
+        top = round((h - c.crop) / 2.0)
+        image = image.crop((left, top, left + c.crop, top + c.crop))
+    return image
 
-    def pil(self) -> int:
-        from PIL import Image
 
-        return {
-            Interpolation.NEAREST: Image.Resampling.NEAREST,
-            Interpolation.BILINEAR: Image.Resampling.BILINEAR,
-            Interpolation.BICUBIC: Image.Resampling.BICUBIC,
-        }[self]
-
-
-@dataclass(frozen=True)
-class PreprocessContract:
-    """What the network expects, and how to get there from an image file.
-
-    Steps, in torchvision's order: convert to RGB (3 channels) or L (1 channel); if `resize` is
-    set, scale the shorter side to `resize`; if `crop` is set, take the centre `crop`×`crop`;
-    if neither is set, scale straight to `input_size`×`input_size`. The result must be
-    `input_size` square (checked here, not discovered later). Then scale to [0, 1], subtract
-    `mean`, divide by `std`, and lay out as NCHW float32.
-    """
-
-    input_size: int
-    channels: int
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    resize: int | None
-    crop: int | None
-    interpolation: Interpolation
-    num_classes: int
-    labels: tuple[str, ...] | None = None
-    layout: str = "NCHW"
-
-    def __post_init__(self) -> None:
-        if self.channels not in (1, 3):
-            raise ResnetOptError(f"channels must be 1 or 3, not {self.channels}")
-        if self.input_size < 1:
-            raise ResnetOptError(f"input size must be positive, not {self.input_size}")
-        for name, values in (("mean", self.mean), ("std", self.std)):
-            if len(values) != self.channels:
-                raise ResnetOptError(
-                    f"{name} has {len(values)} values but the input has {self.channels} channel(s)"
-                )
-            if not all(math.isfinite(v) for v in values):  # nan/inf would make every input NaN
-                raise ResnetOptError(f"{name} must be finite numbers, got {list(values)}")
-        if any(s <= 0 for s in self.std):
-            raise ResnetOptError(f"std must be positive, got {list(self.std)}")
-        if self.resize is not None and self.resize < 1:
-            raise ResnetOptError(f"resize must be positive, not {self.resize}")
-        if self.crop is not None and self.crop != self.input_size:
-            raise ResnetOptError(f"crop {self.crop} does not give the input size {self.input_size}")
-        if self.resize is not None and self.crop is None and self.resize != self.input_size:
-            raise ResnetOptError(
-                f"resize {self.resize} without a crop does not give a square "
-                f"{self.input_size}×{self.input_size} input: add --crop {self.input_size}"
-            )
-        if self.resize is not None and self.crop is not None and self.crop > self.resize:
-            raise ResnetOptError(f"crop {self.crop} is larger than the resize {self.resize}")
-        if self.num_classes < 1:
-            raise ResnetOptError(f"number of classes must be positive, not {self.num_classes}")
-        if self.labels is not None and len(self.labels) != self.num_classes:
-            raise ResnetOptError(
-                f"{len(self.labels)} class labels given for a model with {self.num_classes} classes"
-            )
-        if self.layout != "NCHW":
-            raise ResnetOptError(f"layout {self.layout!r} is not supported (NCHW only)")
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """(C, H, W) of one sample."""
-        return (self.channels, self.input_size, self.input_size)
-
-    @property
-    def color_mode(self) -> str:
-        """The Pillow mode images are converted to."""
-        return "RGB" if self.channels == 3 else "L"
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["interpolation"] = self.interpolation.value
-        data["mean"] = list(self.mean)
-        data["std"] = list(self.std)
-        data["labels"] = list(self.labels) if self.labels is not None else None
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PreprocessContract:
-        labels = data.get("labels")
-        return cls(
-            input_size=int(data["input_size"]),
-            channels=int(data["channels"]),
-            mean=tuple(float(v) for v in data["mean"]),
-            std=tuple(float(v) for v in data["std"]),
-            resize=None if data.get("resize") is None else int(data["resize"]),
-            crop=None if data.get("crop") is None else int(data["crop"]),
-            interpolation=Interpolation(data.get("interpolation", "bilinear")),
-            num_classes=int(data["num_classes"]),
-            labels=tuple(str(x) for x in labels) if labels is not None else None,
-            layout=str(data.get("layout", "NCHW")),
+def normalize(contract: PreprocessContract, pixels: np.ndarray) -> np.ndarray:
+    """uint8 H×W×C (or H×W for one channel) at input size → float32 C×H×W."""
+    c = contract
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.shape != (c.input_size, c.input_size, c.channels):
+        raise ResnetOptError(
+            f"image of shape {pixels.shape} does not match the contract "
+            f"{c.input_size}×{c.input_size}×{c.channels}"
         )
-
-    def fingerprint(self) -> str:
-        """Hash of everything that changes the network input (labels excluded)."""
-        from resnet_opt.pipeline.artifacts import sha256_json
-
-        data = self.to_dict()
-        data.pop("labels")
-        return sha256_json(data)
-
-    # -- the transform ---------------------------------------------------------------------
-
-    def spatial(self, image: Image.Image) -> Image.Image:
-        """Resize / crop a Pillow image to input_size × input_size (no colour conversion)."""
-        resample = self.interpolation.pil()
-        if self.resize is None and self.crop is None:
-            return image.resize((self.input_size, self.input_size), resample)
-        if self.resize is not None:
-            w, h = image.size
-            if w <= h:
-                size = (self.resize, max(1, int(self.resize * h / w)))
-            else:
-                size = (max(1, int(self.resize * w / h)), self.resize)
-            image = image.resize(size, resample)
-        if self.crop is not None:
-            w, h = image.size
-            # torchvision's center_crop rounding
-            left = round((w - self.crop) / 2.0)
-            top = round((h - self.crop) / 2.0)
-            image = image.crop((left, top, left + self.crop, top + self.crop))
-        return image
-
-    def normalize(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 H×W×C (or H×W for one channel) at input size → float32 C×H×W."""
-        if pixels.ndim == 2:
-            pixels = pixels[:, :, None]
-        if pixels.shape != (self.input_size, self.input_size, self.channels):
-            raise ResnetOptError(
-                f"image of shape {pixels.shape} does not match the contract "
-                f"{self.input_size}×{self.input_size}×{self.channels}"
-            )
-        scaled = pixels.astype(np.float32) / np.float32(255.0)
-        x = (scaled - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
-        return np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
-
-    def apply(self, image: Image.Image) -> np.ndarray:
-        """A Pillow image already in `color_mode` → float32 C×H×W network input."""
-        if image.mode != self.color_mode:
-            raise ResnetOptError(f"image mode {image.mode} is not the contract's {self.color_mode}")
-        return self.normalize(np.asarray(self.spatial(image)))
-
-    def apply_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """uint8 H×W or H×W×C pixels at any size → float32 C×H×W network input."""
-        from PIL import Image
-
-        if pixels.dtype != np.uint8:
-            raise ResnetOptError(f"raw pixels must be uint8, not {pixels.dtype}")
-        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-        if channels != self.channels:
-            raise ResnetOptError(
-                f"image has {channels} channel(s), the model takes {self.channels}"
-            )
-        image = Image.fromarray(pixels if channels == 3 else pixels.reshape(pixels.shape[:2]))
-        return self.apply(image)
+    scaled = pixels.astype(np.float32) / np.float32(255.0)
+    x = (scaled - np.asarray(c.mean, np.float32)) / np.asarray(c.std, np.float32)
+    return np.ascontiguousarray(x.transpose(2, 0, 1), dtype=np.float32)
 
 
-def parse_floats(text: str, what: str) -> tuple[float, ...]:
-    """'0.485,0.456,0.406' → a tuple, with a clear error for anything else."""
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError as exc:
-        raise ResnetOptError(f"{what}: expected comma-separated numbers, got {text!r}") from exc
-    return values
+def apply(contract: PreprocessContract, image: Image.Image) -> np.ndarray:
+    """A Pillow image already in the contract's `color_mode` → float32 C×H×W network input."""
+    if image.mode != contract.color_mode:
+        raise ResnetOptError(f"image mode {image.mode} is not the contract's {contract.color_mode}")
+    return normalize(contract, np.asarray(spatial(contract, image)))
+
+
+def apply_pixels(contract: PreprocessContract, pixels: np.ndarray) -> np.ndarray:
+    """uint8 H×W or H×W×C pixels at any size → float32 C×H×W network input."""
+    from PIL import Image
+
+    if pixels.dtype != np.uint8:
+        raise ResnetOptError(f"raw pixels must be uint8, not {pixels.dtype}")
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if channels != contract.channels:
+        raise ResnetOptError(
+            f"image has {channels} channel(s), the model takes {contract.channels}"
+        )
+    image = Image.fromarray(pixels if channels == 3 else pixels.reshape(pixels.shape[:2]))
+    return apply(contract, image)

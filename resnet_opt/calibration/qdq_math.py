@@ -80,22 +80,3 @@ def dequantize(
     s = _broadcast(scale, q.ndim, axis, np.float32)
     zp = _broadcast(zero_point, q.ndim, axis, np.int32)
     return np.asarray(((q.astype(np.int32) - zp).astype(np.float32) * s).astype(np.float32))
-
-
-def quantize_dequantize(
-    x: np.ndarray,
-    scale: Any,
-    zero_point: Any,
-    dtype: Any = np.int8,
-    *,
-    axis: int | None = None,
-) -> np.ndarray:
-    """What a Q/DQ pair computes: x rounded to the quantization grid, clipped to its range."""
-    q = quantize(x, scale, zero_point, dtype, axis=axis)
-    return dequantize(q, scale, zero_point, axis=axis)
-
-
-def representable_range(scale: float, zero_point: int, dtype: Any = np.int8) -> tuple[float, float]:
-    """[lo, hi] of real values a (scale, zero point, dtype) grid covers without clipping."""
-    lo, hi = qrange(dtype)
-    return (lo - zero_point) * float(scale), (hi - zero_point) * float(scale)

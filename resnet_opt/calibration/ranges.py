@@ -43,7 +43,6 @@ from enum import Enum
 
 import numpy as np
 
-from resnet_opt.calibration.collect import calibration_tensors, collect_statistics
 from resnet_opt.calibration.histogram import AbsHistogram, Statistics, TensorStats
 from resnet_opt.errors import ResnetOptError
 
@@ -52,8 +51,6 @@ __all__ = [
     "Method",
     "Statistics",
     "TensorRange",
-    "calibration_tensors",
-    "collect_statistics",
     "compute_range",
     "compute_ranges",
     "entropy_amax",
@@ -98,10 +95,6 @@ class TensorRange:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.amax) and self.amax > 0):
             raise ResnetOptError(f"a calibrated amax must be finite and positive, not {self.amax}")
-
-    @property
-    def nonnegative(self) -> bool:
-        return self.amin >= 0
 
 
 # -- the methods on one histogram ----------------------------------------------------------

@@ -25,11 +25,9 @@ tensor names, so our calibration (keyed by ONNX names) maps one to one.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import re
 import struct
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -37,7 +35,7 @@ from pathlib import Path
 
 from resnet_opt.calibration.qdq_math import symmetric_scale
 from resnet_opt.calibration.ranges import INT8_LEVELS, TensorRange
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 
 _HEADER = re.compile(r"^TRT-(\d+)-([A-Za-z0-9]+)$")
 _HEX = re.compile(r"^[0-9a-fA-F]{1,8}$")
@@ -69,7 +67,7 @@ def tensorrt_version_int(version: str | int) -> int:
         return tensorrt_version_int(int(text))
     match = _VERSION.match(text)
     if not match:
-        raise ResnetOptError(f"not a TensorRT version: {version!r} (expected e.g. 10.3.0)")
+        raise UsageError(f"not a TensorRT version: {version!r} (expected e.g. 10.3.0)")
     major, minor, patch = int(match[1]), int(match[2]), int(match[3] or 0)
     if minor > 99 or patch > 99:
         raise ResnetOptError(f"not a TensorRT version: {version!r}")
@@ -117,28 +115,6 @@ def format_tensorrt_cache(
             raise ResnetOptError(f"tensor {name!r}: amax {amax} gives no positive int8 scale")
         lines.append(f"{name}: {scale_hex(scale)}")
     return "\n".join(lines) + "\n"
-
-
-def write_tensorrt_cache(
-    path: Path,
-    ranges: Mapping[str, TensorRange] | Mapping[str, float],
-    *,
-    tensorrt_version: str | int,
-    algorithm: CalibrationAlgorithm = CalibrationAlgorithm.ENTROPY_2,
-) -> None:
-    """Write the cache atomically (temp file + rename in the same folder)."""
-    text = format_tensorrt_cache(ranges, tensorrt_version=tensorrt_version, algorithm=algorithm)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_bytes(text.encode("utf-8"))  # TensorRT reads names as bytes
-        tmp.replace(path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise ResnetOptError(
-            f"{path}: cannot write the TensorRT calibration cache ({exc})"
-        ) from exc
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,10 @@ def read_torch_file(path: Path, *, trust_pickle: bool) -> Any:
             ) from exc
         # the weights-only unpickler wraps its reason in a paragraph; keep just the reason
         reason = text.partition("WeightsUnpickler error:")[2].strip() or text
-        raise ResnetOptError(f"{path}: not a PyTorch checkpoint ({first_line(reason)})") from exc
+        hint = "" if trust_pickle else "; if it is a pickle you trust, pass --trust-pickle"
+        raise ResnetOptError(
+            f"{path}: not a PyTorch checkpoint ({first_line(reason)}){hint}"
+        ) from exc
     except Exception as exc:  # zip/stream errors, EOF, unknown magic numbers, missing classes
         if trust_pickle and isinstance(exc, ImportError | AttributeError):
             raise ResnetOptError(
@@ -78,7 +81,7 @@ def read_torch_file(path: Path, *, trust_pickle: bool) -> Any:
 
 def load_checkpoint(path: Path, *, trust_pickle: bool = False) -> Checkpoint:
     """The state_dict in `path` (bare, or under one of STATE_DICT_KEYS), prefixes stripped."""
-    from resnet_opt.pipeline.artifacts import sha256_file
+    from resnet_opt.core.hashing import sha256_file
 
     torch = require("torch")
     obj = read_torch_file(path, trust_pickle=trust_pickle)

@@ -14,8 +14,9 @@ Shortcuts where the shape changes:
   It exports as Slice + Pad on the residual path, which quantizers and TensorRT fuse less well;
   it is kept for checkpoints trained that way.
 
-torch is imported lazily (DESIGN §6): the classes are defined on first use and reachable as
-module attributes (`resnet_opt.models.cifar.CifarResNet`), so pickled modules still resolve.
+torch is imported lazily (ARCHITECTURE.md, "Imports and extras"): the classes are defined on first
+use and reachable as module attributes (`resnet_opt.models.cifar.CifarResNet`), so pickled modules
+still resolve.
 """
 
 from __future__ import annotations

@@ -14,13 +14,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Final, Literal, TypeVar
 
-from resnet_opt.calibration.preprocess import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Interpolation,
-    PreprocessContract,
-)
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.core.contract import IMAGENET_MEAN, IMAGENET_STD, Interpolation, PreprocessContract
+from resnet_opt.errors import ResnetOptError, UsageError
 
 NONE: Final = "none"
 SizeOption = int | Literal["none"] | None  # a size, explicitly none, or not given
@@ -169,14 +164,29 @@ def parse_size(text: str, what: str) -> SizeOption:
     try:
         value = int(text)
     except ValueError:
-        raise ResnetOptError(f"{what}: expected a size in pixels or 'none', got {text!r}") from None
+        raise UsageError(f"{what}: expected a size in pixels or 'none', got {text!r}") from None
     if value < 1:
-        raise ResnetOptError(f"{what}: must be positive, not {value}")
+        raise UsageError(f"{what}: must be positive, not {value}")
     return value
 
 
 def parse_labels(text: str) -> tuple[str, ...]:
-    """--labels: a text file with one label per line, or a comma-separated list."""
+    """--labels: a text file with one label per line, or a comma-separated list; a label given
+    twice is refused (data classes are matched by name: one of the two could never be right)."""
+    labels = _read_labels(text)
+    seen: set[str] = set()
+    for i, label in enumerate(labels):
+        if label in seen:
+            first = labels.index(label)
+            raise UsageError(
+                f"--labels: {label!r} is given twice (classes {first} and {i}); labels must be "
+                "unique"
+            )
+        seen.add(label)
+    return labels
+
+
+def _read_labels(text: str) -> tuple[str, ...]:
     path = Path(text)
     if path.is_file():
         try:
@@ -192,7 +202,7 @@ def parse_labels(text: str) -> tuple[str, ...]:
     if "," in text:
         labels = tuple(part.strip() for part in text.split(","))
         if any(not label for label in labels):
-            raise ResnetOptError(f"--labels: empty label in {text!r}")
+            raise UsageError(f"--labels: empty label in {text!r}")
         return labels
     if path.suffix or "/" in text:
         raise ResnetOptError(f"{path}: no such labels file")
@@ -205,4 +215,4 @@ def parse_choice(enum: type[E], text: str, what: str) -> E:
         return enum(text)
     except ValueError:
         choices = ", ".join(str(member.value) for member in enum)
-        raise ResnetOptError(f"{what} {text!r}: choose {choices}") from None
+        raise UsageError(f"{what} {text!r}: choose {choices}") from None

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.errors import ResnetOptError
 
 DEFAULT_MODEL = "resnet20-digits"

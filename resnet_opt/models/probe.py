@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from resnet_opt.core.validation import check_fits
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
 
@@ -31,6 +32,7 @@ def dry_run(module: Any, input_shape: tuple[int, int, int], name: str) -> int:
     """Number of classes, from one forward pass on a zero input of the contract's shape."""
     torch = require("torch")
     shape = (1, *input_shape)
+    check_fits(shape, f"{name}: --input-size {input_shape[-1]}")
     try:
         with torch.inference_mode():
             out = module(torch.zeros(shape))

@@ -1,10 +1,10 @@
 """Where a model comes from, and how to get it back: the `--model` / `--weights` of `export`.
 
-Sources (DESIGN §9): a registry name (torchvision ResNets, CIFAR ResNets, the bundled default),
-`path/to/file.py:factory` or `package.module:factory`, a TorchScript file, or, only with
---trust-pickle, a whole pickled nn.Module. `load_model` returns the module in eval mode with a
-`ModelSource` record that the manifest stores and that `rebuild` turns back into the very same
-model (checked by a hash of every tensor), which is how the PyTorch runner finds its model.
+Sources (the README's `export --model`): a registry name (torchvision ResNets, CIFAR ResNets, the
+bundled default), `path/to/file.py:factory` or `package.module:factory`, a TorchScript file, or,
+only with --trust-pickle, a whole pickled nn.Module. `load_model` returns the module in eval mode
+with a `ModelSource` record that the manifest stores and that `rebuild` turns back into the very
+same model (checked by a hash of every tensor), which is how the PyTorch runner finds its model.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import InputRef
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.models import torchvision_weights
@@ -33,7 +35,6 @@ from resnet_opt.models.checkpoint import (
 from resnet_opt.models.contract import ContractTemplate, imagenet_template
 from resnet_opt.models.default import DEFAULT_ALIAS, default_model
 from resnet_opt.models.registry import Family, ModelEntry, get_entry, is_registered
-from resnet_opt.pipeline.artifacts import InputRef, sha256_file
 
 NO_WEIGHTS = "none"
 TORCH_SUFFIXES = frozenset({".pt", ".pth", ".ts", ".jit", ".torchscript", ".ptl", ".bin"})

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from resnet_opt.calibration.preprocess import Interpolation
+from resnet_opt.core.contract import Interpolation
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.models.contract import ContractTemplate

@@ -9,7 +9,8 @@ OpenVINO's bf16) and timed at each batch size on a fixed, pre-built input batch.
 The FP32 source an artifact's accuracy drop is measured against is, unless `reference` is given,
 the first FP32 artifact of its lineage (the export): found among the benched artifacts by
 sha256, else beside the artifact under its recorded name with a matching sha256. The source is
-always scored with ONNX Runtime on the CPU, the reference runtime (DESIGN §2).
+always scored with ONNX Runtime on the CPU, the reference runtime (ARCHITECTURE.md, "Facts the
+design rests on").
 """
 
 from __future__ import annotations
@@ -24,12 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from resnet_opt import __version__
-from resnet_opt.bench.accuracy import ReplayStream, Scored, agreement, score
-from resnet_opt.bench.machine import load_average, machine_info, usable_cores
-from resnet_opt.bench.progress import NoProgress, ProgressSink
-from resnet_opt.bench.targets import Target, TargetPlan, plan_targets
-from resnet_opt.bench.timing import Budget, Clock, measure
 from resnet_opt.calibration.data import (
     BatchStream,
     DataSource,
@@ -38,22 +33,28 @@ from resnet_opt.calibration.data import (
     open_source,
     select_indices,
 )
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     Manifest,
     Precision,
     Stage,
     check_artifact_hash,
     read_manifest,
-    sha256_file,
     tool_versions,
 )
+from resnet_opt.core.validation import check_fits
+from resnet_opt.core.version import __version__
+from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.measure.accuracy import ReplayStream, Scored, agreement, score
+from resnet_opt.measure.machine import load_average, machine_info, usable_cores
+from resnet_opt.measure.progress import NoProgress, ProgressSink
+from resnet_opt.measure.targets import Target, TargetPlan, plan_targets
+from resnet_opt.measure.timing import Budget, Clock, measure
 from resnet_opt.pipeline.evaluate import DEFAULT_EVAL_BATCH
 from resnet_opt.report.schema import (
     AccuracyResult,
     ArtifactInfo,
-    Latency,
     LoadAverage,
     Measurement,
     Report,
@@ -69,7 +70,7 @@ DEFAULT_BATCHES = (1, 8, 32)
 class BenchOptions:
     """What to measure and how; every field lands in the report's settings.
 
-    backends: None = auto (every natural backend installed here, see bench/targets.py).
+    backends: None = auto (every natural backend installed here, see measure/targets.py).
     threads: None = every core this process may use; the number is fixed and recorded.
     data: the evaluation set (image folder, .npy/.npz, 'default' = bundled test split); None =
     no accuracy, and a seeded random input batch for timing.
@@ -91,23 +92,23 @@ class BenchOptions:
 
     def __post_init__(self) -> None:
         if not self.batches:
-            raise ResnetOptError("give at least one batch size")
+            raise UsageError("give at least one batch size")
         bad = [b for b in self.batches if b < 1]
         if bad:
-            raise ResnetOptError(f"batch sizes must be positive, not {bad[0]}")
+            raise UsageError(f"batch sizes must be positive, not {bad[0]}")
         if len(set(self.batches)) != len(self.batches):
-            raise ResnetOptError(f"batch sizes repeat: {', '.join(map(str, self.batches))}")
+            raise UsageError(f"batch sizes repeat: {', '.join(map(str, self.batches))}")
         if self.threads is not None and self.threads < 1:
-            raise ResnetOptError(f"threads must be positive, not {self.threads}")
+            raise UsageError(f"threads must be positive, not {self.threads}")
         if self.samples is not None and self.samples < 1:
-            raise ResnetOptError(f"the number of samples must be positive, not {self.samples}")
+            raise UsageError(f"the number of samples must be positive, not {self.samples}")
         if self.plot_batch is not None and self.plot_batch not in self.batches:
-            raise ResnetOptError(
+            raise UsageError(
                 f"--plot-batch {self.plot_batch} is not one of the measured batch sizes "
                 f"({', '.join(map(str, self.batches))})"
             )
         if self.reference is not None and self.data is None:
-            raise ResnetOptError("a reference needs evaluation data (accuracy is off)")
+            raise UsageError("a reference needs evaluation data (accuracy is off)")
 
     @property
     def chosen_plot_batch(self) -> int:
@@ -119,9 +120,9 @@ def parse_batches(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        raise ResnetOptError(f"--batch: expected comma-separated integers, got {text!r}") from None
+        raise UsageError(f"--batch: expected comma-separated integers, got {text!r}") from None
     if not values:
-        raise ResnetOptError("--batch: give at least one batch size")
+        raise UsageError("--batch: give at least one batch size")
     return values
 
 
@@ -262,6 +263,8 @@ def _plan(
             _check_engine(manifest, options.batches)
         if source is not None:
             label_map(source, contract)  # classes that do not fit the model: refused now
+        largest = max(options.batches)  # an input batch that cannot exist: refused now
+        check_fits((largest, *contract.input_shape), f"{path.name}: --batch {largest}")
         plan = plan_targets(path.name, manifest, options.backends)
         skips += [Skip(path.name, t.value, reason) for t, reason in plan.skipped]
         reference: tuple[Path, str] | None = None
@@ -306,9 +309,9 @@ def check_tensorrt_flags(options: BenchOptions) -> None:
     """Refuse a TensorRT timing option the TensorRT runner does not take (before measuring)."""
     import inspect
 
-    from resnet_opt.runners.base import Backend, runner_class
+    from resnet_opt.runners.base import Backend, runner_opener
 
-    accepted = inspect.signature(runner_class(Backend.TENSORRT)).parameters
+    accepted = inspect.signature(runner_opener(Backend.TENSORRT)).parameters
     for field_name, flag in _TRT_FLAGS.items():
         if getattr(options, field_name) and field_name not in accepted:
             raise ResnetOptError(
@@ -398,7 +401,7 @@ def _jsonable(value: Any) -> Any:
 
 def _runner_options(target: Target, threads: int, options: BenchOptions) -> dict[str, Any]:
     """Threads (fixed) and what the target adds; a build artifact's own runner options (its
-    manifest's "runner") are applied by the runner itself, so it loads as it was built."""
+    manifest's "runner") are applied by its loader, so it loads as it was built."""
     chosen: dict[str, Any] = {"threads": threads}
     if target.provider is not None:
         chosen["providers"] = [target.provider]
@@ -472,15 +475,7 @@ def _measure_target(
                     warmup_iterations=timing.warmup_iterations,
                     warmup_s=timing.warmup_s,
                     total_s=timing.total_s,
-                    latency_ms=Latency(
-                        mean=stats.mean_ms,
-                        p50=stats.p50_ms,
-                        p90=stats.p90_ms,
-                        p99=stats.p99_ms,
-                        min=stats.min_ms,
-                        max=stats.max_ms,
-                        std=stats.std_ms,
-                    ),
+                    latency_ms=stats,
                     throughput=timing.throughput(batch),
                     options=recorded,
                 )

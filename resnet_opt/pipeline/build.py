@@ -7,16 +7,13 @@ building a TensorRT engine on a Jetson never imports ONNX Runtime's build code o
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import (
-    Manifest,
-)
+from resnet_opt.core.manifest import Manifest
+from resnet_opt.errors import UsageError
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 
 if TYPE_CHECKING:
@@ -61,19 +58,7 @@ def check_backend_options(backend: BuildBackend, given: Mapping[str, bool]) -> N
     for option, used in given.items():
         if used and backend not in BACKEND_OPTIONS[option]:
             owners = " or ".join(sorted(b.value for b in BACKEND_OPTIONS[option]))
-            raise ResnetOptError(f"{option} applies to --backend {owners}, not {backend.value}")
-
-
-def check_verify_options(
-    *, threads: int | None, samples: int, batch_size: int, tolerance: float
-) -> None:
-    """The options the CPU builds (ONNX Runtime, OpenVINO) share: threads and the check."""
-    if threads is not None and threads < 1:
-        raise ResnetOptError(f"threads must be positive, not {threads}")
-    if samples < 1 or batch_size < 1:
-        raise ResnetOptError("samples and batch size must be positive")
-    if not math.isfinite(tolerance) or tolerance < 0:
-        raise ResnetOptError(f"tolerance must be a non-negative number, not {tolerance}")
+            raise UsageError(f"{option} applies to --backend {owners}, not {backend.value}")
 
 
 def build(

@@ -26,22 +26,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.graph import precision_of
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Stage,
+    check_artifact_hash,
     read_manifest,
     stage_manifest,
-    staged_outputs,
     write_manifest,
 )
-from resnet_opt.pipeline.build import check_verify_options
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.graph import precision_of
 from resnet_opt.pipeline.verify import (
     Comparison,
     Feed,
+    check_verify_options,
     compare_runners,
     random_batches,
     verification_feed,
@@ -53,13 +54,15 @@ from resnet_opt.runners.onnxruntime import (
     OnnxRuntimeRunner,
     OrtFormat,
     OrtProvider,
+    OrtSettings,
+    SessionFromOnnx,
     cpu_layout,
     resolve_providers,
     session_options,
 )
 
 if TYPE_CHECKING:
-    from resnet_opt.calibration.preprocess import PreprocessContract
+    from resnet_opt.core.contract import PreprocessContract
 
 NCHWC_TRANSFORMER = "NchwcTransformer"
 SUFFIXES = {OrtFormat.ONNX: ".onnx", OrtFormat.ORT: ".ort"}
@@ -94,6 +97,8 @@ def build_onnxruntime(
         raise ResnetOptError(f"{output}: is the source model; write the artifact elsewhere")
     providers = resolve_providers([options.provider])
     parent = read_manifest(source, required=False)
+    if parent is not None:  # never build a file its manifest does not describe
+        check_artifact_hash(source, parent)
     contract = parent.preprocessing if parent else None
     ort = require("onnxruntime")
     level = options.optimization
@@ -229,19 +234,26 @@ def _verify(
     """The artifact, loaded as the runner will load it, against the source as ORT runs it."""
     with (
         OnnxRuntimeRunner(
-            source,
-            threads=options.threads,
-            providers=providers,
-            optimization=options.optimization,
-            use_manifest=False,
+            SessionFromOnnx(
+                source,
+                OrtSettings(
+                    threads=options.threads,
+                    providers=tuple(providers),
+                    optimization=options.optimization,
+                    model_format=OrtFormat.of(source),
+                ),
+            )
         ) as reference,
         OnnxRuntimeRunner(
-            artifact,
-            threads=options.threads,
-            providers=providers,
-            optimization=GraphOptimization(runner_options["optimization"]),
-            model_format=OrtFormat(runner_options["model_format"]),
-            use_manifest=False,
+            SessionFromOnnx(
+                artifact,
+                OrtSettings(
+                    threads=options.threads,
+                    providers=tuple(providers),
+                    optimization=GraphOptimization(runner_options["optimization"]),
+                    model_format=OrtFormat(runner_options["model_format"]),
+                ),
+            )
         ) as candidate,
     ):
         feed = verification_feed(

@@ -26,36 +26,44 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.graph import precision_of
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Precision,
     Stage,
+    check_artifact_hash,
     read_manifest,
-    sha256_file,
     stage_manifest,
-    staged_outputs,
     write_manifest,
 )
-from resnet_opt.pipeline.build import check_verify_options
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.graph import precision_of
 from resnet_opt.pipeline.build_onnxruntime import cpu_description
 from resnet_opt.pipeline.verify import (
     Comparison,
     ComparisonAccumulator,
     Feed,
+    check_verify_options,
     random_batches,
     verification_feed,
 )
 from resnet_opt.runners.base import Backend, run_batch, single_input
-from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+from resnet_opt.runners.onnxruntime import (
+    OnnxRuntimeRunner,
+    OrtFormat,
+    OrtSettings,
+    SessionFromOnnx,
+)
 from resnet_opt.runners.openvino import (
     DEFAULT_DEVICE,
+    ModelFromFile,
     OpenVinoRunner,
     OvKind,
     OvPrecision,
+    OvSettings,
     compile_config,
     ov_message,
 )
@@ -103,6 +111,8 @@ def build_openvino(
     ov = require("openvino")
     core = ov.Core()
     parent = read_manifest(source, required=False)
+    if parent is not None:  # never build a file its manifest does not describe
+        check_artifact_hash(source, parent)
     precision = parent.precision if parent else precision_of(onnx_model)[0]
     model = _read(core, source)
     if options.batch is not None:
@@ -119,14 +129,17 @@ def build_openvino(
             _save_blob(core, model, tmp, options)
         build_seconds = time.perf_counter() - started
         candidate = OpenVinoRunner(
-            tmp,
-            threads=options.threads,
-            device=options.device,
-            precision=options.precision,
-            batch=options.batch,
-            kind=OvKind.IR if form is OvForm.IR else OvKind.COMPILED,
-            weights=tmp_weights,
-            use_manifest=False,
+            ModelFromFile(
+                tmp,
+                OvSettings(
+                    kind=OvKind.IR if form is OvForm.IR else OvKind.COMPILED,
+                    device=options.device,
+                    precision=options.precision,
+                    threads=options.threads,
+                    batch=options.batch,
+                    weights=tmp_weights,
+                ),
+            )
         )
         comparison, feed, ran, info_details = _verify(
             source, candidate, options, precision, parent.preprocessing if parent else None
@@ -212,7 +225,7 @@ def _check_options(output: Path, options: OpenVinoBuildOptions) -> OvForm:
         tolerance=options.tolerance,
     )
     if options.batch is not None and options.batch < 1:
-        raise ResnetOptError(f"batch must be positive, not {options.batch}")
+        raise UsageError(f"batch must be positive, not {options.batch}")
     if not 0 <= options.min_agreement <= 100:
         raise ResnetOptError(f"min agreement is a percentage, not {options.min_agreement}")
     return form
@@ -282,7 +295,8 @@ def _verify(
     precision: Precision,
     contract: Any,
 ) -> tuple[Comparison, Feed, str | None, dict[str, Any]]:
-    with OnnxRuntimeRunner(source, threads=options.threads, use_manifest=False) as reference:
+    settings = OrtSettings(threads=options.threads, model_format=OrtFormat.of(source))
+    with OnnxRuntimeRunner(SessionFromOnnx(source, settings)) as reference:
         feed = verification_feed(
             single_input(reference),
             source,

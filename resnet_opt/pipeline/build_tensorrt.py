@@ -16,17 +16,18 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Stage,
     check_artifact_hash,
     read_manifest,
-    staged_outputs,
+    stage_manifest,
     write_manifest,
 )
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 from resnet_opt.tensorrt.profiles import derive_profile, profile_shapes
@@ -172,13 +173,15 @@ def build_tensorrt(
                 "dla_core": spec.dla_core,
             },
         }
-        built = manifest.derive(
+        built = stage_manifest(
+            manifest,
             stage=Stage.BUILD,
             artifact=output,
             content=plan_tmp,
             precision=precision,
             inputs=tuple(inputs),
             options=options.to_dict(),
+            verification={},
             details=details,
         )
         verification = (
@@ -209,14 +212,14 @@ def _verify(
     """
     from resnet_opt.deps import probe
     from resnet_opt.pipeline.verify import compare_runners, random_batches
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
     from resnet_opt.runners.tensorrt import TensorRtRunner
 
     version, problem = probe("pycuda.driver")
     if version is None:
         return {"skipped": f"pycuda is not available ({problem}); the engine was not run"}
     with (
-        OnnxRuntimeRunner(source) as reference,
+        open_onnxruntime(source) as reference,
         TensorRtRunner(plan, manifest=manifest, device=device) as engine,
     ):
         spec = engine.inputs[0]

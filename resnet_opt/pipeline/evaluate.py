@@ -7,29 +7,34 @@ drop are measured on identical inputs.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from resnet_opt.calibration.data import BatchStream, Split, label_map, open_source, select_indices
-from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import Manifest, check_artifact_hash, read_manifest
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest, read_manifest
-from resnet_opt.runners.base import Backend, Runner, open_runner, run_batch
+from resnet_opt.measure.scoring import Accuracy, evaluate_runners
+from resnet_opt.runners.base import Backend, open_runner
 
 DEFAULT_EVAL_BATCH = 32
 
 
 @dataclass(frozen=True)
-class Accuracy:
-    top1: float  # percent
-    top5: float  # percent
-    count: int
+class EvalOptions:
+    """`eval`'s options besides the artifact, as the Python API takes them: DATA (an image
+    folder, .npy/.npz, or 'default', the bundled test split) and how to read and run it."""
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    data: str = "default"
+    reference: Path | None = None
+    contract: PreprocessContract | None = None
+    samples: int | None = None
+    seed: int = 0
+    batch_size: int = DEFAULT_EVAL_BATCH
+    threads: int | None = None
+    strict: bool = False
+    backend: Backend = Backend.ONNXRUNTIME
 
 
 @dataclass(frozen=True)
@@ -56,35 +61,14 @@ class Evaluation:
         }
 
 
-class Tally:
-    """Top-1 / top-5 hits of logit batches against their labels (model class indices)."""
-
-    def __init__(self) -> None:
-        self.top1 = 0
-        self.top5 = 0
-        self.count = 0
-
-    def update(self, logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        k = min(5, logits.shape[1])
-        topk = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-        best: np.ndarray = logits.argmax(axis=1)
-        self.top1 += int((best == labels).sum())
-        self.top5 += int((topk == labels[:, None]).any(axis=1).sum())
-        self.count += len(labels)
-        return best
-
-    def result(self) -> Accuracy:
-        if self.count == 0:
-            raise ResnetOptError("no labelled samples were evaluated")
-        return Accuracy(100.0 * self.top1 / self.count, 100.0 * self.top5 / self.count, self.count)
-
-
 def contract_of(artifact: Path, given: PreprocessContract | None = None) -> PreprocessContract:
-    """The preprocessing contract from `artifact`'s manifest, or the one given explicitly."""
+    """The preprocessing contract from `artifact`'s manifest (the artifact checked against its
+    hash), or the one given explicitly."""
     if given is not None:
         return given
     manifest = read_manifest(artifact)
     assert manifest is not None
+    check_artifact_hash(artifact, manifest)
     return manifest_contract(artifact, manifest)
 
 
@@ -93,30 +77,9 @@ def manifest_contract(artifact: Path, manifest: Manifest) -> PreprocessContract:
     if manifest.preprocessing is None:
         raise ResnetOptError(
             f"{artifact}: its manifest has no preprocessing contract; export the model with "
-            "resnet-opt or give the preprocessing options"
+            "resnet-opt export, or quantize it with --input-size/--mean/--std, which write one"
         )
     return manifest.preprocessing
-
-
-def evaluate_runners(
-    candidate: Runner,
-    stream: BatchStream,
-    mapping: np.ndarray,
-    reference: Runner | None = None,
-) -> tuple[Accuracy, Accuracy | None, float | None]:
-    """(candidate accuracy, reference accuracy, top-1 agreement %) over one stream."""
-    cand, ref = Tally(), Tally()
-    agree = 0
-    for batch in stream:
-        if batch.labels is None:
-            raise ResnetOptError(f"{stream.source.description}: unlabelled samples")
-        labels = mapping[batch.labels]
-        best = cand.update(run_batch(candidate, batch.x), labels)
-        if reference is not None:
-            agree += int((ref.update(run_batch(reference, batch.x), labels) == best).sum())
-    if reference is None:
-        return cand.result(), None, None
-    return cand.result(), ref.result(), 100.0 * agree / cand.count
 
 
 def evaluate(
@@ -136,6 +99,8 @@ def evaluate(
     contract = contract_of(artifact, contract)
     if reference is not None:
         ref_manifest = read_manifest(reference, required=False)
+        if ref_manifest is not None:  # a reference that is not what its manifest says is refused
+            check_artifact_hash(reference, ref_manifest)
         # a reference without a manifest is taken to share the candidate's preprocessing
         ref_contract = (
             contract if ref_manifest is None else manifest_contract(reference, ref_manifest)

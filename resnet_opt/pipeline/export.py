@@ -39,25 +39,20 @@ from resnet_opt.calibration.data import (
     open_source,
     select_indices,
 )
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.graph import count_ops, drop_unused_initializers, save_onnx
-from resnet_opt.models.contract import ContractOptions, resolve_contract
-from resnet_opt.pipeline.artifacts import (
-    Manifest,
-    Precision,
-    Stage,
-    new_manifest,
-    staged_outputs,
-    write_manifest,
-)
-from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
-from resnet_opt.pipeline.evaluate import Tally
-from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest, write_manifest
 
 # the graph's names are the ones the PyTorch runner speaks (it imports torch only when it runs)
-from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, TorchRunner
+from resnet_opt.core.validation import check_fits
+from resnet_opt.deps import require
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
+from resnet_opt.graph import count_ops, drop_unused_initializers, save_onnx
+from resnet_opt.measure.scoring import Tally
+from resnet_opt.models.contract import ContractOptions, resolve_contract
+from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
+from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches
+from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, ModuleInMemory, TorchRunner
 
 if TYPE_CHECKING:
     import onnx
@@ -129,12 +124,12 @@ class ExportOptions:
                 f"{span.start}–{span.stop - 1}"
             )
         if not (math.isfinite(self.tolerance) and self.tolerance > 0):
-            raise ResnetOptError(f"--tolerance must be a positive number, not {self.tolerance}")
+            raise UsageError(f"--tolerance must be a positive number, not {self.tolerance}")
         for name, value in (("--batch", self.batch), ("--data-samples", self.data_samples)):
             if value is not None and value < 1:
-                raise ResnetOptError(f"{name} must be positive, not {value}")
+                raise UsageError(f"{name} must be positive, not {value}")
         if self.num_classes is not None and self.num_classes < 1:
-            raise ResnetOptError(f"--num-classes must be positive, not {self.num_classes}")
+            raise UsageError(f"--num-classes must be positive, not {self.num_classes}")
         if self.model is not None and is_onnx(self.model):  # before the output name is taken
             raise already_onnx(self.model)
 
@@ -268,6 +263,8 @@ def _to_onnx(
 
     torch = require("torch")
     example_batch = options.batch or 2  # ≥ 2 so that no exporter specializes the batch to 1
+    what = f"--batch {options.batch}" if options.batch else "the example input"
+    check_fits((example_batch, *contract.input_shape), what)
     generator = torch.Generator().manual_seed(options.seed)
     example = torch.randn((example_batch, *contract.input_shape), generator=generator)
     kwargs: dict[str, Any] = {
@@ -409,7 +406,7 @@ def _verify(
 ) -> dict[str, Any]:
     """PyTorch vs ONNX Runtime on random inputs and (when given) real images, with accuracy."""
     from resnet_opt.models.sources import WeightsKind
-    from resnet_opt.runners.onnxruntime import OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
 
     batch = options.batch
     random_parity = _Parity()
@@ -420,9 +417,9 @@ def _verify(
     }
     with (
         TorchRunner(
-            onnx_path, module=loaded.module, contract=contract, threads=options.threads
+            ModuleInMemory(loaded.module, onnx_path, contract), threads=options.threads
         ) as reference,
-        OnnxRuntimeRunner(onnx_path, threads=options.threads) as candidate,
+        open_onnxruntime(onnx_path, threads=options.threads) as candidate,
     ):
         # odd batch sizes (3, 3, 2) prove the dynamic axis; a fixed batch gets whole batches
         samples = 2 * batch if batch else RANDOM_SAMPLES

@@ -12,25 +12,26 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.graph import load_onnx, precision_of, save_onnx
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Stage,
     check_artifact_hash,
     read_manifest,
-    sha256_file,
     stage_manifest,
-    staged_outputs,
     write_manifest,
 )
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
+from resnet_opt.graph import load_onnx, precision_of, save_onnx
 from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
+from resnet_opt.pipeline.const_fold import fold_constants, list_initializers_as_inputs
 from resnet_opt.pipeline.verify import (
     Comparison,
     Feed,
@@ -47,6 +48,7 @@ __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_SAMPLES",
     "DEFAULT_TOLERANCE",
+    "FoldOptions",
     "FoldResult",
     "LeftBatchNorm",
     "fold",
@@ -61,6 +63,18 @@ DEFAULT_BATCH_SIZE = 4
 STEP = "fold"  # this step's key in details.batchnorm.folded_by
 
 
+@dataclass(frozen=True)
+class FoldOptions:
+    """`fold`'s options besides IN, OUT and --force, as the Python API takes them."""
+
+    tolerance: float = DEFAULT_TOLERANCE
+    samples: int = DEFAULT_SAMPLES
+    batch_size: int = DEFAULT_BATCH_SIZE
+    seed: int = 0
+    input_shape: tuple[int, ...] | None = None
+    threads: int | None = None
+
+
 def parse_shape(text: str) -> tuple[int, ...]:
     """'3,224,224' → (3, 224, 224): one sample's shape, without the batch axis."""
     parts = [p.strip() for p in text.replace("x", ",").split(",") if p.strip()]
@@ -69,7 +83,7 @@ def parse_shape(text: str) -> tuple[int, ...]:
     except ValueError:
         dims = ()
     if not dims or any(d < 1 for d in dims):
-        raise ResnetOptError(
+        raise UsageError(
             f"input shape {text!r} is not a list of positive integers such as 3,224,224"
         )
     return dims
@@ -95,9 +109,11 @@ def fold(
     """
     source, output = Path(source), Path(output)
     if not math.isfinite(tolerance) or tolerance < 0:
-        raise ResnetOptError(f"tolerance must be a non-negative number, not {tolerance}")
+        raise UsageError(f"tolerance must be a non-negative number, not {tolerance}")
     if samples < 1 or batch_size < 1:
-        raise ResnetOptError("samples and batch size must be positive")
+        raise UsageError("samples and batch size must be positive")
+    if output.resolve() == source.resolve():
+        raise ResnetOptError(f"{output}: is the source model; write the folded model elsewhere")
     model = load_onnx(source)
     parent = read_manifest(source, required=False)
     source_sha = sha256_file(source) if parent is None else check_artifact_hash(source, parent)
@@ -105,7 +121,9 @@ def fold(
     with staged_outputs(force=force) as staged:
         onnx_tmp, manifest_tmp = staged.add_with_manifest(output)
         started = time.perf_counter()
-        result = fold_batchnorm(model)
+        constants = fold_constants(model)  # BN parameters computed from constants become readable
+        result = fold_batchnorm(constants.model)
+        list_initializers_as_inputs(result.model)  # IR 3: new biases are graph inputs too
         fold_seconds = time.perf_counter() - started
         save_onnx(result.model, onnx_tmp)  # refuses > 2 GiB before the checker would choke
         _check(result.model, source)
@@ -150,6 +168,7 @@ def fold(
                 "folded_by": _folded_by(parent, result.folded),
                 "left": [asdict(b) for b in result.left],
             },
+            "constants": constants.to_dict(),
             "seconds": {"fold": round(fold_seconds, 4), "verify": round(verify_seconds, 4)},
         }
         manifest = stage_manifest(  # a foreign ONNX: no contract to carry, and no history
@@ -212,13 +231,13 @@ def _verify(
     seed: int,
     threads: int | None,
 ) -> tuple[Comparison, Feed]:
-    from resnet_opt.runners.onnxruntime import GraphOptimization, OnnxRuntimeRunner
+    from resnet_opt.runners.onnxruntime import GraphOptimization, open_onnxruntime
 
     # ORT's own optimizer fuses Conv+BN too: off, so the reference computes the BN as written
     opts: dict[str, Any] = {"threads": threads, "optimization": GraphOptimization.DISABLED}
     with (
-        OnnxRuntimeRunner(source, **opts) as reference,
-        OnnxRuntimeRunner(candidate, **opts) as folded,
+        open_onnxruntime(source, **opts) as reference,
+        open_onnxruntime(candidate, **opts) as folded,
     ):
         feed = verification_feed(
             single_input(reference), source, contract, input_shape, samples, batch_size

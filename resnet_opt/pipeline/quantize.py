@@ -1,7 +1,7 @@
 """The `quantize` stage: FP32 ONNX + calibration data → INT8 (explicit Q/DQ) or FP16 ONNX.
 
 TensorRT 11 takes precision only from the ONNX, so this stage decides what every engine will
-compute. INT8 has two layouts (`Target`): TensorRT's (symmetric int8, Q/DQ on Conv inputs and
+compute. INT8 has two layouts (`QdqTarget`): TensorRT's (symmetric int8, Q/DQ on Conv inputs and
 residual skip inputs) and ONNX Runtime CPU's (u8 activations, every Conv/Add in int8); the same
 calibration statistics serve both. Every artifact is scored on ONNX Runtime CPU against its FP32
 source when labelled data is at hand, and the figures go into the manifest; `max_drop` turns
@@ -24,22 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.errors import QualityGateError, ResnetOptError
-from resnet_opt.graph import load_onnx, save_onnx
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Precision,
     Stage,
     check_artifact_hash,
     read_manifest,
-    sha256_file,
     stage_manifest,
-    staged_outputs,
     write_manifest,
 )
-from resnet_opt.quantization.plan import Placement, Plan, Target
+from resnet_opt.errors import QualityGateError, ResnetOptError, UsageError
+from resnet_opt.graph import load_onnx, save_onnx
+from resnet_opt.quantization.plan import Placement, Plan, QdqTarget
 
 if TYPE_CHECKING:
     import onnx
@@ -71,7 +71,7 @@ class QuantizeOptions:
     """
 
     precision: Precision = Precision.INT8
-    target: Target | None = None  # int8 only; default tensorrt
+    target: QdqTarget | None = None  # int8 only; default tensorrt
     method: str | None = None  # int8 only; max | percentile | entropy | mse, default entropy
     percentile: float | None = None  # method percentile only; default 99.99
     calib: str | None = None  # DATA; default: the bundled calib split for the bundled model
@@ -142,7 +142,7 @@ def _check_options(options: QuantizeOptions) -> None:
 
     int8 = options.precision is Precision.INT8
     if options.precision not in (Precision.INT8, Precision.FP16):
-        raise ResnetOptError(f"precision must be int8 or fp16, not {options.precision.value}")
+        raise UsageError(f"precision must be int8 or fp16, not {options.precision.value}")
     not_for = "fp16" if int8 else "int8"
     misplaced = {
         "--target": options.target is not None,
@@ -153,39 +153,52 @@ def _check_options(options: QuantizeOptions) -> None:
     if not int8:
         given = [name for name, set_ in misplaced.items() if set_]
         if given:
-            raise ResnetOptError(f"{', '.join(given)} apply to int8 only, not to {not_for}")
+            raise UsageError(f"{', '.join(given)} apply to int8 only, not to {not_for}")
     elif options.keep_io_types:
-        raise ResnetOptError("--keep-io-types applies to fp16 only (int8 models keep fp32 I/O)")
+        raise UsageError("--keep-io-types applies to fp16 only (int8 models keep fp32 I/O)")
     if options.method is not None:
         try:
             Method(options.method)
         except ValueError:
             choices = ", ".join(m.value for m in Method)
-            raise ResnetOptError(f"unknown method {options.method!r} (choose {choices})") from None
+            raise UsageError(f"unknown method {options.method!r} (choose {choices})") from None
     if options.percentile is not None:
         if options.method != Method.PERCENTILE.value:
-            raise ResnetOptError("--percentile needs --method percentile")
+            raise UsageError("--percentile needs --method percentile")
         if not (0 < options.percentile <= 100):
-            raise ResnetOptError(f"--percentile must be in (0, 100], not {options.percentile}")
+            raise UsageError(f"--percentile must be in (0, 100], not {options.percentile}")
     for name, value in (
         ("--max-drop", options.max_drop),
         ("--accuracy-budget", options.accuracy_budget),
     ):
         if value is not None and (not math.isfinite(value) or value < 0):
-            raise ResnetOptError(f"{name} must be a non-negative number of points, not {value}")
+            raise UsageError(f"{name} must be a non-negative number of points, not {value}")
     if options.tensorrt_version is not None:
-        if not int8 or options.target is Target.CPU:
-            raise ResnetOptError(
+        if not int8 or options.target is QdqTarget.CPU:
+            raise UsageError(
                 "--tensorrt-version applies to the int8 tensorrt target only (it is the version "
                 "of the TensorRT calibration cache written beside the model)"
             )
         tensorrt_version_int(options.tensorrt_version)  # refused now, not after calibrating
     if options.calib_samples is not None and options.calib_samples < 1:
-        raise ResnetOptError(f"--calib-samples must be positive, not {options.calib_samples}")
-    if options.eval_data == NO_EVAL and options.max_drop is not None:
-        raise ResnetOptError("--max-drop needs evaluation data; it cannot go with --eval none")
-    if options.eval_data == NO_EVAL and options.accuracy_budget is not None:
-        raise ResnetOptError("--accuracy-budget needs evaluation data; not with --eval none")
+        raise UsageError(f"--calib-samples must be positive, not {options.calib_samples}")
+
+
+def _check_gates_measurable(options: QuantizeOptions, eval_spec: str | None) -> None:
+    """A gate that cannot be measured must not pass silently: --max-drop and --accuracy-budget
+    need labelled evaluation data (`eval_spec`, None when there is none)."""
+    for flag, value in (
+        ("--max-drop", options.max_drop),
+        ("--accuracy-budget", options.accuracy_budget),
+    ):
+        if value is None or eval_spec is not None:
+            continue
+        if options.eval_data == NO_EVAL:
+            raise UsageError(f"{flag} needs evaluation data; it cannot go with --eval none")
+        raise ResnetOptError(
+            f"{flag} needs evaluation data: pass --eval DATA (the bundled test split applies to "
+            "the bundled model only)"
+        )
 
 
 def _contract(
@@ -266,8 +279,8 @@ def calibrate(
     """Statistics of every calibratable tensor: from `calib_cache` when its key matches, else a
     streamed pass (then saved to `calib_cache` if one was named)."""
     from resnet_opt.calibration.cache import CacheKey, load_cache, save_cache
+    from resnet_opt.calibration.collect import calibration_tensors, collect_statistics
     from resnet_opt.calibration.data import BatchStream, Split, open_source, select_indices
-    from resnet_opt.calibration.ranges import calibration_tensors, collect_statistics
 
     started = time.perf_counter()
     ds = open_source(data, default_split=Split.CALIB, strict=options.strict)
@@ -345,17 +358,7 @@ def quantize(
     parent = read_manifest(source, required=False)
     sha256 = sha256_file(source) if parent is None else check_artifact_hash(source, parent)
     contract = _contract(source, parent, options.preprocessing)
-    if _eval_spec(options, contract) is None:
-        # a gate that cannot be measured must not pass silently
-        for flag, value in (
-            ("--max-drop", options.max_drop),
-            ("--accuracy-budget", options.accuracy_budget),
-        ):
-            if value is not None:
-                raise ResnetOptError(
-                    f"{flag} needs evaluation data: pass --eval DATA (the bundled test split "
-                    "applies to the bundled model only)"
-                )
+    _check_gates_measurable(options, _eval_spec(options, contract))
     src = _Source(source, model, sha256, parent, contract)
     if options.precision is Precision.FP16:
         result = _quantize_fp16(src, output, options, force, progress)
@@ -390,21 +393,21 @@ def _exclusions(view: GraphView, patterns: Sequence[str], allowed: Sequence[str]
     return matched & allowed_set
 
 
-def _placement(target: Target) -> Placement:
+def _placement(target: QdqTarget) -> Placement:
     from resnet_opt.quantization import placement_cpu, placement_tensorrt
 
-    if target is Target.CPU:
+    if target is QdqTarget.CPU:
         return placement_cpu
     return placement_tensorrt
 
 
 def _ranges(
-    stats: Statistics, method: Method, percentile: float, target: Target
+    stats: Statistics, method: Method, percentile: float, target: QdqTarget
 ) -> dict[str, TensorRange]:
     from resnet_opt.calibration.ranges import compute_ranges
 
     return compute_ranges(
-        stats, method, percentile=percentile, uint8_when_nonnegative=target is Target.CPU
+        stats, method, percentile=percentile, uint8_when_nonnegative=target is QdqTarget.CPU
     )
 
 
@@ -490,7 +493,7 @@ def _quantize_int8(
     from resnet_opt.quantization.graph_rules import GraphView, prepare
     from resnet_opt.quantization.qdq import apply_plan
 
-    target = options.target or Target.TENSORRT
+    target = options.target or QdqTarget.TENSORRT
     method = Method(options.method or DEFAULT_METHOD)
     percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
     prepared = prepare(source.model, str(source.path), int8=True)
@@ -506,9 +509,7 @@ def _quantize_int8(
             ".npy/.npz file preprocessed by the model's contract)"
         )
     eval_spec = _eval_spec(options, source.contract)
-    if options.accuracy_budget is not None and eval_spec is None:
-        raise ResnetOptError("--accuracy-budget needs labelled evaluation data: give --eval DATA")
-    trt_cache = tensorrt_cache_path(output) if target is Target.TENSORRT else None
+    trt_cache = tensorrt_cache_path(output) if target is QdqTarget.TENSORRT else None
     trt_version = options.tensorrt_version or DEFAULT_TENSORRT_VERSION
 
     timings: dict[str, float] = {}
@@ -596,13 +597,13 @@ def _quantize_int8(
 
 
 def _quantization_details(
-    target: Target,
+    target: QdqTarget,
     plan: Plan,
     counts: Mapping[str, int],
     excluded: set[str],
     kept_budget: tuple[str, ...],
 ) -> dict[str, Any]:
-    cpu = target is Target.CPU
+    cpu = target is QdqTarget.CPU
     return {
         "target": target.value,
         "format": "QDQ",
@@ -831,7 +832,7 @@ def contract_from_options(
     the model's output. Partial options are refused: a guessed mean or size would quietly
     calibrate on the wrong inputs.
     """
-    from resnet_opt.calibration.preprocess import Interpolation, parse_floats
+    from resnet_opt.core.contract import Interpolation, parse_floats
 
     given = [v for v in (input_size, mean, std, resize, crop, interpolation) if v is not None]
     if not given:
@@ -845,7 +846,7 @@ def contract_from_options(
         filter_ = Interpolation(interpolation or Interpolation.BILINEAR.value)
     except ValueError:
         choices = ", ".join(i.value for i in Interpolation)
-        raise ResnetOptError(f"unknown interpolation {interpolation!r} ({choices})") from None
+        raise UsageError(f"unknown interpolation {interpolation!r} ({choices})") from None
     means = parse_floats(mean, "--mean")
     model = load_onnx(model_path, check=False)
     dims = model.graph.output[0].type.tensor_type.shape.dim if model.graph.output else []

@@ -22,10 +22,12 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
-from resnet_opt import __version__
 from resnet_opt.console import counting_bar, say
-from resnet_opt.errors import QualityGateError, ResnetOptError
-from resnet_opt.pipeline.artifacts import dump_json, sha256_file, sha256_json, staged_outputs
+from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.hashing import sha256_file, sha256_json
+from resnet_opt.core.manifest import dump_json
+from resnet_opt.core.version import __version__
+from resnet_opt.errors import QualityGateError, ResnetOptError, UsageError
 from resnet_opt.pipeline.run_config import RunConfig, VariantConfig
 
 log = logging.getLogger(__name__)
@@ -150,6 +152,11 @@ def run(
     progress: Callable[[], Any] | None = None,
 ) -> RunResult:
     """Run every stage of `config` into `output` (or config.output, or ./resnet-opt-out)."""
+    from resnet_opt.pipeline.run_checks import check_run_config
+
+    check_run_config(config)  # every value, by its TOML key, before the folder is made
+    _check_choices(config)
+    _contract_options(config)
     folder = Path(output or config.output or DEFAULT_OUTPUT)
     if folder.exists() and not folder.is_dir():
         raise ResnetOptError(f"{folder}: is a file; give a folder for the run's outputs")
@@ -158,11 +165,13 @@ def run(
     except OSError as exc:
         raise ResnetOptError(f"{folder}: cannot create folder ({exc.strerror or exc})") from exc
     state = _State(folder, force=force)
-    runner = _Runner(config, folder, state, progress)
-    return runner.run()
+    return _Orchestrator(config, folder, state, progress).run()
 
 
-class _Runner:
+class _Orchestrator:
+    """Runs the config's stages in order (export, quantize, build, bench), each skipped when its
+    key (options and input hashes) matches the one `state` recorded for the last run."""
+
     def __init__(
         self,
         config: RunConfig,
@@ -185,7 +194,6 @@ class _Runner:
         from resnet_opt.pipeline.build import BuildBackend
 
         # every option is parsed here, before any work: a typo must not cost an export
-        _check_choices(self.config)
         contract = _contract_options(self.config)
         for name in self.config.build.backends:
             backend = BuildBackend(name)
@@ -360,7 +368,7 @@ class _Runner:
     # -- bench -----------------------------------------------------------------------------
 
     def bench(self, artifacts: Sequence[Path]) -> tuple[Path | None, str]:
-        from resnet_opt.bench.targets import Target, parse_targets
+        from resnet_opt.measure.targets import Target, parse_targets
 
         cfg = self.config.bench
         data = self._evaluation_data(artifacts[0])
@@ -396,7 +404,7 @@ class _Runner:
         if self.config.data.evaluation is not None:
             evaluation = self.config.data.evaluation
             return None if evaluation == "none" else evaluation
-        from resnet_opt.pipeline.artifacts import read_manifest
+        from resnet_opt.core.manifest import read_manifest
         from resnet_opt.pipeline.quantize import is_bundled_default
 
         manifest = read_manifest(fp32)
@@ -410,7 +418,7 @@ class _Runner:
         data: str | None,
         report_dir: Path,
     ) -> list[Path]:
-        from resnet_opt.bench.timing import Budget
+        from resnet_opt.measure.timing import Budget
         from resnet_opt.pipeline.bench import BenchOptions, bench
         from resnet_opt.report import write_report
 
@@ -445,37 +453,37 @@ class _Runner:
 
 
 def _manifest(path: Path) -> Path:
-    from resnet_opt.pipeline.artifacts import manifest_path
+    from resnet_opt.core.manifest import manifest_path
 
     return manifest_path(path)
 
 
 def _check_choices(config: RunConfig) -> None:
     """Refuse unknown enum values in the config before any work, naming the key."""
-    from resnet_opt.bench.targets import parse_targets
     from resnet_opt.calibration.ranges import Method
-    from resnet_opt.pipeline.artifacts import Precision
+    from resnet_opt.core.manifest import Precision
+    from resnet_opt.measure.targets import parse_targets
     from resnet_opt.pipeline.build import BuildBackend
-    from resnet_opt.quantization.plan import Target
+    from resnet_opt.quantization.plan import QdqTarget
 
     for i, v in enumerate(config.quantize):
         _check_value(f"quantize[{i}].precision", v.precision, ("int8", "fp16"))
         if v.target is not None:
-            _choice(Target, v.target, f"quantize[{i}].target")
+            _choice(QdqTarget, v.target, f"quantize[{i}].target")
         if v.method is not None:
             _choice(Method, v.method, f"quantize[{i}].method")
         if Precision(v.precision) is Precision.FP16 and v.target is not None:
-            raise ResnetOptError(f"config: quantize[{i}].target applies to int8 only")
+            raise UsageError(f"config: quantize[{i}].target applies to int8 only")
     for i, name in enumerate(config.build.backends):
         _choice(BuildBackend, name, f"build.backends[{i}]")
     parse_targets(config.bench.backends)
     if config.bench.iterations is None and config.bench.duration is None:
-        raise ResnetOptError("config: bench needs duration or iterations")
+        raise UsageError("config: bench needs duration or iterations")
 
 
 def _check_value(where: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
-        raise ResnetOptError(f"config: {where} = {value!r} (choose {', '.join(choices)})")
+        raise UsageError(f"config: {where} = {value!r} (choose {', '.join(choices)})")
 
 
 def _choice(enum: type[E], value: str, where: str) -> E:
@@ -485,7 +493,7 @@ def _choice(enum: type[E], value: str, where: str) -> E:
 
 
 def _contract_options(config: RunConfig) -> Any:
-    from resnet_opt.calibration.preprocess import Interpolation
+    from resnet_opt.core.contract import Interpolation
     from resnet_opt.models.contract import ContractOptions, parse_labels, parse_size
 
     m = config.model
@@ -538,14 +546,14 @@ def _data_fingerprint(spec: str | None) -> str:
 
 
 def _quantize_options(config: RunConfig, variant: VariantConfig, max_drop: float | None) -> Any:
-    from resnet_opt.pipeline.artifacts import Precision
+    from resnet_opt.core.manifest import Precision
     from resnet_opt.pipeline.quantize import QuantizeOptions
-    from resnet_opt.quantization.plan import Target
+    from resnet_opt.quantization.plan import QdqTarget
 
     data = config.data
     return QuantizeOptions(
         precision=Precision(variant.precision),
-        target=Target(variant.target) if variant.target else None,
+        target=QdqTarget(variant.target) if variant.target else None,
         method=variant.method,
         percentile=variant.percentile,
         calib=data.calibration,
@@ -601,13 +609,13 @@ def _build_options(config: RunConfig, backend: Any) -> Any:
 
     build = config.build
     if backend is BuildBackend.TENSORRT:
-        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_size
+        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_bytes
         from resnet_opt.tensorrt.profiles import parse_batch
 
         trt = build.tensorrt
         return TensorRtBuildOptions(
             batch=parse_batch(trt.batch) if trt.batch else None,
-            workspace_bytes=parse_size(trt.workspace) if trt.workspace else None,
+            workspace_bytes=parse_bytes(trt.workspace) if trt.workspace else None,
             opt_level=trt.opt_level,
             timing_cache=Path(trt.timing_cache) if trt.timing_cache else None,
         )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -114,6 +114,7 @@ class BenchConfig:
     iterations: int | None = None
     warmup: float = 0.1
     threads: int | None = None  # None: every usable core
+    force_threads: bool = False  # allow threads above the CPU count
     backends: str = "onnxruntime"  # "auto" or a comma list (see `resnet-opt bench --help`)
     plot_batch: int | None = None
 
@@ -139,10 +140,10 @@ class RunConfig:
         names = [v.name for v in self.quantize]
         repeated = sorted({n for n in names if names.count(n) > 1})
         if repeated:
-            raise ResnetOptError(f"config: quantize variant name {repeated[0]!r} is used twice")
+            raise UsageError(f"config: quantize variant name {repeated[0]!r} is used twice")
         for name in names:
             if not name or any(c in name for c in "/\\:") or name.startswith("."):
-                raise ResnetOptError(
+                raise UsageError(
                     f"config: quantize variant name {name!r} must be a plain file-name part"
                 )
 
@@ -161,7 +162,7 @@ def load_config(path: Path | None) -> RunConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ResnetOptError(f"{path}: cannot read ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ResnetOptError(f"{path}: not valid TOML ({exc})") from exc
+        raise UsageError(f"{path}: not valid TOML ({exc})") from exc
     config: RunConfig = _build(RunConfig, data, f"{path}")
     return config
 
@@ -169,12 +170,12 @@ def load_config(path: Path | None) -> RunConfig:
 def _build(cls: type[Any], data: Any, where: str) -> Any:
     """Make dataclass `cls` from a TOML table, refusing unknown keys and wrong types."""
     if not isinstance(data, Mapping):
-        raise ResnetOptError(f"{where}: expected a table, got {_kind(data)}")
+        raise UsageError(f"{where}: expected a table, got {_kind(data)}")
     hints = get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ResnetOptError(
+        raise UsageError(
             f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(repr(k) for k in unknown)} (known: {', '.join(sorted(known))})"
         )
@@ -189,7 +190,7 @@ def _build(cls: type[Any], data: Any, where: str) -> Any:
             and f.default is dataclasses.MISSING
             and f.default_factory is dataclasses.MISSING
         ]
-        raise ResnetOptError(f"{where}: missing key {', '.join(map(repr, missing))}") from exc
+        raise UsageError(f"{where}: missing key {', '.join(map(repr, missing))}") from exc
 
 
 def _value(hint: Any, value: Any, where: str) -> Any:
@@ -206,7 +207,7 @@ def _value(hint: Any, value: Any, where: str) -> Any:
                 return _value(option, value, where)
             except ResnetOptError as exc:
                 errors.append(str(exc))
-        raise ResnetOptError(
+        raise UsageError(
             errors[0]
             if len(errors) == 1
             else f"{where}: {_kind(value)} is not {' or '.join(_name(o) for o in options)}"
@@ -214,25 +215,25 @@ def _value(hint: Any, value: Any, where: str) -> Any:
     if origin is tuple:
         (item, *_rest) = get_args(hint)
         if not isinstance(value, list):
-            raise ResnetOptError(f"{where}: expected a list, got {_kind(value)}")
+            raise UsageError(f"{where}: expected a list, got {_kind(value)}")
         return tuple(_value(item, v, f"{where}[{i}]") for i, v in enumerate(value))
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, where)
     if hint is bool:
         if not isinstance(value, bool):
-            raise ResnetOptError(f"{where}: expected true or false, got {_kind(value)}")
+            raise UsageError(f"{where}: expected true or false, got {_kind(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ResnetOptError(f"{where}: expected an integer, got {_kind(value)}")
+            raise UsageError(f"{where}: expected an integer, got {_kind(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ResnetOptError(f"{where}: expected a number, got {_kind(value)}")
+            raise UsageError(f"{where}: expected a number, got {_kind(value)}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ResnetOptError(f"{where}: expected a string, got {_kind(value)}")
+            raise UsageError(f"{where}: expected a string, got {_kind(value)}")
         return value
     raise TypeError(f"unsupported config type {hint!r}")  # a bug in this module, not user input
 

@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.runners.base import Dim, Runner, TensorSpec, run_batch
 
 if TYPE_CHECKING:
-    from resnet_opt.calibration.preprocess import PreprocessContract
+    from resnet_opt.core.contract import PreprocessContract
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,9 @@ def random_batches(
     shape: tuple[int, ...], samples: int, batch_size: int, seed: int
 ) -> Iterator[np.ndarray]:
     """Standard-normal inputs: the scale of normalized images, reproducible by seed."""
+    from resnet_opt.core.validation import check_fits
+
+    check_fits((min(batch_size, samples), *shape), "random verification inputs")
     rng = np.random.default_rng(seed)
     done = 0
     while done < samples:
@@ -151,3 +154,15 @@ def _fit(
 
 def _show(shape: tuple[Dim, ...]) -> str:
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def check_verify_options(
+    *, threads: int | None, samples: int, batch_size: int, tolerance: float
+) -> None:
+    """The options the CPU builds (ONNX Runtime, OpenVINO) share: threads and the check."""
+    if threads is not None and threads < 1:
+        raise UsageError(f"threads must be positive, not {threads}")
+    if samples < 1 or batch_size < 1:
+        raise UsageError("samples and batch size must be positive")
+    if not math.isfinite(tolerance) or tolerance < 0:
+        raise UsageError(f"tolerance must be a non-negative number, not {tolerance}")

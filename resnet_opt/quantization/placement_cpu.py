@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from resnet_opt.graph import attribute
 from resnet_opt.quantization.graph_rules import GraphView
-from resnet_opt.quantization.plan import BiasQuant, Plan, Target, TensorQuant, WeightQuant
+from resnet_opt.quantization.plan import BiasQuant, Plan, QdqTarget, TensorQuant, WeightQuant
 
 if TYPE_CHECKING:
     import onnx
@@ -137,7 +137,7 @@ def place(view: GraphView, keep: Collection[str] = ()) -> Plan:
         )
         tensors.append(TensorQuant(tensor, slots, root(tensor)))
     return Plan(
-        target=Target.CPU,
+        target=QdqTarget.CPU,
         tensors=tuple(tensors),
         weights=tuple(weights),
         biases=tuple(biases),

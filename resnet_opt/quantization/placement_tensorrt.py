@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from resnet_opt.quantization.graph_rules import GraphView
-from resnet_opt.quantization.plan import Plan, Target, TensorQuant, WeightQuant
+from resnet_opt.quantization.plan import Plan, QdqTarget, TensorQuant, WeightQuant
 
 
 def candidate_layers(view: GraphView) -> tuple[str, ...]:
@@ -69,7 +69,7 @@ def place(view: GraphView, keep: Collection[str] = ()) -> Plan:
             left_float.append((node.name, "classifier kept in higher precision"))
     tensors = tuple(TensorQuant(t, tuple(s)) for t, s in slots.items())
     return Plan(
-        target=Target.TENSORRT,
+        target=QdqTarget.TENSORRT,
         tensors=tensors,
         weights=tuple(weights),
         biases=(),

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from resnet_opt.quantization.graph_rules import GraphView
 
 
-class Target(str, Enum):
+class QdqTarget(str, Enum):
     """Whose int8 kernels the Q/DQ layout is written for."""
 
     TENSORRT = "tensorrt"  # symmetric s8, Q/DQ on Conv inputs and residual skip inputs
@@ -63,7 +63,7 @@ class BiasQuant:
 
 @dataclass(frozen=True)
 class Plan:
-    target: Target
+    target: QdqTarget
     tensors: tuple[TensorQuant, ...]
     weights: tuple[WeightQuant, ...]
     biases: tuple[BiasQuant, ...]

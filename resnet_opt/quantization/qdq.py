@@ -28,7 +28,7 @@ import numpy as np
 from resnet_opt.calibration.qdq_math import symmetric_scale
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import all_names, drop_unused_initializers, unique_name
-from resnet_opt.quantization.plan import BiasQuant, Plan, Target
+from resnet_opt.quantization.plan import BiasQuant, Plan, QdqTarget
 
 if TYPE_CHECKING:
     import onnx
@@ -55,12 +55,12 @@ class QParams:
     dtype: type[np.integer]  # np.int8 or np.uint8
 
 
-def activation_params(target: Target, rng: Range, tensor: str = "") -> QParams:
+def activation_params(target: QdqTarget, rng: Range, tensor: str = "") -> QParams:
     """Scale and zero point of an activation tensor with calibrated range `rng`."""
     amax = float(rng.amax)
     if not np.isfinite(amax) or amax <= 0.0:
         raise ResnetOptError(f"{tensor}: calibration gave an unusable range (amax {amax})")
-    if target is Target.TENSORRT:
+    if target is QdqTarget.TENSORRT:
         return QParams(float(symmetric_scale(amax, np.int8)), 0, np.int8)
     if float(rng.amin) >= 0.0:
         return QParams(float(symmetric_scale(amax, np.uint8)), 0, np.uint8)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from resnet_opt.pipeline.artifacts import Manifest
+    from resnet_opt.core.manifest import Manifest
 
 
 def summary_lines(manifest: Manifest, output: Path) -> list[str]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.report.markdown import fmt_ms, fmt_throughput, table
 from resnet_opt.report.schema import AccuracyResult, Measurement, Report
 
@@ -37,9 +37,9 @@ def parse_percent(text: str | float, what: str) -> float:
     try:
         value = float(number)
     except ValueError:
-        raise ResnetOptError(f"{what}: expected a percentage like 5% or 5, got {raw!r}") from None
+        raise UsageError(f"{what}: expected a percentage like 5% or 5, got {raw!r}") from None
     if not math.isfinite(value) or value < 0:
-        raise ResnetOptError(f"{what}: must be zero or more, got {raw!r}")
+        raise UsageError(f"{what}: must be zero or more, got {raw!r}")
     return value
 
 
@@ -50,6 +50,15 @@ class Thresholds:
     max_accuracy_drop_points: float = 0.2
     latency_stat: LatencyStat = LatencyStat.P50
     fail_on_missing: bool = False
+
+    def __post_init__(self) -> None:
+        """A NaN limit would pass every comparison: refused for library callers too."""
+        from resnet_opt.core.validation import at_least
+
+        at_least(self.max_throughput_drop_pct, 0, "max throughput drop")
+        if self.max_latency_rise_pct is not None:
+            at_least(self.max_latency_rise_pct, 0, "max latency rise")
+        at_least(self.max_accuracy_drop_points, 0, "max accuracy drop")
 
 
 class Status(str, Enum):
@@ -237,6 +246,13 @@ def compare_reports(
         _accuracy(k, base_acc.get(k), new_acc.get(k), t)
         for k in _ordered_keys(list(base_acc), list(new_acc))
     )
+    compared = [d for d in points if d.base and d.new] + [d for d in accuracy if d.base and d.new]
+    missing_fails = any(d.problems for d in points) or any(d.problems for d in accuracy)
+    if not compared and not missing_fails:  # "no regression" would be a verdict on nothing
+        raise ResnetOptError(
+            "the reports have no measurement or accuracy row in common (same artifact, "
+            "precision, backend, batch): there is nothing to compare"
+        )
     return Comparison(points, accuracy, t, tuple(notes))
 
 

@@ -10,8 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import staged_outputs
 from resnet_opt.report.markdown import render
 from resnet_opt.report.plot import plot_report
 from resnet_opt.report.schema import Report, report_json
@@ -54,6 +54,21 @@ def write_report(report: Report, folder: Path, *, force: bool = False) -> Report
         md_tmp.write_text(render(report, image=PLOT_NAME), encoding="utf-8")
         plot_report(report, png_tmp)
     return files
+
+
+def check_step_summary() -> None:
+    """Refuse, before any measuring, a $GITHUB_STEP_SUMMARY that could not be appended to:
+    `--summary` must not fail after the report has been written."""
+    target = os.environ.get(STEP_SUMMARY_ENV)
+    if not target:
+        return
+    path = Path(target)
+    if path.is_dir():
+        raise ResnetOptError(f"{path} ({STEP_SUMMARY_ENV}): is a folder, not a file")
+    writable = path.exists() and os.access(path, os.W_OK)
+    creatable = not path.exists() and path.parent.is_dir() and os.access(path.parent, os.W_OK)
+    if not (writable or creatable):
+        raise ResnetOptError(f"{path} ({STEP_SUMMARY_ENV}): cannot append the step summary there")
 
 
 def append_step_summary(markdown: str) -> Path | None:

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from resnet_opt.core.validation import check_all_finite
 from resnet_opt.errors import ResnetOptError
 
 SCHEMA_VERSION = 1
@@ -276,6 +277,7 @@ def validate(data: Any, source: str = "report") -> None:
             f"{source}: report schema version {version!r}; this resnet-opt reads version "
             f"{SCHEMA_VERSION} (re-run bench with this version to compare)"
         )
+    check_all_finite(data, source)  # JSON Schema's "number" admits NaN and Infinity
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(json_schema())
@@ -291,6 +293,8 @@ def load_report(path: Path) -> Report:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ResnetOptError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ResnetOptError(f"{path}: is a folder; give a report.json") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ResnetOptError(f"{path}: cannot read ({exc})") from exc
     except json.JSONDecodeError as exc:

@@ -1,8 +1,14 @@
-"""The runner protocol (after Polygraphy's runners) and the backend registry.
+"""The runner protocol (after Polygraphy's runners), the runner base class and the registry.
 
 A runner is a context manager: it loads on enter, frees on exit, exposes its input/output names,
 shapes and dtypes, and runs `infer(feed) -> {output name: array}`. Bench, evaluation and parity
 checks all go through runners, so that every backend is measured and scored the same way.
+
+Loading is not the runner's job (Polygraphy keeps `SessionFromOnnx` apart from `OnnxrtRunner`):
+a runner takes a loader, a callable it calls on enter that returns the built object (an ONNX
+Runtime session, an OpenVINO model, a PyTorch module). Opening an artifact file (its manifest,
+the options recorded when it was built, the checks that it fits this machine) happens in
+`resnet_opt.runners.loaders` and each backend's `open_*` function, which `open_runner` calls.
 
 The registry maps backend names to import paths, so choosing one backend never imports another
 (a Jetson with TensorRT but no torch must be able to bench an engine).
@@ -10,13 +16,14 @@ The registry maps backend names to import paths, so choosing one backend never i
 
 from __future__ import annotations
 
+import abc
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
@@ -32,11 +39,12 @@ class Backend(str, Enum):
     TENSORRT = "tensorrt"
 
 
-# backend -> "module:class"; imported only when that backend is chosen
+# backend -> "module:opener": the function that opens an artifact file as a runner of that
+# backend (`opener(artifact, **options) -> runner`); imported only when that backend is chosen
 RUNNERS: dict[Backend, str] = {
-    Backend.TORCH: "resnet_opt.runners.torch:TorchRunner",
-    Backend.ONNXRUNTIME: "resnet_opt.runners.onnxruntime:OnnxRuntimeRunner",
-    Backend.OPENVINO: "resnet_opt.runners.openvino:OpenVinoRunner",
+    Backend.TORCH: "resnet_opt.runners.torch:open_torch",
+    Backend.ONNXRUNTIME: "resnet_opt.runners.onnxruntime:open_onnxruntime",
+    Backend.OPENVINO: "resnet_opt.runners.openvino:open_openvino",
     Backend.TENSORRT: "resnet_opt.runners.tensorrt:TensorRtRunner",
 }
 
@@ -84,44 +92,89 @@ class Runner(Protocol):
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
 
 
-def runner_class(backend: Backend) -> type[Any]:
-    """The runner class of `backend`, imported now (and only now)."""
-    module_name, _, class_name = RUNNERS[backend].partition(":")
+_R = TypeVar("_R", bound="RunnerBase")
+
+
+class RunnerBase(abc.ABC):
+    """What every runner shares: the `with` lifecycle, its guard, and the check of a feed.
+
+    Subclasses set `backend`, implement `_open` (build or receive what runs, on enter) and
+    `_close` (free it; also called when `_open` fails half-way), and call `_require_open()` in
+    everything that needs the loaded object, so a runner used outside its `with` block says so
+    instead of failing somewhere inside a framework.
+    """
+
+    backend: Backend
+
+    def __init__(self, artifact: Path) -> None:
+        self.artifact = Path(artifact)
+        self._active = False
+
+    @abc.abstractmethod
+    def _open(self) -> None: ...
+
+    @abc.abstractmethod
+    def _close(self) -> None: ...
+
+    def __enter__(self: _R) -> _R:
+        try:
+            self._open()
+        except BaseException:
+            self._close()
+            raise
+        self._active = True
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._active = False
+        self._close()
+
+    def _require_open(self) -> None:
+        if not self._active:
+            raise RuntimeError("runner used outside its `with` block")
+
+    def check_feed(self, feed: Mapping[str, np.ndarray], input_names: Collection[str]) -> None:
+        """Refuse a feed that does not name exactly the model's inputs (before running it)."""
+        if len(feed) != len(input_names) or any(name not in feed for name in input_names):
+            names = sorted(input_names)
+            takes = f"one input {names[0]!r}" if len(names) == 1 else f"inputs {names}"
+            raise ResnetOptError(
+                f"{self.artifact}: inference failed (feed has {sorted(feed)}, the model "
+                f"takes {takes})"
+            )
+
+
+def runner_opener(backend: Backend) -> Callable[..., Any]:
+    """The function that opens an artifact as `backend`'s runner, imported now (and only now)."""
+    module_name, _, name = RUNNERS[backend].partition(":")
     module = importlib.import_module(module_name)
-    cls: type[Any] = getattr(module, class_name)
-    return cls
+    opener: Callable[..., Any] = getattr(module, name)
+    return opener
 
 
 def open_runner(backend: Backend, artifact: Path, **options: Any) -> Runner:
-    """A runner for `artifact` on `backend` (not yet entered)."""
-    runner: Runner = runner_class(backend)(artifact, **options)
-    return runner
+    """A runner for the artifact file `artifact` on `backend` (not yet entered).
 
-
-def built_details(artifact: Path, backend: Backend) -> Mapping[str, Any]:
-    """The details of a `build --backend <backend>` manifest beside `artifact`, else {}.
-
-    Its "runner" entry holds that runner's keyword arguments (bench passes them as they are), so
-    a built artifact loads as it was built; the rest says what it is tied to (a CPU family, an
-    OpenVINO version).
+    The artifact is opened on enter: its manifest's recorded runner options fill the options
+    not given here, and it is refused when it does not fit this machine.
     """
-    from resnet_opt.pipeline.artifacts import Stage, read_manifest
-
-    manifest = read_manifest(artifact, required=False)
-    if manifest is None or manifest.stage != Stage.BUILD:
-        return {}
-    if manifest.details.get("backend") != backend.value:
-        return {}
-    if not isinstance(manifest.details.get("runner", {}), Mapping):
-        raise ResnetOptError(f"{artifact}: its manifest's runner options are not an object")
-    return manifest.details
+    runner: Runner = runner_opener(backend)(artifact, **options)
+    return runner
 
 
 def single_input(runner: Runner) -> TensorSpec:
     """The one image input every ResNet artifact has; anything else is refused."""
     if len(runner.inputs) != 1:
         names = ", ".join(spec.name for spec in runner.inputs)
-        raise ResnetOptError(f"expected a model with one image input, found {names}")
+        raise ResnetOptError(
+            f"expected a model with one image input, found {len(runner.inputs)}"
+            + (f" ({names})" if names else "")
+        )
     return runner.inputs[0]
 
 

@@ -2,7 +2,7 @@
 
 Threads are fixed and intra-op spinning is off by default: when two sessions alternate (parity
 checks, benchmarks that compare two models) spinning pools fight over the cores and distort the
-comparison (DESIGN §8).
+comparison (ARCHITECTURE.md, "Measuring").
 
 Execution providers: CPU unless asked otherwise; an asked-for provider that this onnxruntime lacks
 is refused, and one that ORT registers but then drops (CUDA without cuDNN, say) is refused too,
@@ -10,23 +10,25 @@ instead of reporting CPU numbers under a GPU name. `info` says which provider ra
 
 An artifact written by `build --backend onnxruntime` (an ORT-optimized .onnx or an .ort file) is
 loaded as it was built: its manifest's "runner" options (optimization level at load, providers,
-threads, format) are the defaults here, and a layout tied to one CPU family is refused on another.
+threads, format) are the defaults of `SessionFromArtifact`, and a layout tied to one CPU family is
+refused on another. The runner itself only runs the session its loader made.
 """
 
 from __future__ import annotations
 
 import platform
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec, built_details
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
+from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
+from resnet_opt.runners.loaders import Loader, open_artifact
 
 CPU = "CPUExecutionProvider"
 
@@ -109,7 +111,7 @@ def session_options(
     opts = ort.SessionOptions()
     if threads is not None:
         if threads < 1:
-            raise ResnetOptError(f"threads must be positive, not {threads}")
+            raise UsageError(f"threads must be positive, not {threads}")
         opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -188,101 +190,164 @@ def check_cpu_layout(artifact: Path, built_for: str | None, here: str | None) ->
     )
 
 
-class OnnxRuntimeRunner:
-    """Runs an .onnx or .ort file with ONNX Runtime."""
+@dataclass(frozen=True)
+class OrtSettings:
+    """Everything a session is made with: fixed threads, providers (ORT's names), spinning, the
+    optimization level at load and the file's format."""
 
-    backend = Backend.ONNXRUNTIME
+    threads: int | None = None
+    providers: tuple[str, ...] = (CPU,)
+    spinning: bool = False
+    optimization: GraphOptimization = GraphOptimization.ALL
+    model_format: OrtFormat = OrtFormat.ONNX
 
-    def __init__(
-        self,
-        artifact: Path,
-        *,
-        threads: int | None = None,
-        providers: Sequence[str | OrtProvider] | None = None,
-        spinning: bool = False,
-        optimization: GraphOptimization | str | None = None,
-        model_format: OrtFormat | str | None = None,
-        use_manifest: bool = True,
-    ) -> None:
-        """Options left None come from a build manifest beside the artifact, else the defaults
-        (level "all", CPU provider, ORT's own thread count). `use_manifest=False` ignores it."""
-        self.artifact = Path(artifact)
-        self.threads = threads
-        self._asked_providers = providers
-        self.providers = resolve_providers(providers) if providers else [CPU]
-        self.spinning = spinning
-        try:
-            self.optimization = GraphOptimization(optimization or GraphOptimization.ALL)
-            self.model_format = OrtFormat(model_format or OrtFormat.of(self.artifact))
-        except ValueError as exc:
-            raise ResnetOptError(f"{self.artifact}: {exc}") from exc
-        self._optimization_given = optimization is not None
-        self._format_given = model_format is not None
-        self.use_manifest = use_manifest
-        self.built: Mapping[str, Any] = {}
-        self._session: Any = None
-        self._output_names: list[str] = []
 
-    def _apply_build_options(self) -> None:
-        """Load a built artifact as built: its manifest's runner options fill what was not given."""
-        # "hardware_specific" and "cpu" say which CPU family a saved NCHWc layout is for
-        self.built = built_details(self.artifact, self.backend) if self.use_manifest else {}
-        if not self.built:
-            return
-        given = self.built.get("runner") or {}
-        try:
-            if not self._optimization_given and "optimization" in given:
-                self.optimization = GraphOptimization(given["optimization"])
-            if not self._asked_providers and given.get("providers"):
-                self.providers = resolve_providers(list(given["providers"]))
-            if self.threads is None and given.get("threads") is not None:
-                self.threads = int(given["threads"])
-            if not self._format_given and "model_format" in given:
-                self.model_format = OrtFormat(given["model_format"])
-        except (TypeError, ValueError) as exc:
-            raise ResnetOptError(
-                f"{self.artifact}: bad runner options in its manifest ({exc})"
-            ) from exc
-        if self.built.get("hardware_specific"):
-            cpu = self.built.get("cpu") or {}
-            check_cpu_layout(self.artifact, cpu.get("layout"), cpu_layout())
+@dataclass(frozen=True)
+class OrtSession:
+    """A loaded InferenceSession and the settings it was made with (for `info`)."""
 
-    def __enter__(self) -> OnnxRuntimeRunner:
+    session: Any
+    settings: OrtSettings
+    built: bool = False  # loaded as a `build --backend onnxruntime` artifact
+
+
+@dataclass(frozen=True)
+class SessionFromOnnx:
+    """A session from a model file and explicit settings (Polygraphy's SessionFromOnnx).
+
+    Reads no manifest: a build verifying its own temporary files, or a reference it must run as
+    written, says exactly how to load them.
+    """
+
+    artifact: Path
+    settings: OrtSettings = OrtSettings()
+    built: bool = False
+
+    def __call__(self) -> OrtSession:
         ort = require("onnxruntime")
         if not self.artifact.is_file():
             raise ResnetOptError(f"{self.artifact}: no such file")
-        self._apply_build_options()
+        s = self.settings
         opts = session_options(
-            threads=self.threads,
-            spinning=self.spinning,
-            optimization=self.optimization,
-            model_format=self.model_format,
+            threads=s.threads,
+            spinning=s.spinning,
+            optimization=s.optimization,
+            model_format=s.model_format,
         )
         try:
-            self._session = ort.InferenceSession(
-                str(self.artifact), sess_options=opts, providers=self.providers
+            session = ort.InferenceSession(
+                str(self.artifact), sess_options=opts, providers=list(s.providers)
             )
         except Exception as exc:  # ORT raises its own untyped errors (Fail, InvalidGraph, …)
             raise ResnetOptError(
                 f"{self.artifact}: ONNX Runtime cannot load it ({first_line(exc)})"
             ) from exc
-        check_providers_ran(self.artifact, self.providers, self._session.get_providers())
-        self._output_names = [out.name for out in self._session.get_outputs()]
-        return self
+        check_providers_ran(self.artifact, s.providers, session.get_providers())
+        return OrtSession(session, s, self.built)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._session = None
+
+@dataclass(frozen=True)
+class SessionFromArtifact:
+    """A session from an artifact file: options left None come from its build manifest.
+
+    An artifact written by `build --backend onnxruntime` loads as it was built (its recorded
+    optimization level, providers, threads and format fill what was not given), and one whose
+    saved NCHWc layout is tied to another CPU family is refused. Without such a manifest the
+    defaults apply: level "all", the CPU provider, ORT's own thread count.
+    """
+
+    artifact: Path
+    threads: int | None = None
+    providers: tuple[str, ...] | None = None  # ORT's names, already resolved
+    spinning: bool = False
+    optimization: GraphOptimization | None = None
+    model_format: OrtFormat | None = None
+
+    def __call__(self) -> OrtSession:
+        require("onnxruntime")
+        opened = open_artifact(self.artifact, Backend.ONNXRUNTIME)
+        given = opened.recorded
+        try:
+            optimization = self.optimization or GraphOptimization(
+                given.get("optimization", GraphOptimization.ALL)
+            )
+            providers = self.providers or tuple(
+                resolve_providers(list(given["providers"])) if given.get("providers") else [CPU]
+            )
+            threads = self.threads
+            if threads is None and given.get("threads") is not None:
+                threads = int(given["threads"])
+            model_format = self.model_format or OrtFormat(
+                given.get("model_format") or OrtFormat.of(self.artifact)
+            )
+        except (TypeError, ValueError) as exc:
+            raise ResnetOptError(
+                f"{self.artifact}: bad runner options in its manifest ({exc})"
+            ) from exc
+        # "hardware_specific" and "cpu" say which CPU family a saved NCHWc layout is for
+        if opened.built.get("hardware_specific"):
+            cpu = opened.built.get("cpu") or {}
+            check_cpu_layout(self.artifact, cpu.get("layout"), cpu_layout())
+        settings = OrtSettings(threads, providers, self.spinning, optimization, model_format)
+        return SessionFromOnnx(self.artifact, settings, built=bool(opened.built))()
+
+
+def open_onnxruntime(
+    artifact: Path,
+    *,
+    threads: int | None = None,
+    providers: Sequence[str | OrtProvider] | None = None,
+    spinning: bool = False,
+    optimization: GraphOptimization | str | None = None,
+    model_format: OrtFormat | str | None = None,
+) -> OnnxRuntimeRunner:
+    """A runner for an .onnx or .ort artifact, loaded on enter through SessionFromArtifact.
+
+    The options given are checked now (an unknown level, an absent provider); the file and its
+    manifest are read on enter.
+    """
+    artifact = Path(artifact)
+    try:
+        level = GraphOptimization(optimization) if optimization is not None else None
+        form = OrtFormat(model_format) if model_format is not None else None
+    except ValueError as exc:
+        raise ResnetOptError(f"{artifact}: {exc}") from exc
+    resolved = tuple(resolve_providers(providers)) if providers else None
+    loader = SessionFromArtifact(artifact, threads, resolved, spinning, level, form)
+    return OnnxRuntimeRunner(loader)
+
+
+class OnnxRuntimeRunner(RunnerBase):
+    """Runs the session its loader makes (SessionFromArtifact, SessionFromOnnx)."""
+
+    backend = Backend.ONNXRUNTIME
+
+    def __init__(self, loader: Loader[OrtSession]) -> None:
+        super().__init__(loader.artifact)
+        self._loader = loader
+        self._loaded: OrtSession | None = None
+        self._inputs: tuple[TensorSpec, ...] = ()
+        self._input_names: list[str] = []
+        self._output_names: list[str] = []
+
+    def _open(self) -> None:
+        self._loaded = self._loader()
+        self._inputs = self._specs(self._loaded.session.get_inputs())
+        self._input_names = [spec.name for spec in self._inputs]
+        self._output_names = [out.name for out in self._loaded.session.get_outputs()]
+
+    def _close(self) -> None:
+        self._loaded = None
+
+    @property
+    def loaded(self) -> OrtSession:
+        self._require_open()
+        assert self._loaded is not None
+        return self._loaded
 
     @property
     def session(self) -> Any:
-        if self._session is None:
-            raise RuntimeError("runner used outside its `with` block")
-        return self._session
+        return self.loaded.session
 
     @staticmethod
     def _specs(args: Any) -> tuple[TensorSpec, ...]:
@@ -296,7 +361,8 @@ class OnnxRuntimeRunner:
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
-        return self._specs(self.session.get_inputs())
+        self._require_open()
+        return self._inputs
 
     @property
     def outputs(self) -> tuple[TensorSpec, ...]:
@@ -304,25 +370,29 @@ class OnnxRuntimeRunner:
 
     @property
     def info(self) -> RunnerInfo:
-        provider = self.session.get_providers()[0]
+        loaded = self.loaded
+        settings = loaded.settings
+        provider = loaded.session.get_providers()[0]
         return RunnerInfo(
             backend=self.backend,
             device="cpu" if provider == CPU else provider.removesuffix("ExecutionProvider"),
-            threads=self.threads,
+            threads=settings.threads,
             details={
                 "provider": provider,
-                "providers": list(self.session.get_providers()),
-                "optimization": self.optimization.value,
-                "spinning": self.spinning,
-                "model_format": self.model_format.value,
-                "built": bool(self.built),
+                "providers": list(loaded.session.get_providers()),
+                "optimization": settings.optimization.value,
+                "spinning": settings.spinning,
+                "model_format": settings.model_format.value,
+                "built": loaded.built,
             },
         )
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        session = self.session
+        self.check_feed(feed, self._input_names)
         names = self._output_names
         try:
-            values = self.session.run(names, feed)
+            values = session.run(names, feed)
         except Exception as exc:  # shape/type mismatches surface as ORT's own exceptions
             raise ResnetOptError(f"{self.artifact}: inference failed ({first_line(exc)})") from exc
         return dict(zip(names, values, strict=True))

@@ -3,12 +3,12 @@
 OpenVINO runs an INT8 Q/DQ ONNX of any layout with its own int8 kernels (VNNI/AMX), the
 TensorRT layout included, so one quantized artifact serves the GPU and the CPU.
 
-Precision is the trap: on a CPU with bf16 support (AVX512_BF16, AMX) OpenVINO's default
-inference precision is bf16, so an "FP32" model silently runs in bf16 (about 3× faster here, and
-not FP32's numbers). This runner therefore asks for f32 unless told otherwise (the ONNX carries the
-precision, DESIGN §2), reads back the precision the compiled model actually uses, refuses a
-mismatch with an explicit hint, and reports it in `info`; `precision="default"` lets the device
-choose and records what it chose.
+Precision is the trap: on a CPU with bf16 support (AVX512_BF16, AMX) OpenVINO's default inference
+precision is bf16, so an "FP32" model silently runs in bf16 (about 3× faster here, and not FP32's
+numbers). This runner therefore asks for f32 unless told otherwise (the ONNX carries the precision,
+ARCHITECTURE.md, "Facts the design rests on"), reads back the precision the compiled model
+actually uses, refuses a mismatch with an explicit hint, and reports it in `info`;
+`precision="default"` lets the device choose and records what it chose.
 
 Shapes: OpenVINO is fastest with static shapes, so a model with a symbolic batch is reshaped to
 the batch it is fed and compiled once per shape (a few kept). A compiled blob cannot be reshaped:
@@ -20,16 +20,17 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec, built_details
+from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
+from resnet_opt.runners.loaders import Loader, open_artifact
 
 DEFAULT_DEVICE = "CPU"
 MAX_COMPILED = 4  # compiled shapes kept per runner (a bench's batch sizes)
@@ -89,6 +90,18 @@ def ov_message(exc: BaseException) -> str:
     return (useful or lines or [type(exc).__name__])[-1]
 
 
+def check_precision(artifact: Path, asked: OvPrecision, device: str, compiled: Any) -> str:
+    """The precision `compiled` runs in, refused when it is not the one asked for (unless the
+    device's default was asked for: then whatever it chose is recorded)."""
+    ran = precision_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    if asked is not OvPrecision.DEFAULT and ran != asked.value:
+        raise ResnetOptError(
+            f"{artifact}: asked OpenVINO for {asked.value} on {device}, it would run "
+            f"{ran}; choose a precision this device supports"
+        )
+    return ran
+
+
 def _dims(partial_shape: Any) -> tuple[Dim, ...]:
     return tuple(int(d.get_length()) if d.is_static else None for d in partial_shape)
 
@@ -97,47 +110,181 @@ def _name(port: Any) -> str:
     return str(port.get_any_name())
 
 
-class OpenVinoRunner:
-    """Runs an .onnx, an OpenVINO IR (.xml + .bin) or a compiled .blob with OpenVINO."""
+@dataclass(frozen=True)
+class OvSettings:
+    """How to load an OpenVINO artifact: device, precision hint, threads, the batch compiled on
+    entry, what the file is and (for an IR with another name) its weights file."""
+
+    kind: OvKind
+    device: str = DEFAULT_DEVICE
+    precision: OvPrecision = OvPrecision.F32
+    threads: int | None = None
+    batch: int | None = None
+    weights: Path | None = None
+
+
+@dataclass(frozen=True)
+class OvModel:
+    """What OpenVINO loaded: a model to compile per shape, or a compiled blob as imported."""
+
+    ov: Any  # the openvino module
+    core: Any
+    settings: OvSettings
+    model: Any = None  # ov.Model; None for a compiled blob
+    compiled: Any = None  # the imported blob; None for a model
+    built: bool = False
+
+
+@dataclass(frozen=True)
+class ModelFromFile:
+    """An OpenVINO model from a file and explicit settings; reads no manifest (a build checks
+    its own temporary files with it). The device must be one OpenVINO sees here."""
+
+    artifact: Path
+    settings: OvSettings
+    built: bool = False
+    built_with: str | None = None  # the OpenVINO version a compiled blob was exported by
+
+    def __call__(self) -> OvModel:
+        ov = require("openvino")
+        if not self.artifact.is_file():
+            raise ResnetOptError(f"{self.artifact}: no such file")
+        core = ov.Core()
+        devices = [str(d) for d in core.available_devices]
+        device = self.settings.device
+        if device.split(".")[0] not in {d.split(".")[0] for d in devices}:
+            raise ResnetOptError(
+                f"OpenVINO device {device!r} is not available here (available: "
+                f"{', '.join(devices) or 'none'})"
+            )
+        if self.settings.kind is OvKind.COMPILED:
+            blob = self._import_blob(ov, core)
+            return OvModel(ov, core, self.settings, compiled=blob, built=self.built)
+        return OvModel(ov, core, self.settings, model=self._read_model(ov, core), built=self.built)
+
+    def _read_model(self, ov: Any, core: Any) -> Any:
+        if self.settings.kind is OvKind.ONNX:
+            frontend = ov.frontend.FrontEndManager().load_by_framework("onnx")
+            # ask the ONNX frontend alone: the generic reader tries every frontend on a bad file
+            if not frontend.supported(str(self.artifact)):
+                raise ResnetOptError(f"{self.artifact}: not an ONNX model OpenVINO can read")
+        try:
+            if self.settings.weights is not None:
+                return core.read_model(str(self.artifact), str(self.settings.weights))
+            return core.read_model(str(self.artifact))
+        except Exception as exc:  # RuntimeError / GeneralFailure with C++ source locations
+            raise ResnetOptError(
+                f"{self.artifact}: OpenVINO cannot read it ({ov_message(exc)})"
+            ) from exc
+
+    def _import_blob(self, ov: Any, core: Any) -> Any:
+        here = str(ov.__version__)
+        if self.built_with is not None and self.built_with != here:
+            raise ResnetOptError(
+                f"{self.artifact}: compiled with OpenVINO {self.built_with}, this is {here}: "
+                "rebuild with `resnet-opt build --backend openvino` (or build the portable IR, "
+                ".xml)"
+            )
+        s = self.settings
+        try:
+            return core.import_model(
+                self.artifact.read_bytes(), s.device, compile_config(s.threads, s.precision)
+            )
+        except Exception as exc:
+            raise ResnetOptError(
+                f"{self.artifact}: OpenVINO cannot import this compiled model ({ov_message(exc)});"
+                " rebuild it here with `resnet-opt build --backend openvino`"
+            ) from exc
+
+
+@dataclass(frozen=True)
+class ModelFromArtifact:
+    """An OpenVINO model from an artifact file: options left None come from its build manifest
+    (device, precision, threads), else CPU, f32 and OpenVINO's thread count; a compiled blob is
+    refused unless this OpenVINO exported it."""
+
+    artifact: Path
+    kind: OvKind
+    threads: int | None = None
+    device: str | None = None
+    precision: OvPrecision | None = None
+    batch: int | None = None
+    weights: Path | None = None
+
+    def __call__(self) -> OvModel:
+        require("openvino")
+        opened = open_artifact(self.artifact, Backend.OPENVINO)
+        given = opened.recorded
+        device, precision, threads = self.device, self.precision, self.threads
+        try:
+            if device is None and given.get("device"):
+                device = str(given["device"])
+            if precision is None and given.get("precision"):
+                precision = OvPrecision(given["precision"])
+            if threads is None and given.get("threads") is not None:
+                threads = int(given["threads"])
+        except (TypeError, ValueError) as exc:
+            raise ResnetOptError(
+                f"{self.artifact}: bad runner options in its manifest ({exc})"
+            ) from exc
+        settings = OvSettings(
+            kind=self.kind,
+            device=device or DEFAULT_DEVICE,
+            precision=precision or OvPrecision.F32,
+            threads=threads,
+            batch=self.batch,
+            weights=self.weights,
+        )
+        # "form" and "openvino" say whether it is a compiled blob and which OpenVINO made it
+        built_with = (
+            opened.built.get("openvino") if opened.built.get("form") == "compiled" else None
+        )
+        loader = ModelFromFile(self.artifact, settings, bool(opened.built), built_with)
+        return loader()
+
+
+def open_openvino(
+    artifact: Path,
+    *,
+    threads: int | None = None,
+    device: str | None = None,
+    precision: OvPrecision | str | None = None,
+    batch: int | None = None,
+    kind: OvKind | None = None,
+    weights: Path | None = None,
+) -> OpenVinoRunner:
+    """A runner for an .onnx, an OpenVINO IR (.xml + .bin) or a compiled .blob, loaded on enter
+    through ModelFromArtifact. The options given are checked now.
+
+    `batch` compiles that batch on entry (else batch 1 for a symbolic batch, and each new batch
+    when first fed); `kind`/`weights` name what the file is when its name does not tell.
+    """
+    artifact = Path(artifact)
+    if threads is not None and threads < 1:
+        raise UsageError(f"threads must be positive, not {threads}")
+    if batch is not None and batch < 1:
+        raise UsageError(f"batch must be positive, not {batch}")
+    try:
+        hint = OvPrecision(precision) if precision is not None else None
+    except ValueError as exc:
+        choices = ", ".join(p.value for p in OvPrecision)
+        raise UsageError(f"unknown OpenVINO precision {precision!r} ({choices})") from exc
+    loader = ModelFromArtifact(
+        artifact, kind or OvKind.of(artifact), threads, device, hint, batch, weights
+    )
+    return OpenVinoRunner(loader)
+
+
+class OpenVinoRunner(RunnerBase):
+    """Runs what its loader made (ModelFromArtifact, ModelFromFile): compiles a model once per
+    input shape (a few kept), or runs a compiled blob as imported."""
 
     backend = Backend.OPENVINO
 
-    def __init__(
-        self,
-        artifact: Path,
-        *,
-        threads: int | None = None,
-        device: str | None = None,
-        precision: OvPrecision | str | None = None,
-        batch: int | None = None,
-        kind: OvKind | None = None,
-        weights: Path | None = None,
-        use_manifest: bool = True,
-    ) -> None:
-        """Options left None come from a build manifest beside the artifact, else: CPU, f32,
-        OpenVINO's thread count. `batch` compiles that batch on entry (else batch 1 for a
-        symbolic batch, and each new batch when first fed); `kind`/`weights` name what the file
-        is when its name does not tell (a build's temporary files)."""
-        self.artifact = Path(artifact)
-        if threads is not None and threads < 1:
-            raise ResnetOptError(f"threads must be positive, not {threads}")
-        if batch is not None and batch < 1:
-            raise ResnetOptError(f"batch must be positive, not {batch}")
-        self.threads = threads
-        self.device = device
-        try:
-            self.precision = OvPrecision(precision) if precision is not None else None
-        except ValueError as exc:
-            choices = ", ".join(p.value for p in OvPrecision)
-            raise ResnetOptError(f"unknown OpenVINO precision {precision!r} ({choices})") from exc
-        self.batch = batch
-        self.kind = kind or OvKind.of(self.artifact)
-        self.weights = weights
-        self.use_manifest = use_manifest
-        self.built: Mapping[str, Any] = {}
-        self._ov: Any = None
-        self._core: Any = None
-        self._model: Any = None  # ov.Model, None for a compiled blob
+    def __init__(self, loader: Loader[OvModel]) -> None:
+        super().__init__(loader.artifact)
+        self._loader = loader
+        self._loaded: OvModel | None = None
         self._inputs: tuple[TensorSpec, ...] = ()
         self._outputs: tuple[TensorSpec, ...] = ()
         self._compiled: OrderedDict[tuple[tuple[int, ...], ...], tuple[Any, Any]] = OrderedDict()
@@ -147,82 +294,26 @@ class OpenVinoRunner:
 
     # -- loading -------------------------------------------------------------------------------
 
-    def _apply_build_options(self) -> None:
-        # "form" and "openvino" say whether it is a compiled blob and which OpenVINO made it
-        self.built = built_details(self.artifact, self.backend) if self.use_manifest else {}
-        given = self.built.get("runner") or {}
-        try:
-            if self.device is None and given.get("device"):
-                self.device = str(given["device"])
-            if self.precision is None and given.get("precision"):
-                self.precision = OvPrecision(given["precision"])
-            if self.threads is None and given.get("threads") is not None:
-                self.threads = int(given["threads"])
-        except (TypeError, ValueError) as exc:
-            raise ResnetOptError(
-                f"{self.artifact}: bad runner options in its manifest ({exc})"
-            ) from exc
-        self.device = self.device or DEFAULT_DEVICE
-        self.precision = self.precision or OvPrecision.F32
-
-    def __enter__(self) -> OpenVinoRunner:
-        ov = require("openvino")
-        if not self.artifact.is_file():
-            raise ResnetOptError(f"{self.artifact}: no such file")
-        self._apply_build_options()
-        self._ov = ov
-        self._core = ov.Core()
-        devices = [str(d) for d in self._core.available_devices]
-        device = str(self.device)
-        if device.split(".")[0] not in {d.split(".")[0] for d in devices}:
-            raise ResnetOptError(
-                f"OpenVINO device {device!r} is not available here (available: "
-                f"{', '.join(devices) or 'none'})"
-            )
-        if self.kind is OvKind.COMPILED:
-            self._import_blob()
+    def _open(self) -> None:
+        loaded = self._loaded = self._loader()
+        if loaded.compiled is not None:
+            self._use_blob(loaded.compiled)
         else:
-            self._read_model()
+            self._inputs = self._specs(loaded.model.inputs)
+            self._outputs = self._specs(loaded.model.outputs)
             self._compile_initial()
-        return self
 
-    def _read_model(self) -> None:
-        if self.kind is OvKind.ONNX:
-            frontend = self._ov.frontend.FrontEndManager().load_by_framework("onnx")
-            # ask the ONNX frontend alone: the generic reader tries every frontend on a bad file
-            if not frontend.supported(str(self.artifact)):
-                raise ResnetOptError(f"{self.artifact}: not an ONNX model OpenVINO can read")
-        try:
-            if self.weights is not None:
-                self._model = self._core.read_model(str(self.artifact), str(self.weights))
-            else:
-                self._model = self._core.read_model(str(self.artifact))
-        except Exception as exc:  # RuntimeError / GeneralFailure with C++ source locations
-            raise ResnetOptError(
-                f"{self.artifact}: OpenVINO cannot read it ({ov_message(exc)})"
-            ) from exc
-        self._inputs = self._specs(self._model.inputs)
-        self._outputs = self._specs(self._model.outputs)
+    @property
+    def _ov(self) -> Any:
+        assert self._loaded is not None
+        return self._loaded.ov
 
-    def _import_blob(self) -> None:
-        built_with = self.built.get("openvino") if self.built.get("form") == "compiled" else None
-        here = str(self._ov.__version__)
-        if built_with is not None and built_with != here:
-            raise ResnetOptError(
-                f"{self.artifact}: compiled with OpenVINO {built_with}, this is {here}: rebuild "
-                "with `resnet-opt build --backend openvino` (or build the portable IR, .xml)"
-            )
-        try:
-            compiled = self._core.import_model(
-                self.artifact.read_bytes(),
-                str(self.device),
-                compile_config(self.threads, self.precision),
-            )
-        except Exception as exc:
-            raise ResnetOptError(
-                f"{self.artifact}: OpenVINO cannot import this compiled model ({ov_message(exc)});"
-                " rebuild it here with `resnet-opt build --backend openvino`"
-            ) from exc
+    @property
+    def _settings(self) -> OvSettings:
+        assert self._loaded is not None
+        return self._loaded.settings
+
+    def _use_blob(self, compiled: Any) -> None:
         self._inputs = self._specs(compiled.inputs)
         self._outputs = self._specs(compiled.outputs)
         entry = (compiled, compiled.create_infer_request())
@@ -239,11 +330,11 @@ class OpenVinoRunner:
         for spec in self._inputs:
             dims = list(spec.shape)
             if dims and dims[0] is None:
-                dims[0] = self.batch or 1
-            elif self.batch is not None and dims and dims[0] != self.batch:
+                dims[0] = self._settings.batch or 1
+            elif self._settings.batch is not None and dims and dims[0] != self._settings.batch:
                 raise ResnetOptError(
                     f"{self.artifact}: input {spec.name!r} has a fixed batch of {dims[0]}, "
-                    f"not {self.batch}"
+                    f"not {self._settings.batch}"
                 )
             if any(d is None for d in dims):
                 return  # other symbolic dims: compile when the first input shows them
@@ -251,17 +342,19 @@ class OpenVinoRunner:
         self._compile(tuple(shapes))
 
     def _compile(self, shapes: tuple[tuple[int, ...], ...]) -> tuple[Any, Any]:
+        assert self._loaded is not None
+        model, s = self._loaded.model, self._settings
         if any(d is None for spec in self._inputs for d in spec.shape):
-            self._model.reshape(
+            model.reshape(
                 {spec.name: list(shape) for spec, shape in zip(self._inputs, shapes, strict=True)}
             )
         try:
-            compiled = self._core.compile_model(
-                self._model, str(self.device), compile_config(self.threads, self.precision)
+            compiled = self._loaded.core.compile_model(
+                model, s.device, compile_config(s.threads, s.precision)
             )
         except Exception as exc:
             raise ResnetOptError(
-                f"{self.artifact}: OpenVINO cannot compile it for {self.device} ({ov_message(exc)})"
+                f"{self.artifact}: OpenVINO cannot compile it for {s.device} ({ov_message(exc)})"
             ) from exc
         self._check_precision(compiled)
         entry = (compiled, compiled.create_infer_request())
@@ -272,14 +365,8 @@ class OpenVinoRunner:
         return entry
 
     def _check_precision(self, compiled: Any) -> None:
-        ran = precision_name(compiled.get_property("INFERENCE_PRECISION_HINT"))
-        asked = self.precision
-        if asked is not None and asked is not OvPrecision.DEFAULT and ran != asked.value:
-            raise ResnetOptError(
-                f"{self.artifact}: asked OpenVINO for {asked.value} on {self.device}, it would run "
-                f"{ran}; choose a precision this device supports"
-            )
-        self._ran_precision = ran
+        s = self._settings
+        self._ran_precision = check_precision(self.artifact, s.precision, s.device, compiled)
 
     @staticmethod
     def _static(spec: TensorSpec) -> tuple[int, ...]:
@@ -296,23 +383,13 @@ class OpenVinoRunner:
             for port in ports
         )
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def _close(self) -> None:
         self._compiled.clear()
         self._dynamic_blob = None
         self._last = None
-        self._model = None
-        self._core = None
+        self._loaded = None
 
     # -- protocol ------------------------------------------------------------------------------
-
-    def _require_open(self) -> None:
-        if self._core is None:
-            raise RuntimeError("runner used outside its `with` block")
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
@@ -328,17 +405,21 @@ class OpenVinoRunner:
     def info(self) -> RunnerInfo:
         """What ran: device, the precision read back from the compiled model, threads, streams."""
         self._require_open()
+        assert self._loaded is not None
+        s = self._settings
         details: dict[str, Any] = {
             "openvino": str(self._ov.__version__),
-            "kind": self.kind.value,
-            "precision_hint": self.precision.value if self.precision else None,
+            "kind": s.kind.value,
+            "precision_hint": s.precision.value,
             "inference_precision": self._ran_precision,
             "compiled_shapes": [list(map(list, key)) for key in self._compiled],
-            "built": bool(self.built),
+            "built": self._loaded.built,
         }
-        threads = self.threads
+        threads = s.threads
         with contextlib.suppress(Exception):
-            details["device_name"] = str(self._core.get_property(self.device, "FULL_DEVICE_NAME"))
+            details["device_name"] = str(
+                self._loaded.core.get_property(s.device, "FULL_DEVICE_NAME")
+            )
         if self._last is not None:
             with contextlib.suppress(Exception):
                 threads = int(self._last.get_property("INFERENCE_NUM_THREADS")) or threads
@@ -350,7 +431,7 @@ class OpenVinoRunner:
                     )
         return RunnerInfo(
             backend=self.backend,
-            device=str(self.device),
+            device=s.device,
             precision=self._ran_precision,
             threads=threads,
             details=details,
@@ -378,10 +459,7 @@ class OpenVinoRunner:
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         self._require_open()
         names = [spec.name for spec in self._inputs]
-        if set(feed) != set(names):
-            raise ResnetOptError(
-                f"{self.artifact}: inference failed (fed {sorted(feed)}, the model takes {names})"
-            )
+        self.check_feed(feed, names)
         arrays = [np.ascontiguousarray(feed[name]) for name in names]
         compiled, request = self._entry_for(tuple(tuple(a.shape) for a in arrays))
         try:

@@ -21,17 +21,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from resnet_opt.core.manifest import Manifest
 from resnet_opt.cuda.graphs import CudaGraph, CudaRuntime, GraphCaptureError, capture, load_runtime
 from resnet_opt.cuda.pycuda_api import Context, DeviceAllocation, Stream, load_driver
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest, check_artifact_hash, read_manifest
-from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec
+from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
+from resnet_opt.runners.loaders import open_artifact
 from resnet_opt.tensorrt.compat import check_engine_compatible
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.profiles import BatchProfile, profile_of
@@ -92,7 +92,7 @@ class _ShapeGraph:
         self.graph: CudaGraph | None = None
 
 
-class TensorRtRunner:
+class TensorRtRunner(RunnerBase):
     """Runs a TensorRT plan built by `resnet-opt build --backend tensorrt`."""
 
     backend = Backend.TENSORRT
@@ -108,7 +108,7 @@ class TensorRtRunner:
         device: DeviceInfo | None = None,
         device_index: int = 0,
     ) -> None:
-        self.artifact = Path(artifact)
+        super().__init__(artifact)
         self.threads = threads  # host threads do not apply to a GPU engine; recorded as given
         self.cuda_graph = cuda_graph
         self.no_data_transfers = no_data_transfers
@@ -130,10 +130,12 @@ class TensorRtRunner:
         self.profile: BatchProfile | None = None
 
     # lifecycle ---------------------------------------------------------------------------
-    def __enter__(self) -> TensorRtRunner:
-        manifest = self._manifest or read_manifest(self.artifact)
+    def _open(self) -> None:
+        opened = open_artifact(
+            self.artifact, self.backend, manifest=self._manifest, verify_hash=True
+        )
+        manifest = opened.manifest
         assert manifest is not None
-        check_artifact_hash(self.artifact, manifest)
         device = self._device or probe_device()
         check_engine_compatible(manifest, device)
         self.manifest = manifest
@@ -146,12 +148,7 @@ class TensorRtRunner:
         cuda.init()
         self._ctx = cuda.Device(self.device_index).retain_primary_context()
         self._ctx.push()
-        try:
-            self._load(manifest)
-        except BaseException:
-            self._close()
-            raise
-        return self
+        self._load(manifest)  # on failure, RunnerBase.__enter__ calls _close
 
     def _load(self, manifest: Manifest) -> None:
         import tensorrt as trt
@@ -207,14 +204,6 @@ class TensorRtRunner:
                 raise ResnetOptError(f"TensorRT refused the buffer of tensor {name!r}")
             self._tensors.append(tensor)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._close()
-
     def _close(self) -> None:
         for entry in self._graphs.values():
             if entry.graph is not None:
@@ -233,8 +222,7 @@ class TensorRtRunner:
 
     # protocol ----------------------------------------------------------------------------
     def _live(self) -> list[_Tensor]:
-        if self._context is None:
-            raise RuntimeError("runner used outside its `with` block")
+        self._require_open()
         return self._tensors
 
     def _spec(self, tensor: _Tensor) -> TensorSpec:
@@ -291,11 +279,7 @@ class TensorRtRunner:
         cuda = load_driver()
         tensors = self._live()
         inputs = [t for t in tensors if t.is_input]
-        expected = {t.name for t in inputs}
-        if set(feed) != expected:
-            raise ResnetOptError(
-                f"{self.artifact}: feed has {sorted(feed)}, the engine takes {sorted(expected)}"
-            )
+        self.check_feed(feed, [t.name for t in inputs])
         stream = self._stream
         assert stream is not None  # set with the context
         if (

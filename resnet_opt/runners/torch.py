@@ -1,26 +1,28 @@
 """PyTorch eager runner: the baseline every exported artifact is measured against.
 
-Given an artifact, it rebuilds the source model from the export manifest (the artifact's own, or
-the export entry in its lineage, so an INT8 file finds its FP32 PyTorch origin) and refuses it
-unless weights, code and every tensor match what was exported. Export's own parity check hands
-it the in-memory module instead. Inference runs in eval mode under torch.inference_mode; thread
-count is set on enter and restored on exit (torch's setting is process-wide).
+Given an artifact, its loader (ModuleFromArtifact) rebuilds the source model from the export
+manifest (the artifact's own, or the export entry in its lineage, so an INT8 file finds its FP32
+PyTorch origin) and refuses it unless weights, code and every tensor match what was exported.
+Export's own parity check hands it the in-memory module instead (ModuleInMemory). Inference runs
+in eval mode under torch.inference_mode; thread count is set on enter and restored on exit
+(torch's setting is process-wide).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import numpy as np
 
-from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import Manifest, Stage
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.pipeline.artifacts import Manifest, Stage, read_manifest
-from resnet_opt.runners.base import Backend, Dim, RunnerInfo, TensorSpec
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
+from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
+from resnet_opt.runners.loaders import Loader, open_artifact
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -39,45 +41,45 @@ def export_details(manifest: Manifest) -> Mapping[str, Any] | None:
     return None
 
 
-class TorchRunner:
-    """Runs the PyTorch model an artifact was exported from (or a module given in memory)."""
+@dataclass(frozen=True)
+class TorchModel:
+    """A module to run and what its input and output look like."""
 
-    backend = Backend.TORCH
+    module: Any
+    contract: PreprocessContract | None
+    batch: int | None = None  # a fixed batch from the export, else None (any batch)
+    num_classes: int | None = None
+    source_kind: str = "in-memory module"
 
-    def __init__(
-        self,
-        artifact: Path,
-        *,
-        threads: int | None = None,
-        module: Any = None,
-        contract: PreprocessContract | None = None,
-    ) -> None:
-        if threads is not None and threads < 1:
-            raise ResnetOptError(f"threads must be positive, not {threads}")
-        self.artifact = Path(artifact)
-        self.threads = threads
-        self._given = module
-        self._module: Any = None
-        self._contract = contract
-        self._batch: int | None = None
-        self._num_classes: int | None = contract.num_classes if contract else None
-        self._source_kind = "in-memory module"
-        self._saved_threads: int | None = None
 
-    def __enter__(self) -> TorchRunner:
-        torch = require("torch")
-        module = self._given if self._given is not None else self._rebuild()
-        if self.threads is not None:
-            self._saved_threads = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-        module.eval()
-        self._module = module
-        return self
+@dataclass(frozen=True)
+class ModuleInMemory:
+    """A module already built (export's own parity check hands over the model it exported)."""
 
-    def _rebuild(self) -> Any:
+    module: Any
+    artifact: Path
+    contract: PreprocessContract | None = None
+
+    def __call__(self) -> TorchModel:
+        classes = self.contract.num_classes if self.contract else None
+        return TorchModel(self.module, self.contract, num_classes=classes)
+
+
+@dataclass(frozen=True)
+class ModuleFromArtifact:
+    """The PyTorch model an artifact was exported from, rebuilt from its manifest's export step
+    (the artifact's own, or the newest in its lineage) and refused unless weights, code and
+    every tensor match what was exported."""
+
+    artifact: Path
+    contract: PreprocessContract | None = None
+
+    def __call__(self) -> TorchModel:
+        require("torch")
         from resnet_opt.models.sources import ModelSource, rebuild
 
-        manifest = read_manifest(self.artifact)
+        opened = open_artifact(self.artifact, Backend.TORCH, require_manifest=True)
+        manifest = opened.manifest
         assert manifest is not None
         details = export_details(manifest)
         if details is None:
@@ -87,43 +89,85 @@ class TorchRunner:
             )
         source = ModelSource.from_dict(details["source"])
         loaded = rebuild(source)
-        self._contract = self._contract or manifest.preprocessing
+        contract = self.contract or manifest.preprocessing
         batch = details.get("batch")
-        self._batch = int(batch) if isinstance(batch, int) else None
         classes = details.get("num_classes")
-        self._num_classes = int(classes) if isinstance(classes, int) else self._num_classes
-        self._source_kind = source.kind.value
-        return loaded.module
+        return TorchModel(
+            module=loaded.module,
+            contract=contract,
+            batch=int(batch) if isinstance(batch, int) else None,
+            num_classes=(
+                int(classes)
+                if isinstance(classes, int)
+                else (contract.num_classes if contract else None)
+            ),
+            source_kind=source.kind.value,
+        )
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+
+def open_torch(
+    artifact: Path,
+    *,
+    threads: int | None = None,
+    contract: PreprocessContract | None = None,
+) -> TorchRunner:
+    """A runner for the PyTorch model `artifact` was exported from, rebuilt on enter."""
+    return TorchRunner(ModuleFromArtifact(Path(artifact), contract), threads=threads)
+
+
+class TorchRunner(RunnerBase):
+    """Runs the module its loader gives (ModuleFromArtifact, ModuleInMemory)."""
+
+    backend = Backend.TORCH
+
+    def __init__(self, loader: Loader[TorchModel], *, threads: int | None = None) -> None:
+        if threads is not None and threads < 1:
+            raise UsageError(f"threads must be positive, not {threads}")
+        super().__init__(loader.artifact)
+        self.threads = threads
+        self._loader = loader
+        self._loaded: TorchModel | None = None
+        self._saved_threads: int | None = None
+
+    def _open(self) -> None:
+        torch = require("torch")
+        loaded = self._loader()
+        if self.threads is not None:
+            self._saved_threads = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+        loaded.module.eval()
+        self._loaded = loaded
+
+    def _close(self) -> None:
         if self._saved_threads is not None:
             require("torch").set_num_threads(self._saved_threads)
             self._saved_threads = None
-        self._module = None
+        self._loaded = None
+
+    @property
+    def loaded(self) -> TorchModel:
+        self._require_open()
+        assert self._loaded is not None
+        return self._loaded
 
     @property
     def module(self) -> Any:
-        if self._module is None:
-            raise RuntimeError("runner used outside its `with` block")
-        return self._module
+        return self.loaded.module
 
     @property
     def inputs(self) -> tuple[TensorSpec, ...]:
-        batch: Dim = self._batch if self._batch is not None else "batch"
+        loaded = self.loaded
+        batch: Dim = loaded.batch if loaded.batch is not None else "batch"
         shape: tuple[Dim, ...] = (
-            (batch, *self._contract.input_shape) if self._contract else (batch, None, None, None)
+            (batch, *loaded.contract.input_shape) if loaded.contract else (batch, None, None, None)
         )
         return (TensorSpec(INPUT_NAME, shape, np.dtype(np.float32)),)
 
     @property
     def outputs(self) -> tuple[TensorSpec, ...]:
-        batch: Dim = self._batch if self._batch is not None else "batch"
-        return (TensorSpec(OUTPUT_NAME, (batch, self._num_classes), np.dtype(np.float32)),)
+        loaded = self.loaded
+        batch: Dim = loaded.batch if loaded.batch is not None else "batch"
+        return (TensorSpec(OUTPUT_NAME, (batch, loaded.num_classes), np.dtype(np.float32)),)
 
     @property
     def info(self) -> RunnerInfo:
@@ -135,19 +179,19 @@ class TorchRunner:
             threads=torch.get_num_threads(),
             details={
                 "torch": str(torch.__version__),
-                "source": self._source_kind,
+                "source": self.loaded.source_kind,
                 "mode": "eager, eval, inference_mode",
             },
         )
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         torch = require("torch")
-        if set(feed) != {INPUT_NAME}:
-            raise ResnetOptError(f"torch runner takes one input {INPUT_NAME!r}, got {sorted(feed)}")
+        module = self.module
+        self.check_feed(feed, (INPUT_NAME,))
         x = np.ascontiguousarray(feed[INPUT_NAME], dtype=np.float32)
         try:
             with torch.inference_mode():
-                out = self.module(torch.from_numpy(x))
+                out = module(torch.from_numpy(x))
         except Exception as exc:  # shape mismatches etc. from the model's own code
             raise ResnetOptError(
                 f"{self.artifact}: PyTorch inference failed ({first_line(exc)})"

@@ -13,8 +13,8 @@ import platform
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from resnet_opt.core.manifest import Manifest
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest
 from resnet_opt.tensorrt.device import DeviceInfo
 from resnet_opt.tensorrt.versions import HardwareCompat, TrtVersion, capabilities
 

@@ -19,8 +19,9 @@ from resnet_opt.calibration.tensorrt_cache import (
     TensorRTCache,
     read_tensorrt_cache,
 )
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.manifest import Manifest, Precision
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest, Precision, sha256_file
 from resnet_opt.tensorrt.profiles import BatchProfile
 from resnet_opt.tensorrt.versions import Capabilities, DlaMode
 
@@ -69,7 +70,7 @@ def read_calibration_cache(path: Path, caps: Capabilities) -> CalibrationCache:
 
 def check_cache_matches(cache: CalibrationCache, input_name: str, tensors: frozenset[str]) -> None:
     """Refuse a cache made for another model: TensorRT would apply its scales silently to
-    whatever names match (DESIGN: never reuse a cache because a file of that name exists)."""
+    whatever names match (never reuse a cache because a file of that name exists)."""
     if input_name not in cache.scales:
         raise ResnetOptError(
             f"{cache.path}: has no scale for the network input {input_name!r}: it was made for "

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Precision
 
 if TYPE_CHECKING:
     import onnx
@@ -55,7 +55,8 @@ class NetworkFacts:
         if len(self.inputs) != 1:
             names = ", ".join(i.name for i in self.inputs) or "none"
             raise ResnetOptError(
-                f"{self.path}: expected one image input, found {len(self.inputs)} ({names})"
+                f"{self.path}: expected one image input, found {len(self.inputs)}"
+                + (f" ({names})" if names else "")
             )
         return self.inputs[0]
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.tensorrt.profiles import BatchProfile
 from resnet_opt.tensorrt.versions import HardwareCompat
 
@@ -15,14 +15,14 @@ MAX_OPT_LEVEL = 5  # TensorRT's builder optimization levels are 0..5 (default 3)
 _UNITS = {"": 2**20, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
-def parse_size(text: str) -> int:
+def parse_bytes(text: str) -> int:
     """`--workspace`: bytes from '2G', '512M', '1.5GiB', '4096K' or a bare number of MiB."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
     if not match:
-        raise ResnetOptError(f"--workspace {text!r}: give a size such as 2G, 512M or 1024 (MiB)")
+        raise UsageError(f"--workspace {text!r}: give a size such as 2G, 512M or 1024 (MiB)")
     value = float(match.group(1)) * _UNITS[match.group(2).lower()]
     if value < 1:
-        raise ResnetOptError(f"--workspace {text!r}: must be more than 0 bytes")
+        raise UsageError(f"--workspace {text!r}: must be more than 0 bytes")
     return int(value)
 
 
@@ -45,7 +45,7 @@ class TensorRtBuildOptions:
                 f"--opt-level {self.opt_level}: TensorRT's builder levels are 0..{MAX_OPT_LEVEL}"
             )
         if self.workspace_bytes is not None and self.workspace_bytes < 1:
-            raise ResnetOptError("--workspace must be more than 0 bytes")
+            raise UsageError("--workspace must be more than 0 bytes")
         if self.dla_core is not None and self.dla_core < 0:
             raise ResnetOptError(f"--dla-core {self.dla_core}: DLA cores are numbered from 0")
         if self.calib_cache is not None and self.dla_core is None:

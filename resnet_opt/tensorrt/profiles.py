@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest
+from resnet_opt.core.manifest import Manifest
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.tensorrt.network import TensorInfo
 
 Shape = tuple[int, ...]
@@ -27,9 +27,9 @@ class BatchProfile:
 
     def __post_init__(self) -> None:
         if self.min < 1:
-            raise ResnetOptError(f"batch sizes must be at least 1, not {self.min}")
+            raise UsageError(f"batch sizes must be at least 1, not {self.min}")
         if not self.min <= self.opt <= self.max:
-            raise ResnetOptError(f"batch profile {self}: needs min <= opt <= max (e.g. 1:8:32)")
+            raise UsageError(f"batch profile {self}: needs min <= opt <= max (e.g. 1:8:32)")
 
     @property
     def fixed(self) -> bool:
@@ -65,11 +65,11 @@ def parse_batch(text: str) -> BatchProfile:
     """`--batch`: "8" (fixed) or "min:opt:max" ("1:8:32")."""
     parts = text.strip().split(":")
     if len(parts) not in (1, 3):
-        raise ResnetOptError(f"--batch {text!r}: give N or min:opt:max (e.g. 1:8:32)")
+        raise UsageError(f"--batch {text!r}: give N or min:opt:max (e.g. 1:8:32)")
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise ResnetOptError(f"--batch {text!r}: batch sizes must be whole numbers") from None
+        raise UsageError(f"--batch {text!r}: batch sizes must be whole numbers") from None
     if len(values) == 1:
         values *= 3
     return BatchProfile(*values)

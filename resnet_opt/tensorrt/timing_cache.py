@@ -9,12 +9,12 @@ a clear error instead of a silent full re-time.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from resnet_opt.core.atomic import write_bytes_atomic
+from resnet_opt.core.manifest import manifest_path
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import manifest_path
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,7 @@ def save_timing_cache(path: Path, data: bytes) -> str:
         raise ResnetOptError(f"{path}: TensorRT returned an empty timing cache; not written")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        write_bytes_atomic(path, data)
     except OSError as exc:
         raise ResnetOptError(
             f"--timing-cache {path}: cannot write ({exc.strerror or exc})"

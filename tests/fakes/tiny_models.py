@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from resnet_opt.pipeline.artifacts import (
+from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Precision,
@@ -130,7 +130,8 @@ def unsupported_op_model(path: Path) -> Path:
 
 def calibration_cache(path: Path, names: list[str], *, version: str = "10.3.0") -> Path:
     """A TensorRT calibration cache in the quantize stage's format."""
-    from resnet_opt.calibration.tensorrt_cache import write_tensorrt_cache
+    from resnet_opt.calibration.tensorrt_cache import format_tensorrt_cache
 
-    write_tensorrt_cache(path, dict.fromkeys(names, 2.0), tensorrt_version=version)
+    text = format_tensorrt_cache(dict.fromkeys(names, 2.0), tensorrt_version=version)
+    path.write_bytes(text.encode("utf-8"))
     return path

@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.artifacts import Manifest, Precision, Stage
+from resnet_opt.core.manifest import Manifest, Precision, Stage
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.runners.base import RUNNERS, Backend
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
@@ -68,7 +68,7 @@ def parse_targets(text: str) -> tuple[Target, ...] | None:
             target = Target(name)
         except ValueError:
             valid = ", ".join(["auto", *(t.value for t in Target)])
-            raise ResnetOptError(f"unknown backend {name!r} (choose from {valid})") from None
+            raise UsageError(f"unknown backend {name!r} (choose from {valid})") from None
         if target not in chosen:
             chosen.append(target)
     return tuple(chosen)

@@ -1,28 +1,27 @@
-"""Artifacts and their manifests: how stages hand over work (DESIGN §4).
+"""Artifact manifests: how stages hand over work (ARCHITECTURE.md, "The artifact contract").
 
 Every artifact `X` gets a sidecar `X.json` that says what it is, what it was made from (with
 content hashes), the preprocessing contract, the verification figures and the tool versions.
 A later stage reads the manifest instead of asking the user again, and `run` compares content
-hashes to skip unchanged stages. Writes go to temporary files in the destination folder and are
-renamed into place only when the whole stage succeeded, so a failure leaves nothing behind.
+hashes to skip unchanged stages. Writing them atomically is `resnet_opt.core.atomic`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import json
 import platform
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.calibration.preprocess import PreprocessContract
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.validation import check_all_finite
 from resnet_opt.errors import ResnetOptError
 
 MANIFEST_SCHEMA = 1
@@ -125,6 +124,10 @@ class Manifest:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ResnetOptError(f"{source}: not a valid resnet-opt manifest ({exc})") from exc
+        except ResnetOptError as exc:  # a value the contract refuses: say which file holds it
+            if str(exc).startswith(source):
+                raise
+            raise ResnetOptError(f"{source}: {exc}") from exc
 
     def summary(self) -> dict[str, Any]:
         """The short form carried in a later stage's lineage."""
@@ -140,32 +143,6 @@ class Manifest:
     def history(self) -> tuple[Mapping[str, Any], ...]:
         """Every step that made this artifact in short form, oldest first, this one last."""
         return (*self.lineage, self.summary())
-
-    def derive(
-        self,
-        *,
-        stage: Stage,
-        artifact: Path,
-        content: Path | None = None,
-        precision: Precision | None = None,
-        inputs: tuple[InputRef, ...],
-        options: Mapping[str, Any] | None = None,
-        verification: Mapping[str, Any] | None = None,
-        details: Mapping[str, Any] | None = None,
-    ) -> Manifest:
-        """The manifest of an artifact made from this one: contract kept, lineage extended."""
-        return new_manifest(
-            stage=stage,
-            artifact=artifact,
-            content=content,
-            precision=precision or self.precision,
-            inputs=inputs,
-            preprocessing=self.preprocessing,
-            options=options or {},
-            verification=verification or {},
-            details=details or {},
-            lineage=self.history(),
-        )
 
 
 def new_manifest(
@@ -257,6 +234,7 @@ def read_manifest(artifact: Path, *, required: bool = True) -> Manifest | None:
         raise ResnetOptError(f"{path}: cannot read manifest ({exc})") from exc
     if not isinstance(data, dict):
         raise ResnetOptError(f"{path}: not a valid resnet-opt manifest (not a JSON object)")
+    check_all_finite(data, str(path))  # NaN would switch later checks off
     manifest = Manifest.from_dict(data, source=str(path))
     if manifest.artifact != artifact.name:
         raise ResnetOptError(
@@ -277,23 +255,6 @@ def check_artifact_hash(artifact: Path, manifest: Manifest) -> str:
     return actual
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as fh:
-            while block := fh.read(chunk):
-                digest.update(block)
-    except OSError as exc:
-        raise ResnetOptError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    return digest.hexdigest()
-
-
-def sha256_json(value: Any) -> str:
-    """Hash of a JSON-able value in canonical form (sorted keys, no whitespace)."""
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def tool_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for dist in _TOOLS:
@@ -304,93 +265,6 @@ def tool_versions() -> dict[str, str]:
 
 def dump_json(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=False, default=str) + "\n"
-
-
-class StagedOutputs:
-    """Files a stage is writing, kept under temporary names until the whole stage succeeds.
-
-    Use through `staged_outputs`. `add(final)` checks up front that `final` may be written
-    (absent, or `force`) and returns the temporary path to write to, in the same folder so that
-    the final rename is atomic.
-    """
-
-    def __init__(self, force: bool) -> None:
-        self._force = force
-        self._pending: list[tuple[Path, Path]] = []
-        self._created_dirs: list[Path] = []
-
-    def add(self, final: Path) -> Path:
-        final = Path(final)
-        if any(final == done for done, _ in self._pending):
-            raise ResnetOptError(f"{final}: the same output is written twice")
-        if final.is_dir():
-            raise ResnetOptError(f"{final}: is a folder; give a file path")
-        if final.exists() and not self._force:
-            raise ResnetOptError(f"{final}: exists; pass --force to overwrite it")
-        self._ensure_dir(final.parent)
-        tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            tmp.touch()
-        except OSError as exc:
-            raise ResnetOptError(
-                f"{final.parent}: cannot write there ({exc.strerror or exc})"
-            ) from exc
-        self._pending.append((final, tmp))
-        return tmp
-
-    def add_with_manifest(self, final: Path) -> tuple[Path, Path]:
-        """Temporary paths for an artifact and its manifest."""
-        return self.add(final), self.add(manifest_path(final))
-
-    def _ensure_dir(self, folder: Path) -> None:
-        if folder.is_dir():
-            return
-        missing = []
-        probe = folder
-        while not probe.exists():
-            missing.append(probe)
-            probe = probe.parent
-        try:
-            folder.mkdir(parents=True)
-        except OSError as exc:
-            raise ResnetOptError(f"{folder}: cannot create folder ({exc.strerror or exc})") from exc
-        self._created_dirs.extend(missing)
-
-    def commit(self) -> None:
-        # artifacts before manifests: a manifest never describes a file that is not there
-        ordered = sorted(self._pending, key=lambda p: p[0].name.endswith(MANIFEST_SUFFIX))
-        done: list[Path] = []
-        try:
-            for final, tmp in ordered:
-                tmp.replace(final)
-                done.append(final)
-        except OSError as exc:
-            for path in done:
-                path.unlink(missing_ok=True)
-            self.discard()
-            raise ResnetOptError(f"cannot move output into place ({exc})") from exc
-        self._pending.clear()
-
-    def discard(self) -> None:
-        for _, tmp in self._pending:
-            tmp.unlink(missing_ok=True)
-        self._pending.clear()
-        for folder in self._created_dirs:  # innermost first
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        self._created_dirs.clear()
-
-
-@contextlib.contextmanager
-def staged_outputs(*, force: bool) -> Iterator[StagedOutputs]:
-    """Write outputs atomically: all are renamed into place on success, all removed on error."""
-    staged = StagedOutputs(force)
-    try:
-        yield staged
-    except BaseException:
-        staged.discard()
-        raise
-    staged.commit()
 
 
 def write_manifest(path: Path, manifest: Manifest) -> None:

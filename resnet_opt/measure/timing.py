@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.report.schema import Latency
 
 Clock = Callable[[], float]
 
@@ -52,18 +53,18 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.iterations is not None and self.duration_s is not None:
-            raise ResnetOptError("--iterations and --duration exclude each other; give one")
+            raise UsageError("--iterations and --duration exclude each other; give one")
         if self.iterations is None and self.duration_s is None:
             object.__setattr__(self, "duration_s", DEFAULT_DURATION_S)
         if self.iterations is not None and self.iterations < 1:
-            raise ResnetOptError(f"iterations must be positive, not {self.iterations}")
+            raise UsageError(f"iterations must be positive, not {self.iterations}")
         duration = self.duration_s
         if duration is not None and not (duration > 0 and math.isfinite(duration)):
-            raise ResnetOptError(f"duration must be a positive number of seconds, not {duration}")
+            raise UsageError(f"duration must be a positive number of seconds, not {duration}")
         if not (self.warmup_s >= 0 and math.isfinite(self.warmup_s)):
-            raise ResnetOptError(f"warm-up must be zero or more seconds, not {self.warmup_s}")
+            raise UsageError(f"warm-up must be zero or more seconds, not {self.warmup_s}")
         if self.min_iterations < 1:
-            raise ResnetOptError(f"minimum iterations must be positive, not {self.min_iterations}")
+            raise UsageError(f"minimum iterations must be positive, not {self.min_iterations}")
 
     @property
     def mode(self) -> Mode:
@@ -89,34 +90,23 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * fraction
 
 
-@dataclass(frozen=True)
-class LatencyStats:
-    """Latency of one inference call, in milliseconds."""
-
-    mean_ms: float
-    p50_ms: float
-    p90_ms: float
-    p99_ms: float
-    min_ms: float
-    max_ms: float
-    std_ms: float  # population standard deviation
-
-    @classmethod
-    def of(cls, latencies_s: Sequence[float]) -> LatencyStats:
-        if not latencies_s:
-            raise ValueError("no latencies")
-        ms = [v * 1000.0 for v in latencies_s]
-        mean = math.fsum(ms) / len(ms)
-        var = math.fsum((v - mean) ** 2 for v in ms) / len(ms)
-        return cls(
-            mean_ms=mean,
-            p50_ms=percentile(ms, 50),
-            p90_ms=percentile(ms, 90),
-            p99_ms=percentile(ms, 99),
-            min_ms=min(ms),
-            max_ms=max(ms),
-            std_ms=math.sqrt(var),
-        )
+def latency_ms(latencies_s: Sequence[float]) -> Latency:
+    """The report's latency figures (milliseconds) of timed calls given in seconds; `std` is the
+    population standard deviation."""
+    if not latencies_s:
+        raise ValueError("no latencies")
+    ms = [v * 1000.0 for v in latencies_s]
+    mean = math.fsum(ms) / len(ms)
+    var = math.fsum((v - mean) ** 2 for v in ms) / len(ms)
+    return Latency(
+        mean=mean,
+        p50=percentile(ms, 50),
+        p90=percentile(ms, 90),
+        p99=percentile(ms, 99),
+        min=min(ms),
+        max=max(ms),
+        std=math.sqrt(var),
+    )
 
 
 @dataclass(frozen=True)
@@ -138,8 +128,8 @@ class Timing:
             raise ResnetOptError("the timed loop took no measurable time; use more iterations")
         return batch * self.iterations / self.total_s
 
-    def stats(self) -> LatencyStats:
-        return LatencyStats.of(self.latencies_s)
+    def stats(self) -> Latency:
+        return latency_ms(self.latencies_s)
 
 
 def warm_up(call: Callable[[], object], seconds: float, clock: Clock) -> tuple[int, float]:

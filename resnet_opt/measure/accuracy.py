@@ -1,7 +1,7 @@
 """Accuracy of one runner on the evaluation stream, keeping its top-1 predictions.
 
-Scoring goes through `evaluate_runners` (the same code as `resnet-opt eval`). The runner is
-wrapped so that each batch's top-1 is kept: agreement with the FP32 source is then computed from
+Scoring goes through `resnet_opt.measure.scoring` (the same code as `resnet-opt eval`). The runner
+is wrapped so that each batch's top-1 is kept: agreement with the FP32 source is then computed from
 two prediction vectors, without running the source again in lock-step for every artifact ×
 backend. The wrapper also pads a short last batch for models with a fixed batch size.
 """
@@ -15,8 +15,8 @@ from types import TracebackType
 import numpy as np
 
 from resnet_opt.calibration.data import Batch, BatchStream
-from resnet_opt.calibration.preprocess import PreprocessContract
-from resnet_opt.pipeline.evaluate import Accuracy, evaluate_runners
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.measure.scoring import Accuracy, evaluate_runners
 from resnet_opt.runners.base import Backend, Runner, RunnerInfo, TensorSpec, single_input
 
 

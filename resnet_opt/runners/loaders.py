@@ -1,0 +1,91 @@
+"""Opening an artifact file for a runner: the one place that reads what its manifest says.
+
+Polygraphy keeps loaders (`SessionFromOnnx`) apart from runners (`OnnxrtRunner`), which take
+what a loader built. Here, `open_artifact` is the common first step of every backend's loader:
+the file must exist; its manifest is read (required for a TensorRT plan, optional otherwise);
+its content is checked against the manifest's sha256 where asked; and when it was made by
+`build --backend <this backend>` the manifest's details and recorded runner options come back,
+so that the backend's loader can apply them (a built artifact loads as it was built) and check
+what it is tied to (a CPU family, an OpenVINO version, a GPU and TensorRT version).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from resnet_opt.core.manifest import Manifest, Stage, check_artifact_hash, read_manifest
+from resnet_opt.errors import ResnetOptError
+from resnet_opt.runners.base import Backend
+
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Loader(Protocol[T_co]):
+    """What a runner takes: the artifact it names (for messages) and a call that builds the
+    loaded object, made on the runner's enter (so loading errors surface there)."""
+
+    @property
+    def artifact(self) -> Path: ...
+
+    def __call__(self) -> T_co: ...
+
+
+@dataclass(frozen=True)
+class OpenedArtifact:
+    """An artifact file and what its manifest says about loading it on one backend."""
+
+    path: Path
+    backend: Backend
+    manifest: Manifest | None
+    # the details of a `build --backend <backend>` manifest, else empty
+    built: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def recorded(self) -> Mapping[str, Any]:
+        """The runner keyword arguments the build recorded ("runner" in its details), else {}."""
+        options: Mapping[str, Any] = self.built.get("runner") or {}
+        return options
+
+
+def open_artifact(
+    path: Path,
+    backend: Backend,
+    *,
+    manifest: Manifest | None = None,
+    require_manifest: bool = False,
+    verify_hash: bool = False,
+) -> OpenedArtifact:
+    """Open `path` for `backend`: its manifest (given, or read beside it) and its build details.
+
+    `verify_hash` refuses a file changed since its manifest was written (the manifest is then
+    required).
+    """
+    path = Path(path)
+    if manifest is None:
+        if not path.is_file():
+            problem = "is a folder, not an artifact file" if path.is_dir() else "no such file"
+            raise ResnetOptError(f"{path}: {problem}")
+        manifest = read_manifest(path, required=require_manifest or verify_hash)
+    if verify_hash:
+        assert manifest is not None
+        check_artifact_hash(path, manifest)
+    return OpenedArtifact(path, backend, manifest, _built_details(path, backend, manifest))
+
+
+def _built_details(path: Path, backend: Backend, manifest: Manifest | None) -> Mapping[str, Any]:
+    """The details of a `build --backend <backend>` manifest, else {}.
+
+    Its "runner" entry holds that runner's keyword arguments (bench passes them as they are), so
+    a built artifact loads as it was built; the rest says what it is tied to (a CPU family, an
+    OpenVINO version).
+    """
+    if manifest is None or manifest.stage != Stage.BUILD:
+        return {}
+    if manifest.details.get("backend") != backend.value:
+        return {}
+    if not isinstance(manifest.details.get("runner", {}), Mapping):
+        raise ResnetOptError(f"{path}: its manifest's runner options are not an object")
+    return manifest.details
