@@ -140,6 +140,12 @@ def _step_summary(markdown: str) -> None:
         say(f"appended the summary to {target}")
 
 
+def _warn(warning: str | None) -> None:
+    """One warning line on stderr (silent under -q), when there is one."""
+    if warning is not None:
+        say(f"warning: {warning}")
+
+
 def _choice_option(enum: type[E], value: str, option: str, only: tuple[E, ...] = ()) -> E:
     """An enum option given as text (its module is imported late): a usage error lists the
     choices (`only` those members, when the command takes a subset)."""
@@ -175,6 +181,9 @@ def info(json_output: JsonOption = False) -> None:
     lines.append(f"machine       {m.cpu_model}, {m.cpu_cores} cores, {m.memory_gb} GB")
     if m.cpu_flags:
         lines.append(f"CPU flags     {', '.join(m.cpu_flags)}")
+    from resnet_opt.core.cpu_int8 import Int8Family, describe
+
+    lines.append(f"CPU int8      {describe(Int8Family(m.cpu_int8_family))}")
     if m.jetpack:
         lines.append(f"jetson        {m.jetpack}")
     typer.echo("\n".join(lines))
@@ -509,6 +518,17 @@ def quantize_command(
             "(default: 10.3.0, JetPack 6's)."
         ),
     ] = None,
+    reduce_range: Annotated[
+        bool | None,
+        typer.Option(
+            "--reduce-range/--no-reduce-range",
+            help="int8 cpu target: 7-bit weights ([-64, 64], ONNX Runtime's reduce_range) that "
+            "keep their accuracy on x86 CPUs without VNNI (AVX2, AVX-512), where full 8-bit "
+            "u8×s8 sums saturate. --no-reduce-range: full 8 bits, for VNNI/AMX/Arm-dotprod "
+            "CPUs only (default: --reduce-range).",
+            show_default=False,
+        ),
+    ] = None,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail on unreadable images instead of skipping.")
     ] = False,
@@ -552,6 +572,7 @@ def quantize_command(
             model, input_size=input_size, mean=mean, std=std, resize=resize, crop=crop
         ),
         tensorrt_version=tensorrt_version,
+        reduce_range=reduce_range,
     )
     try:
         with counting_bar("calibrating") as progress:
@@ -608,9 +629,11 @@ def eval_command(
     """Top-1 / top-5 of an ONNX artifact, and its drop against a reference."""
     from resnet_opt.errors import QualityGateError
     from resnet_opt.pipeline.evaluate import evaluate
+    from resnet_opt.quantization.saturation import warning_for
 
     if max_drop is not None and reference is None:
         raise UsageError("--max-drop needs --reference (the drop is measured against it)")
+    _warn(warning_for([model]))
     result = evaluate(
         model,
         data,
@@ -1010,6 +1033,9 @@ def bench_command(
         from resnet_opt.report.files import check_step_summary
 
         check_step_summary()
+    from resnet_opt.quantization.saturation import warning_for
+
+    _warn(warning_for(artifacts))
     with RichProgress() if not is_quiet() else NoProgress() as progress:
         report = bench(artifacts, options, progress=progress)
     for skip in report.skipped:

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from resnet_opt.core.cpu_int8 import Int8Family, family_from_flags
 from resnet_opt.deps import probe
 
 
@@ -45,6 +46,7 @@ class Machine:
     load_average: tuple[float, float, float] | None
     jetpack: str | None
     cpu_flags: tuple[str, ...] = ()  # the ISA features inference kernels dispatch on
+    cpu_int8_family: str = "unknown"  # cpu_int8.Int8Family: what CPU int8 figures hold for
 
 
 def _dist_version(dist: str) -> Probe:
@@ -133,7 +135,17 @@ def machine() -> Machine:
         load_average=load,  # type: ignore[arg-type]
         jetpack=jetpack_release(),
         cpu_flags=relevant_cpu_flags(),
+        cpu_int8_family=_int8_family(),
     )
+
+
+def _int8_family() -> str:
+    return cpu_int8_family().value
+
+
+def cpu_int8_family() -> Int8Family:
+    """This machine's CPU int8 family (UNKNOWN where /proc/cpuinfo is unreadable or names none)."""
+    return family_from_flags(cpu_flags())
 
 
 def cuda_driver() -> Probe:

@@ -167,6 +167,7 @@ def test_max_drop_gate_exits_3_and_keeps_the_artifact(
     )
     assert code == 3, err
     assert "over --max-drop 1" in err and "kept for inspection" in err
+    assert "out.onnx: top-1 dropped" in err and "try another --method" in err
     manifest = read_manifest(out)
     assert manifest is not None
     gate = manifest.verification["gate"]
@@ -395,6 +396,9 @@ def test_stale_calibration_cache(default_onnx: Path, calib_cache: Path, tmp_path
         (["--target", "cpu", "--tensorrt-version", "10.13"], "int8 tensorrt target only", 2),
         (["--precision", "fp16", "--tensorrt-version", "10.3.0"], "int8 tensorrt target only", 2),
         (["--tensorrt-version", "ten"], "not a TensorRT version: 'ten'", 2),
+        (["--reduce-range"], "--reduce-range applies to the int8 cpu target only", 2),
+        (["--target", "tensorrt", "--no-reduce-range"], "int8 cpu target only", 2),
+        (["--precision", "fp16", "--no-reduce-range"], "fp16 has no int8 weights", 2),
     ],
 )
 def test_option_errors(

@@ -64,6 +64,20 @@ def test_config_values_are_typed(tmp_path: Path) -> None:
     assert config.data.eval_samples == 64
 
 
+def test_reduce_range_reaches_the_quantize_stage(tmp_path: Path) -> None:
+    from resnet_opt.pipeline.run import _quantize_options
+
+    text = "[[quantize]]\nname = 'cpu8'\ntarget = 'cpu'\nreduce_range = false\n"
+    config = load_config(_write(tmp_path, text))
+    assert _quantize_options(config, config.quantize[0], None).reduce_range is False
+    default = load_config(None)
+    assert [_quantize_options(default, v, None).reduce_range for v in default.quantize] == [
+        None,  # the cpu target's default: 7-bit weights
+        None,
+        None,
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -104,6 +118,11 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path, text: str, message: s
             "build.openvino.precision = 'f64'",
         ),
         ("[build.tensorrt]\nbatch = '8:1'\n", "give N or min:opt:max"),
+        (
+            "[[quantize]]\nname = 'a'\ntarget = 'tensorrt'\nreduce_range = false\n",
+            'quantize[0].reduce_range applies to int8 with target = "cpu" only',
+        ),
+        ("[[quantize]]\nname = 'a'\nreduce_range = true\n", "quantize[0].reduce_range"),
     ],
 )
 def test_bad_choices_are_refused_before_any_work(tmp_path: Path, text: str, message: str) -> None:
@@ -323,3 +342,10 @@ def test_default_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert accuracy[name]["drop_points"] <= 1.0  # the default gate
     assert "build tensorrt: skipped: no TensorRT" in result.stderr
     assert "| model.int8-tensorrt.onnx |" in result.stdout
+    # the CPU artifact cannot saturate on x86 CPUs without VNNI (test_emulate.py proves that
+    # such weights give the exact int32 result there), and the report names this CPU's family
+    quant = json.loads((out / "model.int8-cpu.onnx.json").read_text())["details"]["quantization"]
+    assert quant["weight_range"] == [-64, 64] and quant["saturation_safe"] is True
+    for name in ("model.int8-cpu.onnx", "model.int8-tensorrt.onnx", "model.fp16.onnx"):
+        assert accuracy[name]["drop_points"] <= 0.5
+    assert report["machine"]["cpu_int8_family"]

@@ -11,6 +11,7 @@ import contextlib
 import os
 
 from resnet_opt import environment
+from resnet_opt.environment import cpu_int8_family
 from resnet_opt.report.schema import Gpu, MachineInfo
 
 MAX_GPUS = 16
@@ -43,6 +44,7 @@ def machine_info() -> MachineInfo:
         gpus=gpus(),
         cuda_driver=driver.version,
         jetpack=host.jetpack,
+        cpu_int8_family=cpu_int8_family().value,
     )
 
 

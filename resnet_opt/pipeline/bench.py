@@ -631,6 +631,11 @@ def bench(
         cuda_graph=options.cuda_graph,
     )
     notes = list(options.notes)
+    from resnet_opt.quantization.saturation import warning_for
+
+    saturating = warning_for([p.path for p in planned if Target.ONNXRUNTIME in p.plan.targets])
+    if saturating is not None:
+        notes.append(f"warning: {saturating}")
     weights = sorted({p.info.weights for p in planned if p.info.weights})
     notes += [f"weights: {w}" for w in weights if f"weights: {w}" not in notes]
     return Report(

@@ -270,13 +270,14 @@ def _verify(
 
 def cpu_description(*, layout: str | None) -> dict[str, Any]:
     """The CPU facts a CPU artifact's speed and portability depend on, for its manifest."""
-    from resnet_opt.environment import cpu_model, relevant_cpu_flags
+    from resnet_opt.environment import cpu_int8_family, cpu_model, relevant_cpu_flags
 
     return {
         "model": cpu_model(),
         "arch": platform.machine(),
         "flags": list(relevant_cpu_flags()),
         "layout": layout,
+        "int8_family": cpu_int8_family().value,
     }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from resnet_opt.calibration.data import BatchStream, Split, label_map, open_source, select_indices
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.core.manifest import Manifest, check_artifact_hash, read_manifest
+from resnet_opt.environment import cpu_int8_family
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.measure.scoring import Accuracy, evaluate_runners
 from resnet_opt.runners.base import Backend, open_runner
@@ -48,6 +49,8 @@ class Evaluation:
     reference: Accuracy | None = None
     top1_agreement: float | None = None  # percent of samples with the reference's top-1
     drop_points: float | None = None  # reference top-1 minus this top-1, in points
+    # the int8 instructions of the CPU that measured it (an int8 figure holds for that family)
+    cpu_int8_family: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,6 +61,7 @@ class Evaluation:
             "reference": self.reference.to_dict() if self.reference else None,
             "top1_agreement": self.top1_agreement,
             "drop_points": self.drop_points,
+            "cpu_int8_family": self.cpu_int8_family,
         }
 
 
@@ -129,4 +133,5 @@ def evaluate(
         reference=ref_acc,
         top1_agreement=agreement,
         drop_points=None if ref_acc is None else ref_acc.top1 - acc.top1,
+        cpu_int8_family=cpu_int8_family().value,
     )

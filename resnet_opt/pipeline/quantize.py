@@ -40,6 +40,7 @@ from resnet_opt.core.manifest import (
 from resnet_opt.errors import QualityGateError, ResnetOptError, UsageError
 from resnet_opt.graph import load_onnx, save_onnx
 from resnet_opt.quantization.plan import Placement, Plan, QdqTarget
+from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, weight_limit
 
 if TYPE_CHECKING:
     import onnx
@@ -88,6 +89,9 @@ class QuantizeOptions:
     threads: int | None = None
     preprocessing: PreprocessContract | None = None  # for an input without a manifest
     tensorrt_version: str | None = None  # int8 tensorrt only; default 10.3.0
+    # int8 cpu only: 7-bit weights ([-64, 64]) that cannot saturate the u8×s8 kernels of CPUs
+    # without VNNI (default True); False keeps full 8 bits, for VNNI/AMX/Arm-dotprod CPUs only
+    reduce_range: bool | None = None
 
     def to_manifest(self) -> dict[str, Any]:
         return {
@@ -108,6 +112,7 @@ class QuantizeOptions:
             "strict": self.strict,
             "threads": self.threads,
             "tensorrt_version": self.tensorrt_version,
+            "reduce_range": self.reduce_range,
         }
 
 
@@ -180,6 +185,17 @@ def _check_options(options: QuantizeOptions) -> None:
                 "of the TensorRT calibration cache written beside the model)"
             )
         tensorrt_version_int(options.tensorrt_version)  # refused now, not after calibrating
+    if options.reduce_range is not None and (not int8 or options.target is not QdqTarget.CPU):
+        flag = "--reduce-range" if options.reduce_range else "--no-reduce-range"
+        why = (
+            "TensorRT's int8 kernels accumulate in int32 and always take full 8-bit weights"
+            if int8
+            else "fp16 has no int8 weights"
+        )
+        raise UsageError(
+            f"{flag} applies to the int8 cpu target only (it limits the weights to 7 bits so "
+            f"that x86 u8×s8 kernels without VNNI cannot saturate); {why}"
+        )
     if options.calib_samples is not None and options.calib_samples < 1:
         raise UsageError(f"--calib-samples must be positive, not {options.calib_samples}")
 
@@ -366,10 +382,12 @@ def quantize(
         result = _quantize_int8(src, output, options, force, progress)
     gate = result.manifest.verification.get("gate")
     if isinstance(gate, Mapping) and gate.get("passed") is False:
+        from resnet_opt.quantization.report import gate_advice
+
         raise QuantizeGateError(
-            f"top-1 dropped {gate['drop_points']:.2f} points, over --max-drop "
-            f"{gate['max_drop']:g} ({output} kept for inspection; its manifest records the "
-            "failure)",
+            f"{output.name}: top-1 dropped {gate['drop_points']:.2f} points, over --max-drop "
+            f"{gate['max_drop']:g}; try {gate_advice(result.manifest)} ({output} kept for "
+            "inspection; its manifest records the failure)",
             result,
         )
     return result
@@ -494,6 +512,7 @@ def _quantize_int8(
     from resnet_opt.quantization.qdq import apply_plan
 
     target = options.target or QdqTarget.TENSORRT
+    weight_max = weight_limit(target, options.reduce_range)
     method = Method(options.method or DEFAULT_METHOD)
     percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
     prepared = prepare(source.model, str(source.path), int8=True)
@@ -522,7 +541,7 @@ def _quantize_int8(
         started = time.perf_counter()
         plan = place(view, excluded)
         calib.stats.require(plan.range_tensors())
-        quantized, counts = apply_plan(prepared, plan, ranges)
+        quantized, counts = apply_plan(prepared, plan, ranges, weight_max=weight_max)
         save_onnx(quantized, onnx_tmp)
         timings["rewrite"] = time.perf_counter() - started
 
@@ -547,8 +566,9 @@ def _quantize_int8(
                     eval_spec,
                     options,
                     drop,
+                    weight_max,
                 )
-                quantized, counts = apply_plan(prepared, plan, ranges)
+                quantized, counts = apply_plan(prepared, plan, ranges, weight_max=weight_max)
                 save_onnx(quantized, onnx_tmp)
                 evaluation = _evaluate(onnx_tmp, eval_spec, source, options)
                 budget["met"] = (evaluation.drop_points or 0.0) <= options.accuracy_budget
@@ -573,7 +593,9 @@ def _quantize_int8(
                 "percentile": percentile if method is Method.PERCENTILE else None,
                 **calib.details,
             },
-            "quantization": _quantization_details(target, plan, counts, excluded, kept_budget),
+            "quantization": _quantization_details(
+                target, plan, counts, excluded, kept_budget, weight_max
+            ),
             "accuracy_budget": budget,
             "tensorrt_calibration_cache": trt_cache.name if trt_cache is not None else None,
             "tensorrt_calibration_cache_version": trt_version if trt_cache else None,
@@ -602,7 +624,10 @@ def _quantization_details(
     counts: Mapping[str, int],
     excluded: set[str],
     kept_budget: tuple[str, ...],
+    weight_max: int,
 ) -> dict[str, Any]:
+    from resnet_opt.quantization.qdq import pair_sum_fits_int16
+
     cpu = target is QdqTarget.CPU
     return {
         "target": target.value,
@@ -615,6 +640,11 @@ def _quantization_details(
         ),
         "activation_scales": "per-tensor",
         "weight_type": "int8",
+        "weight_range": [-weight_max, weight_max],
+        "reduce_range": weight_max < INT8_WEIGHT_MAX,
+        # the cpu layout's u8×s8 pair sums fit int16 on CPUs without VNNI (None: not a CPU
+        # layout; TensorRT accumulates in int32)
+        "saturation_safe": pair_sum_fits_int16(weight_max) if cpu else None,
         "weight_storage": "int8 initializers + DequantizeLinear",
         "per_channel_weights": True,
         "weight_axis": "output channel (Conv axis 0)",
@@ -639,6 +669,7 @@ def _meet_budget(
     eval_spec: str,
     options: QuantizeOptions,
     drop: float,
+    weight_max: int,
 ) -> tuple[Plan, dict[str, Any]]:
     """Keep the most sensitive layers in higher precision until the drop fits the budget."""
     from resnet_opt.calibration.data import (
@@ -676,7 +707,9 @@ def _meet_budget(
         everything = set(layers) | excluded
 
         def error_of(layer: str) -> float:
-            model, _ = apply_plan(prepared, place(view, everything - {layer}), ranges)
+            model, _ = apply_plan(
+                prepared, place(view, everything - {layer}), ranges, weight_max=weight_max
+            )
             return probe.error(model)
 
         macs = layer_macs(prepared)
@@ -684,7 +717,9 @@ def _meet_budget(
         ranked = rank(layers, ops, error_of, macs)
 
         def drop_of(kept: tuple[str, ...]) -> float:
-            model, _ = apply_plan(prepared, place(view, excluded | set(kept)), ranges)
+            model, _ = apply_plan(
+                prepared, place(view, excluded | set(kept)), ranges, weight_max=weight_max
+            )
             return accuracy.drop(model)
 
         search = search_kept([s.layer for s in ranked], drop_of, options.accuracy_budget, drop)

@@ -203,6 +203,11 @@ class _Orchestrator:
         onnx_artifacts = [fp32, *variants]
         built = self.build(onnx_artifacts)
         report, markdown = self.bench([a.path for a in onnx_artifacts] + built)
+        from resnet_opt.quantization.saturation import warning_for
+
+        saturating = warning_for([a.path for a in onnx_artifacts] + built)
+        if saturating is not None:
+            say(f"warning: {saturating}")
         failures = tuple(o.gate_failure for o in self.outcomes if o.gate_failure)
         return RunResult(self.folder, tuple(self.outcomes), report, markdown, failures)
 
@@ -474,6 +479,12 @@ def _check_choices(config: RunConfig) -> None:
             _choice(Method, v.method, f"quantize[{i}].method")
         if Precision(v.precision) is Precision.FP16 and v.target is not None:
             raise UsageError(f"config: quantize[{i}].target applies to int8 only")
+        if v.reduce_range is not None and (v.precision != "int8" or v.target != "cpu"):
+            raise UsageError(
+                f'config: quantize[{i}].reduce_range applies to int8 with target = "cpu" only '
+                "(7-bit weights against the saturation of x86 CPUs without VNNI; TensorRT "
+                "takes full 8-bit weights)"
+            )
     for i, name in enumerate(config.build.backends):
         _choice(BuildBackend, name, f"build.backends[{i}]")
     parse_targets(config.bench.backends)
@@ -565,6 +576,7 @@ def _quantize_options(config: RunConfig, variant: VariantConfig, max_drop: float
         accuracy_budget=variant.accuracy_budget,
         exclude=variant.exclude,
         keep_io_types=variant.keep_io_types,
+        reduce_range=variant.reduce_range,
     )
 
 

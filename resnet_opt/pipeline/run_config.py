@@ -67,6 +67,7 @@ class VariantConfig:
     exclude: tuple[str, ...] = ()
     accuracy_budget: float | None = None
     keep_io_types: bool = False
+    reduce_range: bool | None = None  # int8 cpu: 7-bit weights (default true); false: 8-bit
 
 
 DEFAULT_VARIANTS = (

@@ -6,7 +6,15 @@ Scales and zero points follow the target:
   only); weights int8 in [-127, 127] with one scale per output channel.
 - CPU: activations u8; a non-negative tensor maps [0, amax] onto [0, 255] (zero point 0, so that
   ONNX Runtime folds the preceding Relu into the Q), a signed one maps [-amax, amax] around
-  zero point 128; weights s8 per channel as for TensorRT; biases int32.
+  zero point 128; weights s8 per channel, by default in [-64, 64] (7 bits, `reduce_range`)
+  rather than TensorRT's [-127, 127]; biases int32.
+
+Why 7-bit CPU weights: x86 u8×s8 kernels without VNNI (AVX2, AVX-512 without VNNI) multiply with
+VPMADDUBSW, which adds each pair of u8·s8 products into int16 and saturates. With u8 activations
+up to 255, a pair stays within int16 only if its two weights sum to at most 128 in magnitude:
+255·64·2 = 32640 ≤ 32767. ONNX Runtime's `reduce_range` and NNCF's `overflow_fix` use the same
+range. VNNI/AMX, Arm dot-product and GPU kernels accumulate in int32 and can take full 8 bits
+(`weight_max=INT8_WEIGHT_MAX`).
 
 Weights are stored pre-quantized (int8 initializer → DequantizeLinear) rather than as float
 behind a Q/DQ pair: TensorRT's explicit-quantization docs accept both, the int8 form is a
@@ -34,6 +42,9 @@ if TYPE_CHECKING:
     import onnx
 
 INT8_WEIGHT_MAX = 127  # TensorRT's weight range is [-127, 127]
+REDUCED_WEIGHT_MAX = 64  # ONNX Runtime's reduce_range for s8 weights: no VPMADDUBSW saturation
+U8_MAX = 255
+INT16_MAX = 2**15 - 1
 INT32_LIMIT = 2**31 - 1
 _BIAS_HEADROOM = 2**30  # keep int32 biases well inside the type
 
@@ -67,22 +78,48 @@ def activation_params(target: QdqTarget, rng: Range, tensor: str = "") -> QParam
     return QParams(float(symmetric_scale(amax, np.int8)), 128, np.uint8)
 
 
-def weight_scales(weight: np.ndarray, axis: int) -> np.ndarray:
-    """Per-channel symmetric scales (float32); an all-zero channel borrows a typical scale."""
+def weight_limit(target: QdqTarget, reduce_range: bool | None = None) -> int:
+    """The int8 weight magnitude limit: 7 bits for the cpu target unless full 8 bits were asked
+    for (`reduce_range=False`), full 8 bits for TensorRT (see the module docstring)."""
+    if target is QdqTarget.CPU and reduce_range is not False:
+        return REDUCED_WEIGHT_MAX
+    return INT8_WEIGHT_MAX
+
+
+def pair_sum_fits_int16(weight_max: int) -> bool:
+    """Whether u8 activations (0..255) times s8 weights in [-weight_max, weight_max], added in
+    pairs as VPMADDUBSW does, always fit int16 (no saturation on CPUs without VNNI)."""
+    return 2 * U8_MAX * weight_max <= INT16_MAX
+
+
+def weight_scales(weight: np.ndarray, axis: int, weight_max: int = INT8_WEIGHT_MAX) -> np.ndarray:
+    """Per-channel symmetric scales (float32) mapping each channel's largest magnitude onto
+    `weight_max`; an all-zero channel borrows a typical scale."""
+    _check_weight_max(weight_max)
     moved = np.moveaxis(np.asarray(weight, dtype=np.float64), axis, 0)
     amax = np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1)
-    scales = amax / INT8_WEIGHT_MAX
+    scales = amax / weight_max
     nonzero = scales[scales > 0]
-    fill = float(np.median(nonzero)) if nonzero.size else 1.0 / INT8_WEIGHT_MAX
+    fill = float(np.median(nonzero)) if nonzero.size else 1.0 / weight_max
     return np.where(scales > 0, scales, fill).astype(np.float32)
 
 
-def quantize_weight(weight: np.ndarray, scales: np.ndarray, axis: int) -> np.ndarray:
-    """int8 weights in [-127, 127], rounded half to even like QuantizeLinear."""
+def quantize_weight(
+    weight: np.ndarray, scales: np.ndarray, axis: int, weight_max: int = INT8_WEIGHT_MAX
+) -> np.ndarray:
+    """int8 weights in [-weight_max, weight_max], rounded half to even like QuantizeLinear."""
+    _check_weight_max(weight_max)
     shape = [1] * weight.ndim
     shape[axis] = -1
     q = np.rint(weight.astype(np.float64) / scales.astype(np.float64).reshape(shape))
-    return np.clip(q, -INT8_WEIGHT_MAX, INT8_WEIGHT_MAX).astype(np.int8)
+    return np.clip(q, -weight_max, weight_max).astype(np.int8)
+
+
+def _check_weight_max(weight_max: int) -> None:
+    if not 1 <= weight_max <= INT8_WEIGHT_MAX:
+        raise ResnetOptError(
+            f"int8 weight range must be within ±{INT8_WEIGHT_MAX}, not ±{weight_max}"
+        )
 
 
 def fit_bias_scales(bias: np.ndarray, input_scale: float, scales: np.ndarray) -> np.ndarray:
@@ -105,9 +142,18 @@ def quantize_bias(bias: np.ndarray, input_scale: float, scales: np.ndarray) -> n
 
 
 def apply_plan(
-    model: onnx.ModelProto, plan: Plan, ranges: Mapping[str, Range]
+    model: onnx.ModelProto,
+    plan: Plan,
+    ranges: Mapping[str, Range],
+    *,
+    weight_max: int | None = None,
 ) -> tuple[onnx.ModelProto, dict[str, int]]:
-    """A copy of `model` (prepared, float) with the plan written in, and what was written."""
+    """A copy of `model` (prepared, float) with the plan written in, and what was written.
+
+    Weights are quantized to [-weight_max, weight_max]; None: the plan's target's default
+    (`weight_limit`: 7 bits for the cpu target, so that it cannot saturate)."""
+    if weight_max is None:
+        weight_max = weight_limit(plan.target)
     import onnx
     from onnx import helper, numpy_helper
 
@@ -155,7 +201,7 @@ def apply_plan(
             rewire[(wq.node, wq.index)] = done_weights[wq.initializer]
             continue
         w = numpy_helper.to_array(inits[wq.initializer])
-        scales = weight_scales(w, wq.axis)
+        scales = weight_scales(w, wq.axis, weight_max)
         bq = bias_of.get((wq.node, wq.initializer))
         bias_q: np.ndarray | None = None
         if bq is not None:
@@ -163,7 +209,7 @@ def apply_plan(
             b = numpy_helper.to_array(inits[bq.initializer]).astype(np.float32)
             scales = fit_bias_scales(b, act.scale, scales)
             bias_q = quantize_bias(b, act.scale, scales)
-        q = quantize_weight(w, scales, wq.axis)
+        q = quantize_weight(w, scales, wq.axis, weight_max)
         base = wq.initializer
         names = [unique_name(taken, f"{base}{s}") for s in ("_quantized", "_scale", "_zero_point")]
         out = unique_name(taken, f"{base}_dequantized")

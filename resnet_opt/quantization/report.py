@@ -14,6 +14,51 @@ if TYPE_CHECKING:
     from resnet_opt.core.manifest import Manifest
 
 
+def _bits(quant: Mapping[str, object]) -> str:
+    """', 7-bit [-64, 64]' for reduced-range weights (the cpu default), else nothing."""
+    limits = quant.get("weight_range")
+    if quant.get("reduce_range") and isinstance(limits, list):
+        return f", 7-bit [{limits[0]}, {limits[1]}]"
+    return ""
+
+
+def _family(check: Mapping[str, object]) -> str:
+    """', int8 on AMX': the CPU int8 family the figure holds for (recorded since it mattered)."""
+    from resnet_opt.core.cpu_int8 import Int8Family
+
+    value = check.get("cpu_int8_family")
+    try:
+        return f", int8 on {Int8Family(value).label}" if isinstance(value, str) else ""
+    except ValueError:
+        return f", int8 on {value}"
+
+
+def gate_advice(manifest: Manifest) -> str:
+    """What to try when the artifact failed its accuracy gate (no parentheses: `run` cuts the
+    error message at the first one)."""
+    from resnet_opt.environment import cpu_int8_family
+    from resnet_opt.quantization.saturation import saturates_on
+
+    quant = manifest.details.get("quantization")
+    if not isinstance(quant, Mapping):  # fp16
+        return "--exclude NODE to keep the nodes that lose the most in fp32"
+    family = cpu_int8_family()
+    tips = []
+    if saturates_on(manifest, family):
+        tips.append(
+            f"dropping --no-reduce-range, since this CPU's int8 sums saturate with 8-bit "
+            f"weights on {family.label}"
+        )
+    tips += [
+        "another --method: mse, percentile or max",
+        "--accuracy-budget P, which keeps the most sensitive layers in higher precision",
+        "--exclude NODE",
+    ]
+    if quant.get("target") == "cpu":
+        tips.append("on OpenVINO, the --target tensorrt file")
+    return "; ".join(tips[:-1]) + "; or " + tips[-1]
+
+
 def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     """The human summary of a quantize manifest (the CLI prints it on stderr)."""
     details, check = manifest.details, manifest.verification
@@ -26,8 +71,8 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
         lines.append(
             f"{output}: {manifest.precision.value}, {quant['target']} layout — "
             f"{quant['int8_layers']} layers in int8, {quant['quantized_tensors']} activation "
-            f"Q/DQ pairs, {quant['int8_weights']} int8 weights (per channel), bias "
-            f"{quant['bias']}"
+            f"Q/DQ pairs, {quant['int8_weights']} int8 weights (per channel{_bits(quant)}), "
+            f"bias {quant['bias']}"
         )
     else:
         fp16 = details.get("fp16", {})
@@ -48,7 +93,8 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     if check.get("evaluated"):
         ref = check.get("reference") or {}
         lines.append(
-            f"  accuracy ({check['count']} images, ONNX Runtime CPU): top-1 {check['top1']:.2f}% "
+            f"  accuracy ({check['count']} images, ONNX Runtime CPU{_family(check)}): top-1 "
+            f"{check['top1']:.2f}% "
             f"vs FP32 {ref.get('top1', float('nan')):.2f}% (drop {check['drop_points']:+.2f} "
             f"points), top-5 {check['top5']:.2f}%, agreement {check['top1_agreement']:.2f}%"
         )

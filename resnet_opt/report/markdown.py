@@ -170,6 +170,11 @@ def render(report: Report, *, image: str | None = None) -> str:
     ]
     if image is not None and report.measurements:
         lines += ["", f"![throughput vs top-1 accuracy]({image})"]
+    from resnet_opt.report.int8_advice import advice_lines
+
+    advice = advice_lines(report)
+    if advice:
+        lines += ["", "### What INT8 buys on this CPU", "", *advice]
     if report.measurements:
         lines += ["", "### Latency per batch", "", latency_table(report)]
     if report.skipped:

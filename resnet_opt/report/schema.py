@@ -43,6 +43,9 @@ class MachineInfo:
     gpus: tuple[Gpu, ...]
     cuda_driver: str | None
     jetpack: str | None
+    # the CPU's int8 instruction family (cpu_int8.Int8Family); None in reports made before it
+    # was recorded. CPU int8 accuracy and speed hold for one family, so it is part of identity.
+    cpu_int8_family: str | None = None
 
     def identity(self) -> dict[str, Any]:
         return {
@@ -50,6 +53,7 @@ class MachineInfo:
             "CPU cores": self.cpu_cores,
             "GPU": ", ".join(g.name for g in self.gpus) or "none",
             "JetPack": self.jetpack or "none",
+            **({"CPU int8 family": self.cpu_int8_family} if self.cpu_int8_family else {}),
         }
 
     def describe(self) -> str:
@@ -59,6 +63,8 @@ class MachineInfo:
             text += ", " + ", ".join(g.name for g in self.gpus)
         if self.jetpack:
             text += f", {self.jetpack}"
+        if self.cpu_int8_family:
+            text += f", CPU int8: {_family_label(self.cpu_int8_family)}"
         return text
 
 
@@ -230,6 +236,7 @@ class Report:
                 gpus=tuple(Gpu(**g) for g in m.get("gpus", ())),
                 cuda_driver=m.get("cuda_driver"),
                 jetpack=m.get("jetpack"),
+                cpu_int8_family=m.get("cpu_int8_family"),
             ),
             versions={str(k): str(v) for k, v in data["versions"].items()},
             load_average=LoadAverage(_triple(load.get("before")), _triple(load.get("after"))),
@@ -246,6 +253,15 @@ class Report:
             skipped=tuple(Skip(**x) for x in data.get("skipped", ())),
             notes=tuple(data.get("notes", ())),
         )
+
+
+def _family_label(value: str) -> str:
+    from resnet_opt.core.cpu_int8 import Int8Family
+
+    try:
+        return Int8Family(value).label
+    except ValueError:  # a family a newer resnet-opt knows: shown as recorded
+        return value
 
 
 def _triple(value: Sequence[float] | None) -> tuple[float, float, float] | None:
