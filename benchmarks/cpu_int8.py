@@ -59,7 +59,7 @@ from benchmarks.alternate import (  # noqa: E402
     run_stage,
     write_report,
 )
-from benchmarks.quantize import preprocessed  # noqa: E402
+from benchmarks.quantize import ort_quantize_static, preprocessed  # noqa: E402
 
 REPORTS = HERE / "reports"
 CONTENDERS = ("fp32", "ours-7bit", "ours-8bit", "ort-qdq", "ort-qdq-reduce_range")
@@ -90,40 +90,8 @@ def make_models(args: argparse.Namespace) -> dict[str, Path]:
         models[name] = out
     for name, reduce in (("ort-qdq", False), ("ort-qdq-reduce_range", True)):
         print(f"onnxruntime quantize_static {name}", file=sys.stderr, flush=True)
-        models[name] = ort_quantize(fp32, str(images), args.calib_samples, name, reduce)
+        models[name] = ort_quantize_static(fp32, str(images), args.calib_samples, name, reduce)
     return models
-
-
-def ort_quantize(source: Path, calib: str, count: int, name: str, reduce_range: bool) -> Path:
-    from onnxruntime.quantization import (
-        CalibrationDataReader,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
-    out = source.with_name(f"{source.stem}.{name}.onnx")
-    samples = [x[None] for x in preprocessed(source, calib, count, seed=0)]
-
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
-        def __init__(self) -> None:
-            self._it = iter(samples)
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            x = next(self._it, None)
-            return None if x is None else {"input": x}
-
-    quantize_static(
-        str(source),
-        str(out),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        reduce_range=reduce_range,
-    )
-    return out
 
 
 def weight_max(path: Path) -> int:
@@ -201,10 +169,7 @@ def agreement(
     from resnet_opt.runners.onnxruntime import open_onnxruntime
     from resnet_opt.runners.openvino import open_openvino
 
-    source = models["fp32"]
-    x = np.stack(list(preprocessed(source, str(args.workdir / "data"), args.agreement_images, 1)))
-    with open_onnxruntime(source, threads=args.threads) as ref:
-        expected = np.asarray(ref.infer({ref.inputs[0].name: x})[ref.outputs[0].name])
+    x, expected = _reference(models, args, args.agreement_images)
     figures = {}
     for name, path in models.items():
         if name == "fp32":
@@ -217,6 +182,19 @@ def agreement(
             got = np.asarray(runner.infer({runner.inputs[0].name: x})[runner.outputs[0].name])
         figures[name] = _agree(expected, got)
     return figures
+
+
+def _reference(
+    models: dict[str, Path], args: argparse.Namespace, count: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """`count` generated images preprocessed for the FP32 model, and its ORT FP32 logits."""
+    from resnet_opt.runners.onnxruntime import open_onnxruntime
+
+    source = models["fp32"]
+    x = np.stack(list(preprocessed(source, str(args.workdir / "data"), count, 1)))
+    with open_onnxruntime(source, threads=args.threads) as ref:
+        expected = np.asarray(ref.infer({ref.inputs[0].name: x})[ref.outputs[0].name])
+    return x, expected
 
 
 def _agree(expected: np.ndarray, got: np.ndarray) -> dict[str, Any]:
@@ -233,12 +211,8 @@ def emulated(models: dict[str, Path], args: argparse.Namespace) -> dict[str, dic
     import onnx
 
     from resnet_opt.quantization.emulate import Arithmetic, Emulator
-    from resnet_opt.runners.onnxruntime import open_onnxruntime
 
-    source = models["fp32"]
-    x = np.stack(list(preprocessed(source, str(args.workdir / "data"), args.emulate_images, 1)))
-    with open_onnxruntime(source, threads=args.threads) as ref:
-        expected = np.asarray(ref.infer({ref.inputs[0].name: x})[ref.outputs[0].name])
+    x, expected = _reference(models, args, args.emulate_images)
     figures = {}
     for name, path in models.items():
         if name == "fp32":

@@ -91,8 +91,11 @@ def preprocessed(source: Path, data: str, count: int, seed: int) -> Iterator[np.
         yield from batch.x
 
 
-def ort_quantize_static(source: Path, calib: str, count: int) -> Path:
-    """ONNX Runtime's own QDQ u8/s8 per-channel model of `source` (MinMax), as a yardstick."""
+def ort_quantize_static(
+    source: Path, calib: str, count: int, name: str = "ort-qdq", reduce_range: bool = False
+) -> Path:
+    """ONNX Runtime's own QDQ u8/s8 per-channel model of `source` (MinMax), as a yardstick,
+    written beside it as `<stem>.<name>.onnx`."""
     from onnxruntime.quantization import (
         CalibrationDataReader,
         QuantFormat,
@@ -100,7 +103,7 @@ def ort_quantize_static(source: Path, calib: str, count: int) -> Path:
         quantize_static,
     )
 
-    out = source.with_name(f"{source.stem}.ort-qdq.onnx")
+    out = source.with_name(f"{source.stem}.{name}.onnx")
     samples = [x[None] for x in preprocessed(source, calib, count, seed=0)]
 
     class Reader(CalibrationDataReader):  # type: ignore[misc]
@@ -119,6 +122,7 @@ def ort_quantize_static(source: Path, calib: str, count: int) -> Path:
         activation_type=QuantType.QUInt8,
         weight_type=QuantType.QInt8,
         per_channel=True,
+        reduce_range=reduce_range,
     )
     return out
 

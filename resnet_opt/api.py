@@ -162,24 +162,26 @@ def evaluate(
 ) -> Evaluation:
     """Top-1 / top-5 of an artifact on labelled data (and its drop against `options.reference`).
 
-    With `output`, the result is also written there, as the JSON object `eval --json` prints.
+    With `output`, the result is also written there, as the JSON object `eval --json` prints;
+    it is checked before anything is evaluated.
     """
     o = options or EvalOptions()
-    result = _evaluate.evaluate(
-        Path(source),
-        o.data,
-        reference=o.reference,
-        contract=o.contract,
-        samples=o.samples,
-        seed=o.seed,
-        batch_size=o.batch_size,
-        threads=o.threads,
-        strict=o.strict,
-        backend=o.backend,
-    )
-    if output is not None:
-        with staged_outputs(force=force) as staged:
-            staged.add(Path(output)).write_text(dump_json(result.to_dict()), encoding="utf-8")
+    with staged_outputs(force=force) as staged:
+        target = None if output is None else staged.add(Path(output))
+        result = _evaluate.evaluate(
+            Path(source),
+            o.data,
+            reference=o.reference,
+            contract=o.contract,
+            samples=o.samples,
+            seed=o.seed,
+            batch_size=o.batch_size,
+            threads=o.threads,
+            strict=o.strict,
+            backend=o.backend,
+        )
+        if target is not None:
+            target.write_text(dump_json(result.to_dict()), encoding="utf-8")
     return result
 
 

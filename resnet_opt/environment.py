@@ -135,12 +135,8 @@ def machine() -> Machine:
         load_average=load,  # type: ignore[arg-type]
         jetpack=jetpack_release(),
         cpu_flags=relevant_cpu_flags(),
-        cpu_int8_family=_int8_family(),
+        cpu_int8_family=cpu_int8_family().value,
     )
-
-
-def _int8_family() -> str:
-    return cpu_int8_family().value
 
 
 def cpu_int8_family() -> Int8Family:

@@ -4,6 +4,7 @@ the package stays light."""
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import subprocess
 import sys
@@ -13,7 +14,9 @@ import pytest
 
 import resnet_opt
 from resnet_opt import api
+from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.errors import ResnetOptError
+from tests.conftest import write_image_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("export", "fold", "quantize", "build", "evaluate", "bench")
@@ -88,12 +91,32 @@ def test_importing_the_package_imports_no_stage_and_no_framework() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_fold_and_evaluate_with_an_output(tmp_path: Path, tiny_onnx: Path) -> None:
+def test_fold_with_an_output(tmp_path: Path, tiny_onnx: Path) -> None:
     folded = api.fold(tiny_onnx, tmp_path / "folded.onnx", api.FoldOptions(threads=1))
     assert folded.stage.value == "fold" and (tmp_path / "folded.onnx").is_file()
     with pytest.raises(ResnetOptError, match="exists; pass --force"):
         api.fold(tiny_onnx, tmp_path / "folded.onnx")
     api.fold(tiny_onnx, tmp_path / "folded.onnx", force=True)
+
+
+def test_evaluate_writes_its_output_and_checks_it_before_evaluating(
+    tmp_path: Path,
+    tiny_onnx: Path,
+    tiny_contract: PreprocessContract,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = write_image_folder(tmp_path / "data", {"a": 2, "b": 2, "c": 2, "d": 2})
+    options = api.EvalOptions(data=str(data), contract=tiny_contract, threads=1)
+    out = tmp_path / "eval.json"
+    result = api.evaluate(tiny_onnx, out, options)
+    assert json.loads(out.read_text(encoding="utf-8")) == json.loads(json.dumps(result.to_dict()))
+
+    def evaluated(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluated before the output was checked")
+
+    monkeypatch.setattr("resnet_opt.pipeline.evaluate.evaluate", evaluated)
+    with pytest.raises(ResnetOptError, match="exists; pass --force"):
+        api.evaluate(tiny_onnx, out, options)
 
 
 def test_build_takes_its_backend_from_the_options_type(tmp_path: Path, tiny_onnx: Path) -> None:

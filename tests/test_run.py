@@ -349,3 +349,17 @@ def test_default_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     for name in ("model.int8-cpu.onnx", "model.int8-tensorrt.onnx", "model.fp16.onnx"):
         assert accuracy[name]["drop_points"] <= 0.5
     assert report["machine"]["cpu_int8_family"]
+
+
+def test_a_bench_without_duration_or_iterations_is_refused_before_the_folder(
+    tmp_path: Path,
+) -> None:
+    """Only a config built in Python can leave both unset (TOML has no None)."""
+    from resnet_opt.errors import UsageError
+    from resnet_opt.pipeline.run import run
+    from resnet_opt.pipeline.run_config import BenchConfig
+
+    out = tmp_path / "out"
+    with pytest.raises(UsageError, match=r"^config: bench: give duration or iterations$"):
+        run(RunConfig(bench=BenchConfig(duration=None)), out)
+    assert not out.exists()

@@ -75,6 +75,15 @@ def family_from_flags(flags: Collection[str]) -> Int8Family:
     return Int8Family.UNKNOWN
 
 
+def recorded_label(value: str) -> str:
+    """How people name a family recorded in a report or manifest; a value this version does not
+    know (a family a newer resnet-opt knows) is shown as recorded."""
+    try:
+        return Int8Family(value).label
+    except ValueError:
+        return value
+
+
 def describe(family: Int8Family) -> str:
     """One phrase for manifests and reports: the family and what it means for int8 accuracy."""
     if family.saturates_u8s8:

@@ -75,8 +75,7 @@ def threads(value: int | None, what: str, *, force: bool = False, force_hint: st
     """
     if value is None:
         return
-    if value < 1:
-        raise UsageError(f"{what}: must be 1 or more, not {value}")
+    positive_int(value, what)
     limit = cpu_limit()
     if value > limit and not force:
         hint = f"; {force_hint} to use more anyway" if force_hint else ""

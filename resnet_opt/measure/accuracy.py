@@ -16,6 +16,7 @@ import numpy as np
 
 from resnet_opt.calibration.data import Batch, BatchStream
 from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.validation import array_bytes
 from resnet_opt.measure.scoring import Accuracy, evaluate_runners
 from resnet_opt.runners.base import Backend, Runner, RunnerInfo, TensorSpec, single_input
 
@@ -89,8 +90,7 @@ class ReplayStream(BatchStream):
 
     @staticmethod
     def fits(samples: int, contract: PreprocessContract) -> bool:
-        channels, height, width = contract.input_shape
-        return samples * channels * height * width * 4 <= CACHE_LIMIT_BYTES
+        return array_bytes((samples, *contract.input_shape)) <= CACHE_LIMIT_BYTES
 
     def __iter__(self) -> Iterator[Batch]:
         if self.cached is not None:

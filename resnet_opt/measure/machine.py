@@ -11,7 +11,6 @@ import contextlib
 import os
 
 from resnet_opt import environment
-from resnet_opt.environment import cpu_int8_family
 from resnet_opt.report.schema import Gpu, MachineInfo
 
 MAX_GPUS = 16
@@ -44,7 +43,7 @@ def machine_info() -> MachineInfo:
         gpus=gpus(),
         cuda_driver=driver.version,
         jetpack=host.jetpack,
-        cpu_int8_family=cpu_int8_family().value,
+        cpu_int8_family=host.cpu_int8_family,
     )
 
 

@@ -42,8 +42,6 @@ from resnet_opt.calibration.data import (
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest, write_manifest
-
-# the graph's names are the ones the PyTorch runner speaks (it imports torch only when it runs)
 from resnet_opt.core.validation import check_fits
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, UsageError, first_line
@@ -52,6 +50,8 @@ from resnet_opt.measure.scoring import Tally
 from resnet_opt.models.contract import ContractOptions, resolve_contract
 from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
 from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches
+
+# the graph's names are the ones the PyTorch runner speaks (it imports torch only when it runs)
 from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, ModuleInMemory, TorchRunner
 
 if TYPE_CHECKING:

@@ -156,7 +156,7 @@ def run(
 
     check_run_config(config)  # every value, by its TOML key, before the folder is made
     _check_choices(config)
-    _contract_options(config)
+    contract = _contract_options(config)
     folder = Path(output or config.output or DEFAULT_OUTPUT)
     if folder.exists() and not folder.is_dir():
         raise ResnetOptError(f"{folder}: is a file; give a folder for the run's outputs")
@@ -165,7 +165,7 @@ def run(
     except OSError as exc:
         raise ResnetOptError(f"{folder}: cannot create folder ({exc.strerror or exc})") from exc
     state = _State(folder, force=force)
-    return _Orchestrator(config, folder, state, progress).run()
+    return _Orchestrator(config, folder, state, progress).run(contract)
 
 
 class _Orchestrator:
@@ -190,11 +190,11 @@ class _Orchestrator:
 
     # -- the pipeline ----------------------------------------------------------------------
 
-    def run(self) -> RunResult:
+    def run(self, contract: Any) -> RunResult:
+        """`contract`: the model options `run` parsed from the config (ContractOptions)."""
         from resnet_opt.pipeline.build import BuildBackend
 
-        # every option is parsed here, before any work: a typo must not cost an export
-        contract = _contract_options(self.config)
+        # the build options are parsed here, before any work: a typo must not cost an export
         for name in self.config.build.backends:
             backend = BuildBackend(name)
             self._build_options[backend] = _build_options(self.config, backend)
@@ -488,8 +488,6 @@ def _check_choices(config: RunConfig) -> None:
     for i, name in enumerate(config.build.backends):
         _choice(BuildBackend, name, f"build.backends[{i}]")
     parse_targets(config.bench.backends)
-    if config.bench.iterations is None and config.bench.duration is None:
-        raise UsageError("config: bench needs duration or iterations")
 
 
 def _check_value(where: str, value: str, choices: Sequence[str]) -> None:

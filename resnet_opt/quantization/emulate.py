@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.quantization.qdq import INT16_MAX, U8_MAX
 
 if TYPE_CHECKING:
     import onnx
 
 DOMAIN = "resnet_opt.emulate"
-INT16_MIN, INT16_MAX = -(2**15), 2**15 - 1
-U8_MAX = 255
+INT16_MIN = -INT16_MAX - 1
 _REFERENCE_OPSET = 19
 _ATTRIBUTE = {"transB": "trans_b"}  # the emulated node's snake_case name
 _ROWS = 8192
@@ -146,7 +146,7 @@ def conv(
         raise ResnetOptError("the int8 emulation handles 2-D convolutions only")
     n, c = x_q.shape[:2]
     m = w_q.shape[0]
-    zp = int(np.asarray(x_zp).reshape(-1)[0])
+    zp = _zero_point(x_zp)
     cg, mg = c // group, m // group
     outputs = []
     oh = ow = 0
@@ -155,9 +155,7 @@ def conv(
             x_q[:, g * cg : (g + 1) * cg], w_q.shape[2:], strides, pads, dilations, zp
         )
         wg = _conv_weights(w_q[g * mg : (g + 1) * mg])
-        acc = accumulate(patches, wg, arithmetic)
-        acc -= zp * wg.astype(np.float64).sum(axis=1)
-        outputs.append(acc)
+        outputs.append(_centered(patches, wg, zp, arithmetic))
     acc = np.concatenate(outputs, axis=1)
     y = _dequantize(acc, x_scale, w_scale, b_q, b_scale, m)
     return y.reshape(n, oh, ow, m).transpose(0, 3, 1, 2).astype(np.float32)
@@ -177,10 +175,20 @@ def gemm(
 ) -> np.ndarray:
     """A u8×s8 Gemm (x: N×K; weights K×M, or M×K with transB) computed as the kernels do."""
     w = w_q if trans_b else w_q.T  # M × K
-    zp = int(np.asarray(x_zp).reshape(-1)[0])
-    acc = accumulate(x_q.reshape(x_q.shape[0], -1), w, arithmetic)
-    acc -= zp * w.astype(np.float64).sum(axis=1)
+    acc = _centered(x_q.reshape(x_q.shape[0], -1), w, _zero_point(x_zp), arithmetic)
     return _dequantize(acc, x_scale, w_scale, b_q, b_scale, w.shape[0]).astype(np.float32)
+
+
+def _zero_point(x_zp: np.ndarray) -> int:
+    """The activations' (per-tensor) zero point."""
+    return int(np.asarray(x_zp).reshape(-1)[0])
+
+
+def _centered(x: np.ndarray, w: np.ndarray, zp: int, arithmetic: Arithmetic) -> np.ndarray:
+    """Σ_k (x[r, k] − zp)·w[m, k] as the kernels get it: the raw u8 codes accumulated (with
+    `arithmetic`'s saturation), the zero point's share zp·Σ_k w[m, k] subtracted after."""
+    acc: np.ndarray = accumulate(x, w, arithmetic) - zp * w.astype(np.float64).sum(axis=1)
+    return acc
 
 
 def _dequantize(

@@ -24,13 +24,10 @@ def _bits(quant: Mapping[str, object]) -> str:
 
 def _family(check: Mapping[str, object]) -> str:
     """', int8 on AMX': the CPU int8 family the figure holds for (recorded since it mattered)."""
-    from resnet_opt.core.cpu_int8 import Int8Family
+    from resnet_opt.core.cpu_int8 import recorded_label
 
     value = check.get("cpu_int8_family")
-    try:
-        return f", int8 on {Int8Family(value).label}" if isinstance(value, str) else ""
-    except ValueError:
-        return f", int8 on {value}"
+    return f", int8 on {recorded_label(value)}" if isinstance(value, str) else ""
 
 
 def gate_advice(manifest: Manifest) -> str:

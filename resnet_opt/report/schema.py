@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from resnet_opt.core.cpu_int8 import recorded_label
 from resnet_opt.core.validation import check_all_finite
 from resnet_opt.errors import ResnetOptError
 
@@ -64,7 +65,7 @@ class MachineInfo:
         if self.jetpack:
             text += f", {self.jetpack}"
         if self.cpu_int8_family:
-            text += f", CPU int8: {_family_label(self.cpu_int8_family)}"
+            text += f", CPU int8: {recorded_label(self.cpu_int8_family)}"
         return text
 
 
@@ -253,15 +254,6 @@ class Report:
             skipped=tuple(Skip(**x) for x in data.get("skipped", ())),
             notes=tuple(data.get("notes", ())),
         )
-
-
-def _family_label(value: str) -> str:
-    from resnet_opt.core.cpu_int8 import Int8Family
-
-    try:
-        return Int8Family(value).label
-    except ValueError:  # a family a newer resnet-opt knows: shown as recorded
-        return value
 
 
 def _triple(value: Sequence[float] | None) -> tuple[float, float, float] | None:
