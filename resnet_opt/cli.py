@@ -1084,9 +1084,11 @@ def bench_command(
         from resnet_opt.report.files import check_step_summary
 
         check_step_summary()
+    from resnet_opt.measure.targets import Target
     from resnet_opt.quantization.saturation import warning_for
 
-    _warn(warning_for(artifacts))
+    if options.backends is None or Target.ONNXRUNTIME in options.backends:  # as the report notes
+        _warn(warning_for(artifacts))
     if (warning := clock_warning(jetson)) is not None:
         say(warning)
     if concurrent:

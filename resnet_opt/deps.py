@@ -19,7 +19,8 @@ EXTRA_FOR_MODULE: dict[str, str] = {
     "tensorrt": "tensorrt",
     "pycuda": "tensorrt",
     "pycuda.driver": "tensorrt",
-    "cuda": "jetson",
+    "cuda": "tensorrt",  # cuda-python's cuda-bindings, for CUDA graphs
+    "cuda.bindings.runtime": "tensorrt",
     "openvino": "openvino",
     "sklearn": "train",
 }

@@ -231,7 +231,7 @@ def collect() -> Environment:
         for d in ("resnet-opt", "numpy", "onnx", "onnxruntime", "torch", "torchvision")
     )
     accelerators = [cuda_driver()]
-    for module in ("tensorrt", "pycuda.driver", "openvino"):
+    for module in ("tensorrt", "pycuda.driver", "cuda.bindings", "openvino"):
         version, problem = probe(module)
         accelerators.append(Probe(module, version, problem))
     from resnet_opt.tensorrt.device import nvidia_probes

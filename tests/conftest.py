@@ -72,9 +72,10 @@ def make_tiny_cnn(
     return path
 
 
-def gpu_tests_missing(*, torch: bool = False) -> str | None:
+def gpu_tests_missing(*, torch: bool = False, cuda_python: bool = False) -> str | None:
     """Why the real-TensorRT tests cannot run here (None: they can): TensorRT, a CUDA GPU and
-    pycuda, and torch when they export their own models. The reason becomes the skip reason."""
+    pycuda; cuda-python (cuda-bindings) for CUDA graphs, and torch when a test exports a model
+    (the gpu tests make theirs with onnx.helper). The reason becomes the skip reason."""
     from resnet_opt.deps import probe
     from resnet_opt.tensorrt.device import probe_gpu, probe_tensorrt
 
@@ -87,6 +88,10 @@ def gpu_tests_missing(*, torch: bool = False) -> str | None:
     version, problem = probe("pycuda.driver")
     if version is None:
         return f"pycuda is not available ({problem})"
+    if cuda_python:
+        version, problem = probe("cuda.bindings.runtime")
+        if version is None:
+            return f"CUDA graphs need cuda-python (cuda-bindings), not available ({problem})"
     if torch:
         version, problem = probe("torch")
         if version is None:

@@ -14,12 +14,19 @@ from tests.benchkit import tiny_set
 from tests.conftest import gpu_tests_missing
 
 MISSING = gpu_tests_missing()
+GRAPHS_MISSING = gpu_tests_missing(cuda_python=True)
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(MISSING is not None, reason=MISSING or "")]
+graphs = pytest.mark.skipif(GRAPHS_MISSING is not None, reason=GRAPHS_MISSING or "")
 
 
 @pytest.mark.parametrize(
     "flags",
-    [[], ["--cuda-graph"], ["--no-data-transfers"], ["--cuda-graph", "--no-data-transfers"]],
+    [
+        [],
+        pytest.param(["--cuda-graph"], marks=graphs),
+        ["--no-data-transfers"],
+        pytest.param(["--cuda-graph", "--no-data-transfers"], marks=graphs),
+    ],
 )
 def test_bench_a_tensorrt_engine(tmp_path: Path, flags: list[str]) -> None:
     source, _, data = tiny_set(tmp_path)

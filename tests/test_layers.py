@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "resnet_opt.models": 2,
     "resnet_opt.calibration": 2,
     "resnet_opt.tensorrt": 2,
+    "resnet_opt.cuda": 2,
     "resnet_opt.report": 2,
     "resnet_opt.environment": 3,
     "resnet_opt.runners": 4,

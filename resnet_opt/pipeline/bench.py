@@ -321,6 +321,10 @@ def check_tensorrt_flags(options: BenchOptions) -> None:
                 f"{flag}: this resnet-opt's TensorRT runner does not support it; leave the "
                 "option out"
             )
+    if options.cuda_graph:  # before any measuring: CUDA graphs need cuda-python
+        from resnet_opt.cuda.graphs import load_runtime
+
+        load_runtime()
 
 
 # -- measuring -----------------------------------------------------------------------------------

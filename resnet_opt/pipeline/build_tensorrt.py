@@ -47,6 +47,7 @@ def build_tensorrt(
     verify: bool = True,
 ) -> Manifest:
     """Build a TensorRT plan of `source` at `output` (+ `output.json`) and return its manifest."""
+    from resnet_opt.tensorrt.compat import host_arch
     from resnet_opt.tensorrt.dla import check_cache_matches, plan_dla
     from resnet_opt.tensorrt.network import read_network
     from resnet_opt.tensorrt.plan import plan_build
@@ -62,6 +63,7 @@ def build_tensorrt(
     assert manifest is not None
     check_artifact_hash(source, manifest)
     facts = read_network(source, declared=manifest.precision)
+    facts.check_tensorrt_layout()  # before TensorRT: its parser would not say why
     image = facts.image_input
     profile = derive_profile(image, options.batch)
     timing = (
@@ -132,6 +134,7 @@ def build_tensorrt(
         details: dict[str, Any] = {
             "backend": "tensorrt",
             "tensorrt_version": str(caps.version),
+            "host_arch": host_arch(),  # plans do not move across CPU platforms
             "gpu": {
                 "name": device.gpu_name,
                 "compute_capability": device.sm,

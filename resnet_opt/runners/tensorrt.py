@@ -5,8 +5,11 @@ The plan is deserialized only after its manifest matches this device and TensorR
 is Y: rebuild" instead of a crash inside TensorRT. Buffers are allocated once for the largest
 batch of the engine's profile: pinned host memory, one device buffer per I/O tensor, one
 stream, asynchronous copies, `set_input_shape` + `set_tensor_address` + `execute_async_v3`.
-With `cuda_graph=True` (for bench) each batch size's execution is captured into a CUDA graph
-after its first, eager run and replayed from then on. With `no_data_transfers=True` (bench's
+With `cuda_graph=True` (for bench) each batch size gets its own execution context, set to that
+shape once: its first run is eager (the flushing enqueue TensorRT needs after a shape change),
+then its enqueue is captured into a CUDA graph (cuda-python; pycuda has none) and replayed from
+then on, as NVIDIA's best practices and trtexec do; if the engine cannot be captured, the
+runner says so once and runs eagerly. With `no_data_transfers=True` (bench's
 `--no-data-transfers`, trtexec's `--noDataTransfers`) a feed of the very same input arrays as
 the previous call is not copied again: the engine runs on the inputs already on the device and
 the outputs of that previous copy are returned (the same inputs give the same outputs), so the
@@ -15,6 +18,7 @@ timed loop measures the engine without the host<->device copies.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from resnet_opt.core.manifest import Manifest
+from resnet_opt.cuda.graphs import CudaGraph, CudaRuntime, GraphCaptureError, capture, load_runtime
+from resnet_opt.cuda.pycuda_api import Context, DeviceAllocation, Stream, load_driver
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
@@ -32,6 +38,9 @@ from resnet_opt.tensorrt.profiles import BatchProfile, profile_of
 
 if TYPE_CHECKING:
     import tensorrt as trt
+
+
+log = logging.getLogger("resnet_opt.tensorrt")
 
 # trt.DataType member names -> numpy dtypes (bf16/fp8/int4 have no numpy type: refused)
 NUMPY_DTYPES: dict[str, type[np.generic]] = {
@@ -68,7 +77,19 @@ class _Tensor:
         self.dtype = dtype
         self.max_shape = shape
         self.host: np.ndarray = np.empty(0, dtype)
-        self.device: Any = None
+        self.device: DeviceAllocation | None = None
+
+
+class _ShapeGraph:
+    """One batch shape's own execution context and, once captured, its CUDA graph.
+
+    A captured graph replays the state its context had at capture; a context whose input
+    shape then changed would replay stale state, so each shape keeps its context.
+    """
+
+    def __init__(self, context: trt.IExecutionContext) -> None:
+        self.context = context
+        self.graph: CudaGraph | None = None
 
 
 class TensorRtRunner(RunnerBase):
@@ -96,14 +117,16 @@ class TensorRtRunner(RunnerBase):
         self._manifest = manifest
         self._device = device
         self.device_index = device_index
-        self._ctx: Any = None
+        self._ctx: Context | None = None
         self._runtime: trt.Runtime | None = None
         self._engine: trt.ICudaEngine | None = None
         self._context: trt.IExecutionContext | None = None
-        self._stream: Any = None
+        self._stream: Stream | None = None
         self._tensors: list[_Tensor] = []
         self._shapes: dict[str, tuple[int, ...]] = {}
-        self._graphs: dict[tuple[tuple[int, ...], ...], Any] = {}
+        self._cudart: CudaRuntime | None = None
+        self._graphs: dict[tuple[tuple[int, ...], ...], _ShapeGraph] = {}
+        self.graph_fallback: str | None = None  # why the graphs were given up, if they were
         self.profile: BatchProfile | None = None
 
     # lifecycle ---------------------------------------------------------------------------
@@ -119,22 +142,22 @@ class TensorRtRunner(RunnerBase):
         self.device_info = device
         self.profile = profile_of(manifest)
         require("tensorrt")
-        require("pycuda.driver")
-        import pycuda.driver as cuda
-
+        if self.cuda_graph:
+            self._cudart = load_runtime()  # before any GPU work: one line if it is missing
+        cuda = load_driver()
         cuda.init()
         self._ctx = cuda.Device(self.device_index).retain_primary_context()
         self._ctx.push()
         self._load(manifest)  # on failure, RunnerBase.__enter__ calls _close
 
     def _load(self, manifest: Manifest) -> None:
-        import pycuda.driver as cuda
         import tensorrt as trt
 
-        from resnet_opt.tensorrt.builder import _Recorder, make_logger
+        from resnet_opt.tensorrt.logger import process_logger
 
-        self._recorder = _Recorder()
-        self._logger = make_logger(self._recorder)
+        cuda = load_driver()
+        self._logger, self._recorder = process_logger()
+        since = self._recorder.mark()
         runtime = trt.Runtime(self._logger)
         options = manifest.details.get("build_options") or {}
         if options.get("version_compatible"):
@@ -146,14 +169,14 @@ class TensorRtRunner(RunnerBase):
         if engine is None:
             raise ResnetOptError(
                 f"{self.artifact}: TensorRT could not deserialize it ("
-                + self._recorder.last("no message")
+                + self._recorder.last("no message", since)
                 + "): rebuild with `resnet-opt build`"
             )
         context = engine.create_execution_context()
         if context is None:
             raise ResnetOptError(
                 f"{self.artifact}: TensorRT could not create an execution context ("
-                + self._recorder.last("out of GPU memory?")
+                + self._recorder.last("out of GPU memory?", since)
                 + ")"
             )
         self._runtime, self._engine, self._context = runtime, engine, context
@@ -182,6 +205,9 @@ class TensorRtRunner(RunnerBase):
             self._tensors.append(tensor)
 
     def _close(self) -> None:
+        for entry in self._graphs.values():
+            if entry.graph is not None:
+                entry.graph.close()
         self._graphs.clear()
         self._resident, self._last = {}, {}
         for tensor in self._tensors:
@@ -227,6 +253,7 @@ class TensorRtRunner(RunnerBase):
                 "tensorrt_version": self.device_info.tensorrt,
                 "engine_tensorrt_version": details.get("tensorrt_version"),
                 "cuda_graph": self.cuda_graph,
+                "cuda_graph_fallback": self.graph_fallback,
                 "no_data_transfers": self.no_data_transfers,
                 "profile": str(self.profile),
                 "dla_core": None if not dla else dla["core"],
@@ -249,12 +276,12 @@ class TensorRtRunner(RunnerBase):
         self._shapes[name] = shape
 
     def infer(self, feed: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import pycuda.driver as cuda
-
+        cuda = load_driver()
         tensors = self._live()
         inputs = [t for t in tensors if t.is_input]
         self.check_feed(feed, [t.name for t in inputs])
         stream = self._stream
+        assert stream is not None  # set with the context
         if (
             self.no_data_transfers
             and self._last
@@ -294,18 +321,63 @@ class TensorRtRunner(RunnerBase):
             self._last = {name: value.copy() for name, value in results.items()}
         return results
 
-    def _execute(self) -> None:
-        key = tuple(self._shapes[t.name] for t in self._tensors if t.is_input)
-        graph = self._graphs.get(key) if self.cuda_graph else None
-        if graph is not None:
-            graph.launch(self._stream)
-            return
-        if not self._exec.execute_async_v3(self._stream.handle):
+    def _enqueue(self, context: trt.IExecutionContext) -> None:
+        assert self._stream is not None
+        since = self._recorder.mark()
+        if not context.execute_async_v3(self._stream.handle):
             raise ResnetOptError(
-                f"{self.artifact}: TensorRT execution failed: " + self._recorder.last("no message")
+                f"{self.artifact}: TensorRT execution failed: "
+                + self._recorder.last("no message", since)
             )
-        if self.cuda_graph:
-            # captured after an eager run of this shape, as TensorRT requires; replayed next time
-            self._stream.begin_capture()
-            self._exec.execute_async_v3(self._stream.handle)
-            self._graphs[key] = self._stream.end_capture().instantiate()
+
+    def _execute(self) -> None:
+        if not self.cuda_graph or self.graph_fallback is not None:
+            self._enqueue(self._exec)
+            return
+        assert self._stream is not None and self._cudart is not None
+        key = tuple(self._shapes[t.name] for t in self._tensors if t.is_input)
+        entry = self._graphs.get(key)
+        if entry is not None and entry.graph is not None:
+            entry.graph.launch(self._stream.handle)
+            return
+        if entry is None:
+            entry = self._graphs[key] = _ShapeGraph(self._shape_context())
+        # the flushing enqueue: the first run of a context with its shapes is eager (and gives
+        # this call's outputs); TensorRT's shape-dependent setup must not land in the graph
+        self._enqueue(entry.context)
+        self._stream.synchronize()
+        context, handle = entry.context, self._stream.handle
+        try:
+            entry.graph = capture(
+                self._cudart, handle, lambda: bool(context.execute_async_v3(handle))
+            )
+        except GraphCaptureError as exc:
+            self.graph_fallback = str(exc)
+            log.warning(
+                "%s: CUDA graph capture failed (%s); running without CUDA graphs",
+                self.artifact.name,
+                exc,
+            )
+
+    def _shape_context(self) -> trt.IExecutionContext:
+        """A new execution context with the buffers and the current input shapes."""
+        assert self._engine is not None
+        since = self._recorder.mark()
+        context = self._engine.create_execution_context()
+        if context is None:
+            raise ResnetOptError(
+                f"{self.artifact}: TensorRT could not create an execution context for a CUDA "
+                f"graph ({self._recorder.last('out of GPU memory?', since)})"
+            )
+        for tensor in self._tensors:
+            if tensor.is_input and not context.set_input_shape(
+                tensor.name, self._shapes[tensor.name]
+            ):
+                raise ResnetOptError(
+                    f"TensorRT refused input shape {self._shapes[tensor.name]} for "
+                    f"{tensor.name!r} (profile {self.profile})"
+                )
+            assert tensor.device is not None  # allocated on entry
+            if not context.set_tensor_address(tensor.name, int(tensor.device)):
+                raise ResnetOptError(f"TensorRT refused the buffer of tensor {tensor.name!r}")
+        return context

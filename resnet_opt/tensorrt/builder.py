@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from resnet_opt.calibration.tensorrt_cache import CalibrationAlgorithm
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.tensorrt.dla import CalibrationCache
 from resnet_opt.tensorrt.inspector import LayerReport, summarize_layers
+from resnet_opt.tensorrt.logger import Recorder, process_logger
 from resnet_opt.tensorrt.plan import BuildSpec
 from resnet_opt.tensorrt.versions import HardwareCompat
 
@@ -36,61 +37,25 @@ class BuildOutput:
     seconds: float
 
 
-class _Recorder:
-    """Collects TensorRT's errors (for the one-line message) and forwards to logging."""
+def make_cache_calibrator(cache: CalibrationCache) -> trt.IInt8EntropyCalibrator2:
+    """An IInt8EntropyCalibrator2 that only replays `cache` (TensorRT 10, implicit INT8 for DLA).
 
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-
-    def record(self, severity_name: str, msg: str) -> None:
-        if severity_name in ("ERROR", "INTERNAL_ERROR"):
-            self.errors.append(msg.strip())
-            log.debug("TensorRT %s: %s", severity_name, msg)
-        elif severity_name == "WARNING":
-            log.info("TensorRT: %s", msg)
-        else:
-            log.debug("TensorRT: %s", msg)
-
-    def last(self, default: str) -> str:
-        return self.errors[-1].splitlines()[0] if self.errors else default
-
-
-def make_logger(recorder: _Recorder) -> trt.ILogger:
-    """A trt.ILogger that hands every message to `recorder`."""
-    import tensorrt as trt
-
-    class RecordingLogger(trt.ILogger):
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-
-        def log(self, severity: trt.ILogger.Severity, msg: str) -> None:
-            recorder.record(severity.name, msg)
-
-    return RecordingLogger()
-
-
-def make_cache_calibrator(cache: CalibrationCache) -> trt.IInt8Calibrator:
-    """An INT8 calibrator that only replays `cache` (TensorRT 10, implicit INT8 for DLA).
-
-    TensorRT reads a cache only through a calibrator of the algorithm its header names, so the
-    base class follows the header. It never hands out batches: with a matching cache TensorRT
-    does not ask, and if it did (a cache it rejected) the build fails instead of calibrating
-    on nothing.
+    DLA takes this calibrator kind only (`dla.check_dla_calibrator` refused other caches), and
+    TensorRT reads a cache only through a calibrator of the algorithm its header names. It
+    implements exactly the four methods IInt8EntropyCalibrator2 leaves to Python (the legacy
+    calibrator's quantile and histogram methods do not apply). It never hands out batches: with
+    a matching cache TensorRT does not ask, and if it did (a cache it rejected) the build fails
+    instead of calibrating on nothing.
     """
     import tensorrt as trt
 
-    bases: dict[CalibrationAlgorithm, type[trt.IInt8Calibrator]] = {
-        CalibrationAlgorithm.ENTROPY_2: trt.IInt8EntropyCalibrator2,
-        CalibrationAlgorithm.ENTROPY: trt.IInt8EntropyCalibrator,
-        CalibrationAlgorithm.MINMAX: trt.IInt8MinMaxCalibrator,
-        CalibrationAlgorithm.LEGACY: trt.IInt8LegacyCalibrator,
-    }
-    base = bases[cache.algorithm]
+    if cache.algorithm is not CalibrationAlgorithm.ENTROPY_2:
+        raise ResnetOptError(f"{cache.path}: not an EntropyCalibration2 cache")
     raw = cache.raw
 
-    class CacheCalibrator(base):  # type: ignore[valid-type,misc]  # base chosen at run time
+    class CacheCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
-            base.__init__(self)
+            trt.IInt8EntropyCalibrator2.__init__(self)
             self.asked_for_batches = False
 
         def get_batch_size(self) -> int:
@@ -106,8 +71,7 @@ def make_cache_calibrator(cache: CalibrationCache) -> trt.IInt8Calibrator:
         def write_calibration_cache(self, cache: bytes) -> None:
             return None
 
-    calibrator: trt.IInt8Calibrator = CacheCalibrator()
-    return calibrator
+    return CacheCalibrator()
 
 
 def _parser_error(parser: trt.OnnxParser, onnx_name: str) -> ResnetOptError:
@@ -122,13 +86,55 @@ def _parser_error(parser: trt.OnnxParser, onnx_name: str) -> ResnetOptError:
     )
 
 
+def _use_timing_cache(
+    config: trt.IBuilderConfig, data: bytes, recorder: Recorder, since: int
+) -> trt.ITimingCache:
+    """Load `--timing-cache` into `config`, or refuse it with the reason, leaving the file as is.
+
+    A cache from another TensorRT version or a damaged file makes `create_timing_cache` raise
+    or return None (Polygraphy guards both); one from another GPU loads, and
+    `set_timing_cache(cache, ignore_mismatch=False)` refuses it. None of these may turn into an
+    empty cache that the build would then write over the user's file.
+    """
+    what = "the file" if data else "a new timing cache"
+    try:
+        cache = config.create_timing_cache(data)
+    except Exception as exc:  # the Python bindings raise for some unreadable caches
+        cache, why = None, first_line(exc)
+    else:
+        why = recorder.last("no message", since)
+    if cache is None:
+        if not data:
+            raise ResnetOptError(f"--timing-cache: TensorRT could not create {what} ({why})")
+        raise ResnetOptError(
+            f"--timing-cache: TensorRT could not read {what} ({why}): it was written by another "
+            "TensorRT version or is damaged; it was left unchanged: delete it or give another path"
+        )
+    if not config.set_timing_cache(cache, False):
+        raise ResnetOptError(
+            "--timing-cache: TensorRT rejected the file (made on another GPU or TensorRT "
+            "version?): delete it or give another path"
+        )
+    return cache
+
+
+def _updated_timing_cache(config: trt.IBuilderConfig) -> bytes | None:
+    """The timing cache after the build, or None (not written back) when TensorRT has none."""
+    cache = config.get_timing_cache()
+    if cache is None:
+        log.warning("TensorRT returned no timing cache after the build; the file is not updated")
+        return None
+    data = bytes(cache.serialize())
+    return data or None
+
+
 def build_engine(spec: BuildSpec) -> BuildOutput:
     """Run TensorRT's builder on `spec.network` as `spec` says; return the serialized plan."""
     require("tensorrt")
     import tensorrt as trt
 
-    recorder = _Recorder()
-    logger = make_logger(recorder)
+    logger, recorder = process_logger()
+    since = recorder.mark()
     builder = trt.Builder(logger)
     flags = 0
     for name in spec.network_flags:
@@ -159,7 +165,7 @@ def build_engine(spec: BuildSpec) -> BuildOutput:
     if config.add_optimization_profile(profile) < 0:
         raise ResnetOptError(
             f"TensorRT refused the profile {lo}..{hi} for input {spec.input_name!r}: "
-            + recorder.last("invalid profile")
+            + recorder.last("invalid profile", since)
         )
     calibrator = None
     if spec.calibration is not None:
@@ -173,12 +179,7 @@ def build_engine(spec: BuildSpec) -> BuildOutput:
 
     cache = None
     if spec.timing_cache is not None:
-        cache = config.create_timing_cache(spec.timing_cache)
-        if not config.set_timing_cache(cache, False):
-            raise ResnetOptError(
-                "--timing-cache: TensorRT rejected the file (made on another GPU or TensorRT "
-                "version?): delete it or give another path"
-            )
+        cache = _use_timing_cache(config, spec.timing_cache, recorder, since)
 
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
@@ -190,10 +191,10 @@ def build_engine(spec: BuildSpec) -> BuildOutput:
                 "did not accept the calibration cache and asked for calibration data"
             )
         raise ResnetOptError(
-            "TensorRT could not build the engine: " + recorder.last("no error message")
+            "TensorRT could not build the engine: " + recorder.last("no error message", since)
         )
     plan = bytes(serialized)
-    updated = bytes(config.get_timing_cache().serialize()) if cache is not None else None
+    updated = _updated_timing_cache(config) if cache is not None else None
     layers = inspect_plan(plan, logger, spec)
     return BuildOutput(
         plan=plan,

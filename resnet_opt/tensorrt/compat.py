@@ -9,6 +9,7 @@ a machine without a GPU or TensorRT gets the reason instead of a deserialization
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -30,6 +31,15 @@ def _cc(text: Any) -> tuple[int, int] | None:
         return None
 
 
+_ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64", "armv8": "aarch64"}
+
+
+def host_arch(machine: str | None = None) -> str:
+    """This host's CPU platform as TensorRT's plans care about it ('x86_64', 'aarch64')."""
+    name = (machine if machine is not None else platform.machine()).strip().lower()
+    return _ARCH_ALIASES.get(name, name or "unknown")
+
+
 def built_for(manifest: Manifest) -> str:
     """'NVIDIA Orin (sm 8.7) with TensorRT 10.3.0.30' from a TensorRT manifest."""
     gpu: Mapping[str, Any] = manifest.details.get("gpu") or {}
@@ -38,8 +48,14 @@ def built_for(manifest: Manifest) -> str:
     return f"{name}{sm} with TensorRT {manifest.details.get('tensorrt_version', '?')}"
 
 
-def check_engine_compatible(manifest: Manifest, device: DeviceInfo) -> None:
-    """Raise ResnetOptError with 'built for X, this is Y: rebuild …' unless the engine fits."""
+def check_engine_compatible(
+    manifest: Manifest, device: DeviceInfo, *, arch: str | None = None
+) -> None:
+    """Raise ResnetOptError with 'built for X, this is Y: rebuild …' unless the engine fits.
+
+    `arch` is this host's CPU platform (default: `host_arch()`): a plan is not portable across
+    CPU platforms, even a hardware-compatible one (x86-64 to a Jetson's aarch64 and back).
+    """
     details = manifest.details
     if details.get("backend") != "tensorrt":
         raise ResnetOptError(f"{manifest.artifact}: not a TensorRT engine manifest")
@@ -63,6 +79,12 @@ def check_engine_compatible(manifest: Manifest, device: DeviceInfo) -> None:
         )
 
     _check_tensorrt(details, device.tensorrt, mismatch)
+    built_on, here_arch = details.get("host_arch"), arch or host_arch()
+    if built_on and host_arch(str(built_on)) != here_arch:  # manifests before it was recorded
+        raise mismatch(
+            f"built on an {built_on} host, this host is {here_arch}: TensorRT engines do not "
+            "move across CPU platforms"
+        )
     _check_gpu(details, device, mismatch)
     dla = details.get("dla")
     if dla:
@@ -84,7 +106,9 @@ def _check_tensorrt(details: Mapping[str, Any], running_text: str, mismatch: Mis
     if built.same_build(running):
         return
     options = details.get("build_options") or {}
-    if options.get("version_compatible") and running.release() > built.release():
+    # a version-compatible plan loads on the same or a later TensorRT, including the same
+    # release with another build number
+    if options.get("version_compatible") and running.release() >= built.release():
         loads_from = capabilities(running).loads_version_compatible_from
         if built.major in loads_from:
             return
@@ -106,7 +130,7 @@ def _check_gpu(details: Mapping[str, Any], device: DeviceInfo, mismatch: Mismatc
             raise mismatch("the plan needs an Ampere or newer GPU, sm >= 8.0")
         return
     if level == HardwareCompat.SAME_COMPUTE_CAPABILITY.value:
-        if built_cc is None or here != built_cc:
+        if built_cc is None or here != built_cc or here < (7, 5):
             raise mismatch(None)
         return
     if built_cc is None or here != built_cc or gpu.get("name") != device.gpu_name:

@@ -122,7 +122,10 @@ def probe_dla_cores() -> tuple[int | None, str | None]:
         require("tensorrt")
         import tensorrt as trt
 
-        runtime = trt.Runtime(trt.Logger(trt.Logger.ERROR))
+        from resnet_opt.tensorrt.logger import process_logger
+
+        # TensorRT keeps the first logger it is given for the whole process: this must be ours
+        runtime = trt.Runtime(process_logger()[0])
         return int(runtime.num_DLA_cores), None
     except Exception as exc:  # probes never raise
         return None, f"{type(exc).__name__}: {exc}".splitlines()[0]

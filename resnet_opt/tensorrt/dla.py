@@ -182,6 +182,18 @@ class DlaPlan:
         }
 
 
+def check_dla_calibrator(cache: CalibrationCache) -> None:
+    """DLA INT8 calibration takes IInt8EntropyCalibrator2 only (TensorRT developer guide, "DLA
+    supported layers and restrictions"), and TensorRT reads a cache only through a calibrator
+    of the algorithm its header names: a cache of any other algorithm cannot feed a DLA."""
+    if cache.algorithm is not CalibrationAlgorithm.ENTROPY_2:
+        raise ResnetOptError(
+            f"{cache.path}: a {cache.algorithm.value} cache; DLA INT8 needs an "
+            f"{CalibrationAlgorithm.ENTROPY_2.value} cache (IInt8EntropyCalibrator2): re-run "
+            "quantize with --target tensorrt, which writes one"
+        )
+
+
 def check_dla_core(core: int, available: int | None) -> None:
     if core < 0:
         raise ResnetOptError(f"--dla-core {core}: DLA cores are numbered from 0")
@@ -257,6 +269,7 @@ def plan_dla(
             "--precision fp16) for FP16"
         )
     cache = read_calibration_cache(cache_path, caps)
+    check_dla_calibrator(cache)
     return DlaPlan(
         core=core,
         mode=caps.dla,

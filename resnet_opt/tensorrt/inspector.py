@@ -4,6 +4,11 @@ The build asks for detailed profiling verbosity so the inspector can tell, per f
 which types it reads and writes. This module turns that JSON (TensorRT 10's `Format/Datatype`
 strings, TensorRT 11's split `Format` and `DataType` fields) into counts per precision for the
 manifest. When the inspector cannot tell (names only), the report says so instead of guessing.
+
+Which layers run on a DLA comes from the layer's type (TensorRT reports a DLA subgraph as
+LayerType "DLA", e.g. `Layer(DLA): {ForeignNode[conv1...relu]}` in its build log) or an explicit
+device field, never from the name: `{ForeignNode[…]}` only says "a subgraph compiled by another
+backend", and Myelin's GPU subgraphs (LayerType "Myelin") carry the same name.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class LayerReport:
     precisions: dict[str, int] = field(default_factory=dict)
     on_dla: int = 0
     layers: tuple[dict[str, str], ...] = ()
+    io_tensors: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"available": self.available, "count": self.count}
@@ -51,7 +57,32 @@ class LayerReport:
             data["precisions"] = dict(self.precisions)
             data["on_dla"] = self.on_dla
             data["layers"] = [dict(layer) for layer in self.layers]
+            data["io_tensors"] = list(self.io_tensors)
         return data
+
+
+def on_dla(layer: dict[str, Any]) -> bool:
+    """Whether the inspector says this layer runs on a DLA core (by type or device, not name)."""
+    kind = str(layer.get("LayerType", "")).strip().lower()
+    if kind in ("dla", "dlalayer") or kind.startswith("dla "):
+        return True
+    device = layer.get("Device") or layer.get("DeviceType")
+    return isinstance(device, str) and device.strip().upper().startswith("DLA")
+
+
+def io_tensor_names(data: dict[str, Any]) -> tuple[str, ...]:
+    """The engine's I/O tensor names: TensorRT 10's `Bindings` (names) or 11's `I/O Tensors`
+    (objects with a `Name`, as well as location, dimensions and type)."""
+    entries = data.get("I/O Tensors", data.get("Bindings"))
+    if not isinstance(entries, list):
+        return ()
+    names = []
+    for entry in entries:
+        if isinstance(entry, str):
+            names.append(entry)
+        elif isinstance(entry, dict) and isinstance(entry.get("Name"), str):
+            names.append(entry["Name"])
+    return tuple(names)
 
 
 def _tensor_type(tensor: Any) -> str | None:
@@ -81,7 +112,7 @@ def summarize_layers(text: str) -> LayerReport:
         )
     counts: Counter[str] = Counter()
     rows: list[dict[str, str]] = []
-    on_dla = 0
+    dla_layers = 0
     for layer in layers:
         if not isinstance(layer, dict):
             continue
@@ -92,8 +123,8 @@ def summarize_layers(text: str) -> LayerReport:
         )
         kind = str(layer.get("LayerType", ""))
         name = str(layer.get("Name", ""))
-        dla = "dla" in kind.lower() or "{ForeignNode" in name
-        on_dla += dla
+        dla = on_dla(layer)
+        dla_layers += dla
         counts[precision] += 1
         rows.append(
             {"name": name, "type": kind, "precision": precision, "device": "dla" if dla else "gpu"}
@@ -102,6 +133,7 @@ def summarize_layers(text: str) -> LayerReport:
         True,
         count=len(rows),
         precisions=dict(sorted(counts.items())),
-        on_dla=on_dla,
+        on_dla=dla_layers,
         layers=tuple(rows),
+        io_tensors=io_tensor_names(data),
     )

@@ -39,6 +39,16 @@ class NetworkFacts:
     qdq_nodes: int
     fp16_tensors: int
     tensor_names: frozenset[str] = field(repr=False, default=frozenset())
+    qdq_problems: tuple[str, ...] = ()  # why TensorRT's parser would refuse its Q/DQ layout
+
+    def check_tensorrt_layout(self) -> None:
+        """Refuse an INT8 ONNX in ONNX Runtime's CPU layout before TensorRT's parser sees it."""
+        if self.qdq_problems:
+            raise ResnetOptError(
+                f"{self.path}: its INT8 layout is ONNX Runtime's CPU one "
+                f"({'; '.join(self.qdq_problems)}), which TensorRT cannot build: quantize with "
+                "--target tensorrt"
+            )
 
     @property
     def image_input(self) -> TensorInfo:
@@ -76,6 +86,7 @@ def _tensor_info(value: onnx.ValueInfoProto) -> TensorInfo:
 def read_network(path: Path, declared: Precision | None = None) -> NetworkFacts:
     """Load `path` (clear errors for missing / not ONNX / invalid) and collect its facts."""
     from resnet_opt.graph import all_names, load_onnx, precision_of
+    from resnet_opt.tensorrt.qdq_layout import layout_problems
 
     model = load_onnx(path)
     graph = model.graph
@@ -94,6 +105,7 @@ def read_network(path: Path, declared: Precision | None = None) -> NetworkFacts:
         qdq_nodes=qdq,
         fp16_tensors=fp16,
         tensor_names=frozenset(all_names(graph)),
+        qdq_problems=layout_problems(graph) if qdq else (),
     )
 
 

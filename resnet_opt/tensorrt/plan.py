@@ -60,7 +60,8 @@ class BuildSpec:
 def check_hardware_compat(
     caps: Capabilities, level: HardwareCompat, device: DeviceInfo, dla: bool
 ) -> None:
-    """Hardware-compatible plans: Ampere+ discrete GPUs, a level this TensorRT has, no DLA."""
+    """Hardware-compatible plans: a level this TensorRT has, on a discrete GPU at or above the
+    level's floor (Ampere+: sm 8.0; same compute capability: sm 7.5), no DLA."""
     if level not in caps.hardware_compat:
         raise ResnetOptError(
             f"--hardware-compatible {level.value}: TensorRT {caps.version.short} does not have "
@@ -72,13 +73,14 @@ def check_hardware_compat(
         )
     if device.is_jetson or device.integrated:
         raise ResnetOptError(
-            "--hardware-compatible: TensorRT supports hardware compatibility on discrete "
-            "Ampere or newer GPUs, not on Jetson (JetPack)"
+            "--hardware-compatible: TensorRT supports hardware compatibility on discrete GPUs, "
+            "not on Jetson (JetPack)"
         )
-    if device.compute_capability is None or device.compute_capability < (8, 0):
+    floor = level.min_compute_capability
+    if device.compute_capability is None or device.compute_capability < floor:
         raise ResnetOptError(
-            f"--hardware-compatible: needs an Ampere or newer GPU (sm >= 8.0) to build on; "
-            f"this is {device.describe()}"
+            f"--hardware-compatible {level.value}: needs {level.gpus} "
+            f"(sm >= {floor[0]}.{floor[1]}) to build on; this is {device.describe()}"
         )
 
 

@@ -92,6 +92,21 @@ class HardwareCompat(str, Enum):
     AMPERE_PLUS = "ampere-plus"
     SAME_COMPUTE_CAPABILITY = "same-compute-capability"
 
+    @property
+    def min_compute_capability(self) -> tuple[int, int]:
+        """The oldest GPU a plan of this level builds and runs on: Ampere+ plans need sm 8.0;
+        same-compute-capability plans work from Turing, sm 7.5 (TensorRT developer guide,
+        "Hardware Compatibility")."""
+        return (8, 0) if self is HardwareCompat.AMPERE_PLUS else (7, 5)
+
+    @property
+    def gpus(self) -> str:
+        return (
+            "an Ampere or newer GPU"
+            if self is HardwareCompat.AMPERE_PLUS
+            else "a Turing or newer GPU"
+        )
+
 
 @dataclass(frozen=True)
 class Capabilities:

@@ -35,6 +35,14 @@ class FakeGpu:
     next_address: int = 0x10000
     context_stack: list[Any] = field(default_factory=list)
     plans: list[bytes] = field(default_factory=list)  # every plan the builder serialized
+    host_arch: str = "x86_64"  # the CPU platform the fake TensorRT runs on
+    capturing: dict[int, list[Any]] = field(default_factory=dict)  # stream -> captured work
+    capture_invalidated: set[int] = field(default_factory=set)
+    graphs: list[Any] = field(default_factory=list)
+    cuda_error: Any = 0  # the sticky CUDA error cudaGetLastError returns and clears
+    uncapturable: bool = False  # the engine holds work a CUDA graph cannot capture
+    driver_too_old: bool = False  # cuda-bindings built for a newer CUDA than the driver's
+    execute_error: str | None = None  # execute_async_v3 logs this error and returns False
 
     def record(self, call: str, **args: Any) -> None:
         self.calls.append(Call(call, args))
@@ -94,13 +102,18 @@ class FakeLibCuda:
         return 0
 
 
-def install(monkeypatch: pytest.MonkeyPatch, gpu: FakeGpu, *, pycuda: bool = True) -> None:
-    """Put fake tensorrt (and pycuda) in sys.modules and the fake driver behind probe_gpu."""
+def install(
+    monkeypatch: pytest.MonkeyPatch, gpu: FakeGpu, *, pycuda: bool = True, cudart: bool = True
+) -> None:
+    """Put fake tensorrt, pycuda and cuda-python (cuda.bindings.runtime) in sys.modules and
+    the fake driver behind probe_gpu; `pycuda=False` / `cudart=False` make them missing."""
     import sys
 
-    from tests.fakes import fake_pycuda, fake_tensorrt
+    from tests.fakes import fake_cudart, fake_pycuda, fake_tensorrt
 
     monkeypatch.setitem(sys.modules, "tensorrt", fake_tensorrt.make_module(gpu))
+    for name, module in fake_cudart.make_modules(gpu).items():
+        monkeypatch.setitem(sys.modules, name, module if cudart else None)
     if pycuda:
         package, driver = fake_pycuda.make_modules(gpu)
         monkeypatch.setitem(sys.modules, "pycuda", package)

@@ -1,8 +1,11 @@
 """A fake `pycuda` / `pycuda.driver`: device memory is host bytearrays held by the FakeGpu.
 
-It enforces what the TensorRT runner promises: contexts pushed before use, async copies only
-from/to pinned (page-locked) host buffers, copies on a stream, and CUDA graph capture that
-records work instead of running it until the graph is launched.
+It has only names that pycuda has (tests/test_cuda_api.py checks them against pycuda 2026.1's
+source, pinned in tests/cuda_api_pins.py), with pycuda's parameters, and it enforces what the
+TensorRT runner promises: contexts pushed before use, async copies only from/to pinned
+(page-locked) host buffers, copies on a stream. pycuda has no stream capture or graphs: work
+enqueued on a stream while cuda-python captures it (tests/fakes/fake_cudart.py) is recorded
+into the capture instead of run, as the real stream would.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ def make_modules(gpu: FakeGpu) -> tuple[types.ModuleType, types.ModuleType]:
     package = types.ModuleType("pycuda")
     package.__file__ = __file__
     package.__path__ = []  # a package, as the real one is
+    package.VERSION = (2026, 1)  # type: ignore[attr-defined]  # pycuda/__init__.py has it
     driver = types.ModuleType("pycuda.driver")
     driver.__file__ = __file__
-    driver.VERSION = (2025, 1)  # type: ignore[attr-defined]
     package.driver = driver  # type: ignore[attr-defined]
 
     def require_context(what: str) -> None:
@@ -36,17 +39,19 @@ def make_modules(gpu: FakeGpu) -> tuple[types.ModuleType, types.ModuleType]:
             gpu.record("cuda.Context.push")
             gpu.context_stack.append(self)
 
-        def pop(self) -> None:
+        @staticmethod
+        def pop() -> None:  # static in pycuda: pops whatever context is current
             gpu.record("cuda.Context.pop")
-            assert gpu.context_stack and gpu.context_stack[-1] is self, "pop of another context"
+            if not gpu.context_stack:
+                raise RuntimeError("cuCtxPopCurrent failed: invalid context")
             gpu.context_stack.pop()
 
         def detach(self) -> None:
             gpu.record("cuda.Context.detach")
 
     class Device:
-        def __init__(self, ordinal: int) -> None:
-            self.ordinal = ordinal
+        def __init__(self, number: int) -> None:
+            self.ordinal = number
 
         def retain_primary_context(self) -> Context:
             gpu.record("cuda.Device.retain_primary_context", ordinal=self.ordinal)
@@ -54,65 +59,42 @@ def make_modules(gpu: FakeGpu) -> tuple[types.ModuleType, types.ModuleType]:
 
     class DeviceAllocation:
         def __init__(self, nbytes: int) -> None:
-            self.address = gpu.alloc(nbytes)
-            self.nbytes = nbytes
-            self.freed = False
+            self._address = gpu.alloc(nbytes)
 
         def __int__(self) -> int:
-            return self.address
+            return self._address
 
         def free(self) -> None:
-            gpu.record("cuda.DeviceAllocation.free", address=self.address)
-            self.freed = True
-            del gpu.memory[self.address]
-
-    class GraphExec:
-        def __init__(self, work: list[Any]) -> None:
-            self.work = work
-
-        def launch(self, stream: Stream | None = None) -> None:
-            gpu.record("cuda.GraphExec.launch", steps=len(self.work))
-            for step in self.work:
-                step()
-
-    class Graph:
-        def __init__(self, work: list[Any]) -> None:
-            self.work = work
-
-        def instantiate(self) -> GraphExec:
-            gpu.record("cuda.Graph.instantiate", steps=len(self.work))
-            return GraphExec(list(self.work))
+            gpu.record("cuda.DeviceAllocation.free", address=self._address)
+            del gpu.memory[self._address]
 
     class Stream:
         _next = 1
 
-        def __init__(self) -> None:
+        def __init__(self, flags: int = 0) -> None:
             require_context("Stream")
-            self.handle = 0xA000 + Stream._next
+            self._handle = 0xA000 + Stream._next
             Stream._next += 1
-            self.capturing: list[Any] | None = None
-            gpu.streams[self.handle] = self
-            gpu.record("cuda.Stream", handle=self.handle)
+            gpu.streams[self._handle] = self
+            gpu.record("cuda.Stream", handle=self._handle)
+
+        @property
+        def handle(self) -> int:
+            return self._handle
 
         def synchronize(self) -> None:
-            gpu.record("cuda.Stream.synchronize", handle=self.handle)
+            gpu.record("cuda.Stream.synchronize", handle=self._handle)
+            assert self._handle not in gpu.capturing, "synchronize on a capturing stream"
 
-        def begin_capture(self) -> None:
-            gpu.record("cuda.Stream.begin_capture", handle=self.handle)
-            self.capturing = []
+        def is_done(self) -> bool:
+            return True
 
-        def end_capture(self) -> Graph:
-            gpu.record("cuda.Stream.end_capture", handle=self.handle)
-            assert self.capturing is not None, "end_capture without begin_capture"
-            graph, self.capturing = Graph(self.capturing), None
-            return graph
-
-    def init() -> None:
+    def init(flags: int = 0) -> None:
         gpu.record("cuda.init")
 
-    def pagelocked_empty(shape: Any, dtype: Any) -> np.ndarray:
+    def pagelocked_empty(shape: Any, dtype: Any, order: str = "C", mem_flags: int = 0) -> Any:
         require_context("pagelocked_empty")
-        array = np.zeros(shape, dtype)
+        array = np.zeros(shape, dtype, order=order)  # type: ignore[call-overload]
         gpu.pinned.append(array)
         gpu.record("cuda.pagelocked_empty", shape=shape, dtype=str(np.dtype(dtype)))
         return array
@@ -133,7 +115,14 @@ def make_modules(gpu: FakeGpu) -> tuple[types.ModuleType, types.ModuleType]:
             raise AssertionError(f"{what} without a stream: the copy would be synchronous")
         return stream
 
-    def memcpy_htod_async(dest: Any, src: np.ndarray, stream: Any = None) -> None:
+    def enqueue(stream: Stream, work: Any) -> None:
+        captured = gpu.capturing.get(stream.handle)
+        if captured is not None:
+            captured.append(work)
+        else:
+            work()
+
+    def memcpy_htod_async(dest: Any, src: Any, stream: Any = None) -> None:
         stream = check_stream(stream, "memcpy_htod_async")
         assert is_pinned(src), "memcpy_htod_async from pageable memory (not pinned)"
         data = np.ascontiguousarray(src).tobytes()
@@ -145,12 +134,9 @@ def make_modules(gpu: FakeGpu) -> tuple[types.ModuleType, types.ModuleType]:
             assert len(data) <= len(memory), "copy past the end of a device buffer"
             memory[: len(data)] = data
 
-        if stream.capturing is not None:
-            stream.capturing.append(copy)
-        else:
-            copy()
+        enqueue(stream, copy)
 
-    def memcpy_dtoh_async(dest: np.ndarray, src: Any, stream: Any = None) -> None:
+    def memcpy_dtoh_async(dest: Any, src: Any, stream: Any = None) -> None:
         stream = check_stream(stream, "memcpy_dtoh_async")
         assert is_pinned(dest), "memcpy_dtoh_async into pageable memory (not pinned)"
         address = int(src)
@@ -160,16 +146,14 @@ def make_modules(gpu: FakeGpu) -> tuple[types.ModuleType, types.ModuleType]:
             raw = bytes(gpu.memory[address][: dest.nbytes])
             dest.reshape(-1)[...] = np.frombuffer(raw, dtype=dest.dtype)
 
-        if stream.capturing is not None:
-            stream.capturing.append(copy)
-        else:
-            copy()
+        enqueue(stream, copy)
 
     for name, value in {
         "init": init,
         "Device": Device,
         "Context": Context,
         "Stream": Stream,
+        "DeviceAllocation": DeviceAllocation,
         "pagelocked_empty": pagelocked_empty,
         "mem_alloc": mem_alloc,
         "memcpy_htod_async": memcpy_htod_async,

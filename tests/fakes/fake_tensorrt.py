@@ -1,17 +1,39 @@
 """A fake `tensorrt` module with the API surface of one TensorRT version (10.x or 11.x).
 
 Members that a version does not have are absent (TensorRT 11 has no BuilderFlag.FP16, no
-IInt8Calibrator, ...), so code that touches them on 11.x fails here as it would there. The
-builder enforces TensorRT's rules and logs an error and returns None where TensorRT would:
-a dynamic input without a profile, precision flags on a strongly typed network, Q/DQ on a
-weakly typed network without the INT8 flag, implicit INT8 without a calibrator, a DLA build
-without FP16/INT8 (TensorRT 10) or with an FP32 network (11.x), a DLA core out of range. A
-built "plan" is a header plus the ONNX bytes; its engine runs that ONNX with ONNX Runtime, so
-the runner's data path (pinned copies, addresses, shapes) is checked against real outputs.
+IInt8Calibrator, ...), so code that touches them on 11.x fails here as it would there. It
+refuses what TensorRT refuses, logging an error and returning None (or raising) where TensorRT
+does:
+- parser: ops without an importer; Q/DQ that onnx-tensorrt refuses (uint8 or non-zero zero
+  points, non-constant or non-positive scales, per-channel scale counts other than the axis
+  size, DequantizeLinear of int32 data);
+- builder: a dynamic input without a profile, precision flags on a strongly typed network, Q/DQ
+  on a weakly typed network without the INT8 flag, implicit INT8 without a calibrator, a
+  calibrator missing a pure-virtual method, a calibration cache of another algorithm than its
+  calibrator's, a DLA build without FP16/INT8 (10.x) or with an FP32 network (11.x), a DLA
+  core out of range, DLA with a dynamic profile, a DLA calibrator other than
+  IInt8EntropyCalibrator2, a hardware-compatibility level below its GPU floor (Ampere+: sm 8.0,
+  same compute capability: sm 7.5);
+- timing caches: a damaged file raises, one of another TensorRT version gives None (logged),
+  one of another GPU loads and `set_timing_cache(.., False)` refuses it;
+- one logger per process: the first logger given to a Builder, Runtime or parser gets every
+  message, a later one only a warning;
+- runtime: plans of another TensorRT (unless version-compatible), of another CPU platform, or
+  of another DLA core; an execution context enqueued under CUDA graph capture right after an
+  input shape change (TensorRT's setup is not capturable), or holding uncapturable work
+  (`FakeGpu.uncapturable`), fails and invalidates the capture; a graph replayed after its
+  context's shape changed is an error (the real one would compute with stale state).
+
+Deliberate differences: a built "plan" is a JSON header plus the ONNX bytes, and its engine runs
+that ONNX with ONNX Runtime, so the runner's data path (pinned copies, addresses, shapes) is
+checked against real outputs; a timing cache is a text header plus lines; the inspector JSON has
+the real keys and layer kinds (a Myelin `{ForeignNode[...]}` on the GPU, a DLA subgraph of type
+"DLA") but invented layer lists; error messages paraphrase TensorRT's.
 """
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import types
 from pathlib import Path
@@ -48,6 +70,32 @@ SUPPORTED_OPS = frozenset(
         "Clip",
     }
 )
+
+
+# the algorithm each calibrator base reports, as it appears in a calibration cache's header
+CALIBRATOR_ALGORITHMS = {
+    "IInt8EntropyCalibrator2": "EntropyCalibration2",
+    "IInt8EntropyCalibrator": "EntropyCalibration",
+    "IInt8MinMaxCalibrator": "MinMaxCalibration",
+    "IInt8LegacyCalibrator": "LegacyCalibration",
+}
+_CALIBRATOR_METHODS = (
+    "get_batch_size",
+    "get_batch",
+    "read_calibration_cache",
+    "write_calibration_cache",
+)
+# the methods a Python calibrator must implement (pure virtual in TensorRT's C++ classes)
+PURE_VIRTUAL = {
+    **dict.fromkeys(CALIBRATOR_ALGORITHMS, _CALIBRATOR_METHODS),
+    "IInt8LegacyCalibrator": (
+        *_CALIBRATOR_METHODS,
+        "get_quantile",
+        "get_regression_cutoff",
+        "read_histogram_cache",
+        "write_histogram_cache",
+    ),
+}
 
 
 def _version(text: str) -> tuple[int, int, int]:
@@ -90,6 +138,8 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
     ten = version[0] == 10
     trt = types.ModuleType("tensorrt")
     trt.__file__ = __file__
+    # a spec as an installed module has, so that find_spec-based checks see TensorRT
+    trt.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None, origin=__file__)
     trt.__version__ = gpu.tensorrt_version  # type: ignore[attr-defined]
 
     severity = _enum("Severity", ["INTERNAL_ERROR", "ERROR", "WARNING", "INFO", "VERBOSE"])
@@ -109,9 +159,25 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
     class Logger(ILogger):
         pass
 
-    def emit(logger: Any, sev: str, msg: str) -> None:
+    # TensorRT keeps ONE logger per process: the first one handed to a Builder, Runtime or
+    # parser. A later, different logger is ignored with a warning, and every message keeps
+    # going to the first (here: for the life of this fake module, i.e. one test's "process").
+    first_logger: list[Any] = []
+
+    def adopt(logger: Any) -> None:
         assert getattr(logger, "initialized", False), "ILogger.__init__ was not called"
-        logger.log(getattr(severity, sev), msg)
+        if not first_logger:
+            first_logger.append(logger)
+        elif logger is not first_logger[0]:
+            first_logger[0].log(
+                severity.WARNING,
+                "The logger passed into createInferRuntime differs from one already provided "
+                "for an existing builder, runtime, or refitter. Uses of the global logger, "
+                "returned by nvinfer1::getLogger(), will return the existing value.",
+            )
+
+    def emit(logger: Any, sev: str, msg: str) -> None:
+        first_logger[0].log(getattr(severity, sev), msg)
 
     flag_names = [
         "GPU_FALLBACK",
@@ -179,9 +245,71 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
         def node_name(self) -> str:
             return self._name
 
+    def qdq_errors(proto: Any) -> list[ParserError]:
+        """What onnx-tensorrt's QuantizeLinear/DequantizeLinear importer refuses (messages
+        paraphrased from its assertions): a zero point that is not INT8 (u8 Q/DQ) or not all
+        zeros, a scale that is not a constant or not all positive, a per-channel scale whose
+        count is not the size of the quantized axis, and a DequantizeLinear of INT32 data
+        (the CPU layout's bias)."""
+        from onnx import numpy_helper
+
+        consts = {t.name: t for t in proto.graph.initializer}
+        for node in proto.graph.node:
+            if node.op_type == "Constant":
+                for attr in node.attribute:
+                    if attr.name == "value":
+                        consts[node.output[0]] = attr.t
+        shapes = {
+            v.name: [
+                d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim
+            ]
+            for v in [*proto.graph.input, *proto.graph.value_info, *proto.graph.output]
+        }
+        errors: list[ParserError] = []
+        for i, node in enumerate(proto.graph.node):
+            if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+                continue
+
+            def refuse(msg: str, i: int = i, node: Any = node) -> None:
+                errors.append(ParserError(f"{node.op_type}: {msg}", i, node.name))
+
+            data, scale_name = node.input[0], node.input[1]
+            int32 = data in consts and consts[data].data_type == 6
+            if node.op_type == "DequantizeLinear" and int32:
+                refuse("INT32 input is not supported (only INT8/FP8/INT4 are dequantized)")
+                continue
+            if scale_name not in consts:
+                refuse("the scale must be an initializer or a Constant (non-constant scale)")
+                continue
+            scale = numpy_helper.to_array(consts[scale_name]).astype("float64").reshape(-1)
+            if not (scale > 0).all() or not np.isfinite(scale).all():
+                refuse("Scale coefficients must all be positive")
+            if len(node.input) > 2 and node.input[2]:
+                zp = consts.get(node.input[2])
+                if zp is None:
+                    refuse("the zero point must be a constant")
+                elif zp.data_type != 3:  # INT8
+                    refuse("TensorRT only supports INT8 zero points (got a UINT8 zero point)")
+                elif numpy_helper.to_array(zp).any():
+                    refuse(
+                        "TensorRT only supports symmetric quantization: the zero point must be "
+                        "all zeros"
+                    )
+            if scale.size > 1:
+                axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+                dims = list(consts[data].dims) if data in consts else shapes.get(data) or []
+                known = bool(dims) and -len(dims) <= axis < len(dims) and dims[axis] > 0
+                if known and scale.size != dims[axis]:
+                    refuse(
+                        f"The number of scales ({scale.size}) is not equal to the number "
+                        f"of channels ({dims[axis]}) of axis {axis}"
+                    )
+        return errors
+
     class OnnxParser:
         def __init__(self, network: Network, logger: Any) -> None:
             gpu.record("OnnxParser", network=id(network))
+            adopt(logger)
             self.network, self.logger = network, logger
             self.errors: list[ParserError] = []
 
@@ -206,6 +334,9 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
                     self.errors.append(
                         ParserError(f"No importer registered for op: {node.op_type}", i, node.name)
                     )
+            if self.errors:
+                return False
+            self.errors = qdq_errors(proto)
             if self.errors:
                 return False
             inits = {t.name for t in proto.graph.initializer}
@@ -256,6 +387,7 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
             if data:
                 text = data.decode("utf-8", "replace")
                 head, _, rest = text.partition("\n")
+                # another GPU, same TensorRT: loads; set_timing_cache(.., False) refuses it
                 self.foreign = head != f"FAKE-TIMING {gpu.tensorrt_version} {gpu.gpu_name}"
                 self.entries = [e for e in rest.split("\n") if e]
 
@@ -302,9 +434,24 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
             self.profiles.append(profile)
             return len(self.profiles) - 1
 
-        def create_timing_cache(self, serialized_timing_cache: bytes) -> TimingCache:
-            gpu.record("IBuilderConfig.create_timing_cache", nbytes=len(serialized_timing_cache))
-            return TimingCache(bytes(serialized_timing_cache))
+        def create_timing_cache(self, serialized_timing_cache: bytes) -> TimingCache | None:
+            """TensorRT's failure modes, as Polygraphy guards them: a damaged file makes the
+            binding raise; a cache of another TensorRT version is logged and gives None."""
+            data = bytes(serialized_timing_cache)
+            gpu.record("IBuilderConfig.create_timing_cache", nbytes=len(data))
+            if data and not data.startswith(b"FAKE-TIMING "):
+                raise RuntimeError("Deserialization of the timing cache failed: invalid magic tag")
+            if data:
+                version = data.split(b"\n", 1)[0].split(b" ")[1].decode()
+                if version != gpu.tensorrt_version:
+                    emit(
+                        first_logger[0],
+                        "ERROR",
+                        f"Timing cache version mismatch: file {version}, "
+                        f"TensorRT {gpu.tensorrt_version}",
+                    )
+                    return None
+            return TimingCache(data)
 
         def set_timing_cache(self, cache: TimingCache, ignore_mismatch: bool) -> bool:
             gpu.record("IBuilderConfig.set_timing_cache", ignore_mismatch=ignore_mismatch)
@@ -356,6 +503,7 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
     class Builder:
         def __init__(self, logger: Any) -> None:
             gpu.record("Builder", logger=type(logger).__name__)
+            adopt(logger)
             self.logger = logger
 
         @property
@@ -404,11 +552,26 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
                     if not fixed_ok:
                         self._fail(f"profile {lo}..{hi} contradicts the fixed dims {dims}")
                         return None
+            floors = {"AMPERE_PLUS": (8, 0), "SAME_COMPUTE_CAPABILITY": (7, 5)}
+            hw = config.hardware_compatibility_level.name
+            if hw in floors and gpu.compute_capability < floors[hw]:
+                self._fail(
+                    f"hardware compatibility level {hw} needs sm >= "
+                    f"{floors[hw][0]}.{floors[hw][1]}; this GPU is sm "
+                    f"{gpu.compute_capability[0]}.{gpu.compute_capability[1]}"
+                )
+                return None
             dla = config.default_device_type == device_type.DLA
             if dla:
                 if not 0 <= config.DLA_core < gpu.dla_cores:
                     self._fail(f"DLA core {config.DLA_core} of {gpu.dla_cores}")
                     return None
+                for name, (lo, _, hi) in (
+                    config.profiles[0].shapes.items() if config.profiles else []
+                ):
+                    if tuple(lo) != tuple(hi):
+                        self._fail(f"DLA supports only static shapes: {name} has {lo}..{hi}")
+                        return None
                 if ten and not ({"FP16", "INT8"} & config.flags):
                     self._fail("DLA needs FP16 or INT8 (TensorRT 10)")
                     return None
@@ -419,9 +582,25 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
                     self._fail("implicit INT8 with a dynamic profile needs a calibration profile")
                     return None
             if implicit:
-                raw = bytes(config.calibrator.read_calibration_cache())
-                if not raw.startswith(b"TRT-"):
-                    config.calibrator.get_batch(["input"])
+                calibrator = config.calibrator
+                kind = next(
+                    k for k in type(calibrator).__mro__ if k.__name__ in CALIBRATOR_ALGORITHMS
+                ).__name__
+                missing = [
+                    m for m in PURE_VIRTUAL[kind] if not callable(getattr(calibrator, m, None))
+                ]
+                if missing:  # pybind11: "Tried to call pure virtual function"
+                    raise RuntimeError(
+                        f'Tried to call pure virtual function "{kind}::{missing[0]}"'
+                    )
+                if dla and kind != "IInt8EntropyCalibrator2":
+                    self._fail(f"DLA INT8 calibration needs IInt8EntropyCalibrator2, not {kind}")
+                    return None
+                raw = bytes(calibrator.read_calibration_cache())
+                head = raw.split(b"\n", 1)[0].decode("ascii", "replace")
+                if not (head.startswith("TRT-") and head.endswith(CALIBRATOR_ALGORITHMS[kind])):
+                    # TensorRT ignores a cache of another algorithm and asks for data
+                    calibrator.get_batch(["input"])
                     self._fail("calibration cache not usable and no calibration data")
                     return None
             if config.timing_cache is not None:
@@ -430,6 +609,7 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
             header = {
                 "version": gpu.tensorrt_version,
                 "gpu": gpu.gpu_name,
+                "host_arch": gpu.host_arch,
                 "version_compatible": "VERSION_COMPATIBLE" in config.flags,
                 "dla_core": config.DLA_core if dla else None,
                 "inputs": network.inputs,
@@ -456,23 +636,43 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
             kind = "Int8" if self.header["int8"] else "Half" if self.header["fp16"] else "Float"
             if ten:
                 out = {"Format/Datatype": f"Channel major {kind} format"}
+                fp32 = {"Format/Datatype": "Row major linear FP32"}
             else:
                 out = {"Format": "Channel major", "DataType": kind}
-            layers = [
-                {"Name": "conv + relu", "LayerType": "CaskConvolution", "Outputs": [out]},
-                {"Name": "pool", "LayerType": "CaskPooling", "Outputs": [out]},
+                fp32 = {"Format": "Row major linear", "DataType": "FP32"}
+            if self.header["dla_core"] is not None:
+                # a DLA engine: one DLA subgraph between the reformats to and from its memory
+                # (`Layer(DLA): {ForeignNode[...]}` in TensorRT's build log)
+                layers = [
+                    {"Name": "input to nvm", "LayerType": "Reformat", "Outputs": [out]},
+                    {"Name": "{ForeignNode[conv...fc]}", "LayerType": "DLA", "Outputs": [out]},
+                    {"Name": "logits from nvm", "LayerType": "Reformat", "Outputs": [fp32]},
+                ]
+            else:
+                # a GPU engine; Myelin compiles the head into a subgraph named like a DLA one
+                layers = [
+                    {"Name": "conv + relu", "LayerType": "CaskConvolution", "Outputs": [out]},
+                    {"Name": "pool", "LayerType": "CaskPooling", "Outputs": [out]},
+                    {
+                        "Name": "{ForeignNode[/flatten/Flatten.../fc/Gemm]}",
+                        "LayerType": "Myelin",
+                        "Outputs": [fp32],
+                    },
+                ]
+            if ten:
+                return json.dumps({"Layers": layers, "Bindings": ["input", "logits"]})
+            # TensorRT 11: objects, not names
+            io = [
                 {
-                    "Name": "logits",
-                    "LayerType": "CaskGemm",
-                    "Outputs": [
-                        {"Format/Datatype": "Row major linear FP32"}
-                        if ten
-                        else {"Format": "Row major linear", "DataType": "FP32"}
-                    ],
-                },
+                    "Name": name,
+                    "Location": "Device",
+                    "Dimensions": list(dims),
+                    "Format": "Row major linear",
+                    "DataType": "FP16" if dt == "HALF" else "FP32",
+                }
+                for name, dims, dt in self.header["inputs"] + self.header["outputs"]
             ]
-            io_key = "Bindings" if ten else "I/O Tensors"
-            return json.dumps({"Layers": layers, io_key: ["input", "logits"]})
+            return json.dumps({"Layers": layers, "I/O Tensors": io})
 
     class ExecutionContext:
         def __init__(self, engine: Engine) -> None:
@@ -480,6 +680,8 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
             self.shapes: dict[str, tuple[int, ...]] = {}
             self.addresses: dict[str, int] = {}
             self.sessions: dict[str, Any] = {}
+            self.shape_version = 0
+            self.flushed = False
 
         def set_input_shape(self, name: str, shape: Any) -> bool:
             gpu.record("IExecutionContext.set_input_shape", name=name, shape=tuple(shape))
@@ -490,7 +692,11 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
             if not ok:
                 emit(self.engine.logger, "ERROR", f"shape {tuple(shape)} outside {lo}..{hi}")
                 return False
-            self.shapes[name] = tuple(int(s) for s in shape)
+            new = tuple(int(s) for s in shape)
+            if self.shapes.get(name) != new:
+                self.shapes[name] = new
+                self.shape_version += 1  # the next enqueue does host-side setup: not capturable
+                self.flushed = False
             return True
 
         def get_tensor_shape(self, name: str) -> Dims:
@@ -509,12 +715,30 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
 
         def execute_async_v3(self, stream_handle: int) -> bool:
             stream = gpu.streams.get(stream_handle)
+            captured = gpu.capturing.get(stream_handle)
             gpu.record(
                 "IExecutionContext.execute_async_v3",
                 stream=stream_handle,
-                capturing=bool(stream and stream.capturing is not None),
+                capturing=captured is not None,
+                context=id(self),
             )
             assert stream is not None, "execute_async_v3 on an unknown stream"
+            if gpu.execute_error is not None:
+                emit(self.engine.logger, "ERROR", gpu.execute_error)
+                return False
+            if captured is not None and (gpu.uncapturable or not self.flushed):
+                # TensorRT fails the enqueue, and the capture is invalidated
+                why = (
+                    "the engine holds operations not permitted under CUDA graph capture"
+                    if gpu.uncapturable
+                    else "the first enqueue after an input shape change cannot be captured"
+                )
+                emit(self.engine.logger, "ERROR", why)
+                gpu.capture_invalidated.add(stream_handle)
+                from cuda.bindings import runtime as real
+
+                gpu.cuda_error = real.cudaError_t.cudaErrorStreamCaptureInvalidated
+                return False
             names = [n for n, _, _ in self.engine.inputs + self.engine.outputs]
             if set(names) - set(self.addresses):
                 emit(self.engine.logger, "ERROR", "tensor address not set")
@@ -523,9 +747,17 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
                 emit(self.engine.logger, "ERROR", "input shape not set")
                 return False
             shapes = dict(self.shapes)
+            version = self.shape_version
+            self.flushed = True
 
             def run() -> None:
                 import onnxruntime as ort
+
+                # a graph replays the context state it captured: a context whose shapes
+                # changed since then would compute with stale state
+                assert self.shape_version == version, (
+                    "a CUDA graph replayed after its execution context's input shape changed"
+                )
 
                 if "ort" not in self.sessions:
                     self.sessions["ort"] = ort.InferenceSession(
@@ -544,8 +776,8 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
                     data = np.ascontiguousarray(value).tobytes()
                     gpu.memory[self.addresses[name]][: len(data)] = data
 
-            if stream.capturing is not None:
-                stream.capturing.append(run)
+            if captured is not None:
+                captured.append(run)
             else:
                 run()
             return True
@@ -597,6 +829,7 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
     class Runtime:
         def __init__(self, logger: Any) -> None:
             gpu.record("Runtime", logger=type(logger).__name__)
+            adopt(logger)
             self.logger = logger
             self.engine_host_code_allowed = False
             self.DLA_core = -1
@@ -619,6 +852,13 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
             size = int.from_bytes(data[len(PLAN_MAGIC) : len(PLAN_MAGIC) + 4], "little")
             start = len(PLAN_MAGIC) + 4
             header = json.loads(data[start : start + size])
+            if header.get("host_arch", gpu.host_arch) != gpu.host_arch:
+                emit(
+                    self.logger,
+                    "ERROR",
+                    "The engine plan file is generated on an incompatible device/platform",
+                )
+                return None
             if header["version"] != gpu.tensorrt_version and not header["version_compatible"]:
                 emit(
                     self.logger, "ERROR", "The engine plan file is not compatible with this version"

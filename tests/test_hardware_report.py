@@ -1,0 +1,65 @@
+"""scripts/hardware_report.py: the report a GPU or Jetson user attaches to an issue.
+
+Here (no GPU, no TensorRT) it still writes the machine and version part and says why the rest
+was skipped; the gpu-test table is read from pytest's JUnit XML.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tarfile
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).parent.parent / "scripts" / "hardware_report.py"
+
+
+@pytest.fixture(scope="module")
+def script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("hardware_report", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_test_results_from_junit(script: ModuleType, tmp_path: Path) -> None:
+    junit = tmp_path / "t.xml"
+    junit.write_text(
+        '<testsuites><testsuite name="pytest">'
+        '<testcase classname="tests.test_tensorrt_gpu" name="test_a"/>'
+        '<testcase classname="tests.test_tensorrt_gpu" name="test_b">'
+        '<failure message="assert 0 == 1&#10;more">trace</failure></testcase>'
+        '<testcase classname="tests.test_tensorrt_gpu" name="test_dla">'
+        '<skipped message="Orin has no DLA cores"/></testcase>'
+        "</testsuite></testsuites>"
+    )
+    counts, rows = script.gpu_test_results(junit)
+    assert counts == {"passed": 1, "failed": 1, "skipped": 1, "error": 0}
+    assert rows[1] == ("tests.test_tensorrt_gpu::test_b", "failed", "assert 0 == 1")
+    assert rows[2][2] == "Orin has no DLA cores"
+
+
+def test_without_torch_the_bench_says_where_the_onnx_comes_from(
+    script: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(script, "has", lambda module: module != "torch")
+    (step,) = script.bench_steps(tmp_path, None)
+    assert step.returncode is None and "export it on a workstation" in step.note
+    assert "--onnx resnet20-digits.onnx" in step.note
+
+
+def test_the_report_and_its_archive(script: ModuleType, tmp_path: Path) -> None:
+    out = tmp_path / "hw"
+    assert script.main(["-o", str(out), "--skip-tests", "--skip-bench"]) == 0
+    report = (out / "report.md").read_text()
+    assert report.startswith("# resnet-opt hardware report")
+    assert "| cuda-bindings |" in report and "| tensorrt |" in report
+    assert "| gpu-tests | skipped |" in report and "| bench | skipped |" in report
+    assert "onnxruntime" in (out / "info.log").read_text()
+    with tarfile.open(tmp_path / "hw.tar.gz") as tar:
+        assert "hw/report.md" in tar.getnames()

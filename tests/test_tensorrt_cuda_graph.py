@@ -1,0 +1,174 @@
+"""CUDA graphs in the TensorRT runner, through the TensorRT, pycuda and cuda-python doubles.
+
+The doubles do what the real libraries do: pycuda has no graph API (capture goes through
+cuda.bindings.runtime), an enqueue right after a shape change cannot be captured, a graph
+replays the state its context had at capture (a context whose shape changed since would
+compute with stale state: the double fails that), and an engine with uncapturable work fails
+its enqueue under capture and invalidates it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resnet_opt.errors import MissingDependencyError
+from resnet_opt.pipeline.build_tensorrt import build_tensorrt
+from resnet_opt.runners.base import run_batch
+from resnet_opt.runners.onnxruntime import open_onnxruntime
+from resnet_opt.runners.tensorrt import TensorRtRunner
+from resnet_opt.tensorrt.options import TensorRtBuildOptions
+from resnet_opt.tensorrt.profiles import BatchProfile
+from tests.fakes.fake_gpu import FakeGpu, install
+from tests.fakes.tiny_models import fp32_model
+
+BATCHES = (4, 4, 2, 4, 2, 2, 8, 4)
+
+
+def built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **install_args: bool
+) -> tuple[FakeGpu, Path, Path]:
+    gpu = FakeGpu()
+    install(monkeypatch, gpu, **install_args)
+    source = fp32_model(tmp_path / "m.onnx")
+    plan = tmp_path / "m.plan"
+    build_tensorrt(source, plan, TensorRtBuildOptions(batch=BatchProfile(1, 4, 8)), verify=False)
+    gpu.calls.clear()
+    return gpu, source, plan
+
+
+def feeds() -> list[np.ndarray]:
+    rng = np.random.default_rng(3)
+    return [rng.standard_normal((b, 3, 8, 8), dtype=np.float32) for b in BATCHES]
+
+
+def run_all(plan: Path, *, cuda_graph: bool = False) -> list[np.ndarray]:
+    with TensorRtRunner(plan, cuda_graph=cuda_graph) as engine:
+        return [engine.infer({"input": x})["logits"] for x in feeds()]
+
+
+def test_graphs_give_the_eager_results_with_one_context_per_shape(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gpu, source, plan = built(tmp_path, monkeypatch)
+    eager = run_all(plan)
+    gpu.calls.clear()
+    graphed = run_all(plan, cuda_graph=True)
+    with open_onnxruntime(source) as ort:
+        expected = [run_batch(ort, x) for x in feeds()]
+    for got, want, ref in zip(graphed, eager, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(got, ref)
+    # one context for the engine, one per captured batch size (4, 2, 8)
+    assert len(gpu.calls_named("ICudaEngine.create_execution_context")) == 1 + 3
+    executes = gpu.calls_named("IExecutionContext.execute_async_v3")
+    # each shape: one eager (flushing) run on its own context, then the capture
+    assert [c.args["capturing"] for c in executes] == [False, True] * 3
+    assert len({c.args["context"] for c in executes}) == 3
+    begins = gpu.calls_named("cudart.cudaStreamBeginCapture")
+    assert [c.args["mode"] for c in begins] == ["cudaStreamCaptureModeThreadLocal"] * 3
+    assert len(gpu.calls_named("cudart.cudaGraphInstantiateWithFlags")) == 3
+    assert len(gpu.calls_named("cudart.cudaGraphLaunch")) == len(BATCHES) - 3
+    assert len(gpu.calls_named("cudart.cudaGraphExecDestroy")) == 3  # freed on close
+
+
+def test_a_failed_capture_runs_eagerly_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    gpu, _, plan = built(tmp_path, monkeypatch)
+    eager = run_all(plan)
+    gpu.uncapturable = True
+    with (
+        caplog.at_level(logging.WARNING, logger="resnet_opt"),
+        TensorRtRunner(plan, cuda_graph=True) as engine,
+    ):
+        results = [engine.infer({"input": x})["logits"] for x in feeds()]
+        assert engine.info.details["cuda_graph_fallback"].startswith("TensorRT's enqueue failed")
+    for got, want in zip(results, eager, strict=True):
+        np.testing.assert_array_equal(got, want)
+    warnings = [r for r in caplog.records if "CUDA graph capture failed" in r.getMessage()]
+    assert len(warnings) == 1
+    assert len(gpu.calls_named("cudart.cudaStreamBeginCapture")) == 1  # not retried
+    assert len(gpu.calls_named("cudart.cudaStreamEndCapture")) == 1  # the capture was ended
+    assert not gpu.capturing and gpu.cuda_error == 0  # the CUDA error was cleared
+    assert "cudart.cudaGraphLaunch" not in gpu.names()
+
+
+def test_cuda_graph_without_cuda_python_is_one_clear_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gpu, _, plan = built(tmp_path, monkeypatch, cudart=False)
+    with pytest.raises(MissingDependencyError) as err:
+        TensorRtRunner(plan, cuda_graph=True).__enter__()
+    message = str(err.value)
+    assert "\n" not in message
+    assert "--cuda-graph needs NVIDIA's cuda-python" in message
+    assert "pip install 'resnet-opt[tensorrt]'" in message
+    assert "cuda.Context.push" not in gpu.names()  # refused before any GPU work
+    assert run_all(plan)  # without --cuda-graph pycuda alone is enough
+
+
+def test_the_double_refuses_what_cuda_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Capture right after a shape change fails; a graph replayed after its context's shape
+    changed is caught: the mistakes a single-context runner would make."""
+    import sys
+
+    _, _, plan = built(tmp_path, monkeypatch)
+    cudart = sys.modules["cuda.bindings.runtime"]
+    thread_local = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+    with TensorRtRunner(plan) as engine:
+        context, stream = engine._exec, engine._stream
+        assert stream is not None
+        context.set_input_shape("input", (2, 3, 8, 8))
+        assert cudart.cudaStreamBeginCapture(stream.handle, thread_local) == (0,)
+        assert cudart.cudaStreamBeginCapture(stream.handle, thread_local)[0] != 0
+        assert not context.execute_async_v3(stream.handle)  # no flushing run before
+        err, graph = cudart.cudaStreamEndCapture(stream.handle)
+        assert err.name == "cudaErrorStreamCaptureInvalidated" and graph is None
+        assert cudart.cudaGetLastError()[0] != 0 and cudart.cudaGetLastError() == (0,)
+        assert context.execute_async_v3(stream.handle)  # the flush
+        cudart.cudaStreamBeginCapture(stream.handle, thread_local)
+        assert context.execute_async_v3(stream.handle)
+        err, graph = cudart.cudaStreamEndCapture(stream.handle)
+        _, instance = cudart.cudaGraphInstantiateWithFlags(graph, 0)
+        context.set_input_shape("input", (4, 3, 8, 8))
+        with pytest.raises(AssertionError, match="after its execution context's input shape"):
+            cudart.cudaGraphLaunch(instance, stream.handle)
+
+
+def test_bench_cuda_graph_without_cuda_python_stops_before_measuring(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from resnet_opt.cli import app
+    from tests.conftest import write_image_folder
+
+    gpu, _, plan = built(tmp_path, monkeypatch, cudart=False)
+    data = write_image_folder(tmp_path / "data", {"a": 2, "b": 2, "c": 2, "d": 2}, size=8)
+    args = ["bench", str(plan), "--data", str(data), "--batch", "1", "--iterations", "2"]
+    result = CliRunner().invoke(app, [*args, "--cuda-graph", "-o", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--cuda-graph needs NVIDIA's cuda-python" in lines[0]
+    assert "IExecutionContext.execute_async_v3" not in gpu.names()
+
+
+def test_cuda_python_for_a_newer_cuda_than_the_driver_runs_eagerly_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    gpu, _, plan = built(tmp_path, monkeypatch)
+    eager = run_all(plan)
+    gpu.driver_too_old = True
+    with caplog.at_level(logging.WARNING, logger="resnet_opt"):
+        graphed = run_all(plan, cuda_graph=True)
+    for got, want in zip(graphed, eager, strict=True):
+        np.testing.assert_array_equal(got, want)
+    (warning,) = [r.getMessage() for r in caplog.records if "CUDA graph" in r.getMessage()]
+    assert "cudaErrorInsufficientDriver" in warning and "'cuda-bindings>=12.8,<13'" in warning
+    assert gpu.cuda_error == 0
