@@ -77,6 +77,10 @@ def test_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         bench_concurrent(plans[:1], options())
     with pytest.raises(ResnetOptError, match="--no-accuracy"):
         bench_concurrent(plans, options(data="default"))
+    with pytest.raises(ResnetOptError, match="does not take --cuda-graph"):
+        bench_concurrent(plans, options(cuda_graph=True))
+    with pytest.raises(ResnetOptError, match="does not take --no-data-transfers"):
+        bench_concurrent(plans, options(no_data_transfers=True))
     with pytest.raises(ResnetOptError, match="not this artifact"):
         bench_concurrent([plans[0], tmp_path / "m.int8.onnx"], options())
 

@@ -49,6 +49,16 @@ def bench_concurrent(
             "--concurrent measures throughput only: add --no-accuracy (score accuracy with a "
             "plain bench run; running side by side does not change it)"
         )
+    ignored = [
+        flag
+        for flag, given in (
+            ("--cuda-graph", options.cuda_graph),
+            ("--no-data-transfers", options.no_data_transfers),
+        )
+        if given
+    ]
+    if ignored:  # each engine process runs eagerly with its copies: refuse, never drop a flag
+        raise ResnetOptError(f"--concurrent does not take {' or '.join(ignored)}")
     if options.backends not in (None, (Target.TENSORRT,)):
         raise ResnetOptError("--concurrent runs TensorRT engines: use --backend tensorrt or auto")
     planned, _, _ = _plan(paths, options)
