@@ -569,6 +569,27 @@ def _accuracy(planned: Sequence[_Planned], results: _Results) -> list[AccuracyRe
     return rows
 
 
+def report_settings(options: BenchOptions, threads: int, source: DataSource | None) -> Settings:
+    """What a report says was asked and ran; bench and bench --concurrent both record it here."""
+    budget = options.budget
+    return Settings(
+        batches=tuple(options.batches),
+        mode=budget.mode.value,
+        iterations=budget.iterations,
+        duration_s=budget.duration_s,
+        warmup_s=budget.warmup_s,
+        min_iterations=budget.min_iterations,
+        threads=threads,
+        input=(InputKind.EVAL_DATA if source is not None else InputKind.RANDOM).value,
+        seed=options.seed,
+        data=source.description if source is not None else None,
+        samples=options.samples,
+        plot_batch=options.chosen_plot_batch,
+        no_data_transfers=options.no_data_transfers,
+        cuda_graph=options.cuda_graph,
+    )
+
+
 def bench(
     artifacts: Sequence[Path],
     options: BenchOptions | None = None,
@@ -622,23 +643,7 @@ def bench(
             results.reference_scores[sha] = _score_reference(reference, streams, threads, progress)
     load_after = load_average()
 
-    budget = options.budget
-    settings = Settings(
-        batches=tuple(options.batches),
-        mode=budget.mode.value,
-        iterations=budget.iterations,
-        duration_s=budget.duration_s,
-        warmup_s=budget.warmup_s,
-        min_iterations=budget.min_iterations,
-        threads=threads,
-        input=(InputKind.EVAL_DATA if source is not None else InputKind.RANDOM).value,
-        seed=options.seed,
-        data=source.description if source is not None else None,
-        samples=options.samples,
-        plot_batch=options.chosen_plot_batch,
-        no_data_transfers=options.no_data_transfers,
-        cuda_graph=options.cuda_graph,
-    )
+    settings = report_settings(options, threads, source)
     notes = list(options.notes)
     from resnet_opt.quantization.saturation import warning_for
 

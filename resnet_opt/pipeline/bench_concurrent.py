@@ -20,14 +20,13 @@ from resnet_opt.jetson.power import power_figures
 from resnet_opt.measure.concurrent import run_concurrent
 from resnet_opt.measure.machine import load_average, machine_info, usable_cores
 from resnet_opt.measure.targets import Target
-from resnet_opt.pipeline.bench import BenchOptions, InputKind, _plan, input_batch
+from resnet_opt.pipeline.bench import BenchOptions, _plan, input_batch, report_settings
 from resnet_opt.report.schema import (
     ConcurrentResult,
     EngineShare,
     LoadAverage,
     Measurement,
     Report,
-    Settings,
 )
 
 
@@ -114,21 +113,7 @@ def bench_concurrent(
                 images_per_s_per_w=energy.images_per_s_per_w,
             )
         )
-    budget = options.budget
-    settings = Settings(
-        batches=tuple(options.batches),
-        mode=budget.mode.value,
-        iterations=budget.iterations,
-        duration_s=budget.duration_s,
-        warmup_s=budget.warmup_s,
-        min_iterations=budget.min_iterations,
-        threads=options.threads or usable_cores(),
-        input=InputKind.RANDOM.value,
-        seed=options.seed,
-        data=None,
-        samples=None,
-        plot_batch=options.chosen_plot_batch,
-    )
+    settings = report_settings(options, options.threads or usable_cores(), None)
     note = f"concurrent: {', '.join(names)} ran at the same time, one process each"
     return Report(
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
