@@ -447,6 +447,8 @@ SAME_MISTAKE = {
         ("compare", "{source}", "{child}", "--latency-stat", "p42"),
         ("build", "{source}", "-o", "{out}/b.onnx", "--backend", "tflite"),
         ("build", "{source}", "-o", "{out}/b.onnx", "--backend", "onnxruntime", "--provider", "x"),
+        ("build", "onnxruntime", "{source}", "-o", "{out}/b.onnx", "--optimization", "most"),
+        ("build", "openvino", "{source}", "-o", "{out}/b.xml", "--precision-hint", "int4"),
         ("bench", "{source}", "--backend", "ort"),
         ("run", "{toml:[[quantize]]\nname = 'a'\nmethod = 'kl'\n}"),
     ],
@@ -484,6 +486,7 @@ SAME_MISTAKE = {
         ("eval", "{source}", "--max-drop", "1"),
         ("quantize", "{source}", "-o", "{out}/q.onnx", "--precision", "fp16", "--target", "cpu"),
         ("build", "{source}", "-o", "{out}/b.plan", "--backend", "tensorrt", "--threads", "1"),
+        ("build", "openvino", "{source}", "-o", "{out}/b.xml", "--dla-core", "0"),
     ],
 }
 

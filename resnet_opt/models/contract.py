@@ -10,9 +10,8 @@ different input size expects the recipe to follow, not an error about a 224 crop
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import Enum
 from pathlib import Path
-from typing import Final, Literal, TypeVar
+from typing import Final, Literal
 
 from resnet_opt.core.contract import IMAGENET_MEAN, IMAGENET_STD, Interpolation, PreprocessContract
 from resnet_opt.errors import ResnetOptError, UsageError
@@ -20,7 +19,6 @@ from resnet_opt.errors import ResnetOptError, UsageError
 NONE: Final = "none"
 SizeOption = int | Literal["none"] | None  # a size, explicitly none, or not given
 
-E = TypeVar("E", bound=Enum)
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -207,12 +205,3 @@ def _read_labels(text: str) -> tuple[str, ...]:
     if path.suffix or "/" in text:
         raise ResnetOptError(f"{path}: no such labels file")
     return (text.strip(),)
-
-
-def parse_choice(enum: type[E], text: str, what: str) -> E:
-    """An enum option from its value, or an error listing the choices."""
-    try:
-        return enum(text)
-    except ValueError:
-        choices = ", ".join(str(member.value) for member in enum)
-        raise UsageError(f"{what} {text!r}: choose {choices}") from None

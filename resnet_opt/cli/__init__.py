@@ -1,0 +1,20 @@
+"""The `resnet-opt` command line: one short module per command, each a thin layer over a stage.
+
+A command parses its flags into the stage's options dataclass (`params.fill`: a flag is named
+after its field) and calls the stage function; all work happens in `resnet_opt.pipeline`.
+`app.py` holds the application and the error rule (one line on stderr, exit 1, 2 or 3),
+`params.py` the parameter types and parsers the commands share. Importing this package registers
+every command, in the order `--help` lists them (hence no import sorting here).
+"""
+
+from __future__ import annotations
+
+# isort: off
+from resnet_opt.cli import info, export, fold, quantize, evaluate  # noqa: F401
+from resnet_opt.cli import build, build_tensorrt, build_onnxruntime, build_openvino  # noqa: F401
+from resnet_opt.cli import bench, bundle, compare, report, run  # noqa: F401
+from resnet_opt.cli.app import app, main
+
+# isort: on
+
+__all__ = ["app", "main"]

@@ -1,0 +1,114 @@
+"""The Typer application every command registers on, and the rule that turns errors into exits.
+
+A ResnetOptError becomes one line on stderr and its exit code (1; 2 for a UsageError: the command
+line or config is wrong in itself, as for Typer's own usage errors; 3 for a failed quality gate);
+anything else is a bug and keeps its traceback. RESNET_OPT_DEBUG=1 shows tracebacks for known
+errors too. No option takes NaN or infinity, and SIGTERM unwinds like Ctrl-C (exit 143) so that no
+temporary file is left behind.
+
+Only the standard library and typer are imported at the top (ARCHITECTURE.md, "Imports and
+extras"): `--help` must not pull in torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from resnet_opt.console import set_verbosity
+from resnet_opt.core.signals import reraise_if_terminated
+from resnet_opt.core.version import __version__
+from resnet_opt.errors import ResnetOptError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="resnet-opt",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Take a trained ResNet to ONNX, INT8/FP16, TensorRT or ONNX Runtime engines, "
+    "and measure what each step costs and buys.",
+)
+
+
+def domain_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Turn the domain error into one stderr line and its exit code.
+
+    Every command is wrapped with this (through `command`), so the rule holds for the console
+    script and for Typer's test runner alike.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            _refuse_non_finite(kwargs)
+            return func(*args, **kwargs)
+        except ResnetOptError as exc:
+            reraise_if_terminated(exc)
+            if os.environ.get("RESNET_OPT_DEBUG") == "1":
+                raise
+            message = " ".join(str(exc).split()) or type(exc).__name__
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except Exception as exc:  # a bug keeps its traceback, unless it was SIGTERM in disguise
+            reraise_if_terminated(exc)
+            raise
+
+    return wrapper
+
+
+def _refuse_non_finite(options: dict[str, Any]) -> None:
+    """No option takes NaN or infinity: NaN compares false, so a gate given `--max-drop nan`
+    would pass anything, and `--duration inf` would never end (a usage error, exit 2)."""
+    from resnet_opt.core.validation import finite
+
+    for name, value in options.items():
+        if isinstance(value, float):
+            finite(value, f"--{name.replace('_', '-')}")
+
+
+def command(
+    name: str | None = None, *, group: typer.Typer = app, **kwargs: Any
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """`group.command` with the domain-error wrapper: use it for every command."""
+
+    def register(func: Callable[P, R]) -> Callable[P, R]:
+        wrapped = domain_errors(func)
+        group.command(name, **kwargs)(wrapped)
+        return wrapped
+
+    return register
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"resnet-opt {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
+    ] = False,
+    verbose: Annotated[
+        int, typer.Option("--verbose", "-v", count=True, help="More logs (-vv: debug).")
+    ] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Errors only.")] = False,
+) -> None:
+    set_verbosity(verbose, quiet)
+
+
+def main() -> None:
+    """Console-script entry point: SIGTERM cleans up as Ctrl-C does (exit 143)."""
+    from resnet_opt.core.signals import terminate_cleanly
+
+    with terminate_cleanly():
+        app()
