@@ -41,7 +41,7 @@ def openvino_command(
     json_output: JsonOption = False,
 ) -> None:
     """OpenVINO IR (.xml + .bin) or a compiled blob, checked against ONNX Runtime."""
-    from resnet_opt.cli.params import fill, optional_choice
+    from resnet_opt.cli.params import fill, given, optional_choice
     from resnet_opt.pipeline.build import build
     from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions, summary_lines
     from resnet_opt.pipeline.bundle import verify_if_bundled
@@ -50,7 +50,7 @@ def openvino_command(
     options = fill(
         OpenVinoBuildOptions,
         ctx.params,
-        precision=optional_choice(OvPrecision, precision_hint, "--precision-hint"),
+        **given(precision=optional_choice(OvPrecision, precision_hint, "--precision-hint")),
         **cpu_common(ctx.params),
     )
     verify_if_bundled(source)

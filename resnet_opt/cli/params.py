@@ -74,6 +74,12 @@ def optional_choice(enum: type[E], value: str | None, option: str) -> E | None:
     return None if value is None else choice(enum, value, option)
 
 
+def given(**values: Any) -> dict[str, Any]:
+    """The parsed values that are not None, for `fill`: a choice left out keeps the schema's
+    default instead of overriding it with None."""
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def warn(warning: str | None) -> None:
     """One warning line on stderr (silent under -q), when there is one."""
     if warning is not None:
@@ -112,10 +118,11 @@ def fill(schema: type[T], params: Mapping[str, Any], **parsed: Any) -> T:
     Why: each flag is named after its field, so a flag that needs no parsing is passed on by
     name here and a new option is one field in the schema plus one flag in the command.
     `parsed` holds the fields whose text the command turned into typed values (enums, shapes,
-    checked thread counts); a parameter that is no field (`--json`, `--force`) is left out, and
-    one not given (None) leaves the schema's default.
+    checked thread counts), passed as they are (None too: `bench --no-accuracy` sets data None);
+    a parameter that is no field (`--json`, `--force`) is left out, and one not given (None)
+    leaves the schema's default.
     """
     assert dataclasses.is_dataclass(schema)
     names = {f.name for f in dataclasses.fields(schema)}
-    given = {n: v for n, v in {**params, **parsed}.items() if n in names and v is not None}
-    return schema(**given)
+    given = {n: v for n, v in params.items() if n in names and v is not None}
+    return schema(**{**given, **{n: v for n, v in parsed.items() if n in names}})
