@@ -248,26 +248,26 @@ class _Orchestrator:
     # -- export ----------------------------------------------------------------------------
 
     def export(self, contract: Any) -> _Artifact:
-        from resnet_opt.pipeline.export import ExportOptions
+        from resnet_opt.pipeline.export import ExportOptions, model_spec
 
         out = self.folder / f"{MODEL_STEM}.onnx"
         model = self.config.model
+        source = None if model.source == "default" else model.source
         options = ExportOptions(
-            model=None if model.source == "default" else model.source,
             weights=model.weights,
             trust_pickle=model.trust_pickle,
             num_classes=model.num_classes,
             contract=contract,
             batch=model.batch,
             opset=model.opset,
-            force=True,
         )
         options.validate()
+        model_spec(source)  # an ONNX model.source is refused before any stage runs
 
         def work() -> tuple[list[Path], str | None]:
             from resnet_opt.pipeline.export import export
 
-            export(options, out)
+            export(source, out, options, force=True)
             return [out, _manifest(out)], None
 
         self._stage("export", {"model": asdict(model), "files": _model_files(model)}, work)
@@ -445,9 +445,9 @@ class _Orchestrator:
         )
         if self.progress is not None:
             with self.progress() as progress:
-                report = bench(artifacts, options, progress=progress)
+                report = bench(artifacts, options=options, progress=progress)
         else:
-            report = bench(artifacts, options)
+            report = bench(artifacts, options=options)
         for skip in report.skipped:
             say(f"bench: skipped {skip.artifact} · {skip.backend}: {skip.reason}")
         files = write_report(report, report_dir, force=True)
