@@ -59,6 +59,17 @@ def test_evaluate_matches_a_hand_count(tmp_path: Path, tiny_contract: Preprocess
     assert result.accuracy.top5 == 100.0  # 4 classes: top-5 always hits
 
 
+def test_evaluate_reports_progress_per_batch(
+    tmp_path: Path, tiny_contract: PreprocessContract
+) -> None:
+    model = _with_manifest(make_tiny_cnn(tmp_path / "m.onnx"), tiny_contract)
+    data = write_image_folder(tmp_path / "data", {"a": 2, "b": 2, "c": 2, "d": 2})
+    seen: list[tuple[int, int]] = []
+    options = EvalOptions(data=str(data), batch_size=3)
+    evaluate(model, options=options, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(3, 8), (6, 8), (8, 8)]
+
+
 def test_reference_agreement_and_drop(tmp_path: Path, tiny_contract: PreprocessContract) -> None:
     a = _with_manifest(make_tiny_cnn(tmp_path / "a.onnx", seed=0), tiny_contract)
     b = _with_manifest(make_tiny_cnn(tmp_path / "b.onnx", seed=1), tiny_contract)
