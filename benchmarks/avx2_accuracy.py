@@ -101,7 +101,7 @@ def main() -> None:
     qemu = shutil.which("qemu-x86_64") if args.qemu else None
     work = Path(tempfile.mkdtemp(prefix="resnet-opt-avx2-"))
     source = work / "model.onnx"
-    export(ExportOptions(), source)
+    export(None, source, ExportOptions())
     x, labels = bundled_test_split(source)
     fp32 = ort_logits(source, x).argmax(axis=1)
     cache = work / "calib.npz"

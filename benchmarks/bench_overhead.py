@@ -83,7 +83,7 @@ def bench_loop(model: Path, batch: int, iterations: int, warmup_s: float, thread
         threads=threads,
         data=None,
     )
-    (point,) = bench([model], options).measurements
+    (point,) = bench([model], options=options).measurements
     return point.throughput
 
 
@@ -190,7 +190,7 @@ def default_model(folder: Path) -> Path:
     from resnet_opt.pipeline.export import ExportOptions, export
 
     path = folder / "resnet20-digits.onnx"
-    export(ExportOptions(), path)
+    export(None, path, ExportOptions())
     return path
 
 

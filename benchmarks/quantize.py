@@ -143,11 +143,13 @@ def fused_ops(path: Path, threads: int | None) -> dict[str, int]:
 
 
 def accuracy(source: Path, models: dict[str, Path], threads: int | None) -> dict[str, Any]:
-    from resnet_opt.pipeline.evaluate import evaluate
+    from resnet_opt.pipeline.evaluate import EvalOptions, evaluate
 
     figures = {}
     for name, path in models.items():
-        result = evaluate(path, "default", reference=source, threads=threads)
+        result = evaluate(
+            path, options=EvalOptions(data="default", reference=source, threads=threads)
+        )
         figures[name] = {
             "top1": result.accuracy.top1,
             "top5": result.accuracy.top5,

@@ -130,4 +130,4 @@ def small_report(folder: Path) -> Report:
         threads=1,
         data=str(data),
     )
-    return bench([source, child], options)
+    return bench([source, child], options=options)

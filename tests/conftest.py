@@ -135,7 +135,7 @@ def default_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from resnet_opt.pipeline.export import ExportOptions, export
 
     path = tmp_path_factory.mktemp("default-export") / "resnet20-digits.onnx"
-    export(ExportOptions(), path)
+    export(None, path, ExportOptions())
     return path
 
 
@@ -166,7 +166,7 @@ def torchvision_onnx(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str]
             folder = tmp_path_factory.mktemp(f"export-{name}")
             checkpoint = save_torchvision_checkpoint(name, folder / f"{name}-checkpoint.pt")
             path = folder / f"{name}.onnx"
-            export(ExportOptions(model=name, weights=str(checkpoint)), path)
+            export(name, path, ExportOptions(weights=str(checkpoint)))
             exported[name] = path
         return exported[name]
 

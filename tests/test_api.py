@@ -114,7 +114,7 @@ def test_evaluate_writes_its_output_and_checks_it_before_evaluating(
     def evaluated(*args: object, **kwargs: object) -> None:
         raise AssertionError("evaluated before the output was checked")
 
-    monkeypatch.setattr("resnet_opt.pipeline.evaluate.evaluate", evaluated)
+    monkeypatch.setattr("resnet_opt.pipeline.evaluate._evaluate", evaluated)
     with pytest.raises(ResnetOptError, match="exists; pass --force"):
         api.evaluate(tiny_onnx, out, options)
 

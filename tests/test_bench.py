@@ -22,7 +22,7 @@ from resnet_opt.pipeline.bench import (
     input_batch,
     precision_run,
 )
-from resnet_opt.pipeline.evaluate import evaluate
+from resnet_opt.pipeline.evaluate import EvalOptions, evaluate
 from resnet_opt.report.schema import validate
 from tests.benchkit import CONTRACT, tiny_set, write_engine, write_export
 from tests.conftest import write_image_folder
@@ -51,7 +51,7 @@ def _fail(args: list[str], code: int = 1) -> str:
 
 def test_points_accuracy_and_drop_match_eval(tmp_path: Path) -> None:
     source, child, data = tiny_set(tmp_path)
-    report = bench([source, child], _quick(data=str(data)))
+    report = bench([source, child], options=_quick(data=str(data)))
     validate(report.to_dict())
     keys = [(m.artifact, m.backend, m.batch) for m in report.measurements]
     assert keys == [
@@ -71,7 +71,7 @@ def test_points_accuracy_and_drop_match_eval(tmp_path: Path) -> None:
         ("model.onnx", "onnxruntime"),
         ("model.int8.onnx", "onnxruntime"),
     ]
-    expected = evaluate(child, str(data), reference=source)
+    expected = evaluate(child, options=EvalOptions(data=str(data), reference=source))
     got = report.accuracy[1]
     assert got.reference == "model.onnx"
     assert got.top1 == pytest.approx(expected.accuracy.top1)
@@ -87,10 +87,10 @@ def test_points_accuracy_and_drop_match_eval(tmp_path: Path) -> None:
 
 def test_source_found_beside_an_artifact_benched_alone(tmp_path: Path) -> None:
     source, child, data = tiny_set(tmp_path)
-    report = bench([child], _quick(data=str(data), batches=(2,)))
+    report = bench([child], options=_quick(data=str(data), batches=(2,)))
     acc = report.accuracy[0]
     assert acc.reference == "model.onnx"
-    expected = evaluate(child, str(data), reference=source)
+    expected = evaluate(child, options=EvalOptions(data=str(data), reference=source))
     assert acc.drop_points == pytest.approx(expected.drop_points)
 
 
@@ -98,7 +98,7 @@ def test_changed_source_is_not_used_as_reference(tmp_path: Path) -> None:
     source, child, data = tiny_set(tmp_path)
     write_export(tmp_path / "other.onnx", seed=7)
     source.write_bytes((tmp_path / "other.onnx").read_bytes())  # sha256 no longer matches
-    report = bench([child], _quick(data=str(data), batches=(2,)))
+    report = bench([child], options=_quick(data=str(data), batches=(2,)))
     assert report.accuracy[0].reference is None and report.accuracy[0].drop_points is None
 
 
@@ -107,15 +107,17 @@ def test_fixed_batch_model_is_scored_on_padded_batches(tmp_path: Path) -> None:
     fixed = write_export(tmp_path / "fixed.onnx", batch=4)
     dynamic = write_export(tmp_path / "dynamic.onnx")  # same seed: the same weights
     data = write_image_folder(tmp_path / "data", {"a": 2, "b": 2, "c": 1, "d": 1})
-    report = bench([fixed], _quick(data=str(data), batches=(4,)))
+    report = bench([fixed], options=_quick(data=str(data), batches=(4,)))
     acc = report.accuracy[0]
     assert acc.count == 6
-    assert acc.top1 == pytest.approx(evaluate(dynamic, str(data)).accuracy.top1)
+    assert acc.top1 == pytest.approx(
+        evaluate(dynamic, options=EvalOptions(data=str(data))).accuracy.top1
+    )
 
 
 def test_no_accuracy_uses_seeded_random_input(tmp_path: Path) -> None:
     source, _, _ = tiny_set(tmp_path)
-    report = bench([source], _quick(data=None, batches=(3,)))
+    report = bench([source], options=_quick(data=None, batches=(3,)))
     assert report.accuracy == () and report.settings.input == "random"
     a = input_batch(CONTRACT, 3, None, _quick(data=None))
     b = input_batch(CONTRACT, 3, None, _quick(data=None))
@@ -135,7 +137,9 @@ def test_input_batch_repeats_real_images(tmp_path: Path) -> None:
 def test_openvino_backend(tmp_path: Path) -> None:
     pytest.importorskip("openvino")
     source, _, data = tiny_set(tmp_path)
-    report = bench([source], _quick(data=str(data), backends=(Target.OPENVINO,), batches=(2,)))
+    report = bench(
+        [source], options=_quick(data=str(data), backends=(Target.OPENVINO,), batches=(2,))
+    )
     (m,) = report.measurements
     assert m.backend == "openvino" and m.precision_run == "fp32"
     assert report.accuracy[0].reference == "model.onnx"  # source scored with ONNX Runtime
@@ -298,7 +302,7 @@ def test_bench_does_not_import_torch_or_matplotlib(tmp_path: Path) -> None:
         "from pathlib import Path\n"
         "from resnet_opt.measure.timing import Budget\n"
         "from resnet_opt.pipeline.bench import BenchOptions, bench\n"
-        f"bench([Path({str(source)!r}), Path({str(child)!r})], BenchOptions(batches=(1,), "
+        f"bench([Path({str(source)!r}), Path({str(child)!r})], options=BenchOptions(batches=(1,), "
         f"budget=Budget(iterations=2), data={str(data)!r}))\n"
         "print(sorted(m for m in ('torch', 'matplotlib', 'tensorrt') if m in sys.modules))\n"
     )
@@ -312,7 +316,7 @@ def test_torch_eager_baseline_of_the_default_export(default_onnx: Path) -> None:
     options = _quick(
         backends=(Target.TORCH, Target.ONNXRUNTIME), batches=(2,), data="default", samples=64
     )
-    report = bench([default_onnx], options)
+    report = bench([default_onnx], options=options)
     assert [m.backend for m in report.measurements] == ["torch", "onnxruntime"]
     torch_acc, ort_acc = report.accuracy
     assert torch_acc.backend == "torch" and torch_acc.count == 64
@@ -327,6 +331,6 @@ def test_fp16_on_the_ort_cpu_is_reported_as_run_in_fp32(default_onnx: Path, tmp_
 
     fp16 = tmp_path / "model.fp16.onnx"
     quantize(default_onnx, fp16, QuantizeOptions(precision=Precision.FP16, eval_data="none"))
-    report = bench([fp16], _quick(batches=(2,), data=None))
+    report = bench([fp16], options=_quick(batches=(2,), data=None))
     (m,) = report.measurements
     assert m.precision == "fp16" and m.precision_run == "fp32"

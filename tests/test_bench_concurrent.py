@@ -36,8 +36,8 @@ def engines(folder: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     profile = BatchProfile(4, 4, 4)
     built = []
     for name, core in (("gpu.plan", None), ("dla0.plan", 0), ("dla1.plan", 1)):
-        options = TensorRtBuildOptions(batch=profile, dla_core=core)
-        build_tensorrt(int8, folder / name, options, verify=False)
+        options = TensorRtBuildOptions(batch=profile, dla_core=core, verify=False)
+        build_tensorrt(int8, folder / name, options)
         built.append(folder / name)
     return built
 

@@ -19,7 +19,7 @@ from resnet_opt.cli import app
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import Precision, Stage, manifest_path, read_manifest
 from resnet_opt.errors import MissingDependencyError, ResnetOptError
-from resnet_opt.pipeline.build import BuildBackend, build, check_backend_options
+from resnet_opt.pipeline.build import build
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
 from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_bytes
 from resnet_opt.tensorrt.profiles import BatchProfile
@@ -234,8 +234,7 @@ def test_dla_on_tensorrt_10_3_implicit_int8_from_the_quantize_cache(
     manifest = build_tensorrt(
         int8,
         tmp_path / "m.dla.plan",
-        TensorRtBuildOptions(batch=BatchProfile(4, 4, 4), dla_core=1),
-        verify=False,
+        TensorRtBuildOptions(batch=BatchProfile(4, 4, 4), dla_core=1, verify=False),
     )
     assert calls(gpu, "OnnxParser.parse_from_file") == [{"path": str(source)}]
     assert calls(gpu, "Builder.create_network") == [{"flags": 0}]  # weakly typed
@@ -402,22 +401,14 @@ def test_calib_cache_needs_dla_and_options_validate() -> None:
         parse_bytes("lots")
 
 
-def test_dispatcher_and_backend_only_options(
+def test_dispatcher_builds_the_backend_of_the_options(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """(Which flags belong to which backend is the CLI's: tests/test_cli_shape.py.)"""
     fake(monkeypatch)
     source = fp32_model(tmp_path / "m.onnx")
-    manifest = build(source, tmp_path / "m.plan", BuildBackend.TENSORRT, TensorRtBuildOptions())
+    manifest = build(source, tmp_path / "m.plan", TensorRtBuildOptions())
     assert manifest.details["backend"] == "tensorrt"
-    with pytest.raises(
-        ResnetOptError, match="--dla-core applies to --backend tensorrt, not onnxruntime"
-    ):
-        check_backend_options(BuildBackend.ONNXRUNTIME, {"--dla-core": True})
-    with pytest.raises(
-        ResnetOptError, match="--threads applies to --backend onnxruntime or openvino"
-    ):
-        check_backend_options(BuildBackend.TENSORRT, {"--threads": True})
-    check_backend_options(BuildBackend.OPENVINO, {"--batch": True, "--threads": True})
 
 
 def test_cli_build_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

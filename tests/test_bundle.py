@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -114,10 +115,10 @@ def test_engine_cache_second_build_is_a_copy(
     gpu = orin(monkeypatch)
     int8 = workstation(tmp_path / "ws")
     cache = tmp_path / "engines"
-    options = TensorRtBuildOptions(batch=BatchProfile(4, 4, 4), dla_core=0)
-    first = build_cached(int8, tmp_path / "a.plan", options, cache=cache, verify=False)
+    options = TensorRtBuildOptions(batch=BatchProfile(4, 4, 4), dla_core=0, verify=False)
+    first = build_cached(int8, tmp_path / "a.plan", options, cache=cache)
     assert not first.hit and first.entry.is_file() and len(gpu.plans) == 1
-    second = build_cached(int8, tmp_path / "b.plan", options, cache=cache, verify=False)
+    second = build_cached(int8, tmp_path / "b.plan", options, cache=cache)
     assert second.hit and len(gpu.plans) == 1  # no second TensorRT build
     assert (tmp_path / "b.plan").read_bytes() == (tmp_path / "a.plan").read_bytes()
     assert second.manifest.artifact == "b.plan"
@@ -126,16 +127,28 @@ def test_engine_cache_second_build_is_a_copy(
     build_cached(
         int8,
         tmp_path / "c.plan",
-        TensorRtBuildOptions(batch=BatchProfile(4, 4, 4), dla_core=1),
+        TensorRtBuildOptions(batch=BatchProfile(4, 4, 4), dla_core=1, verify=False),
         cache=cache,
-        verify=False,
     )
     assert len(gpu.plans) == 2
     # a damaged entry is rebuilt, not used
     first.entry.write_bytes(b"garbage")
-    again = build_cached(int8, tmp_path / "d.plan", options, cache=cache, verify=False)
+    again = build_cached(int8, tmp_path / "d.plan", options, cache=cache)
     assert not again.hit and again.note is not None and "not used" in again.note
     assert len(gpu.plans) == 3
+
+
+def test_engine_cache_key_leaves_out_verify(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a fresh build is run against its source changes no engine: the same entry."""
+    gpu = orin(monkeypatch)
+    int8 = workstation(tmp_path / "ws")
+    options = TensorRtBuildOptions(batch=BatchProfile(4, 4, 4), dla_core=0, verify=False)
+    build_cached(int8, tmp_path / "a.plan", options, cache=tmp_path / "engines")
+    verified = replace(options, verify=True)
+    second = build_cached(int8, tmp_path / "b.plan", verified, cache=tmp_path / "engines")
+    assert second.hit and len(gpu.plans) == 1
 
 
 def test_engine_cache_keys_on_tensorrt_version(
@@ -144,7 +157,8 @@ def test_engine_cache_keys_on_tensorrt_version(
     int8 = workstation(tmp_path / "ws")
     options = TensorRtBuildOptions(batch=BatchProfile(4, 4, 4))  # GPU: Q/DQ INT8, any 10.x
     orin(monkeypatch)
-    build_cached(int8, tmp_path / "a.plan", options, cache=tmp_path / "engines", verify=False)
+    unverified = replace(options, verify=False)
+    build_cached(int8, tmp_path / "a.plan", unverified, cache=tmp_path / "engines")
     gpu = FakeGpu(
         tensorrt_version="10.7.0.23", gpu_name="Orin", compute_capability=(8, 7), dla_cores=2
     )

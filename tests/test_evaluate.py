@@ -19,7 +19,7 @@ from resnet_opt.core.manifest import (
     write_manifest,
 )
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.pipeline.evaluate import evaluate
+from resnet_opt.pipeline.evaluate import EvalOptions, evaluate
 from resnet_opt.pipeline.verify import ComparisonAccumulator
 from resnet_opt.runners.base import Backend, open_runner, run_batch
 from tests.conftest import make_tiny_cnn, write_image_folder
@@ -53,19 +53,30 @@ def _expected_top1(model: Path, data: Path, contract: PreprocessContract) -> flo
 def test_evaluate_matches_a_hand_count(tmp_path: Path, tiny_contract: PreprocessContract) -> None:
     model = _with_manifest(make_tiny_cnn(tmp_path / "m.onnx"), tiny_contract)
     data = write_image_folder(tmp_path / "data", {"a": 5, "b": 5, "c": 5, "d": 5})
-    result = evaluate(model, str(data), batch_size=3)
+    result = evaluate(model, options=EvalOptions(data=str(data), batch_size=3))
     assert result.accuracy.count == 20
     assert result.accuracy.top1 == pytest.approx(_expected_top1(model, data, tiny_contract))
     assert result.accuracy.top5 == 100.0  # 4 classes: top-5 always hits
+
+
+def test_evaluate_reports_progress_per_batch(
+    tmp_path: Path, tiny_contract: PreprocessContract
+) -> None:
+    model = _with_manifest(make_tiny_cnn(tmp_path / "m.onnx"), tiny_contract)
+    data = write_image_folder(tmp_path / "data", {"a": 2, "b": 2, "c": 2, "d": 2})
+    seen: list[tuple[int, int]] = []
+    options = EvalOptions(data=str(data), batch_size=3)
+    evaluate(model, options=options, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(3, 8), (6, 8), (8, 8)]
 
 
 def test_reference_agreement_and_drop(tmp_path: Path, tiny_contract: PreprocessContract) -> None:
     a = _with_manifest(make_tiny_cnn(tmp_path / "a.onnx", seed=0), tiny_contract)
     b = _with_manifest(make_tiny_cnn(tmp_path / "b.onnx", seed=1), tiny_contract)
     data = write_image_folder(tmp_path / "data", {"a": 4, "b": 4, "c": 4, "d": 4})
-    same = evaluate(a, str(data), reference=a)
+    same = evaluate(a, options=EvalOptions(data=str(data), reference=a))
     assert same.top1_agreement == 100.0 and same.drop_points == 0.0
-    other = evaluate(b, str(data), reference=a)
+    other = evaluate(b, options=EvalOptions(data=str(data), reference=a))
     assert other.drop_points == pytest.approx(
         _expected_top1(a, data, tiny_contract) - _expected_top1(b, data, tiny_contract)
     )
@@ -81,9 +92,12 @@ def test_reference_preprocessing_must_match(
     other = replace(tiny_contract, mean=(0.4, 0.4, 0.4))
     differs = _with_manifest(make_tiny_cnn(tmp_path / "other.onnx", seed=1), other)
     with pytest.raises(ResnetOptError, match=r"its preprocessing differs from m\.onnx's"):
-        evaluate(model, str(data), reference=differs)
+        evaluate(model, options=EvalOptions(data=str(data), reference=differs))
     bare = make_tiny_cnn(tmp_path / "bare.onnx", seed=1)  # no manifest: taken on m.onnx's
-    assert evaluate(model, str(data), reference=bare).top1_agreement is not None
+    assert (
+        evaluate(model, options=EvalOptions(data=str(data), reference=bare)).top1_agreement
+        is not None
+    )
 
 
 def test_labelled_array_file(tmp_path: Path, tiny_contract: PreprocessContract) -> None:
@@ -96,7 +110,7 @@ def test_labelled_array_file(tmp_path: Path, tiny_contract: PreprocessContract) 
     pixels = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
     labels = np.asarray([ord(f.parent.name) - ord("a") for f in files])
     np.savez(tmp_path / "d.npz", x=pixels, y=labels)
-    result = evaluate(model, str(tmp_path / "d.npz"))
+    result = evaluate(model, options=EvalOptions(data=str(tmp_path / "d.npz")))
     assert result.accuracy.count == 12
     assert result.accuracy.top1 == pytest.approx(_expected_top1(model, data, tiny_contract))
 
@@ -105,7 +119,7 @@ def test_classes_that_do_not_match(tmp_path: Path, tiny_contract: PreprocessCont
     model = _with_manifest(make_tiny_cnn(tmp_path / "m.onnx"), tiny_contract)
     data = write_image_folder(tmp_path / "data", {"a": 1, "zebra": 1})
     with pytest.raises(ResnetOptError, match="classes not known to the model: zebra"):
-        evaluate(model, str(data))
+        evaluate(model, options=EvalOptions(data=str(data)))
 
 
 def test_eval_cli_gate_exits_3(tmp_path: Path, tiny_contract: PreprocessContract) -> None:
@@ -123,7 +137,7 @@ def test_eval_cli_gate_exits_3(tmp_path: Path, tiny_contract: PreprocessContract
     (logits,) = ort.InferenceSession(str(a)).run(None, {"input": x})
     labelled = tmp_path / "labelled.npz"
     np.savez(labelled, x=x, y=logits.argmax(axis=1))
-    result = evaluate(b, str(labelled), reference=a)
+    result = evaluate(b, options=EvalOptions(data=str(labelled), reference=a))
     assert result.drop_points is not None and result.drop_points > 0
     gate = result.drop_points / 2
     res = runner.invoke(

@@ -156,8 +156,9 @@ def test_resnet18_from_a_state_dict_checkpoint(torchvision_onnx: Callable[[str],
 def test_fixed_batch_opset_and_contract_options(tmp_path: Path) -> None:
     out = tmp_path / "r20.onnx"
     manifest = export(
+        "resnet20",
+        out,
         ExportOptions(
-            model="resnet20",
             weights="none",
             batch=4,
             opset=13,
@@ -167,7 +168,6 @@ def test_fixed_batch_opset_and_contract_options(tmp_path: Path) -> None:
             data_samples=10,
             seed=3,
         ),
-        out,
     )
     assert _graph_io(out) == ([("input", [4, 1, 24, 24])], [("logits", [4, 3])])
     assert manifest.details["opset"] == 13
@@ -185,8 +185,8 @@ def test_fixed_batch_opset_and_contract_options(tmp_path: Path) -> None:
 
 
 def test_batchnorm_counts_per_step_and_no_fold(tmp_path: Path, bn_factory: str) -> None:
-    folded = export(ExportOptions(model=bn_factory, contract=ContractOptions(input_size=16)),
-                    tmp_path / "folded.onnx")  # fmt: skip
+    folded = export(bn_factory, tmp_path / "folded.onnx",
+                    ExportOptions(contract=ContractOptions(input_size=16)))  # fmt: skip
     bn = folded.details["batchnorm"]
     assert bn["in_model"] == 3 and bn["in_export"] == 2
     assert bn["folded_by"] == {"exporter": 1, "fold": 1}
@@ -195,8 +195,9 @@ def test_batchnorm_counts_per_step_and_no_fold(tmp_path: Path, bn_factory: str) 
         "BatchNormalization": 1
     }
     kept = export(
-        ExportOptions(model=bn_factory, contract=ContractOptions(input_size=16), fold=False),
+        bn_factory,
         tmp_path / "kept.onnx",
+        ExportOptions(contract=ContractOptions(input_size=16), fold=False),
     )
     assert kept.details["batchnorm"]["folded_by"] == {"exporter": 1, "fold": 0}
     assert len(kept.details["batchnorm"]["left"]) == 2
@@ -205,11 +206,9 @@ def test_batchnorm_counts_per_step_and_no_fold(tmp_path: Path, bn_factory: str) 
 
 def test_over_tolerance_fails_and_writes_nothing(tmp_path: Path, bn_factory: str) -> None:
     out = tmp_path / "sub" / "net.onnx"
-    options = ExportOptions(
-        model=bn_factory, contract=ContractOptions(input_size=16), tolerance=1e-12
-    )
+    options = ExportOptions(contract=ContractOptions(input_size=16), tolerance=1e-12)
     with pytest.raises(ResnetOptError, match=r"differ from PyTorch's .* nothing written"):
-        export(options, out)
+        export(bn_factory, out, options)
     assert not (tmp_path / "sub").exists()
 
 
@@ -220,23 +219,22 @@ def test_torchscript_source_and_dynamo_refusal(tmp_path: Path, bn_factory: str) 
     ts = tmp_path / "net.ts"
     torch.jit.save(torch.jit.script(module), str(ts))
     manifest = export(
-        ExportOptions(model=str(ts), contract=ContractOptions(input_size=16)), tmp_path / "ts.onnx"
+        str(ts), tmp_path / "ts.onnx", ExportOptions(contract=ContractOptions(input_size=16))
     )
     assert manifest.details["source"]["kind"] == "torchscript"
     assert manifest.details["batchnorm"]["in_model"] == 3
     assert manifest.verification["passed"]
     with pytest.raises(ResnetOptError, match="dynamo exporter cannot take a TorchScript"):
-        export(ExportOptions(model=str(ts), exporter=Exporter.DYNAMO), tmp_path / "dyn.onnx")
+        export(str(ts), tmp_path / "dyn.onnx", ExportOptions(exporter=Exporter.DYNAMO))
 
 
 @pytest.mark.slow  # the dynamo exporter alone takes ~5 s on a toy model
 def test_dynamo_exporter(tmp_path: Path, bn_factory: str) -> None:
     out = tmp_path / "dyn.onnx"
     manifest = export(
-        ExportOptions(
-            model=bn_factory, exporter=Exporter.DYNAMO, contract=ContractOptions(input_size=16)
-        ),
+        bn_factory,
         out,
+        ExportOptions(exporter=Exporter.DYNAMO, contract=ContractOptions(input_size=16)),
     )
     assert manifest.details["opset"] == 18
     inputs, outputs = _graph_io(out)
@@ -253,7 +251,7 @@ def test_options_are_validated_up_front(tmp_path: Path) -> None:
         (ExportOptions(batch=0), "--batch must be positive"),
     ):
         with pytest.raises(ResnetOptError, match=message):
-            export(options, tmp_path / "x.onnx")
+            export(None, tmp_path / "x.onnx", options)
     assert list(tmp_path.iterdir()) == []
 
 

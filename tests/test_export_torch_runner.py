@@ -63,7 +63,7 @@ def test_torch_runner_refuses_changed_weights(tmp_path: Path) -> None:
     weights = tmp_path / "w.pt"
     torch.save(cifar_resnet(20, num_classes=4).state_dict(), weights)
     out = tmp_path / "r20.onnx"
-    export(ExportOptions(model="resnet20", weights=str(weights)), out)
+    export("resnet20", out, ExportOptions(weights=str(weights)))
     with open_runner(Backend.TORCH, out) as runner:
         x = np.zeros((2, 3, 32, 32), np.float32)
         assert run_batch(runner, x).shape == (2, 4)

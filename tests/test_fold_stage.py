@@ -30,7 +30,7 @@ from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import count_ops
 from resnet_opt.pipeline import fold as fold_module
 from resnet_opt.pipeline.bn_fold import FoldResult
-from resnet_opt.pipeline.fold import fold, parse_shape
+from resnet_opt.pipeline.fold import FoldOptions, fold, parse_shape
 from tests.test_fold import bn_node, bn_params, value
 
 runner = CliRunner()
@@ -129,7 +129,7 @@ def test_fold_keeps_contract_and_lineage_and_adds_to_earlier_counts(
         details={"batchnorm": {"folded_by": {"torch.onnx": 18}}},
     )
     write_manifest(manifest_path(source), parent)
-    manifest = fold(source, tmp_path / "folded.onnx", samples=3)
+    manifest = fold(source, tmp_path / "folded.onnx", FoldOptions(samples=3))
     assert manifest.preprocessing == tiny_contract
     assert [entry["stage"] for entry in manifest.lineage] == ["export"]
     assert manifest.details["batchnorm"]["folded_by"] == {"torch.onnx": 18, "fold": 2}
@@ -147,15 +147,15 @@ def test_symbolic_input_without_manifest_needs_an_input_shape(tmp_path: Path) ->
         fold(source, tmp_path / "out.onnx")
     assert leftovers(tmp_path, {"model.onnx"}) == []
     with pytest.raises(ResnetOptError, match=r"\[1, 8, 8\] from --input-shape does not fit"):
-        fold(source, tmp_path / "out.onnx", input_shape=(1, 8, 8))
-    manifest = fold(source, tmp_path / "out.onnx", input_shape=(3, 10, 12))
+        fold(source, tmp_path / "out.onnx", FoldOptions(input_shape=(1, 8, 8)))
+    manifest = fold(source, tmp_path / "out.onnx", FoldOptions(input_shape=(3, 10, 12)))
     assert manifest.verification["input_shape"] == [4, 3, 10, 12]
     assert manifest.options["input_shape"] == [3, 10, 12]
 
 
 def test_fixed_batch_is_verified_in_whole_batches(tmp_path: Path) -> None:
     source = make_bn_cnn(tmp_path / "model.onnx", dims=(3, 3, 8, 8))
-    manifest = fold(source, tmp_path / "out.onnx", samples=4)
+    manifest = fold(source, tmp_path / "out.onnx", FoldOptions(samples=4))
     assert manifest.verification["input_shape"] == [3, 3, 8, 8]
     assert manifest.verification["samples"] == 6
 

@@ -56,7 +56,7 @@ def test_bench_on_a_jetson_records_facts_and_power(nano: Path, tmp_path: Path) -
         threads=1,
         data=str(data),
     )
-    report = bench([source], options)
+    report = bench([source], options=options)
     assert report.machine.jetson is not None
     assert report.machine.jetson.module == "Jetson Orin Nano 8GB (developer kit)"
     watts = 5.056 * 1.520  # the fixture's VDD_IN, constant while sampled

@@ -258,8 +258,8 @@ def test_tensorrt_build_is_skipped_where_the_driver_sees_no_gpu(
     import resnet_opt.deps
     import resnet_opt.environment
     import resnet_opt.tensorrt.device as device
-    from resnet_opt.pipeline.build import BuildBackend
     from resnet_opt.pipeline.run import _unavailable
+    from resnet_opt.runners.base import Backend
 
     real_probe = resnet_opt.deps.probe
     monkeypatch.setattr(
@@ -274,7 +274,7 @@ def test_tensorrt_build_is_skipped_where_the_driver_sees_no_gpu(
     )
     no_gpu = device.GpuProbe(None, None, None, "12.6", "the CUDA driver sees no GPU")
     monkeypatch.setattr(device, "probe_gpu", lambda: no_gpu)
-    assert _unavailable(BuildBackend.TENSORRT) == "no CUDA GPU (the CUDA driver sees no GPU)"
+    assert _unavailable(Backend.TENSORRT) == "no CUDA GPU (the CUDA driver sees no GPU)"
 
 
 def test_output_folder_that_is_a_file(tmp_path: Path) -> None:

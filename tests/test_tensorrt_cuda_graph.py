@@ -35,7 +35,7 @@ def built(
     install(monkeypatch, gpu, **install_args)
     source = fp32_model(tmp_path / "m.onnx")
     plan = tmp_path / "m.plan"
-    build_tensorrt(source, plan, TensorRtBuildOptions(batch=BatchProfile(1, 4, 8)), verify=False)
+    build_tensorrt(source, plan, TensorRtBuildOptions(batch=BatchProfile(1, 4, 8), verify=False))
     gpu.calls.clear()
     return gpu, source, plan
 

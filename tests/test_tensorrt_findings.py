@@ -74,8 +74,7 @@ def test_no_timing_cache_after_the_build_leaves_the_file_alone(
     manifest = build_tensorrt(
         fp32_model(tmp_path / "m.onnx"),
         tmp_path / "m.plan",
-        TensorRtBuildOptions(timing_cache=cache),
-        verify=False,
+        TensorRtBuildOptions(timing_cache=cache, verify=False),
     )
     assert not cache.exists() and manifest.details["timing_cache"]["sha256_after"] is None
 
@@ -237,7 +236,7 @@ def test_a_gpu_engine_has_no_dla_layers(
 ) -> None:
     fake(monkeypatch, version)
     manifest = build_tensorrt(
-        fp32_model(tmp_path / "m.onnx"), tmp_path / "m.plan", TensorRtBuildOptions(), verify=False
+        fp32_model(tmp_path / "m.onnx"), tmp_path / "m.plan", TensorRtBuildOptions(verify=False)
     )
     layers = manifest.details["layers"]
     assert any(row["name"].startswith("{ForeignNode") for row in layers["layers"])
@@ -248,10 +247,8 @@ def test_a_gpu_engine_has_no_dla_layers(
 
 def test_a_dla_engine_counts_its_dla_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake(monkeypatch, "11.4.1", **ORIN)
-    options = TensorRtBuildOptions(batch=BatchProfile(1, 1, 1), dla_core=0)
-    manifest = build_tensorrt(
-        qdq_model(tmp_path / "q.onnx"), tmp_path / "q.plan", options, verify=False
-    )
+    options = TensorRtBuildOptions(batch=BatchProfile(1, 1, 1), dla_core=0, verify=False)
+    manifest = build_tensorrt(qdq_model(tmp_path / "q.onnx"), tmp_path / "q.plan", options)
     layers = manifest.details["layers"]
     assert layers["on_dla"] == 1
     assert [r["device"] for r in layers["layers"]] == ["gpu", "dla", "gpu"]
@@ -265,7 +262,7 @@ def test_a_second_live_runner_reports_tensorrt_s_errors(
 ) -> None:
     gpu = fake(monkeypatch)
     plan = tmp_path / "m.plan"
-    build_tensorrt(fp32_model(tmp_path / "m.onnx"), plan, TensorRtBuildOptions(), verify=False)
+    build_tensorrt(fp32_model(tmp_path / "m.onnx"), plan, TensorRtBuildOptions(verify=False))
     x = np.zeros((2, 3, 8, 8), np.float32)
     with TensorRtRunner(plan) as first, TensorRtRunner(plan) as second:
         first.infer({"input": x})
@@ -307,15 +304,15 @@ def test_a_version_compatible_plan_loads_on_another_build_of_its_release(
 ) -> None:
     fake(monkeypatch, "10.3.0.30")
     plan = tmp_path / "vc.plan"
-    options = TensorRtBuildOptions(version_compatible=True)
-    build_tensorrt(fp32_model(tmp_path / "m.onnx"), plan, options, verify=False)
+    options = TensorRtBuildOptions(version_compatible=True, verify=False)
+    build_tensorrt(fp32_model(tmp_path / "m.onnx"), plan, options)
     for build in ("10.3.0.26", "10.3.0.31"):
         fake(monkeypatch, build)
         with TensorRtRunner(plan) as engine:
             engine.infer({"input": np.zeros((1, 3, 8, 8), np.float32)})
     fake(monkeypatch, "10.3.0.30")
     plain = tmp_path / "p.plan"
-    build_tensorrt(fp32_model(tmp_path / "m.onnx"), plain, TensorRtBuildOptions(), verify=False)
+    build_tensorrt(fp32_model(tmp_path / "m.onnx"), plain, TensorRtBuildOptions(verify=False))
     fake(monkeypatch, "10.3.0.31")
     with pytest.raises(ResnetOptError, match="rebuild"):
         TensorRtRunner(plain).__enter__()
@@ -360,7 +357,7 @@ def test_the_build_records_its_host_and_the_runner_checks_it(
 ) -> None:
     gpu = fake(monkeypatch)
     plan = tmp_path / "m.plan"
-    build_tensorrt(fp32_model(tmp_path / "m.onnx"), plan, TensorRtBuildOptions(), verify=False)
+    build_tensorrt(fp32_model(tmp_path / "m.onnx"), plan, TensorRtBuildOptions(verify=False))
     manifest = read_manifest(plan)
     assert manifest is not None and manifest.details["host_arch"] == host_arch()
     gpu.calls.clear()
@@ -376,7 +373,7 @@ def test_the_double_refuses_a_plan_of_another_platform(
 ) -> None:
     fake(monkeypatch)
     build_tensorrt(
-        fp32_model(tmp_path / "m.onnx"), tmp_path / "m.plan", TensorRtBuildOptions(), verify=False
+        fp32_model(tmp_path / "m.onnx"), tmp_path / "m.plan", TensorRtBuildOptions(verify=False)
     )
     fake(monkeypatch, host_arch="aarch64")
     trt = sys.modules["tensorrt"]

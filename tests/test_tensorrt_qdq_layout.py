@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +115,7 @@ def test_the_tensorrt_target_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     install(monkeypatch, FakeGpu())
     source = quantized(tmp_path / "m.trt.onnx", Target.TENSORRT)
     assert layout_problems(onnx.load(str(source)).graph) == ()
-    manifest = build_tensorrt(source, tmp_path / "m.plan", OPTIONS, verify=False)
+    manifest = build_tensorrt(source, tmp_path / "m.plan", replace(OPTIONS, verify=False))
     assert manifest.precision is Precision.INT8
 
 

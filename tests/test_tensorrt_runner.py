@@ -35,8 +35,8 @@ def built(
     install(monkeypatch, gpu)
     source = fp32_model(tmp_path / "m.onnx")
     plan = tmp_path / "m.plan"
-    opts = TensorRtBuildOptions(batch=BatchProfile(1, 4, 8), **options)  # type: ignore[arg-type]
-    build_tensorrt(source, plan, opts, verify=False)
+    opts = TensorRtBuildOptions(batch=BatchProfile(1, 4, 8), verify=False, **options)  # type: ignore[arg-type]
+    build_tensorrt(source, plan, opts)
     gpu.calls.clear()
     return gpu, source, plan
 
@@ -196,8 +196,7 @@ def test_dla_engine_sets_the_runtime_core(tmp_path: Path, monkeypatch: pytest.Mo
     build_tensorrt(
         qdq_model(tmp_path / "q.onnx"),
         plan,
-        TensorRtBuildOptions(batch=BatchProfile(1, 1, 1), dla_core=1),
-        verify=False,
+        TensorRtBuildOptions(batch=BatchProfile(1, 1, 1), dla_core=1, verify=False),
     )
     gpu.calls.clear()
     with TensorRtRunner(plan) as engine:

@@ -209,7 +209,7 @@ def _measure(artifacts: list[Path], options: BenchOptions, *, concurrent: bool) 
 
         return bench_concurrent(artifacts, options)
     with RichProgress() if not is_quiet() else NoProgress() as progress:
-        return bench(artifacts, options, progress=progress)
+        return bench(artifacts, options=options, progress=progress)
 
 
 def _emit(

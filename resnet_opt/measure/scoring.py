@@ -7,6 +7,7 @@ the tool prints is counted by the same code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -55,8 +56,11 @@ def evaluate_runners(
     stream: BatchStream,
     mapping: np.ndarray,
     reference: Runner | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Accuracy, Accuracy | None, float | None]:
-    """(candidate accuracy, reference accuracy, top-1 agreement %) over one stream."""
+    """(candidate accuracy, reference accuracy, top-1 agreement %) over one stream;
+    `progress(consumed, total)` after each batch (skipped samples count as consumed)."""
     cand, ref = Tally(), Tally()
     agree = 0
     for batch in stream:
@@ -66,6 +70,8 @@ def evaluate_runners(
         best = cand.update(run_batch(candidate, batch.x), labels)
         if reference is not None:
             agree += int((ref.update(run_batch(reference, batch.x), labels) == best).sum())
+        if progress is not None:
+            progress(stream.used + len(stream.skipped), len(stream.indices))
     if reference is None:
         return cand.result(), None, None
     return cand.result(), ref.result(), 100.0 * agree / cand.count

@@ -23,13 +23,17 @@ from enum import Enum
 
 from resnet_opt.core.manifest import Manifest, Precision, Stage
 from resnet_opt.errors import ResnetOptError, UsageError
-from resnet_opt.runners.base import RUNNERS, Backend
+from resnet_opt.runners.base import BUILD_BACKENDS, RUNNERS, Backend
 
 CUDA_PROVIDER = "CUDAExecutionProvider"
 TENSORRT_PROVIDER = "TensorrtExecutionProvider"
 
 
 class Target(str, Enum):
+    """What bench measures: a `Backend` (the runner) plus, for ONNX Runtime, the execution
+    provider it asks for. Not a second list of backends: `backend` says which one a target runs
+    on, and the names `bench --backend` takes are these."""
+
     TORCH = "torch"
     ONNXRUNTIME = "onnxruntime"
     ONNXRUNTIME_CUDA = "onnxruntime-cuda"
@@ -139,19 +143,21 @@ class TargetPlan:
     skipped: tuple[tuple[Target, str], ...] = ()
 
 
+# the target of each backend's build artifacts before its runner options are read
 _BUILD_TARGETS = {
-    "tensorrt": Target.TENSORRT,
-    "onnxruntime": Target.ONNXRUNTIME,
-    "openvino": Target.OPENVINO,
+    Backend.TENSORRT: Target.TENSORRT,
+    Backend.ONNXRUNTIME: Target.ONNXRUNTIME,
+    Backend.OPENVINO: Target.OPENVINO,
 }
 
 
 def build_target(manifest: Manifest, name: str) -> Target:
     """The target a build artifact runs on (its runner loads it with the manifest's options)."""
-    backend = manifest.details.get("backend")
-    if backend not in _BUILD_TARGETS:
+    named = manifest.details.get("backend")
+    backend = next((b for b in BUILD_BACKENDS if b.value == named), None)
+    if backend is None:
         raise ResnetOptError(
-            f"{name}: its build manifest names backend {backend!r}, which bench does not know"
+            f"{name}: its build manifest names backend {named!r}, which bench does not know"
         )
     options = manifest.details.get("runner") or {}
     if not isinstance(options, Mapping):

@@ -591,21 +591,45 @@ def report_settings(options: BenchOptions, threads: int, source: DataSource | No
 
 
 def bench(
-    artifacts: Sequence[Path],
+    source: str | Path | Sequence[str | Path],
+    output: str | Path | None = None,
     options: BenchOptions | None = None,
     *,
+    force: bool = False,
     progress: ProgressSink | None = None,
     clock: Clock | None = None,
 ) -> Report:
-    """Measure every artifact × backend × batch size, score accuracy, return the Report.
+    """Measure every artifact of `source` (one or a list) × backend × batch size, score
+    accuracy, return the Report.
 
-    Nothing is written: `resnet_opt.report.write_report` puts the report on disk.
+    With `output`, the report folder (report.json, report.md, report.png) is written there; it is
+    checked before anything is measured. `clock` replaces `time.perf_counter` (tests).
     """
     import time
 
-    options = options or BenchOptions()
-    progress = progress or NoProgress()
-    clock = clock or time.perf_counter
+    from resnet_opt.report import check_report_folder, write_report
+
+    artifacts = [Path(source)] if isinstance(source, str | Path) else [Path(p) for p in source]
+    if output is not None:
+        check_report_folder(Path(output), force=force)
+    report = _bench(
+        artifacts,
+        options or BenchOptions(),
+        progress or NoProgress(),
+        clock or time.perf_counter,
+    )
+    if output is not None:
+        write_report(report, Path(output), force=force)
+    return report
+
+
+def _bench(
+    artifacts: Sequence[Path],
+    options: BenchOptions,
+    progress: ProgressSink,
+    clock: Clock,
+) -> Report:
+    """The measuring itself, apart from `bench`'s report folder."""
     planned, skips, source = _plan(artifacts, options)
     threads = options.threads or usable_cores()
 

@@ -44,9 +44,9 @@ def build_tensorrt(
     options: TensorRtBuildOptions,
     *,
     force: bool = False,
-    verify: bool = True,
 ) -> Manifest:
-    """Build a TensorRT plan of `source` at `output` (+ `output.json`) and return its manifest."""
+    """Build a TensorRT plan of `source` at `output` (+ `output.json`) and return its manifest;
+    the engine is run against the source unless `options.verify` is off."""
     from resnet_opt.tensorrt.compat import host_arch
     from resnet_opt.tensorrt.dla import check_cache_matches, plan_dla
     from resnet_opt.tensorrt.network import read_network
@@ -188,7 +188,7 @@ def build_tensorrt(
         )
         verification = (
             _verify(source, plan_tmp, built, device, profile.opt)
-            if verify
+            if options.verify
             else {"skipped": "--no-verify"}
         )
         built = dataclasses.replace(built, verification=verification)

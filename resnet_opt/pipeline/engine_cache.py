@@ -8,7 +8,8 @@ sha256 for an implicit-INT8 DLA build, the GPU (name, compute capability, integr
 release and the TensorRT version. A key is a sha256 of those facts, so a changed model, option,
 device or TensorRT never hits a stale engine; and a hit is still checked (the plan's sha256
 against its manifest, the manifest against this device) before it is copied to the output.
-The timing cache is not in the key: it changes how long a build takes, not what it computes.
+The timing cache is not in the key: it changes how long a build takes, not what it computes;
+nor is `verify` (whether a fresh build is run against its source), which changes no engine.
 """
 
 from __future__ import annotations
@@ -129,7 +130,6 @@ def build_cached(
     *,
     cache: Path,
     force: bool = False,
-    verify: bool = True,
 ) -> CachedBuild:
     """`build_tensorrt`, or the cached engine for exactly this model, options, GPU and TensorRT."""
     from resnet_opt.pipeline.build_tensorrt import build_tensorrt
@@ -144,7 +144,7 @@ def build_cached(
     device = probe_device()
     if device.gpu_name is None or device.tensorrt is None:
         # nothing to key on: the build itself says what is missing
-        built = build_tensorrt(source, output, options, force=force, verify=verify)
+        built = build_tensorrt(source, output, options, force=force)
         return CachedBuild(built, False, output)
     facts = key_facts(source, manifest, options, device)
     key = sha256_json(facts)
@@ -154,7 +154,7 @@ def build_cached(
         if output.exists() and not force:
             raise ResnetOptError(f"{output}: exists; pass --force to overwrite it")
         return CachedBuild(_copy_out(entry, cached, output, force, key), True, entry)
-    built = build_tensorrt(source, output, options, force=force, verify=verify)
+    built = build_tensorrt(source, output, options, force=force)
     try:
         _store(output, built, entry, facts, key)
     except ResnetOptError as exc:

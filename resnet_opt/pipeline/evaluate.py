@@ -9,23 +9,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resnet_opt.calibration.data import BatchStream, Split, label_map, open_source, select_indices
+from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.contract import PreprocessContract
-from resnet_opt.core.manifest import Manifest, check_artifact_hash, read_manifest
+from resnet_opt.core.manifest import Manifest, check_artifact_hash, dump_json, read_manifest
 from resnet_opt.environment import cpu_int8_family
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.measure.scoring import Accuracy, evaluate_runners
 from resnet_opt.runners.base import Backend, open_runner
+
+if TYPE_CHECKING:
+    from resnet_opt.calibration.collect import ProgressCallback
 
 DEFAULT_EVAL_BATCH = 32
 
 
 @dataclass(frozen=True)
 class EvalOptions:
-    """`eval`'s options besides the artifact, as the Python API takes them: DATA (an image
-    folder, .npy/.npz, or 'default', the bundled test split) and how to read and run it."""
+    """`eval`'s options besides the artifact: DATA (an image folder, .npy/.npz, or 'default',
+    the bundled test split) and how to read and run it."""
 
     data: str = "default"
     reference: Path | None = None
@@ -87,20 +91,35 @@ def manifest_contract(artifact: Path, manifest: Manifest) -> PreprocessContract:
 
 
 def evaluate(
-    artifact: Path,
-    data: str = "default",
+    source: str | Path,
+    output: str | Path | None = None,
+    options: EvalOptions | None = None,
     *,
-    reference: Path | None = None,
-    contract: PreprocessContract | None = None,
-    samples: int | None = None,
-    seed: int = 0,
-    batch_size: int = DEFAULT_EVAL_BATCH,
-    threads: int | None = None,
-    strict: bool = False,
-    backend: Backend = Backend.ONNXRUNTIME,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
 ) -> Evaluation:
-    """Accuracy of `artifact` (through `backend`'s runner) on DATA (default: bundled test split)."""
-    contract = contract_of(artifact, contract)
+    """Top-1 / top-5 of the artifact `source` (through `options.backend`'s runner) on
+    `options.data`, and its drop against `options.reference` when given.
+
+    With `output`, the result is also written there, as the JSON object `eval --json` prints; it
+    is checked before anything is evaluated. `progress(consumed, total)` is called as the
+    samples stream through.
+    """
+    options = options or EvalOptions()
+    with staged_outputs(force=force) as staged:
+        target = None if output is None else staged.add(Path(output))
+        result = _evaluate(Path(source), options, progress)
+        if target is not None:
+            target.write_text(dump_json(result.to_dict()), encoding="utf-8")
+    return result
+
+
+def _evaluate(
+    artifact: Path, options: EvalOptions, progress: ProgressCallback | None
+) -> Evaluation:
+    """The evaluation itself, apart from `evaluate`'s output file (checked before it runs)."""
+    reference, threads = options.reference, options.threads
+    contract = contract_of(artifact, options.contract)
     if reference is not None:
         ref_manifest = read_manifest(reference, required=False)
         if ref_manifest is not None:  # a reference that is not what its manifest says is refused
@@ -114,17 +133,20 @@ def evaluate(
                 f"{reference}: its preprocessing differs from {artifact.name}'s; they cannot "
                 "be compared on the same inputs"
             )
-    source = open_source(data, default_split=Split.TEST, strict=strict)
+    source = open_source(options.data, default_split=Split.TEST, strict=options.strict)
     mapping = label_map(source, contract)
-    stream = BatchStream(
-        source, contract, select_indices(len(source), samples, seed), batch_size, strict
-    )
-    with open_runner(backend, artifact, threads=threads) as cand_runner:
+    indices = select_indices(len(source), options.samples, options.seed)
+    stream = BatchStream(source, contract, indices, options.batch_size, options.strict)
+    with open_runner(options.backend, artifact, threads=threads) as cand_runner:
         if reference is None:
-            acc, ref_acc, agreement = evaluate_runners(cand_runner, stream, mapping)
+            acc, ref_acc, agreement = evaluate_runners(
+                cand_runner, stream, mapping, progress=progress
+            )
         else:
             with open_runner(Backend.ONNXRUNTIME, reference, threads=threads) as ref_runner:
-                acc, ref_acc, agreement = evaluate_runners(cand_runner, stream, mapping, ref_runner)
+                acc, ref_acc, agreement = evaluate_runners(
+                    cand_runner, stream, mapping, ref_runner, progress=progress
+                )
     return Evaluation(
         artifact=str(artifact),
         data=source.description,

@@ -57,6 +57,7 @@ from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, ModuleInMemory, To
 if TYPE_CHECKING:
     import onnx
 
+    from resnet_opt.calibration.collect import ProgressCallback
     from resnet_opt.models.sources import LoadedModel
     from resnet_opt.runners.base import Runner
 
@@ -83,9 +84,9 @@ class Exporter(str, Enum):
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """Everything `export` is asked to do; None fields take the model's defaults."""
+    """How `export` takes its model (the source, given apart) to ONNX; None fields take the
+    model's defaults."""
 
-    model: str | None = None  # None: the bundled default model
     weights: str | None = None
     trust_pickle: bool = False
     num_classes: int | None = None
@@ -97,7 +98,6 @@ class ExportOptions:
     data: str | None = None  # real images for the parity check (default model: its test split)
     data_samples: int | None = None  # None: all of the bundled split, else DATA_SAMPLES
     fold: bool = True
-    force: bool = False
     seed: int = 0
     threads: int | None = None
 
@@ -114,8 +114,6 @@ class ExportOptions:
 
     def validate(self) -> None:
         """Refuse impossible options before any work (never silently adjusted)."""
-        from resnet_opt.models.sources import already_onnx, is_onnx
-
         opset = self.resolved_opset
         if opset not in self.exporter.opsets:
             span = self.exporter.opsets
@@ -130,8 +128,17 @@ class ExportOptions:
                 raise UsageError(f"{name} must be positive, not {value}")
         if self.num_classes is not None and self.num_classes < 1:
             raise UsageError(f"--num-classes must be positive, not {self.num_classes}")
-        if self.model is not None and is_onnx(self.model):  # before the output name is taken
-            raise already_onnx(self.model)
+
+
+def model_spec(source: str | Path | None) -> str | None:
+    """`export`'s source as `--model` takes it (None: the bundled default model); an ONNX file is
+    refused, before any output name is taken: it has been exported already."""
+    from resnet_opt.models.sources import already_onnx, is_onnx
+
+    model = None if source is None else str(source)
+    if model is not None and is_onnx(model):
+        raise already_onnx(model)
+    return model
 
 
 def default_output(model: str | None) -> Path:
@@ -147,21 +154,36 @@ def default_output(model: str | None) -> Path:
     return Path(f"{Path(spec).stem}.onnx")
 
 
-def export(options: ExportOptions, output: Path) -> Manifest:
-    """Export, fold, verify; write `output` and its manifest, or nothing at all."""
+def export(
+    source: str | Path | None,
+    output: str | Path,
+    options: ExportOptions | None = None,
+    *,
+    force: bool = False,
+    progress: ProgressCallback | None = None,
+) -> Manifest:
+    """Export, fold, verify; write `output` and its manifest, or nothing at all.
+
+    `source` is what `export --model` takes: a registry name ('resnet50'), 'default' or None (the
+    bundled model), `file.py:factory`, `package.module:factory` or a TorchScript file. Needs the
+    `export` extra (torch). `progress` is taken for the shape every stage shares and not called:
+    its steps are single calls into torch and ONNX Runtime.
+    """
     from resnet_opt.models.probe import check_input_size, count_batchnorm, count_parameters, dry_run
     from resnet_opt.models.sources import ModelRequest, SourceKind, WeightsKind, load_model
 
+    options = options or ExportOptions()
     options.validate()
+    model = model_spec(source)
     output = Path(output)
     seconds: dict[str, float] = {}
-    with staged_outputs(force=options.force) as staged:
+    with staged_outputs(force=force) as staged:
         onnx_tmp, manifest_tmp = staged.add_with_manifest(output)
 
         with _timed(seconds, "load"):
             loaded = load_model(
                 ModelRequest(
-                    model=options.model,
+                    model=model,
                     weights=options.weights,
                     trust_pickle=options.trust_pickle,
                     num_classes=options.num_classes,
@@ -231,7 +253,7 @@ def export(options: ExportOptions, output: Path) -> Manifest:
             precision=Precision.FP32,
             inputs=loaded.inputs,
             preprocessing=contract,
-            options=options.to_dict(),
+            options={"model": model, **options.to_dict(), "force": force},
             verification=verification,
             details=details,
         )

@@ -44,6 +44,8 @@ from resnet_opt.runners.base import single_input
 if TYPE_CHECKING:
     import onnx
 
+    from resnet_opt.calibration.collect import ProgressCallback
+
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_SAMPLES",
@@ -65,7 +67,7 @@ STEP = "fold"  # this step's key in details.batchnorm.folded_by
 
 @dataclass(frozen=True)
 class FoldOptions:
-    """`fold`'s options besides IN, OUT and --force, as the Python API takes them."""
+    """`fold`'s options besides IN, OUT and --force."""
 
     tolerance: float = DEFAULT_TOLERANCE
     samples: int = DEFAULT_SAMPLES
@@ -90,24 +92,24 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def fold(
-    source: Path,
-    output: Path,
+    source: str | Path,
+    output: str | Path,
+    options: FoldOptions | None = None,
     *,
     force: bool = False,
-    tolerance: float = DEFAULT_TOLERANCE,
-    samples: int = DEFAULT_SAMPLES,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    seed: int = 0,
-    input_shape: tuple[int, ...] | None = None,
-    threads: int | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Manifest:
     """Fold `source`'s BatchNormalization nodes into `output`, verified with ONNX Runtime.
 
-    `input_shape` (one sample, no batch axis) is needed only when the model's input dims are
-    symbolic and `source` has no manifest with a preprocessing contract. Nothing is written when
-    the folded outputs differ from the source's by more than `tolerance` (max abs).
+    `options.input_shape` (one sample, no batch axis) is needed only when the model's input dims
+    are symbolic and `source` has no manifest with a preprocessing contract. Nothing is written
+    when the folded outputs differ from the source's by more than `options.tolerance` (max abs).
+    `progress` is taken for the shape every stage shares and not called: the fold is one pass
+    over the graph and its check a few random batches, with nothing long to report on.
     """
     source, output = Path(source), Path(output)
+    options = options or FoldOptions()
+    tolerance, samples, batch_size = options.tolerance, options.samples, options.batch_size
     if not math.isfinite(tolerance) or tolerance < 0:
         raise UsageError(f"tolerance must be a non-negative number, not {tolerance}")
     if samples < 1 or batch_size < 1:
@@ -133,12 +135,7 @@ def fold(
             source,
             onnx_tmp,
             contract=parent.preprocessing if parent else None,
-            input_shape=input_shape,
-            tolerance=tolerance,
-            samples=samples,
-            batch_size=batch_size,
-            seed=seed,
-            threads=threads,
+            options=options,
         )
         verify_seconds = time.perf_counter() - started
         if not comparison.passed:
@@ -148,12 +145,12 @@ def fold(
             )
 
         inputs = (InputRef("model", str(source), source_sha),)
-        options = {
+        recorded = {
             "tolerance": tolerance,
             "samples": samples,
             "batch_size": batch_size,
-            "seed": seed,
-            "input_shape": list(input_shape) if input_shape else None,
+            "seed": options.seed,
+            "input_shape": list(options.input_shape) if options.input_shape else None,
         }
         verification = {
             **comparison.to_dict(),
@@ -178,7 +175,7 @@ def fold(
             content=onnx_tmp,
             precision=parent.precision if parent else precision_of(model)[0],
             inputs=inputs,
-            options=options,
+            options=recorded,
             verification=verification,
             details=details,
         )
@@ -224,23 +221,23 @@ def _verify(
     candidate: Path,
     *,
     contract: PreprocessContract | None,
-    input_shape: tuple[int, ...] | None,
-    tolerance: float,
-    samples: int,
-    batch_size: int,
-    seed: int,
-    threads: int | None,
+    options: FoldOptions,
 ) -> tuple[Comparison, Feed]:
     from resnet_opt.runners.onnxruntime import GraphOptimization, open_onnxruntime
 
     # ORT's own optimizer fuses Conv+BN too: off, so the reference computes the BN as written
-    opts: dict[str, Any] = {"threads": threads, "optimization": GraphOptimization.DISABLED}
+    opts: dict[str, Any] = {"threads": options.threads, "optimization": GraphOptimization.DISABLED}
     with (
         open_onnxruntime(source, **opts) as reference,
         open_onnxruntime(candidate, **opts) as folded,
     ):
         feed = verification_feed(
-            single_input(reference), source, contract, input_shape, samples, batch_size
+            single_input(reference),
+            source,
+            contract,
+            options.input_shape,
+            options.samples,
+            options.batch_size,
         )
-        batches = random_batches(feed.sample_shape, feed.samples, feed.batch, seed)
-        return compare_runners(reference, folded, batches, tolerance), feed
+        batches = random_batches(feed.sample_shape, feed.samples, feed.batch, options.seed)
+        return compare_runners(reference, folded, batches, options.tolerance), feed

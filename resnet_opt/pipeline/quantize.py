@@ -431,17 +431,19 @@ def _ranges(
 
 def _evaluate(artifact: Path, data: str, source: _Source, options: QuantizeOptions) -> Evaluation:
     """`artifact` scored on DATA against the FP32 source (ONNX Runtime CPU)."""
-    from resnet_opt.pipeline.evaluate import evaluate
+    from resnet_opt.pipeline.evaluate import EvalOptions, evaluate
 
     return evaluate(
         artifact,
-        data,
-        reference=source.path,
-        contract=source.contract,
-        samples=options.eval_samples,
-        seed=options.seed,
-        threads=options.threads,
-        strict=options.strict,
+        options=EvalOptions(
+            data=data,
+            reference=source.path,
+            contract=source.contract,
+            samples=options.eval_samples,
+            seed=options.seed,
+            threads=options.threads,
+            strict=options.strict,
+        ),
     )
 
 

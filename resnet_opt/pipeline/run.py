@@ -192,11 +192,11 @@ class _Orchestrator:
 
     def run(self, contract: Any) -> RunResult:
         """`contract`: the model options `run` parsed from the config (ContractOptions)."""
-        from resnet_opt.pipeline.build import BuildBackend
+        from resnet_opt.runners.base import Backend
 
         # the build options are parsed here, before any work: a typo must not cost an export
         for name in self.config.build.backends:
-            backend = BuildBackend(name)
+            backend = Backend(name)
             self._build_options[backend] = _build_options(self.config, backend)
         fp32 = self.export(contract)
         variants = [self.quantize(fp32, v) for v in self.config.quantize]
@@ -248,26 +248,26 @@ class _Orchestrator:
     # -- export ----------------------------------------------------------------------------
 
     def export(self, contract: Any) -> _Artifact:
-        from resnet_opt.pipeline.export import ExportOptions
+        from resnet_opt.pipeline.export import ExportOptions, model_spec
 
         out = self.folder / f"{MODEL_STEM}.onnx"
         model = self.config.model
+        source = None if model.source == "default" else model.source
         options = ExportOptions(
-            model=None if model.source == "default" else model.source,
             weights=model.weights,
             trust_pickle=model.trust_pickle,
             num_classes=model.num_classes,
             contract=contract,
             batch=model.batch,
             opset=model.opset,
-            force=True,
         )
         options.validate()
+        model_spec(source)  # an ONNX model.source is refused before any stage runs
 
         def work() -> tuple[list[Path], str | None]:
             from resnet_opt.pipeline.export import export
 
-            export(options, out)
+            export(source, out, options, force=True)
             return [out, _manifest(out)], None
 
         self._stage("export", {"model": asdict(model), "files": _model_files(model)}, work)
@@ -328,11 +328,11 @@ class _Orchestrator:
     # -- build -----------------------------------------------------------------------------
 
     def build(self, artifacts: Sequence[_Artifact]) -> list[Path]:
-        from resnet_opt.pipeline.build import BuildBackend
+        from resnet_opt.runners.base import Backend
 
         built: list[Path] = []
         for name in self.config.build.backends:
-            backend = BuildBackend(name)
+            backend = Backend(name)
             why = _unavailable(backend)
             chosen = [a for a in artifacts if _builds(backend, a)]
             if why is not None:
@@ -343,12 +343,12 @@ class _Orchestrator:
         return built
 
     def _build_one(self, backend: Any, artifact: _Artifact) -> list[Path]:
-        from resnet_opt.pipeline.build import BuildBackend
+        from resnet_opt.runners.base import Backend
 
         suffix = {
-            BuildBackend.ONNXRUNTIME: ".optimized.onnx",
-            BuildBackend.TENSORRT: ".plan",
-            BuildBackend.OPENVINO: ".xml",
+            Backend.ONNXRUNTIME: ".optimized.onnx",
+            Backend.TENSORRT: ".plan",
+            Backend.OPENVINO: ".xml",
         }[backend]
         out = self.folder / f"{artifact.stem}{suffix}"
         options = self._build_options[backend]
@@ -356,7 +356,7 @@ class _Orchestrator:
         def work() -> tuple[list[Path], str | None]:
             from resnet_opt.pipeline.build import build
 
-            build(artifact.path, out, backend, options, force=True)
+            build(artifact.path, out, options, force=True)
             files = [out, _manifest(out)]
             if out.suffix == ".xml":
                 files.append(out.with_suffix(".bin"))
@@ -445,9 +445,9 @@ class _Orchestrator:
         )
         if self.progress is not None:
             with self.progress() as progress:
-                report = bench(artifacts, options, progress=progress)
+                report = bench(artifacts, options=options, progress=progress)
         else:
-            report = bench(artifacts, options)
+            report = bench(artifacts, options=options)
         for skip in report.skipped:
             say(f"bench: skipped {skip.artifact} · {skip.backend}: {skip.reason}")
         files = write_report(report, report_dir, force=True)
@@ -468,8 +468,8 @@ def _check_choices(config: RunConfig) -> None:
     from resnet_opt.calibration.ranges import Method
     from resnet_opt.core.manifest import Precision
     from resnet_opt.measure.targets import parse_targets
-    from resnet_opt.pipeline.build import BuildBackend
     from resnet_opt.quantization.plan import QdqTarget
+    from resnet_opt.runners.base import BUILD_BACKENDS
 
     for i, v in enumerate(config.quantize):
         _check_value(f"quantize[{i}].precision", v.precision, ("int8", "fp16"))
@@ -486,7 +486,7 @@ def _check_choices(config: RunConfig) -> None:
                 "takes full 8-bit weights)"
             )
     for i, name in enumerate(config.build.backends):
-        _choice(BuildBackend, name, f"build.backends[{i}]")
+        _check_value(f"build.backends[{i}]", name, [b.value for b in BUILD_BACKENDS])
     parse_targets(config.bench.backends)
 
 
@@ -580,14 +580,14 @@ def _quantize_options(config: RunConfig, variant: VariantConfig, max_drop: float
 
 def _builds(backend: Any, artifact: _Artifact) -> bool:
     """Which artifacts each backend is meant for (see BuildConfig)."""
-    from resnet_opt.pipeline.build import BuildBackend
+    from resnet_opt.runners.base import Backend
 
     variant = artifact.variant
     if variant is None:
         return True
-    if backend is BuildBackend.ONNXRUNTIME:
+    if backend is Backend.ONNXRUNTIME:
         return variant.precision == "int8" and variant.target == "cpu"
-    if backend is BuildBackend.TENSORRT:
+    if backend is Backend.TENSORRT:
         return variant.precision == "fp16" or variant.target in (None, "tensorrt")
     return variant.precision == "int8" and variant.target in (None, "tensorrt")
 
@@ -595,9 +595,9 @@ def _builds(backend: Any, artifact: _Artifact) -> bool:
 def _unavailable(backend: Any) -> str | None:
     """Why `backend` cannot build on this machine (None: it can)."""
     from resnet_opt.deps import probe
-    from resnet_opt.pipeline.build import BuildBackend
+    from resnet_opt.runners.base import Backend
 
-    if backend is BuildBackend.TENSORRT:
+    if backend is Backend.TENSORRT:
         from resnet_opt.tensorrt.device import probe_gpu
 
         version, why = probe("tensorrt")
@@ -607,7 +607,7 @@ def _unavailable(backend: Any) -> str | None:
         if gpu.name is None:
             return f"no CUDA GPU ({gpu.problem})"
         return None
-    if backend is BuildBackend.OPENVINO:
+    if backend is Backend.OPENVINO:
         version, why = probe("openvino")
         if version is None:
             return f"no OpenVINO ({why}); install resnet-opt[openvino]"
@@ -615,10 +615,10 @@ def _unavailable(backend: Any) -> str | None:
 
 
 def _build_options(config: RunConfig, backend: Any) -> Any:
-    from resnet_opt.pipeline.build import BuildBackend
+    from resnet_opt.runners.base import Backend
 
     build = config.build
-    if backend is BuildBackend.TENSORRT:
+    if backend is Backend.TENSORRT:
         from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_bytes
         from resnet_opt.tensorrt.profiles import parse_batch
 
@@ -629,7 +629,7 @@ def _build_options(config: RunConfig, backend: Any) -> Any:
             opt_level=trt.opt_level,
             timing_cache=Path(trt.timing_cache) if trt.timing_cache else None,
         )
-    if backend is BuildBackend.ONNXRUNTIME:
+    if backend is Backend.ONNXRUNTIME:
         from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions
         from resnet_opt.runners.onnxruntime import GraphOptimization
 

@@ -33,10 +33,21 @@ Dim = int | str | None  # a fixed size, a symbolic name, or unknown
 
 
 class Backend(str, Enum):
+    """The frameworks that run models: one runner each, and the one name for them everywhere
+    (`build --backend`, a build manifest's `details.backend`, run configs, reports).
+
+    What bench measures is a `measure.targets.Target`: a backend plus the ONNX Runtime execution
+    provider it asks for.
+    """
+
     TORCH = "torch"
     ONNXRUNTIME = "onnxruntime"
     OPENVINO = "openvino"
     TENSORRT = "tensorrt"
+
+
+# the backends `build` makes an artifact for; PyTorch eager runs the FP32 export as it is
+BUILD_BACKENDS: tuple[Backend, ...] = (Backend.TENSORRT, Backend.ONNXRUNTIME, Backend.OPENVINO)
 
 
 # backend -> "module:opener": the function that opens an artifact file as a runner of that

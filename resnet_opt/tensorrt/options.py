@@ -38,6 +38,10 @@ class TensorRtBuildOptions:
     calib_cache: Path | None = None
     version_compatible: bool = False
     hardware_compatible: HardwareCompat | None = None
+    # run the engine against ONNX Runtime on the source after the build (--no-verify: off).
+    # How the build is checked, not what it builds: `to_dict` (the manifest's options, the
+    # engine cache key) leaves it out, and the manifest's verification says what was done.
+    verify: bool = True
 
     def __post_init__(self) -> None:
         if self.opt_level is not None and not 0 <= self.opt_level <= MAX_OPT_LEVEL:
