@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
-import click
 import typer
 from typer.core import TyperGroup
 
 from resnet_opt.cli.app import app
 from resnet_opt.cli.params import check_threads
 from resnet_opt.console import emit_json, say
+from resnet_opt.errors import UsageError
 
 if TYPE_CHECKING:
     from resnet_opt.core.manifest import Manifest
@@ -26,26 +26,37 @@ if TYPE_CHECKING:
 BACKEND_FLAG = "--backend"
 
 
+class _Param(Protocol):
+    opts: list[str]
+    secondary_opts: list[str]
+
+
+class _Command(Protocol):
+    @property
+    def params(self) -> Sequence[_Param]: ...
+
+
 class BackendGroup(TyperGroup):
     """`build`'s subcommands, taking the backend as `--backend NAME` too."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        # ctx: Typer's vendored click Context (a private module, so not named here)
         try:
             args = self.backend_first(args)
-        except click.UsageError as exc:
-            typer.echo(f"error: {exc.message}", err=True)
-            ctx.exit(2)
-        return super().parse_args(ctx, args)
+        except UsageError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        return list(super().parse_args(ctx, args))
 
     def backend_first(self, args: list[str]) -> list[str]:
         """`SOURCE --backend NAME …` → `NAME SOURCE …`; then no flag of another backend."""
         backend, rest = _pop_backend(args)
         if backend is not None:
             if backend not in self.commands:
-                raise click.UsageError(f"{BACKEND_FLAG} {backend!r}: choose {self._choices()}")
+                raise UsageError(f"{BACKEND_FLAG} {backend!r}: choose {self._choices()}")
             args = [backend, *rest]
         elif args and not args[0].startswith("-") and args[0] not in self.commands:
-            raise click.UsageError(
+            raise UsageError(
                 f"say which backend: resnet-opt build {{{self._choices('|')}}} SOURCE -o OUTPUT "
                 f"(or {BACKEND_FLAG} NAME)"
             )
@@ -66,7 +77,7 @@ class BackendGroup(TyperGroup):
                 continue
             owners = [name for name, cmd in self.commands.items() if flag in _flags(cmd)]
             if owners:
-                raise click.UsageError(
+                raise UsageError(
                     f"{flag} applies to {BACKEND_FLAG} {' or '.join(sorted(owners))}, not {backend}"
                 )
 
@@ -80,7 +91,7 @@ def _pop_backend(args: list[str]) -> tuple[str | None, list[str]]:
     return None, args
 
 
-def _flags(cmd: click.Command) -> set[str]:
+def _flags(cmd: _Command) -> set[str]:
     return {opt for param in cmd.params for opt in (*param.opts, *param.secondary_opts)}
 
 

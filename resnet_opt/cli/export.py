@@ -135,7 +135,7 @@ def export_command(
         threads=check_threads(threads, force_threads),
     )
     target = output if output is not None else default_output(model)
-    manifest = export(options, target)
+    manifest = export(model, target, options, force=force)
     if json_output:
         emit_json({"output": str(target), **manifest.to_dict()})
     else:
