@@ -87,7 +87,8 @@ def main() -> None:
     import onnx
 
     from resnet_opt.pipeline.export import ExportOptions, export
-    from resnet_opt.pipeline.quantize import QuantizeOptions, quantize
+    from resnet_opt.pipeline.quantize import quantize
+    from resnet_opt.pipeline.quantize_options import QuantizeOptions
     from resnet_opt.quantization.emulate import Arithmetic, Emulator
     from resnet_opt.quantization.plan import QdqTarget
 

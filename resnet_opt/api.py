@@ -29,7 +29,9 @@ from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
 from resnet_opt.pipeline.evaluate import EvalOptions, Evaluation, evaluate
 from resnet_opt.pipeline.export import ExportOptions, export
 from resnet_opt.pipeline.fold import FoldOptions, fold
-from resnet_opt.pipeline.quantize import QuantizeOptions, QuantizeResult, quantize
+from resnet_opt.pipeline.quantize import quantize
+from resnet_opt.pipeline.quantize_artifact import QuantizeResult
+from resnet_opt.pipeline.quantize_options import QuantizeOptions
 from resnet_opt.quantization.plan import QdqTarget
 from resnet_opt.report.schema import Report
 from resnet_opt.tensorrt.options import TensorRtBuildOptions

@@ -327,7 +327,8 @@ def test_torch_eager_baseline_of_the_default_export(default_onnx: Path) -> None:
 
 def test_fp16_on_the_ort_cpu_is_reported_as_run_in_fp32(default_onnx: Path, tmp_path: Path) -> None:
     """ORT's x86 CPU provider has no fp16 kernels here: the report must not say fp16 ran."""
-    from resnet_opt.pipeline.quantize import QuantizeOptions, quantize
+    from resnet_opt.pipeline.quantize import quantize
+    from resnet_opt.pipeline.quantize_options import QuantizeOptions
 
     fp16 = tmp_path / "model.fp16.onnx"
     quantize(default_onnx, fp16, QuantizeOptions(precision=Precision.FP16, eval_data="none"))

@@ -31,7 +31,8 @@ from onnx import numpy_helper
 from resnet_opt.calibration.data import BatchStream, Split, label_map, open_source, select_indices
 from resnet_opt.core.manifest import read_manifest
 from resnet_opt.environment import cpu_int8_family
-from resnet_opt.pipeline.quantize import QuantizeOptions, quantize
+from resnet_opt.pipeline.quantize import quantize
+from resnet_opt.pipeline.quantize_options import QuantizeOptions
 from resnet_opt.quantization.emulate import Arithmetic, Emulator, accumulate
 from resnet_opt.quantization.plan import QdqTarget
 from resnet_opt.quantization.qdq import (

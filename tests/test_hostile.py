@@ -412,6 +412,12 @@ RUN_CONFIG = [
     ("[model]\nopset = 100000\n", "model.opset"),
     ("[data]\ncalibration = 'default:nosplit'\n", "data.calibration"),
     ("[[quantize]]\nname = 'a'\nexclude = ['']\n", "quantize[0].exclude"),
+    ("[[quantize]]\nname = 'a'\npercentile = 99\n", "quantize[0].percentile"),
+    ("[[quantize]]\nname = 'a'\nthreads = 0\n", "quantize[0].threads"),
+    (
+        "[data]\nevaluation = 'none'\n[[quantize]]\nname = 'a'\naccuracy_budget = 1\n",
+        "quantize[0].accuracy_budget",
+    ),
     ("[build]\nbackends = ['onnxruntime', 'onnxruntime']\n", "build.backends"),
 ]
 

@@ -21,7 +21,9 @@ from resnet_opt.calibration.tensorrt_cache import read_tensorrt_cache
 from resnet_opt.cli import app
 from resnet_opt.core.manifest import Precision, Stage, manifest_path, read_manifest
 from resnet_opt.graph import index_graph
-from resnet_opt.pipeline.quantize import QuantizeOptions, quantize, tensorrt_cache_path
+from resnet_opt.pipeline.quantize import quantize
+from resnet_opt.pipeline.quantize_int8 import tensorrt_cache_path
+from resnet_opt.pipeline.quantize_options import QuantizeOptions
 from resnet_opt.quantization.plan import QdqTarget
 from tests.conftest import write_image_folder
 from tests.test_quantize_placement import assert_tensorrt_placement
@@ -45,7 +47,7 @@ def calib_cache(default_onnx: Path, tmp_path_factory: pytest.TempPathFactory) ->
     quantize(
         default_onnx,
         folder / "first.onnx",
-        QuantizeOptions(method="max", calib_cache=cache, eval_data="none"),
+        QuantizeOptions(method=Method.MAX, calib_cache=cache, eval_data="none"),
     )
     assert cache.is_file()
     return cache
@@ -55,11 +57,11 @@ def calib_cache(default_onnx: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.mark.parametrize("target", list(QdqTarget))
-@pytest.mark.parametrize("method", [m.value for m in Method])
+@pytest.mark.parametrize("method", list(Method))
 def test_every_method_keeps_top1_within_half_a_point(
-    default_onnx: Path, calib_cache: Path, tmp_path: Path, target: QdqTarget, method: str
+    default_onnx: Path, calib_cache: Path, tmp_path: Path, target: QdqTarget, method: Method
 ) -> None:
-    out = tmp_path / f"out.{target.value}.{method}.onnx"
+    out = tmp_path / f"out.{target.value}.{method.value}.onnx"
     result = quantize(
         default_onnx,
         out,
@@ -80,7 +82,7 @@ def test_manifest_and_tensorrt_cache(default_onnx: Path, calib_cache: Path, tmp_
     result = quantize(
         default_onnx,
         out,
-        QuantizeOptions(method="percentile", calib_cache=calib_cache, eval_samples=64),
+        QuantizeOptions(method=Method.PERCENTILE, calib_cache=calib_cache, eval_samples=64),
     )
     manifest = read_manifest(out)
     assert manifest is not None and manifest.to_dict() == result.manifest.to_dict()
@@ -110,7 +112,7 @@ def test_cpu_target_manifest(default_onnx: Path, calib_cache: Path, tmp_path: Pa
         default_onnx,
         out,
         QuantizeOptions(
-            target=QdqTarget.CPU, method="max", calib_cache=calib_cache, eval_data="none"
+            target=QdqTarget.CPU, method=Method.MAX, calib_cache=calib_cache, eval_data="none"
         ),
     )
     quant = result.manifest.details["quantization"]
@@ -127,7 +129,7 @@ def test_cpu_target_manifest(default_onnx: Path, calib_cache: Path, tmp_path: Pa
 
 
 def test_same_inputs_and_seed_give_identical_bytes(default_onnx: Path, tmp_path: Path) -> None:
-    options = QuantizeOptions(method="max", calib_samples=64, seed=3, eval_data="none")
+    options = QuantizeOptions(method=Method.MAX, calib_samples=64, seed=3, eval_data="none")
     a = quantize(default_onnx, tmp_path / "a" / "out.onnx", options)
     b = quantize(default_onnx, tmp_path / "b" / "out.onnx", options)
     assert a.output.read_bytes() == b.output.read_bytes()
@@ -388,7 +390,7 @@ def test_stale_calibration_cache(default_onnx: Path, calib_cache: Path, tmp_path
     [  # 2: the command line is wrong in itself; 1: it does not fit this model
         (["--precision", "fp16", "--target", "cpu"], "apply to int8 only", 2),
         (["--percentile", "99"], "--percentile needs --method percentile", 2),
-        (["--method", "kl"], "unknown method 'kl'", 2),
+        (["--method", "kl"], "--method 'kl': choose max, percentile, entropy, mse", 2),
         (["--exclude", "NoSuchLayer"], "no node or op type of that name", 1),
         (["--exclude", "/Flatten"], "not a layer this target quantizes", 1),
         (["--keep-io-types"], "applies to fp16 only", 2),
@@ -438,10 +440,11 @@ def test_json_output(default_onnx: Path, calib_cache: Path, tmp_path: Path) -> N
 
 
 def test_calibration_reports_progress(default_onnx: Path, tmp_path: Path) -> None:
-    from resnet_opt.pipeline.quantize import QuantizeOptions, quantize
+    from resnet_opt.pipeline.quantize import quantize
+    from resnet_opt.pipeline.quantize_options import QuantizeOptions
 
     seen: list[tuple[int, int]] = []
-    options = QuantizeOptions(method="max", calib_samples=40, eval_data="none")
+    options = QuantizeOptions(method=Method.MAX, calib_samples=40, eval_data="none")
     quantize(
         default_onnx, tmp_path / "out.onnx", options, progress=lambda d, t: seen.append((d, t))
     )

@@ -16,8 +16,10 @@ import onnx
 import pytest
 from onnx import TensorProto, numpy_helper
 
+from resnet_opt.calibration.ranges import Method
 from resnet_opt.graph import attribute, index_graph
-from resnet_opt.pipeline.quantize import QuantizeOptions, quantize
+from resnet_opt.pipeline.quantize import quantize
+from resnet_opt.pipeline.quantize_options import QuantizeOptions
 from resnet_opt.quantization import placement_cpu, placement_tensorrt
 from resnet_opt.quantization.graph_rules import GraphView, prepare
 from resnet_opt.quantization.plan import QdqTarget
@@ -189,7 +191,7 @@ def test_torchvision_tensorrt_placement(
     result = quantize(
         source,
         out,
-        QuantizeOptions(target=QdqTarget.TENSORRT, method="max", calib=str(imagenet_calib)),
+        QuantizeOptions(target=QdqTarget.TENSORRT, method=Method.MAX, calib=str(imagenet_calib)),
     )
     model = onnx.load(str(out))
     assert_tensorrt_placement(model)
@@ -212,7 +214,7 @@ def test_torchvision_cpu_layout_runs_int8_in_onnxruntime(
     quantize(
         torchvision_onnx("resnet18"),
         out,
-        QuantizeOptions(target=QdqTarget.CPU, method="max", calib=str(imagenet_calib)),
+        QuantizeOptions(target=QdqTarget.CPU, method=Method.MAX, calib=str(imagenet_calib)),
     )
     ops = [n.op_type for n in _ort_optimized(out, tmp_path).graph.node]
     assert ops.count("QLinearConv") == 20 and ops.count("QLinearAdd") == 8

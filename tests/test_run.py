@@ -52,26 +52,24 @@ def test_no_config_is_the_bundled_default_pipeline() -> None:
     assert config == RunConfig()
     assert config.model.source == "default"
     assert [v.name for v in config.quantize] == [v.name for v in DEFAULT_VARIANTS]
-    assert {v.precision for v in config.quantize} == {"int8", "fp16"}
-    assert {v.target for v in config.quantize} == {"cpu", "tensorrt", None}
+    assert {v.options.precision for v in config.quantize} == {"int8", "fp16"}
+    assert {v.options.target for v in config.quantize} == {"cpu", "tensorrt", None}
 
 
 def test_config_values_are_typed(tmp_path: Path) -> None:
     config = load_config(_write(tmp_path, SMALL))
     assert config.bench.batches == (1, 4)
     assert config.bench.duration == 0.05
-    assert config.quantize[0].method == "max"
+    assert config.quantize[0].options.method == "max"
     assert config.data.eval_samples == 64
 
 
 def test_reduce_range_reaches_the_quantize_stage(tmp_path: Path) -> None:
-    from resnet_opt.pipeline.run import _quantize_options
-
     text = "[[quantize]]\nname = 'cpu8'\ntarget = 'cpu'\nreduce_range = false\n"
     config = load_config(_write(tmp_path, text))
-    assert _quantize_options(config, config.quantize[0], None).reduce_range is False
+    assert config.quantize_options(config.quantize[0]).reduce_range is False
     default = load_config(None)
-    assert [_quantize_options(default, v, None).reduce_range for v in default.quantize] == [
+    assert [default.quantize_options(v).reduce_range for v in default.quantize] == [
         None,  # the cpu target's default: 7-bit weights
         None,
         None,

@@ -17,10 +17,10 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from resnet_opt.console import counting_bar, say
 from resnet_opt.core.atomic import staged_outputs
@@ -29,6 +29,9 @@ from resnet_opt.core.manifest import dump_json
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import QualityGateError, ResnetOptError, UsageError
 from resnet_opt.pipeline.run_config import RunConfig, VariantConfig
+
+if TYPE_CHECKING:
+    from resnet_opt.core.contract import PreprocessContract
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +202,7 @@ class _Orchestrator:
             backend = Backend(name)
             self._build_options[backend] = _build_options(self.config, backend)
         fp32 = self.export(contract)
-        variants = [self.quantize(fp32, v) for v in self.config.quantize]
+        variants = [self.quantize(fp32, v, i) for i, v in enumerate(self.config.quantize)]
         onnx_artifacts = [fp32, *variants]
         built = self.build(onnx_artifacts)
         report, markdown = self.bench([a.path for a in onnx_artifacts] + built)
@@ -275,11 +278,15 @@ class _Orchestrator:
 
     # -- quantize --------------------------------------------------------------------------
 
-    def quantize(self, source: _Artifact, variant: VariantConfig) -> _Artifact:
+    def quantize(self, source: _Artifact, variant: VariantConfig, index: int) -> _Artifact:
+        from resnet_opt.pipeline.quantize_options import check_gates_measurable, evaluation_spec
+        from resnet_opt.pipeline.run_config import VariantKeys
+
         out = self.folder / f"{MODEL_STEM}.{variant.name}.onnx"
-        data = self.config.data
-        max_drop = self._gate(source.path)
-        options = _quantize_options(self.config, variant, max_drop)
+        options = self.config.quantize_options(variant)
+        eval_spec = evaluation_spec(options, _contract_of(source.path))
+        options = replace(options, max_drop=self._gate(eval_spec))
+        check_gates_measurable(options, eval_spec, VariantKeys(index))  # by its key, not a flag
 
         def work() -> tuple[list[Path], str | None]:
             from resnet_opt.pipeline.quantize import QuantizeGateError, quantize
@@ -296,20 +303,20 @@ class _Orchestrator:
             return files, gate_failure
 
         key = {
-            "variant": asdict(variant),
+            "variant": variant.name,
+            "options": options.to_manifest(),
             "input": self.state.digest(source.path),
-            "calibration": self._data_key(data.calibration),
-            "evaluation": self._data_key(data.evaluation),
-            "data": asdict(data),
-            "max_drop": max_drop,
+            "calibration": self._data_key(options.calib),
+            "evaluation": self._data_key(options.eval_data),
         }
         self._stage(f"quantize {variant.name}", key, work)
         return _Artifact(out, variant)
 
-    def _gate(self, fp32: Path) -> float | None:
-        """gates.max_drop where it can be measured; said once, not dropped silently, where not."""
+    def _gate(self, eval_spec: str | None) -> float | None:
+        """gates.max_drop where it can be measured (`eval_spec`, the variant's evaluation data,
+        is not None); said once, not dropped silently, where not."""
         max_drop = self.config.gates.max_drop
-        if max_drop is None or self._evaluation_data(fp32) is not None:
+        if max_drop is None or eval_spec is not None:
             return max_drop
         if not self._gate_warned:
             say(
@@ -410,7 +417,7 @@ class _Orchestrator:
             evaluation = self.config.data.evaluation
             return None if evaluation == "none" else evaluation
         from resnet_opt.core.manifest import read_manifest
-        from resnet_opt.pipeline.quantize import is_bundled_default
+        from resnet_opt.pipeline.quantize_options import is_bundled_default
 
         manifest = read_manifest(fp32)
         contract = manifest.preprocessing if manifest else None
@@ -464,27 +471,11 @@ def _manifest(path: Path) -> Path:
 
 
 def _check_choices(config: RunConfig) -> None:
-    """Refuse unknown enum values in the config before any work, naming the key."""
-    from resnet_opt.calibration.ranges import Method
-    from resnet_opt.core.manifest import Precision
+    """Refuse unknown enum values in the config before any work, naming the key (the quantize
+    variants' are decoded as enums by `run_config`)."""
     from resnet_opt.measure.targets import parse_targets
-    from resnet_opt.quantization.plan import QdqTarget
     from resnet_opt.runners.base import BUILD_BACKENDS
 
-    for i, v in enumerate(config.quantize):
-        _check_value(f"quantize[{i}].precision", v.precision, ("int8", "fp16"))
-        if v.target is not None:
-            _choice(QdqTarget, v.target, f"quantize[{i}].target")
-        if v.method is not None:
-            _choice(Method, v.method, f"quantize[{i}].method")
-        if Precision(v.precision) is Precision.FP16 and v.target is not None:
-            raise UsageError(f"config: quantize[{i}].target applies to int8 only")
-        if v.reduce_range is not None and (v.precision != "int8" or v.target != "cpu"):
-            raise UsageError(
-                f'config: quantize[{i}].reduce_range applies to int8 with target = "cpu" only '
-                "(7-bit weights against the saturation of x86 CPUs without VNNI; TensorRT "
-                "takes full 8-bit weights)"
-            )
     for i, name in enumerate(config.build.backends):
         _check_value(f"build.backends[{i}]", name, [b.value for b in BUILD_BACKENDS])
     parse_targets(config.bench.backends)
@@ -554,35 +545,19 @@ def _data_fingerprint(spec: str | None) -> str:
     return sha256_json({"spec": spec, "content": source.fingerprint(range(len(source)))})
 
 
-def _quantize_options(config: RunConfig, variant: VariantConfig, max_drop: float | None) -> Any:
-    from resnet_opt.core.manifest import Precision
-    from resnet_opt.pipeline.quantize import QuantizeOptions
-    from resnet_opt.quantization.plan import QdqTarget
+def _contract_of(model: Path) -> PreprocessContract | None:
+    """The preprocessing contract in `model`'s manifest (None: no manifest, or none in it)."""
+    from resnet_opt.core.manifest import read_manifest
 
-    data = config.data
-    return QuantizeOptions(
-        precision=Precision(variant.precision),
-        target=QdqTarget(variant.target) if variant.target else None,
-        method=variant.method,
-        percentile=variant.percentile,
-        calib=data.calibration,
-        calib_samples=data.calib_samples,
-        seed=data.seed,
-        eval_data=data.evaluation,
-        eval_samples=data.eval_samples,
-        max_drop=max_drop,
-        accuracy_budget=variant.accuracy_budget,
-        exclude=variant.exclude,
-        keep_io_types=variant.keep_io_types,
-        reduce_range=variant.reduce_range,
-    )
+    manifest = read_manifest(model)
+    return manifest.preprocessing if manifest else None
 
 
 def _builds(backend: Any, artifact: _Artifact) -> bool:
     """Which artifacts each backend is meant for (see BuildConfig)."""
     from resnet_opt.runners.base import Backend
 
-    variant = artifact.variant
+    variant = artifact.variant.options if artifact.variant else None
     if variant is None:
         return True
     if backend is Backend.ONNXRUNTIME:

@@ -4,8 +4,10 @@ Why: the stages check their own options, but only when `run` reaches them, after
 export and calibration, and in the words of the command line (`--calib-samples`) that the
 user of a config file never typed. Here each number is checked up front with the same rules
 (`resnet_opt.core.validation`) and the error names the key (`data.calib_samples`,
-`bench.batches[0]`).
-Choices (precision, method, backend names) are checked by `run` itself (`_check_choices`).
+`bench.batches[0]`). The quantize variants go through the quantize stage's own rules
+(`quantize_options.check_options`), which name them by key here. A quantize variant's choices
+(precision, target, method) are decoded as enums with the config; the others (backend names)
+are checked by `run` itself (`_check_choices`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from resnet_opt.core import validation as v
 from resnet_opt.errors import ResnetOptError, UsageError
-from resnet_opt.pipeline.run_config import RunConfig
+from resnet_opt.pipeline.run_config import RunConfig, VariantKeys
 
 # the smallest image a model here takes (the bundled ResNet-20: 1×32×32); used to refuse a
 # batch that could not fit even then when the config does not give the input size
@@ -63,18 +65,7 @@ def check_run_config(config: RunConfig) -> None:
             else:
                 v.finite(value, _key(f"model.mean[{i}]"))
     v.seed(data.seed, _key("data.seed"))
-    for i, variant in enumerate(config.quantize):
-        if any(not part.strip() for part in variant.exclude):
-            raise UsageError(f"{_key(f'quantize[{i}].exclude')}: an empty name")
-        if variant.percentile is not None:
-            v.positive(variant.percentile, _key(f"quantize[{i}].percentile"))
-            if variant.percentile > 100:
-                raise UsageError(
-                    f"{_key(f'quantize[{i}].percentile')}: must be at most 100, "
-                    f"not {variant.percentile:g}"
-                )
-        if variant.accuracy_budget is not None:
-            v.at_least(variant.accuracy_budget, 0, _key(f"quantize[{i}].accuracy_budget"))
+    _check_variants(config)
     backends = list(config.build.backends)
     repeated = sorted({b for b in backends if backends.count(b) > 1})
     if repeated:
@@ -88,6 +79,18 @@ def check_run_config(config: RunConfig) -> None:
     _check_parsed(config)
     _check_data("data.calibration", data.calibration)
     _check_data("data.evaluation", data.evaluation)
+
+
+def _check_variants(config: RunConfig) -> None:
+    """Each [[quantize]] variant as the stage will get it, by the rules the stage applies
+    (`quantize_options.check_options`), named by config key; and its threads against this
+    host, as the command line's --threads is."""
+    from resnet_opt.pipeline.quantize_options import check_options
+
+    for i, variant in enumerate(config.quantize):
+        options = config.quantize_options(variant)
+        check_options(options, VariantKeys(i))
+        v.threads(options.threads, _key(f"quantize[{i}].threads"))
 
 
 def _check_model_files(config: RunConfig) -> None:

@@ -4,6 +4,11 @@ Every section is a frozen dataclass and every key is checked: an unknown key is 
 names it (a typo must not silently fall back to a default), and a value of the wrong type says
 which key and what was expected. With no file at all, `RunConfig()` is the bundled-default
 pipeline: export → quantize (int8 for the CPU, int8 for TensorRT, fp16) → build → bench.
+
+A `[[quantize]]` table is decoded straight into `QuantizeOptions`, the schema the `quantize`
+command fills too: each of its fields is a key (an enum field takes its value's text, a path
+field a string), except those `run` supplies for every variant from [data] and [gates]
+(`RUN_SUPPLIED`). So a new quantize option is a config key with no edit here.
 """
 
 from __future__ import annotations
@@ -11,12 +16,17 @@ from __future__ import annotations
 import dataclasses
 import sys
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.pipeline.quantize_options import CHOICES, QuantizeOptions
+from resnet_opt.quantization.plan import QdqTarget
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,26 +65,55 @@ class DataConfig:
     seed: int = 0
 
 
+# QuantizeOptions fields that `run` fills from other sections, so a [[quantize]] table does not
+# set them: field → the config key run takes it from (also how a refusal names it)
+RUN_SUPPLIED: Mapping[str, str] = MappingProxyType(
+    {
+        "calib": "data.calibration",
+        "calib_samples": "data.calib_samples",
+        "seed": "data.seed",
+        "eval_data": "data.evaluation",
+        "eval_samples": "data.eval_samples",
+        "max_drop": "gates.max_drop",
+        "preprocessing": "model",
+    }
+)
+
+
 @dataclass(frozen=True)
 class VariantConfig:
-    """One quantized artifact: `name` becomes part of its file name (model.<name>.onnx)."""
+    """One quantized artifact: `name` becomes part of its file name (model.<name>.onnx); every
+    other key of its [[quantize]] table is a QuantizeOptions field, except RUN_SUPPLIED's."""
 
     name: str
-    precision: str = "int8"
-    target: str | None = None  # int8: tensorrt | cpu
-    method: str | None = None  # int8: max | percentile | entropy | mse
-    percentile: float | None = None
-    exclude: tuple[str, ...] = ()
-    accuracy_budget: float | None = None
-    keep_io_types: bool = False
-    reduce_range: bool | None = None  # int8 cpu: 7-bit weights (default true); false: 8-bit
+    options: QuantizeOptions = field(default_factory=QuantizeOptions)
 
 
 DEFAULT_VARIANTS = (
-    VariantConfig(name="int8-cpu", precision="int8", target="cpu"),
-    VariantConfig(name="int8-tensorrt", precision="int8", target="tensorrt"),
-    VariantConfig(name="fp16", precision="fp16"),
+    VariantConfig("int8-cpu", QuantizeOptions(precision=Precision.INT8, target=QdqTarget.CPU)),
+    VariantConfig(
+        "int8-tensorrt", QuantizeOptions(precision=Precision.INT8, target=QdqTarget.TENSORRT)
+    ),
+    VariantConfig("fp16", QuantizeOptions(precision=Precision.FP16)),
 )
+
+
+@dataclass(frozen=True)
+class VariantKeys:
+    """How a refusal names an option of [[quantize]] number `index`: by its config key, and
+    one that `run` supplies by the key it comes from (`data.evaluation`)."""
+
+    index: int
+    prefix: str = "config: "
+
+    def option(self, name: str, value: object = None) -> str:
+        return RUN_SUPPLIED.get(name, f"quantize[{self.index}].{name}")
+
+    def setting(self, name: str, value: str) -> str:
+        return f'{RUN_SUPPLIED.get(name, name)} = "{value}"'
+
+    def int8_target(self, target: QdqTarget) -> str:
+        return f"int8 with {self.setting('target', target.value)}"
 
 
 @dataclass(frozen=True)
@@ -151,6 +190,19 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def quantize_options(self, variant: VariantConfig) -> QuantizeOptions:
+        """`variant`'s options with what `run` supplies from [data] (see RUN_SUPPLIED);
+        gates.max_drop is added by `run` at the stage, where it can be measured."""
+        data = self.data
+        return dataclasses.replace(
+            variant.options,
+            calib=data.calibration,
+            calib_samples=data.calib_samples,
+            seed=data.seed,
+            eval_data=data.evaluation,
+            eval_samples=data.eval_samples,
+        )
+
 
 def load_config(path: Path | None) -> RunConfig:
     """The config in `path` (TOML), or the bundled-default pipeline when `path` is None."""
@@ -164,23 +216,43 @@ def load_config(path: Path | None) -> RunConfig:
         raise ResnetOptError(f"{path}: cannot read ({exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: not valid TOML ({exc})") from exc
-    config: RunConfig = _build(RunConfig, data, f"{path}")
+    config: RunConfig = _build(RunConfig, data, _At(str(path)))
     return config
 
 
-def _build(cls: type[Any], data: Any, where: str) -> Any:
+@dataclass(frozen=True)
+class _At:
+    """Where a value is in the file, for messages: `run.toml: quantize[0]: method` (`str`), or
+    as a config key, `quantize[0].method` (`key`)."""
+
+    file: str
+    keys: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return ": ".join((self.file, *self.keys))
+
+    @property
+    def key(self) -> str:
+        return ".".join(self.keys)
+
+    def child(self, name: str) -> _At:
+        return _At(self.file, (*self.keys, name))
+
+    def item(self, index: int) -> _At:
+        return _At(self.file, (*self.keys[:-1], f"{self.keys[-1]}[{index}]"))
+
+
+def _build(cls: type[Any], data: Any, at: _At) -> Any:
     """Make dataclass `cls` from a TOML table, refusing unknown keys and wrong types."""
     if not isinstance(data, Mapping):
-        raise UsageError(f"{where}: expected a table, got {_kind(data)}")
+        raise UsageError(f"{at}: expected a table, got {_kind(data)}")
     hints = get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UsageError(
-            f"{where}: unknown key{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(repr(k) for k in unknown)} (known: {', '.join(sorted(known))})"
-        )
-    values = {key: _value(hints[key], value, f"{where}: {key}") for key, value in data.items()}
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    _refuse_unknown(data, fields, at)
+    values = {
+        key: _value(hints[key], value, at.child(key), fields[key].metadata.get(CHOICES))
+        for key, value in data.items()
+    }
     try:
         return cls(**values)
     except TypeError as exc:  # a required key (a variant's name) is missing
@@ -191,10 +263,38 @@ def _build(cls: type[Any], data: Any, where: str) -> Any:
             and f.default is dataclasses.MISSING
             and f.default_factory is dataclasses.MISSING
         ]
-        raise UsageError(f"{where}: missing key {', '.join(map(repr, missing))}") from exc
+        raise UsageError(f"{at}: missing key {', '.join(map(repr, missing))}") from exc
 
 
-def _value(hint: Any, value: Any, where: str) -> Any:
+def _refuse_unknown(data: Mapping[str, Any], known: Iterable[str], at: _At) -> None:
+    known = set(known)
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UsageError(
+            f"{at}: unknown key{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(k) for k in unknown)} (known: {', '.join(sorted(known))})"
+        )
+
+
+def _variant(data: Any, at: _At) -> VariantConfig:
+    """A [[quantize]] table: `name`, and the QuantizeOptions fields `run` does not supply."""
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{at}: expected a table, got {_kind(data)}")
+    supplied = sorted(set(data) & set(RUN_SUPPLIED))
+    if supplied:
+        raise UsageError(
+            f"{at}: {supplied[0]!r} is not set per variant; run takes it from "
+            f"{RUN_SUPPLIED[supplied[0]]}"
+        )
+    allowed = {f.name for f in dataclasses.fields(QuantizeOptions)} - set(RUN_SUPPLIED)
+    _refuse_unknown(data, allowed | {"name"}, at)
+    if "name" not in data:
+        raise UsageError(f"{at}: missing key 'name'")
+    options = _build(QuantizeOptions, {k: v for k, v in data.items() if k != "name"}, at)
+    return VariantConfig(_value(str, data["name"], at.child("name")), options)
+
+
+def _value(hint: Any, value: Any, at: _At, choices: Sequence[Enum] | None = None) -> Any:
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
         options = get_args(hint)
@@ -205,38 +305,56 @@ def _value(hint: Any, value: Any, where: str) -> Any:
             if option is type(None):
                 continue
             try:
-                return _value(option, value, where)
+                return _value(option, value, at, choices)
             except ResnetOptError as exc:
                 errors.append(str(exc))
         raise UsageError(
             errors[0]
             if len(errors) == 1
-            else f"{where}: {_kind(value)} is not {' or '.join(_name(o) for o in options)}"
+            else f"{at}: {_kind(value)} is not {' or '.join(_name(o) for o in options)}"
         )
     if origin is tuple:
         (item, *_rest) = get_args(hint)
         if not isinstance(value, list):
-            raise UsageError(f"{where}: expected a list, got {_kind(value)}")
-        return tuple(_value(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+            raise UsageError(f"{at}: expected a list, got {_kind(value)}")
+        return tuple(_value(item, v, at.item(i)) for i, v in enumerate(value))
+    if hint is VariantConfig:
+        return _variant(value, at)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
-        return _build(hint, value, where)
+        return _build(hint, value, at)
+    if isinstance(hint, type) and issubclass(hint, Enum):
+        return _choice(hint, value, at, choices)
+    if hint is Path:
+        if not isinstance(value, str):
+            raise UsageError(f"{at}: expected a path (a string), got {_kind(value)}")
+        return Path(value)
     if hint is bool:
         if not isinstance(value, bool):
-            raise UsageError(f"{where}: expected true or false, got {_kind(value)}")
+            raise UsageError(f"{at}: expected true or false, got {_kind(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise UsageError(f"{where}: expected an integer, got {_kind(value)}")
+            raise UsageError(f"{at}: expected an integer, got {_kind(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise UsageError(f"{where}: expected a number, got {_kind(value)}")
+            raise UsageError(f"{at}: expected a number, got {_kind(value)}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise UsageError(f"{where}: expected a string, got {_kind(value)}")
+            raise UsageError(f"{at}: expected a string, got {_kind(value)}")
         return value
     raise TypeError(f"unsupported config type {hint!r}")  # a bug in this module, not user input
+
+
+def _choice(enum: type[Enum], value: Any, at: _At, choices: Sequence[Enum] | None) -> Enum:
+    """The member of `enum` (one of `choices` when given) that a config value names."""
+    allowed = tuple(choices or enum)
+    for member in allowed:
+        if isinstance(value, str) and member.value == value:
+            return member
+    names = ", ".join(str(m.value) for m in allowed)
+    raise UsageError(f"config: {at.key} = {value!r} (choose {names})")
 
 
 def _kind(value: Any) -> str:
