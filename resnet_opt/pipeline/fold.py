@@ -9,7 +9,6 @@ that keeps the preprocessing contract and says how many BN nodes each step folde
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ from resnet_opt.pipeline.const_fold import fold_constants, list_initializers_as_
 from resnet_opt.pipeline.verify import (
     Comparison,
     Feed,
+    check_verify_options,
     compare_runners,
     random_batches,
     verification_feed,
@@ -110,10 +110,12 @@ def fold(
     source, output = Path(source), Path(output)
     options = options or FoldOptions()
     tolerance, samples, batch_size = options.tolerance, options.samples, options.batch_size
-    if not math.isfinite(tolerance) or tolerance < 0:
-        raise UsageError(f"tolerance must be a non-negative number, not {tolerance}")
-    if samples < 1 or batch_size < 1:
-        raise UsageError("samples and batch size must be positive")
+    check_verify_options(
+        threads=options.threads,
+        samples=samples,
+        batch_size=batch_size,
+        tolerance=tolerance,
+    )
     if output.resolve() == source.resolve():
         raise ResnetOptError(f"{output}: is the source model; write the folded model elsewhere")
     model = load_onnx(source)
