@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 from typer.testing import CliRunner
 
 from resnet_opt.cli import app
+from resnet_opt.cli.params import parse_shape
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.core.manifest import (
     InputRef,
@@ -30,7 +31,7 @@ from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import count_ops
 from resnet_opt.pipeline import fold as fold_module
 from resnet_opt.pipeline.bn_fold import FoldResult
-from resnet_opt.pipeline.fold import FoldOptions, fold, parse_shape
+from resnet_opt.pipeline.fold import FoldOptions, fold
 from tests.test_fold import bn_node, bn_params, value
 
 runner = CliRunner()

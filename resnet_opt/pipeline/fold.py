@@ -27,7 +27,7 @@ from resnet_opt.core.manifest import (
     stage_manifest,
     write_manifest,
 )
-from resnet_opt.errors import ResnetOptError, UsageError, first_line
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import load_onnx, precision_of, save_onnx
 from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
 from resnet_opt.pipeline.const_fold import fold_constants, list_initializers_as_inputs
@@ -55,7 +55,6 @@ __all__ = [
     "LeftBatchNorm",
     "fold",
     "fold_batchnorm",
-    "parse_shape",
 ]
 
 # max abs difference of the outputs: float32 rounding in a deep net stays orders of magnitude below
@@ -75,20 +74,6 @@ class FoldOptions:
     seed: int = 0
     input_shape: tuple[int, ...] | None = None
     threads: int | None = None
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """'3,224,224' → (3, 224, 224): one sample's shape, without the batch axis."""
-    parts = [p.strip() for p in text.replace("x", ",").split(",") if p.strip()]
-    try:
-        dims = tuple(int(p) for p in parts)
-    except ValueError:
-        dims = ()
-    if not dims or any(d < 1 for d in dims):
-        raise UsageError(
-            f"input shape {text!r} is not a list of positive integers such as 3,224,224"
-        )
-    return dims
 
 
 def fold(
