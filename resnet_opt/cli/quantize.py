@@ -35,15 +35,15 @@ Output = Annotated[
         help="ONNX to write (plus .json manifest; int8 tensorrt: .trt-calib.cache too).",
     ),
 ]
-Precision_ = Annotated[str, typer.Option("--precision", help="int8 (explicit Q/DQ) or fp16.")]
-Target = Annotated[
+PrecisionFlag = Annotated[str, typer.Option("--precision", help="int8 (explicit Q/DQ) or fp16.")]
+TargetFlag = Annotated[
     str | None,
     typer.Option(
         help="int8 layout: tensorrt (symmetric s8, TensorRT's Conv+Add fusion) or cpu "
         "(u8/s8, ONNX Runtime's fastest) (default: tensorrt)."
     ),
 ]
-Method = Annotated[
+MethodFlag = Annotated[
     str | None,
     typer.Option(help="Range calibration: max, percentile, entropy, mse (default: entropy)."),
 ]
@@ -129,9 +129,9 @@ def quantize_command(
     ctx: typer.Context,
     model: Model,
     output: Output,
-    precision: Precision_ = "int8",
-    target: Target = None,
-    method: Method = None,
+    precision: PrecisionFlag = "int8",
+    target: TargetFlag = None,
+    method: MethodFlag = None,
     percentile: Percentile = None,
     calib: Calib = None,
     calib_samples: CalibSamples = None,
