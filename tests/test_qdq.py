@@ -77,6 +77,17 @@ def test_zero_channel_borrows_a_typical_scale() -> None:
     assert scales[1] > 0 and scales[1] == pytest.approx(np.median([0.01, 0.02]))
 
 
+def test_denormal_channel_gets_a_positive_scale_and_rounds_to_zero() -> None:
+    w = np.zeros((2, 3), np.float32)
+    w[0] = 1e-44  # its largest magnitude / 127 underflows float32
+    w[1] = 1.27
+    scales = weight_scales(w, 0)
+    assert np.all(scales > 0) and scales[0] == scales[1]
+    with np.errstate(all="raise"):
+        q = quantize_weight(w, scales, 0)
+    assert q[0].tolist() == [0, 0, 0] and q[1].tolist() == [127, 127, 127]
+
+
 def test_bias_scale_is_raised_instead_of_overflowing() -> None:
     scales = np.array([1e-12, 0.01], np.float32)
     bias = np.array([5.0, 5.0], np.float32)

@@ -94,14 +94,15 @@ def pair_sum_fits_int16(weight_max: int) -> bool:
 
 def weight_scales(weight: np.ndarray, axis: int, weight_max: int = INT8_WEIGHT_MAX) -> np.ndarray:
     """Per-channel symmetric scales (float32) mapping each channel's largest magnitude onto
-    `weight_max`; an all-zero channel borrows a typical scale."""
+    `weight_max`; an all-zero channel, or one so small its scale is 0 in float32, borrows a
+    typical scale (a zero scale divides by zero here, and TensorRT refuses one)."""
     _check_weight_max(weight_max)
     moved = np.moveaxis(np.asarray(weight, dtype=np.float64), axis, 0)
     amax = np.abs(moved.reshape(moved.shape[0], -1)).max(axis=1)
-    scales = amax / weight_max
+    scales = (amax / weight_max).astype(np.float32)  # a denormal channel's scale underflows to 0
     nonzero = scales[scales > 0]
     fill = float(np.median(nonzero)) if nonzero.size else 1.0 / weight_max
-    return np.where(scales > 0, scales, fill).astype(np.float32)
+    return np.where(scales > 0, scales, np.float32(fill)).astype(np.float32)
 
 
 def quantize_weight(
