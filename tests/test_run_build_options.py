@@ -150,6 +150,7 @@ def test_each_build_backend_has_its_table() -> None:
             "same-compute-capability)",
         ),
         ("[build.onnxruntime]\ninput_shape = '3,32,32'\n", "input_shape: expected a list"),
+        ("[build.tensorrt]\ntiming_cache = ''\n", "timing_cache: expected a path"),
     ],
 )
 def test_a_bad_build_value_names_its_key(tmp_path: Path, text: str, message: str) -> None:

@@ -342,8 +342,8 @@ def _reworded(exc: ResnetOptError, keys: Mapping[str, _At], at: _At) -> UsageErr
     (`--opt-level`, see `core.fields.flag_of`) becomes the config key, and with no flag in it
     the message is put under `at`'s key. A usage error: the config is wrong in itself."""
     text = str(exc)
-    for key in sorted(keys, key=len, reverse=True):  # --calib-cache before --calib
-        flag = re.compile(re.escape(flag_of(key)) + r"(?![\w-])")
+    for key in keys:
+        flag = re.compile(re.escape(flag_of(key)) + r"(?![\w-])")  # not --calib in --calib-cache
         if flag.search(text):
             return UsageError(flag.sub(f"config: {keys[key].key}", text, count=1))
     return UsageError(f"config: {at.key}: {text}")
@@ -380,7 +380,7 @@ def _value(hint: Any, value: Any, at: _At, choices: Sequence[Enum] | None = None
     if isinstance(hint, type) and issubclass(hint, Enum):
         return _choice(hint, value, at, choices)
     if hint is Path:
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not value:  # Path("") would be the folder "."
             raise UsageError(f"{at}: expected a path (a string), got {_kind(value)}")
         return Path(value)
     if hint is bool:
