@@ -92,7 +92,7 @@ def build_onnxruntime(
     from resnet_opt.graph import load_onnx
 
     source, output = Path(source), Path(output)
-    fmt = _check_options(output, options)
+    fmt = check_options(output, options)
     model = load_onnx(source)
     if output.resolve() == source.resolve():
         raise ResnetOptError(f"{output}: is the source model; write the artifact elsewhere")
@@ -189,8 +189,9 @@ def build_onnxruntime(
     return manifest
 
 
-def _check_options(output: Path, options: OrtBuildOptions) -> OrtFormat:
-    """Refuse contradictory or impossible options before anything is read or written."""
+def check_options(output: Path, options: OrtBuildOptions) -> OrtFormat:
+    """Refuse contradictory or impossible options before anything is read or written (`run`
+    checks its [build.onnxruntime] table with it before its first stage)."""
     by_suffix = {suffix: fmt for fmt, suffix in SUFFIXES.items()}.get(output.suffix.lower())
     if options.format is None and by_suffix is None:
         raise ResnetOptError(

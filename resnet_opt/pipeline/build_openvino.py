@@ -105,7 +105,7 @@ def build_openvino(
     from resnet_opt.graph import load_onnx
 
     source, output = Path(source), Path(output)
-    form = _check_options(output, options)
+    form = check_options(output, options)
     onnx_model = load_onnx(source)
     if output.resolve() == source.resolve():
         raise ResnetOptError(f"{output}: is the source model; write the artifact elsewhere")
@@ -209,7 +209,9 @@ def build_openvino(
     return manifest
 
 
-def _check_options(output: Path, options: OpenVinoBuildOptions) -> OvForm:
+def check_options(output: Path, options: OpenVinoBuildOptions) -> OvForm:
+    """Refuse contradictory or impossible options before anything is read or written (`run`
+    checks its [build.openvino] table with it before its first stage)."""
     by_suffix = {form.suffix: form for form in OvForm}.get(output.suffix.lower())
     if options.form is None and by_suffix is None:
         raise ResnetOptError(

@@ -26,6 +26,7 @@ from typing import Any, Protocol, Union, get_args, get_origin, get_type_hints
 from resnet_opt.calibration.ranges import Method
 from resnet_opt.core import validation as v
 from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.fields import CHOICES
 from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.quantization.plan import QdqTarget
@@ -35,10 +36,8 @@ PRECISIONS = (Precision.INT8, Precision.FP16)  # what `quantize` writes
 INT8_ONLY = ("target", "method", "percentile", "accuracy_budget")  # refused for fp16
 GATES = ("max_drop", "accuracy_budget")  # measured on the evaluation data
 
-# field metadata: CHOICES narrows an enum field to some members (the TOML decoder and the
-# coercion of a string list only those); MANIFEST_KEY renames a field in the manifest, None
+# field metadata (besides core.fields'): MANIFEST_KEY renames a field in the manifest, None
 # leaves it out
-CHOICES = "choices"
 MANIFEST_KEY = "manifest_key"
 
 

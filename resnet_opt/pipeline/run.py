@@ -189,18 +189,11 @@ class _Orchestrator:
         self.outcomes: list[StageOutcome] = []
         self._data_keys: dict[str | None, str] = {}
         self._gate_warned = False
-        self._build_options: dict[Any, Any] = {}
 
     # -- the pipeline ----------------------------------------------------------------------
 
     def run(self, contract: Any) -> RunResult:
         """`contract`: the model options `run` parsed from the config (ContractOptions)."""
-        from resnet_opt.runners.base import Backend
-
-        # the build options are parsed here, before any work: a typo must not cost an export
-        for name in self.config.build.backends:
-            backend = Backend(name)
-            self._build_options[backend] = _build_options(self.config, backend)
         fp32 = self.export(contract)
         variants = [self.quantize(fp32, v, i) for i, v in enumerate(self.config.quantize)]
         onnx_artifacts = [fp32, *variants]
@@ -358,7 +351,7 @@ class _Orchestrator:
             Backend.OPENVINO: ".xml",
         }[backend]
         out = self.folder / f"{artifact.stem}{suffix}"
-        options = self._build_options[backend]
+        options = self.config.build.options(backend.value)
 
         def work() -> tuple[list[Path], str | None]:
             from resnet_opt.pipeline.build import build
@@ -472,7 +465,7 @@ def _manifest(path: Path) -> Path:
 
 def _check_choices(config: RunConfig) -> None:
     """Refuse unknown enum values in the config before any work, naming the key (the quantize
-    variants' are decoded as enums by `run_config`)."""
+    variants' and the build options' are decoded as enums by `run_config`)."""
     from resnet_opt.measure.targets import parse_targets
     from resnet_opt.runners.base import BUILD_BACKENDS
 
@@ -587,36 +580,6 @@ def _unavailable(backend: Any) -> str | None:
         if version is None:
             return f"no OpenVINO ({why}); install resnet-opt[openvino]"
     return None
-
-
-def _build_options(config: RunConfig, backend: Any) -> Any:
-    from resnet_opt.runners.base import Backend
-
-    build = config.build
-    if backend is Backend.TENSORRT:
-        from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_bytes
-        from resnet_opt.tensorrt.profiles import parse_batch
-
-        trt = build.tensorrt
-        return TensorRtBuildOptions(
-            batch=parse_batch(trt.batch) if trt.batch else None,
-            workspace_bytes=parse_bytes(trt.workspace) if trt.workspace else None,
-            opt_level=trt.opt_level,
-            timing_cache=Path(trt.timing_cache) if trt.timing_cache else None,
-        )
-    if backend is Backend.ONNXRUNTIME:
-        from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions
-        from resnet_opt.runners.onnxruntime import GraphOptimization
-
-        level = _choice(
-            GraphOptimization, build.onnxruntime.optimization, "build.onnxruntime.optimization"
-        )
-        return OrtBuildOptions(optimization=level, portable=build.onnxruntime.portable)
-    from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
-    from resnet_opt.runners.openvino import OvPrecision
-
-    precision = _choice(OvPrecision, build.openvino.precision, "build.openvino.precision")
-    return OpenVinoBuildOptions(precision=precision)
 
 
 def gate_error(result: RunResult) -> QualityGateError | None:

@@ -5,9 +5,11 @@ export and calibration, and in the words of the command line (`--calib-samples`)
 user of a config file never typed. Here each number is checked up front with the same rules
 (`resnet_opt.core.validation`) and the error names the key (`data.calib_samples`,
 `bench.batches[0]`). The quantize variants go through the quantize stage's own rules
-(`quantize_options.check_options`), which name them by key here. A quantize variant's choices
-(precision, target, method) are decoded as enums with the config; the others (backend names)
-are checked by `run` itself (`_check_choices`).
+(`quantize_options.check_options`), which name them by key here, and the build options through
+each backend's own (`build_onnxruntime.check_options`, `build_openvino.check_options`; a
+TensorRT table is checked as it is decoded, by `TensorRtBuildOptions` itself). The choices of a
+quantize variant and of a build table are decoded as enums with the config; the others (backend
+names) are checked by `run` itself (`_check_choices`).
 """
 
 from __future__ import annotations
@@ -70,9 +72,7 @@ def check_run_config(config: RunConfig) -> None:
     repeated = sorted({b for b in backends if backends.count(b) > 1})
     if repeated:
         raise UsageError(f"{_key('build.backends')}: {repeated[0]!r} is listed twice")
-    opt_level = config.build.tensorrt.opt_level
-    if opt_level is not None and not 0 <= opt_level <= 5:
-        raise UsageError(f"{_key('build.tensorrt.opt_level')}: must be 0 to 5, not {opt_level}")
+    _check_builds(config)
     _check_bench(config)
     if config.gates.max_drop is not None:
         v.at_least(config.gates.max_drop, 0, _key("gates.max_drop"))
@@ -141,18 +141,35 @@ def _as_key(key: str, flag: str, parse: Callable[..., Any], *args: Any) -> None:
 
 
 def _check_parsed(config: RunConfig) -> None:
-    """The values `run` hands to the command-line parsers (labels, TensorRT batch, workspace)."""
+    """The values `run` hands to the command-line parsers (labels; the build tables' text
+    values are parsed as they are decoded)."""
     from resnet_opt.models.contract import parse_labels
-    from resnet_opt.tensorrt.options import parse_bytes
-    from resnet_opt.tensorrt.profiles import parse_batch
 
     if config.model.labels is not None:
         _as_key("model.labels", "--labels", parse_labels, config.model.labels)
-    trt = config.build.tensorrt
-    if trt.batch is not None:
-        _as_key("build.tensorrt.batch", "--batch", parse_batch, trt.batch)
-    if trt.workspace is not None:
-        _as_key("build.tensorrt.workspace", "--workspace", parse_bytes, trt.workspace)
+
+
+def _check_builds(config: RunConfig) -> None:
+    """The ONNX Runtime and OpenVINO build options by their backends' own rules, named by the
+    table (every table, listed in build.backends or not, as decoding does), and their threads
+    against this host, as the command line's --threads is. The file names are the ones `run`
+    writes (a config sets no format or form)."""
+    from resnet_opt.pipeline import build_onnxruntime, build_openvino
+
+    build = config.build
+    _check_build("onnxruntime", build.onnxruntime, build_onnxruntime.check_options, "model.onnx")
+    _check_build("openvino", build.openvino, build_openvino.check_options, "model.xml")
+
+
+def _check_build(name: str, options: Any, check: Callable[[Path, Any], object], out: str) -> None:
+    v.threads(options.threads, _key(f"build.{name}.threads"))
+    for i, dim in enumerate(options.input_shape or ()):
+        v.positive_int(dim, _key(f"build.{name}.input_shape[{i}]"))
+    try:
+        check(Path(out), options)
+    except ResnetOptError as exc:
+        kind = UsageError if isinstance(exc, UsageError) else ResnetOptError
+        raise kind(f"{_key(f'build.{name}')}: {exc}") from exc
 
 
 def _check_bench(config: RunConfig) -> None:

@@ -5,15 +5,20 @@ names it (a typo must not silently fall back to a default), and a value of the w
 which key and what was expected. With no file at all, `RunConfig()` is the bundled-default
 pipeline: export → quantize (int8 for the CPU, int8 for TensorRT, fp16) → build → bench.
 
-A `[[quantize]]` table is decoded straight into `QuantizeOptions`, the schema the `quantize`
-command fills too: each of its fields is a key (an enum field takes its value's text, a path
-field a string), except those `run` supplies for every variant from [data] and [gates]
-(`RUN_SUPPLIED`). So a new quantize option is a config key with no edit here.
+A `[[quantize]]` table is decoded straight into `QuantizeOptions`, and `[build.tensorrt]`,
+`[build.onnxruntime]`, `[build.openvino]` into `TensorRtBuildOptions`, `OrtBuildOptions`,
+`OpenVinoBuildOptions`: the schemas the commands fill too. Each field is a key (an enum field
+takes its value's text, a path field a string, a tuple a list), named and parsed as its field's
+metadata says (`core.fields`: `workspace = "2G"` is `workspace_bytes`, through the flag's own
+parser), except those `run` supplies (`RUN_SUPPLIED`) or cannot honour (`NOT_IN_RUN`). So a new
+quantize or build option is a config key with no edit here. A refusal from an options class or
+a parser, which speaks of flags (`--opt-level`), is worded with the config key instead.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -23,10 +28,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from resnet_opt.core.fields import CHOICES, TEXT, config_key, flag_of
 from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError, UsageError
-from resnet_opt.pipeline.quantize_options import CHOICES, QuantizeOptions
+from resnet_opt.pipeline.build import BuildOptions
+from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions
+from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
+from resnet_opt.pipeline.quantize_options import QuantizeOptions
 from resnet_opt.quantization.plan import QdqTarget
+from resnet_opt.tensorrt.options import TensorRtBuildOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -116,35 +126,44 @@ class VariantKeys:
         return f"int8 with {self.setting('target', target.value)}"
 
 
-@dataclass(frozen=True)
-class TensorRtConfig:
-    batch: str | None = None  # min:opt:max; None: from the ONNX (dynamic → 1:8:32)
-    workspace: str | None = None  # e.g. "1GiB"
-    opt_level: int | None = None
-    timing_cache: str | None = None
-
-
-@dataclass(frozen=True)
-class OnnxRuntimeConfig:
-    optimization: str = "all"
-    portable: bool = False
-
-
-@dataclass(frozen=True)
-class OpenVinoConfig:
-    precision: str = "f32"
+# Options-class fields a config does not set, because `run` cannot honour one value of them for
+# every artifact it builds: field → why (the refusal says it). Everything else is a key.
+NOT_IN_RUN: Mapping[type, Mapping[str, str]] = MappingProxyType(
+    {
+        TensorRtBuildOptions: {
+            "dla_core": "run builds the FP32 model for TensorRT too, which a DLA does not run; "
+            "build DLA engines with `resnet-opt build tensorrt --dla-core`",
+            "calib_cache": "run builds each INT8 engine from its own [[quantize]] variant, whose "
+            "manifest names the cache",
+        },
+        OrtBuildOptions: {
+            "format": "run writes each ORT-optimized artifact as <model>.optimized.onnx, and "
+            "the format follows from the suffix",
+        },
+        OpenVinoBuildOptions: {
+            "form": "run writes each artifact as OpenVINO IR (<model>.xml + .bin), and the "
+            "form follows from the suffix",
+        },
+    }
+)
 
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Which backends to build for. Each builds the artifacts it is meant for: ONNX Runtime the
-    FP32 model and the cpu-target INT8; TensorRT the FP32, FP16 and tensorrt-target INT8;
-    OpenVINO the FP32 and the tensorrt-target INT8 (one INT8 file serves GPU and CPU there)."""
+    """Which backends to build for, and the options of each (its [build.<backend>] table). Each
+    builds the artifacts it is meant for: ONNX Runtime the FP32 model and the cpu-target INT8;
+    TensorRT the FP32, FP16 and tensorrt-target INT8; OpenVINO the FP32 and the tensorrt-target
+    INT8 (one INT8 file serves GPU and CPU there)."""
 
     backends: tuple[str, ...] = ("onnxruntime", "tensorrt")
-    tensorrt: TensorRtConfig = field(default_factory=TensorRtConfig)
-    onnxruntime: OnnxRuntimeConfig = field(default_factory=OnnxRuntimeConfig)
-    openvino: OpenVinoConfig = field(default_factory=OpenVinoConfig)
+    tensorrt: TensorRtBuildOptions = field(default_factory=TensorRtBuildOptions)
+    onnxruntime: OrtBuildOptions = field(default_factory=OrtBuildOptions)
+    openvino: OpenVinoBuildOptions = field(default_factory=OpenVinoBuildOptions)
+
+    def options(self, backend: str) -> BuildOptions:
+        """The build options of `backend` (a `runners.base.Backend` value)."""
+        chosen: BuildOptions = getattr(self, backend)
+        return chosen
 
 
 @dataclass(frozen=True)
@@ -243,18 +262,29 @@ class _At:
 
 
 def _build(cls: type[Any], data: Any, at: _At) -> Any:
-    """Make dataclass `cls` from a TOML table, refusing unknown keys and wrong types."""
+    """Make dataclass `cls` from a TOML table, refusing unknown keys and wrong types: each field
+    is given by its `config_key`, decoded by its type and metadata (`_field`)."""
     if not isinstance(data, Mapping):
         raise UsageError(f"{at}: expected a table, got {_kind(data)}")
     hints = get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    _refuse_unknown(data, fields, at)
+    fields = {config_key(f): f for f in dataclasses.fields(cls)}
+    refused = NOT_IN_RUN.get(cls, {})
+    for key in data:
+        if key in fields and fields[key].name in refused:
+            raise UsageError(
+                f"{at}: {key!r} is not set in a run config: {refused[fields[key].name]}"
+            )
+    _refuse_unknown(data, [k for k, f in fields.items() if f.name not in refused], at)
     values = {
-        key: _value(hints[key], value, at.child(key), fields[key].metadata.get(CHOICES))
+        fields[key].name: _field(fields[key], hints[fields[key].name], value, at.child(key))
         for key, value in data.items()
     }
     try:
         return cls(**values)
+    except ResnetOptError as exc:  # a rule of the options class, in words of its flags
+        if not at.keys:  # RunConfig's own rules name their keys already
+            raise
+        raise _reworded(exc, {key: at.child(key) for key in fields}, at) from exc
     except TypeError as exc:  # a required key (a variant's name) is missing
         missing = [
             f.name
@@ -294,6 +324,31 @@ def _variant(data: Any, at: _At) -> VariantConfig:
     return VariantConfig(_value(str, data["name"], at.child("name")), options)
 
 
+def _field(f: dataclasses.Field[Any], hint: Any, value: Any, at: _At) -> Any:
+    """The value of field `f` from its TOML value: through the field's TEXT parser from a
+    string where it has one, else by its type (an enum narrowed to its CHOICES)."""
+    parse = f.metadata.get(TEXT)
+    if parse is None:
+        return _value(hint, value, at, f.metadata.get(CHOICES))
+    text = _value(str, value, at)
+    try:
+        return parse(text)
+    except ResnetOptError as exc:
+        raise _reworded(exc, {at.keys[-1]: at}, at) from exc
+
+
+def _reworded(exc: ResnetOptError, keys: Mapping[str, _At], at: _At) -> UsageError:
+    """`exc`, from an options class or a text parser, as a config error: the flag it names
+    (`--opt-level`, see `core.fields.flag_of`) becomes the config key, and with no flag in it
+    the message is put under `at`'s key. A usage error: the config is wrong in itself."""
+    text = str(exc)
+    for key in keys:
+        flag = re.compile(re.escape(flag_of(key)) + r"(?![\w-])")  # not --calib in --calib-cache
+        if flag.search(text):
+            return UsageError(flag.sub(f"config: {keys[key].key}", text, count=1))
+    return UsageError(f"config: {at.key}: {text}")
+
+
 def _value(hint: Any, value: Any, at: _At, choices: Sequence[Enum] | None = None) -> Any:
     origin = get_origin(hint)
     if origin in (Union, types.UnionType):
@@ -325,7 +380,7 @@ def _value(hint: Any, value: Any, at: _At, choices: Sequence[Enum] | None = None
     if isinstance(hint, type) and issubclass(hint, Enum):
         return _choice(hint, value, at, choices)
     if hint is Path:
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not value:  # Path("") would be the folder "."
             raise UsageError(f"{at}: expected a path (a string), got {_kind(value)}")
         return Path(value)
     if hint is bool:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resnet_opt.core.fields import CONFIG_KEY, TEXT
 from resnet_opt.errors import ResnetOptError, UsageError
-from resnet_opt.tensorrt.profiles import BatchProfile
+from resnet_opt.tensorrt.profiles import BatchProfile, parse_batch
 from resnet_opt.tensorrt.versions import HardwareCompat
 
 MAX_OPT_LEVEL = 5  # TensorRT's builder optimization levels are 0..5 (default 3)
@@ -28,10 +29,16 @@ def parse_bytes(text: str) -> int:
 
 @dataclass(frozen=True)
 class TensorRtBuildOptions:
-    """What the user asked of the engine; `plan.plan_build` turns it into TensorRT settings."""
+    """What the user asked of the engine; `plan.plan_build` turns it into TensorRT settings.
 
-    batch: BatchProfile | None = None
-    workspace_bytes: int | None = None
+    `batch` and `workspace_bytes` are given as text (`--batch 1:8:32`, `--workspace 2G`, the
+    same in a `run` config's [build.tensorrt]); their metadata says how (`core.fields`).
+    """
+
+    batch: BatchProfile | None = field(default=None, metadata={TEXT: parse_batch})
+    workspace_bytes: int | None = field(
+        default=None, metadata={CONFIG_KEY: "workspace", TEXT: parse_bytes}
+    )
     opt_level: int | None = None
     timing_cache: Path | None = None
     dla_core: int | None = None
