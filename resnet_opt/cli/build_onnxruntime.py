@@ -45,19 +45,14 @@ def onnxruntime_command(
     json_output: JsonOption = False,
 ) -> None:
     """An ONNX Runtime artifact (.onnx optimized, or .ort), checked against its source."""
-    from resnet_opt.cli.params import fill, given, optional_choice
+    from resnet_opt.cli.params import fill
     from resnet_opt.pipeline.build import build
     from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions, summary_lines
     from resnet_opt.pipeline.bundle import verify_if_bundled
-    from resnet_opt.runners.onnxruntime import GraphOptimization, OrtProvider
 
     options = fill(
         OrtBuildOptions,
         ctx.params,
-        **given(
-            optimization=optional_choice(GraphOptimization, optimization, "--optimization"),
-            provider=optional_choice(OrtProvider, provider, "--provider"),
-        ),
         **cpu_common(ctx.params),
     )
     verify_if_bundled(source)  # a bundled ONNX: its files against bundle.json first

@@ -115,8 +115,7 @@ def tensorrt_command(
 def _options(params: dict[str, Any]) -> TensorRtBuildOptions:
     from resnet_opt.cli.params import fill
     from resnet_opt.errors import UsageError
-    from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_bytes
-    from resnet_opt.tensorrt.profiles import parse_batch
+    from resnet_opt.tensorrt.options import TensorRtBuildOptions
     from resnet_opt.tensorrt.versions import HardwareCompat
 
     any_gpu, same_cc = params["hardware_compatible"], params["same_compute_capability"]
@@ -124,12 +123,9 @@ def _options(params: dict[str, Any]) -> TensorRtBuildOptions:
         raise UsageError(
             "--hardware-compatible and --same-compute-capability are two levels: pick one"
         )
-    batch, workspace = params["batch"], params["workspace"]
     return fill(
         TensorRtBuildOptions,
         params,
-        batch=parse_batch(batch) if batch is not None else None,
-        workspace_bytes=parse_bytes(workspace) if workspace is not None else None,
         hardware_compatible=HardwareCompat.AMPERE_PLUS
         if any_gpu
         else HardwareCompat.SAME_COMPUTE_CAPABILITY

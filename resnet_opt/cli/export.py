@@ -123,14 +123,13 @@ def export_command(
     json_output: JsonOption = False,
 ) -> None:
     """Export a trained ResNet to ONNX (BatchNorm folded), verified against PyTorch."""
-    from resnet_opt.cli.params import choice, fill
-    from resnet_opt.pipeline.export import Exporter, ExportOptions, default_output, export
+    from resnet_opt.cli.params import fill
+    from resnet_opt.pipeline.export import ExportOptions, default_output, export
 
     options = fill(
         ExportOptions,
         ctx.params,
         contract=_contract(input_size, channels, mean, std, resize, crop, interpolation, labels),
-        exporter=choice(Exporter, exporter, "--exporter"),
         fold=not no_fold,
         threads=check_threads(threads, force_threads),
     )

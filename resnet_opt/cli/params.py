@@ -113,16 +113,42 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 
 def fill(schema: type[T], params: Mapping[str, Any], **parsed: Any) -> T:
-    """A stage's options dataclass from the command's parameters of the same names.
+    """A stage's options dataclass from the command's parameters named after its fields.
 
-    Why: each flag is named after its field, so a flag that needs no parsing is passed on by
-    name here and a new option is one field in the schema plus one flag in the command.
-    `parsed` holds the fields whose text the command turned into typed values (enums, shapes,
-    checked thread counts), passed as they are (None too: `bench --no-accuracy` sets data None);
-    a parameter that is no field (`--json`, `--force`) is left out, and one not given (None)
-    leaves the schema's default.
+    Why: the options class is the stage's one schema, which `run`'s TOML decoder fills too, by
+    the same field metadata (`core.fields`): a parameter is named as the field's key (its name,
+    or its CONFIG_KEY: `--workspace` fills `workspace_bytes`), and text becomes the field's type
+    the way a config value does (a TEXT parser, or an enum listing its CHOICES). So a new option
+    is one field in the schema plus one flag in the command. `parsed` holds the fields the
+    command works out itself, passed on as they are (None too: `bench --no-accuracy` sets data
+    None); a parameter that is no field (`--json`, `--force`) is left out, and one not given
+    (None) leaves the schema's default.
     """
+    from typing import get_type_hints
+
+    from resnet_opt.core.fields import config_key, flag_of
+
     assert dataclasses.is_dataclass(schema)
+    hints = get_type_hints(schema)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(schema):
+        key = config_key(f)
+        if params.get(key) is not None and f.name not in parsed:
+            values[f.name] = _typed(f, hints[f.name], params[key], flag_of(key))
     names = {f.name for f in dataclasses.fields(schema)}
-    given = {n: v for n, v in params.items() if n in names and v is not None}
-    return schema(**{**given, **{n: v for n, v in parsed.items() if n in names}})
+    values.update({name: value for name, value in parsed.items() if name in names})
+    return schema(**values)
+
+
+def _typed(f: dataclasses.Field[Any], hint: Any, value: Any, flag: str) -> Any:
+    """A flag's text as its field's type: the field's TEXT parser, or its enum's member."""
+    from resnet_opt.core.fields import CHOICES, TEXT, enum_of
+
+    if not isinstance(value, str):
+        return value
+    if TEXT in f.metadata:
+        return f.metadata[TEXT](value)
+    enum = enum_of(hint)
+    if enum is not None:
+        return choice(enum, value, flag, tuple(f.metadata.get(CHOICES, ())))
+    return value

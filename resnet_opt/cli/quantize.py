@@ -157,19 +157,13 @@ def quantize_command(
     json_output: JsonOption = False,
 ) -> None:
     """INT8 (explicit Q/DQ for TensorRT or the CPU) or FP16, scored against the FP32 input."""
-    from resnet_opt.calibration.ranges import Method
-    from resnet_opt.cli.params import choice, fill, optional_choice
-    from resnet_opt.core.manifest import Precision
+    from resnet_opt.cli.params import fill
     from resnet_opt.pipeline.quantize import QuantizeGateError, quantize
     from resnet_opt.pipeline.quantize_options import QuantizeOptions, contract_from_options
-    from resnet_opt.quantization.plan import QdqTarget
 
     options = fill(
         QuantizeOptions,
         ctx.params,
-        precision=choice(Precision, precision, "--precision", (Precision.INT8, Precision.FP16)),
-        target=optional_choice(QdqTarget, target, "--target"),
-        method=optional_choice(Method, method, "--method"),
         exclude=tuple(p.strip() for e in exclude or () for p in e.split(",") if p.strip()),
         threads=check_threads(threads, force_threads),
         preprocessing=contract_from_options(

@@ -19,7 +19,9 @@ itself. The options classes live in several layers (`tensorrt/options.py` at 2, 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import types
+from enum import Enum
+from typing import Any, Union, get_args, get_origin
 
 CHOICES = "choices"
 CONFIG_KEY = "config_key"
@@ -35,3 +37,12 @@ def config_key(field: dataclasses.Field[Any]) -> str:
 def flag_of(key: str) -> str:
     """The command-line flag a key is spelled as (`opt_level` → `--opt-level`)."""
     return "--" + key.replace("_", "-")
+
+
+def enum_of(hint: Any) -> type[Enum] | None:
+    """The enum a field is typed with (`E` or `E | None`), else None."""
+    options = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
+    for option in options:
+        if isinstance(option, type) and issubclass(option, Enum):
+            return option
+    return None
