@@ -29,6 +29,7 @@ from resnet_opt.core.manifest import dump_json
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import QualityGateError, ResnetOptError, UsageError
 from resnet_opt.pipeline.run_config import RunConfig, VariantConfig
+from resnet_opt.runners.base import Backend
 
 if TYPE_CHECKING:
     from resnet_opt.core.contract import PreprocessContract
@@ -328,8 +329,6 @@ class _Orchestrator:
     # -- build -----------------------------------------------------------------------------
 
     def build(self, artifacts: Sequence[_Artifact]) -> list[Path]:
-        from resnet_opt.runners.base import Backend
-
         built: list[Path] = []
         for name in self.config.build.backends:
             backend = Backend(name)
@@ -342,9 +341,7 @@ class _Orchestrator:
                 built.extend(self._build_one(backend, artifact))
         return built
 
-    def _build_one(self, backend: Any, artifact: _Artifact) -> list[Path]:
-        from resnet_opt.runners.base import Backend
-
+    def _build_one(self, backend: Backend, artifact: _Artifact) -> list[Path]:
         suffix = {
             Backend.ONNXRUNTIME: ".optimized.onnx",
             Backend.TENSORRT: ".plan",
@@ -546,24 +543,26 @@ def _contract_of(model: Path) -> PreprocessContract | None:
     return manifest.preprocessing if manifest else None
 
 
-def _builds(backend: Any, artifact: _Artifact) -> bool:
+def _builds(backend: Backend, artifact: _Artifact) -> bool:
     """Which artifacts each backend is meant for (see BuildConfig)."""
-    from resnet_opt.runners.base import Backend
+    from resnet_opt.core.manifest import Precision
+    from resnet_opt.quantization.plan import QdqTarget
 
     variant = artifact.variant.options if artifact.variant else None
     if variant is None:
         return True
+    int8 = variant.precision is Precision.INT8
     if backend is Backend.ONNXRUNTIME:
-        return variant.precision == "int8" and variant.target == "cpu"
+        return int8 and variant.target is QdqTarget.CPU
+    tensorrt_layout = variant.target in (None, QdqTarget.TENSORRT)
     if backend is Backend.TENSORRT:
-        return variant.precision == "fp16" or variant.target in (None, "tensorrt")
-    return variant.precision == "int8" and variant.target in (None, "tensorrt")
+        return variant.precision is Precision.FP16 or tensorrt_layout
+    return int8 and tensorrt_layout
 
 
-def _unavailable(backend: Any) -> str | None:
+def _unavailable(backend: Backend) -> str | None:
     """Why `backend` cannot build on this machine (None: it can)."""
     from resnet_opt.deps import probe
-    from resnet_opt.runners.base import Backend
 
     if backend is Backend.TENSORRT:
         from resnet_opt.tensorrt.device import probe_gpu
