@@ -402,16 +402,12 @@ class _Orchestrator:
         return report, markdown
 
     def _evaluation_data(self, fp32: Path) -> str | None:
-        """The configured evaluation data, else the bundled test split for the bundled model."""
-        if self.config.data.evaluation is not None:
-            evaluation = self.config.data.evaluation
-            return None if evaluation == "none" else evaluation
-        from resnet_opt.core.manifest import read_manifest
-        from resnet_opt.pipeline.quantize_options import is_bundled_default
+        """The data bench scores on: what the quantize stages score on (data.evaluation, else
+        the bundled test split for the bundled model; "none": no accuracy)."""
+        from resnet_opt.pipeline.quantize_options import QuantizeOptions, evaluation_spec
 
-        manifest = read_manifest(fp32)
-        contract = manifest.preprocessing if manifest else None
-        return "default" if contract is not None and is_bundled_default(contract) else None
+        wanted = QuantizeOptions(eval_data=self.config.data.evaluation)
+        return evaluation_spec(wanted, _contract_of(fp32))
 
     def _bench(
         self,
