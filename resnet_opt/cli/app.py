@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from resnet_opt.console import set_verbosity
 from resnet_opt.core.signals import reraise_if_terminated
@@ -27,8 +28,21 @@ from resnet_opt.errors import ResnetOptError
 P = ParamSpec("P")
 R = TypeVar("R")
 
+_ORDER: list[str] = []  # command and group names as registered: the order `--help` lists
+
+
+class _RegistrationOrder(TyperGroup):
+    """Lists commands in the order the modules register them (the pipeline's order), where Typer
+    would list every command before every group (`build`, `report`)."""
+
+    def list_commands(self, ctx: Any) -> list[str]:  # ctx: Typer's vendored click Context
+        names = list(super().list_commands(ctx))
+        return sorted(names, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER))
+
+
 app = typer.Typer(
     name="resnet-opt",
+    cls=_RegistrationOrder,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -81,9 +95,17 @@ def command(
     def register(func: Callable[P, R]) -> Callable[P, R]:
         wrapped = domain_errors(func)
         group.command(name, **kwargs)(wrapped)
+        if group is app:
+            _ORDER.append(name or func.__name__)
         return wrapped
 
     return register
+
+
+def add_group(group: typer.Typer, name: str) -> None:
+    """`app.add_typer` for a command group (`build`, `report`), listed where it is registered."""
+    app.add_typer(group, name=name)
+    _ORDER.append(name)
 
 
 def _version(value: bool) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Protocol
 import typer
 from typer.core import TyperGroup
 
-from resnet_opt.cli.app import app
+from resnet_opt.cli.app import add_group
 from resnet_opt.cli.params import check_threads
 from resnet_opt.console import emit_json, say
 from resnet_opt.errors import UsageError
@@ -101,7 +101,7 @@ build_app = typer.Typer(
     help="Build a deployable artifact: a TensorRT engine or an ONNX Runtime / OpenVINO model "
     "(`build BACKEND SOURCE -o OUTPUT`, or `build SOURCE --backend BACKEND -o OUTPUT`).",
 )
-app.add_typer(build_app, name="build")
+add_group(build_app, "build")
 
 Source = Annotated[Path, typer.Argument(help="ONNX artifact (with its manifest) to build.")]
 Output = Annotated[

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from resnet_opt.cli.app import app, command
+from resnet_opt.cli.app import add_group, command
 from resnet_opt.cli.params import ForceOption, JsonOption, SummaryOption, step_summary
 from resnet_opt.console import emit_json, say
 
@@ -15,7 +15,7 @@ report_app = typer.Typer(
     help="Bench reports across devices: merge a fleet's reports into one table and plot.",
     no_args_is_help=True,
 )
-app.add_typer(report_app, name="report")
+add_group(report_app, "report")
 
 Reports = Annotated[
     list[Path], typer.Argument(help="report.json files, one per device (fleet CI).")
