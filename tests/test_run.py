@@ -317,6 +317,33 @@ threads = 1
     assert manifest["verification"]["evaluated"] is False
 
 
+def test_a_quantize_refusal_inside_run_names_the_config_key(tmp_path: Path) -> None:
+    """Only the exported model shows that the excluded layer does not exist; the refusal then
+    names what the config said (`quantize[0].exclude`), not a flag its user never typed."""
+    config = _write(
+        tmp_path,
+        """
+[data]
+calib_samples = 16
+evaluation = "none"
+
+[[quantize]]
+name = "int8-cpu"
+target = "cpu"
+exclude = ["NoSuchLayer"]
+
+[build]
+backends = []
+""",
+    )
+    result = _invoke("run", str(config), "-o", str(tmp_path / "out"))
+    assert result.exit_code == 1, result.output
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("error: quantize[0].exclude NoSuchLayer: no node or op type"), line
+    assert "--exclude" not in result.stderr
+    assert not (tmp_path / "out" / "model.int8-cpu.onnx").exists()
+
+
 @pytest.mark.slow
 def test_default_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The README's first command: `resnet-opt run` with nothing, in a fresh folder."""

@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -291,6 +291,8 @@ class _Orchestrator:
                     result = quantize(source.path, out, options, force=True, progress=progress)
             except QuantizeGateError as exc:
                 result, gate_failure = exc.result, str(exc).split(" (")[0]
+            except ResnetOptError as exc:  # what only the model shows (--exclude, no --calib)
+                raise _in_config_words(exc, index) from exc
             files = [out, _manifest(out)]
             if result.tensorrt_cache is not None:
                 files.append(result.tensorrt_cache)
@@ -529,6 +531,25 @@ def _data_fingerprint(spec: str | None) -> str:
         return sha256_json({"spec": spec, "content": sha256_file(path)})
     source = open_source(spec, default_split=Split.CALIB)
     return sha256_json({"spec": spec, "content": source.fingerprint(range(len(source)))})
+
+
+def _in_config_words(exc: ResnetOptError, index: int) -> ResnetOptError:
+    """A quantize refusal that names options by their flags (`--exclude`, `--calib`), reworded
+    with the config keys the user of `run` wrote (`quantize[0].exclude`, `data.calibration`);
+    an error of another kind, or one naming no flag, is left as it is."""
+    import re
+
+    from resnet_opt.pipeline.quantize_options import FLAGS, QuantizeOptions
+    from resnet_opt.pipeline.run_config import VariantKeys
+
+    if type(exc) not in (ResnetOptError, UsageError):
+        return exc
+    keys = VariantKeys(index)
+    text = str(exc)
+    for f in fields(QuantizeOptions):
+        flag = re.compile(re.escape(FLAGS.option(f.name)) + r"(?![\w-])")  # --calib, not --calib-…
+        text = flag.sub(keys.option(f.name), text)
+    return exc if text == str(exc) else type(exc)(text)
 
 
 def _contract_of(model: Path) -> PreprocessContract | None:
