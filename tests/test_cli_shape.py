@@ -58,6 +58,7 @@ def test_build_onnxruntime_in_every_form(tmp_path: Path, form: str) -> None:
         (["onnxruntime", "{src}", "--workspace=1G"], "--workspace applies to --backend tensorrt"),
         (["{src}", "--backend", "torch"], "--backend 'torch': choose tensorrt, onnxruntime, open"),
         (["{src}"], "say which backend: resnet-opt build {tensorrt|onnxruntime|openvino} SOURCE"),
+        (["openvino", "{src}", "--backend", "tensorrt"], "--backend tensorrt: name the backend"),
     ],
 )
 def test_build_refuses_in_one_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -12,6 +12,7 @@ from resnet_opt.cli.params import (
     ForceOption,
     ForceThreadsOption,
     JsonOption,
+    SamplesOption,
     StrictOption,
     SummaryOption,
     check_threads,
@@ -74,9 +75,6 @@ Data = Annotated[
 NoAccuracy = Annotated[
     bool, typer.Option("--no-accuracy", help="Time only (seeded random input batch).")
 ]
-Samples = Annotated[
-    int | None, typer.Option(min=1, help="Evaluate a seeded subset of this many images.")
-]
 Seed = Annotated[int, typer.Option(min=0, help="Seed for --samples and random inputs.")]
 Reference = Annotated[
     Path | None,
@@ -119,7 +117,7 @@ def bench_command(
     threads: Threads = None,
     data: Data = "default",
     no_accuracy: NoAccuracy = False,
-    samples: Samples = None,
+    samples: SamplesOption = None,
     seed: Seed = 0,
     reference: Reference = None,
     no_data_transfers: NoDataTransfers = False,

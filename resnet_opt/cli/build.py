@@ -52,6 +52,10 @@ class BackendGroup(TyperGroup):
         """`SOURCE --backend NAME …` → `NAME SOURCE …`; then no flag of another backend."""
         backend, rest = _pop_backend(args)
         if backend is not None:
+            if rest and rest[0] in self.commands:
+                raise UsageError(
+                    f"build {rest[0]} … {BACKEND_FLAG} {backend}: name the backend once"
+                )
             if backend not in self.commands:
                 raise UsageError(f"{BACKEND_FLAG} {backend!r}: choose {self._choices()}")
             args = [backend, *rest]

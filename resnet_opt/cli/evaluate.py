@@ -12,6 +12,7 @@ from resnet_opt.cli.params import (
     ForceThreadsOption,
     JsonOption,
     OrtThreadsOption,
+    SamplesOption,
     StrictOption,
     check_threads,
     warn,
@@ -32,9 +33,6 @@ Reference = Annotated[
     Path | None,
     typer.Option(help="Reference artifact (e.g. the FP32 source) for agreement and drop."),
 ]
-Samples = Annotated[
-    int | None, typer.Option(min=1, help="Evaluate a seeded subset of this many samples.")
-]
 Seed = Annotated[int, typer.Option(min=0, help="Seed for --samples.")]
 BatchSize = Annotated[int, typer.Option(min=1)]
 MaxDrop = Annotated[
@@ -51,7 +49,7 @@ def eval_command(
     model: Model,
     data: Data = "default",
     reference: Reference = None,
-    samples: Samples = None,
+    samples: SamplesOption = None,
     seed: Seed = 0,
     batch_size: BatchSize = 32,
     threads: OrtThreadsOption = None,
