@@ -142,7 +142,7 @@ def fill(schema: type[T], params: Mapping[str, Any], **parsed: Any) -> T:
 
 def _typed(f: dataclasses.Field[Any], hint: Any, value: Any, flag: str) -> Any:
     """A flag's text as its field's type: the field's TEXT parser, or its enum's member."""
-    from resnet_opt.core.fields import CHOICES, TEXT, enum_of
+    from resnet_opt.core.fields import TEXT, choices_of, enum_of
 
     if not isinstance(value, str):
         return value
@@ -150,5 +150,5 @@ def _typed(f: dataclasses.Field[Any], hint: Any, value: Any, flag: str) -> Any:
         return f.metadata[TEXT](value)
     enum = enum_of(hint)
     if enum is not None:
-        return choice(enum, value, flag, tuple(f.metadata.get(CHOICES, ())))
+        return choice(enum, value, flag, choices_of(f, enum))
     return value

@@ -39,6 +39,11 @@ def flag_of(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def choices_of(field: dataclasses.Field[Any], enum: type[Enum]) -> tuple[Enum, ...]:
+    """The members a field of enum type takes (all unless its CHOICES narrow them)."""
+    return tuple(field.metadata.get(CHOICES, tuple(enum)))
+
+
 def enum_of(hint: Any) -> type[Enum] | None:
     """The enum a field is typed with (`E` or `E | None`), else None."""
     options = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)

@@ -17,16 +17,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import types
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol, Union, get_args, get_origin, get_type_hints
+from typing import Any, Protocol, get_type_hints
 
 from resnet_opt.calibration.ranges import Method
 from resnet_opt.core import validation as v
 from resnet_opt.core.contract import PreprocessContract
-from resnet_opt.core.fields import CHOICES
+from resnet_opt.core.fields import CHOICES, choices_of, enum_of
 from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.quantization.plan import QdqTarget
@@ -90,22 +89,12 @@ class QuantizeOptions:
         return recorded
 
 
-def choices_of(f: dataclasses.Field[Any], enum: type[Enum]) -> tuple[Enum, ...]:
-    """The members a field of enum type takes (all unless its metadata narrows them)."""
-    return tuple(f.metadata.get(CHOICES, tuple(enum)))
-
-
 @functools.cache
 def _enum_fields() -> dict[str, type[Enum]]:
     """Each enum field of QuantizeOptions (typed E or E | None) and its enum."""
     hints = get_type_hints(QuantizeOptions)
-    found: dict[str, type[Enum]] = {}
-    for name, hint in hints.items():
-        args = get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,)
-        enums = [a for a in args if isinstance(a, type) and issubclass(a, Enum)]
-        if enums:
-            found[name] = enums[0]
-    return found
+    enums = {name: enum_of(hint) for name, hint in hints.items()}
+    return {name: enum for name, enum in enums.items() if enum is not None}
 
 
 def _parse_choice(enum: type[Enum], value: str, name: str) -> Enum:
