@@ -5,10 +5,8 @@ gave it (no model is needed here: every rule holds before a file is read)."""
 from __future__ import annotations
 
 import dataclasses
-import types
-from enum import Enum
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
 import pytest
 
@@ -20,10 +18,10 @@ from resnet_opt.pipeline.quantize_options import (
     QuantizeOptions,
     check_gates_measurable,
     check_options,
-    choices_of,
 )
 from resnet_opt.pipeline.run_config import RUN_SUPPLIED, RunConfig, VariantKeys, load_config
 from resnet_opt.quantization.plan import QdqTarget
+from tests.config_samples import toml_sample
 
 # the manifest's "options" keys so far; readers of manifests rely on them
 MANIFEST_KEYS = [
@@ -195,28 +193,9 @@ def test_every_option_run_does_not_supply_is_a_quantize_key(tmp_path: Path, name
     """A new QuantizeOptions field is a [[quantize]] key with no edit to the config code (nor
     to this test: a value of the field's type is made from its type)."""
     field = next(f for f in dataclasses.fields(QuantizeOptions) if f.name == name)
-    text, expected = _sample(get_type_hints(QuantizeOptions)[name], field)
+    text, expected = toml_sample(get_type_hints(QuantizeOptions)[name], field)
     config = _toml(tmp_path, f"[[quantize]]\nname = 'a'\n{name} = {text}\n")
     assert getattr(config.quantize[0].options, name) == expected
-
-
-def _sample(hint: Any, field: dataclasses.Field[Any]) -> tuple[str, Any]:
-    """A TOML value of type `hint` and what it decodes to."""
-    union = get_origin(hint) in (Union, types.UnionType)
-    kind = next(a for a in get_args(hint) if a is not type(None)) if union else hint
-    if get_origin(kind) is tuple:
-        return "['x']", ("x",)
-    if isinstance(kind, type) and issubclass(kind, Enum):
-        member = choices_of(field, kind)[-1]
-        return f"'{member.value}'", member
-    samples: dict[Any, tuple[str, Any]] = {
-        bool: ("true", True),
-        int: ("3", 3),
-        float: ("2.5", 2.5),
-        str: ("'x'", "x"),
-        Path: ("'x.npz'", Path("x.npz")),
-    }
-    return samples[kind]
 
 
 def test_a_whole_quantize_table(tmp_path: Path) -> None:

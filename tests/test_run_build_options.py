@@ -6,15 +6,12 @@ stage key, `repr(options)`, is unchanged and an unchanged config skips its build
 from __future__ import annotations
 
 import dataclasses
-import types
-from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, get_type_hints
 
 import pytest
 
-from resnet_opt.core.fields import CHOICES, TEXT, config_key
+from resnet_opt.core.fields import config_key
 from resnet_opt.errors import UsageError
 from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions
 from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
@@ -23,18 +20,13 @@ from resnet_opt.runners.base import BUILD_BACKENDS
 from resnet_opt.runners.onnxruntime import GraphOptimization
 from resnet_opt.runners.openvino import OvPrecision
 from resnet_opt.tensorrt.options import TensorRtBuildOptions, parse_bytes
-from resnet_opt.tensorrt.profiles import BatchProfile, parse_batch
+from resnet_opt.tensorrt.profiles import parse_batch
+from tests.config_samples import toml_sample
 
 TABLES: dict[str, type[Any]] = {
     "tensorrt": TensorRtBuildOptions,
     "onnxruntime": OrtBuildOptions,
     "openvino": OpenVinoBuildOptions,
-}
-
-# a text form per parser a field may declare (core.fields.TEXT): the TOML text and its value
-TEXT_SAMPLES: dict[Callable[[str], Any], tuple[str, Any]] = {
-    parse_batch: ("'1:8:32'", BatchProfile(1, 8, 32)),
-    parse_bytes: ("'1GiB'", 2**30),
 }
 
 
@@ -54,35 +46,13 @@ def _keys() -> list[tuple[str, str]]:
     ]
 
 
-def _sample(hint: Any, field: dataclasses.Field[Any]) -> tuple[str, Any]:
-    """A TOML value for `field` (of type `hint`) and what it decodes to."""
-    parse = field.metadata.get(TEXT)
-    if parse is not None:
-        return TEXT_SAMPLES[parse]
-    union = get_origin(hint) in (Union, types.UnionType)
-    kind = next(a for a in get_args(hint) if a is not type(None)) if union else hint
-    if get_origin(kind) is tuple:
-        return "[3, 32, 32]", (3, 32, 32)
-    if isinstance(kind, type) and issubclass(kind, Enum):
-        member = tuple(field.metadata.get(CHOICES, tuple(kind)))[-1]
-        return f"'{member.value}'", member
-    samples: dict[Any, tuple[str, Any]] = {
-        bool: ("true", True),
-        int: ("3", 3),
-        float: ("2.5", 2.5),
-        str: ("'x'", "x"),
-        Path: ("'x.cache'", Path("x.cache")),
-    }
-    return samples[kind]
-
-
 @pytest.mark.parametrize(("table", "name"), _keys())
 def test_every_build_option_is_a_key_of_its_table(tmp_path: Path, table: str, name: str) -> None:
     """A new build option is a [build.<backend>] key with no edit to the config code (nor to
     this test, unless it brings a new text parser)."""
     cls = TABLES[table]
     field = next(f for f in dataclasses.fields(cls) if f.name == name)
-    text, expected = _sample(get_type_hints(cls)[name], field)
+    text, expected = toml_sample(get_type_hints(cls)[name], field)
     config = _toml(tmp_path, f"[build.{table}]\n{config_key(field)} = {text}\n")
     assert getattr(getattr(config.build, table), name) == expected
 
@@ -95,7 +65,7 @@ def test_what_run_cannot_honour_is_refused_with_the_reason(
 ) -> None:
     cls = TABLES[table]
     field = next(f for f in dataclasses.fields(cls) if f.name == name)
-    text, _ = _sample(get_type_hints(cls)[name], field)
+    text, _ = toml_sample(get_type_hints(cls)[name], field)
     with pytest.raises(UsageError, match=f"'{name}' is not set in a run config: run "):
         _toml(tmp_path, f"[build.{table}]\n{config_key(field)} = {text}\n")
 
