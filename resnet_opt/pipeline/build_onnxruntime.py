@@ -44,11 +44,9 @@ from resnet_opt.pipeline.verify import (
     Comparison,
     Feed,
     check_verify_options,
-    compare_runners,
-    random_batches,
-    verification_feed,
+    compare_on_random_inputs,
 )
-from resnet_opt.runners.base import Backend, single_input
+from resnet_opt.runners.base import Backend
 from resnet_opt.runners.onnxruntime import (
     CPU,
     GraphOptimization,
@@ -259,16 +257,17 @@ def _verify(
             )
         ) as candidate,
     ):
-        feed = verification_feed(
-            single_input(reference),
+        return compare_on_random_inputs(
+            reference,
+            candidate,
             source,
             contract,
-            options.input_shape,
-            options.samples,
-            options.batch_size,
+            input_shape=options.input_shape,
+            samples=options.samples,
+            batch_size=options.batch_size,
+            seed=options.seed,
+            tolerance=options.tolerance,
         )
-        batches = random_batches(feed.sample_shape, feed.samples, feed.batch, options.seed)
-        return compare_runners(reference, candidate, batches, options.tolerance), feed
 
 
 def cpu_description(*, layout: str | None) -> dict[str, Any]:

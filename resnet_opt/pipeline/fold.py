@@ -35,11 +35,8 @@ from resnet_opt.pipeline.verify import (
     Comparison,
     Feed,
     check_verify_options,
-    compare_runners,
-    random_batches,
-    verification_feed,
+    compare_on_random_inputs,
 )
-from resnet_opt.runners.base import single_input
 
 if TYPE_CHECKING:
     import onnx
@@ -218,13 +215,14 @@ def _verify(
         open_onnxruntime(source, **opts) as reference,
         open_onnxruntime(candidate, **opts) as folded,
     ):
-        feed = verification_feed(
-            single_input(reference),
+        return compare_on_random_inputs(
+            reference,
+            folded,
             source,
             contract,
-            options.input_shape,
-            options.samples,
-            options.batch_size,
+            input_shape=options.input_shape,
+            samples=options.samples,
+            batch_size=options.batch_size,
+            seed=options.seed,
+            tolerance=options.tolerance,
         )
-        batches = random_batches(feed.sample_shape, feed.samples, feed.batch, options.seed)
-        return compare_runners(reference, folded, batches, options.tolerance), feed

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from resnet_opt.errors import ResnetOptError, UsageError
-from resnet_opt.runners.base import Dim, Runner, TensorSpec, run_batch
+from resnet_opt.runners.base import Dim, Runner, TensorSpec, run_batch, single_input
 
 if TYPE_CHECKING:
     from resnet_opt.core.contract import PreprocessContract
@@ -136,6 +136,27 @@ def verification_feed(
     if isinstance(batch_dim, int) and batch_dim > 0:  # a fixed batch: whole batches only
         return Feed(batch_dim, shape, batch_dim * math.ceil(samples / batch_dim))
     return Feed(min(batch_size, samples), shape, samples)
+
+
+def compare_on_random_inputs(
+    reference: Runner,
+    candidate: Runner,
+    source: Path,
+    contract: PreprocessContract | None,
+    *,
+    input_shape: tuple[int, ...] | None,
+    samples: int,
+    batch_size: int,
+    seed: int,
+    tolerance: float | None,
+) -> tuple[Comparison, Feed]:
+    """Both runners on the same seeded random batches shaped by `verification_feed` (from the
+    reference's input): the check fold and the ONNX Runtime build prove their output with."""
+    feed = verification_feed(
+        single_input(reference), source, contract, input_shape, samples, batch_size
+    )
+    batches = random_batches(feed.sample_shape, feed.samples, feed.batch, seed)
+    return compare_runners(reference, candidate, batches, tolerance), feed
 
 
 def _fit(
