@@ -19,6 +19,7 @@ itself. The options classes live in several layers (`tensorrt/options.py` at 2, 
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 from enum import Enum
 from typing import Any, Union, get_args, get_origin
@@ -37,6 +38,12 @@ def config_key(field: dataclasses.Field[Any]) -> str:
 def flag_of(key: str) -> str:
     """The command-line flag a key is spelled as (`opt_level` → `--opt-level`)."""
     return "--" + key.replace("_", "-")
+
+
+def flag_pattern(flag: str) -> re.Pattern[str]:
+    """`flag` where a message names it, not as the start of a longer flag (`--calib` is not in
+    `--calib-cache`): how a flag in a message is found to be reworded as a config key."""
+    return re.compile(re.escape(flag) + r"(?![\w-])")
 
 
 def choices_of(field: dataclasses.Field[Any], enum: type[Enum]) -> tuple[Enum, ...]:

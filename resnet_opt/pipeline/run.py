@@ -537,8 +537,7 @@ def _in_config_words(exc: ResnetOptError, index: int) -> ResnetOptError:
     """A quantize refusal that names options by their flags (`--exclude`, `--calib`), reworded
     with the config keys the user of `run` wrote (`quantize[0].exclude`, `data.calibration`);
     an error of another kind, or one naming no flag, is left as it is."""
-    import re
-
+    from resnet_opt.core.fields import flag_pattern
     from resnet_opt.pipeline.quantize_options import FLAGS, QuantizeOptions
     from resnet_opt.pipeline.run_config import VariantKeys
 
@@ -547,8 +546,7 @@ def _in_config_words(exc: ResnetOptError, index: int) -> ResnetOptError:
     keys = VariantKeys(index)
     text = str(exc)
     for f in fields(QuantizeOptions):
-        flag = re.compile(re.escape(FLAGS.option(f.name)) + r"(?![\w-])")  # --calib, not --calib-…
-        text = flag.sub(keys.option(f.name), text)
+        text = flag_pattern(FLAGS.option(f.name)).sub(keys.option(f.name), text)
     return exc if text == str(exc) else type(exc)(text)
 
 

@@ -18,7 +18,6 @@ a parser, which speaks of flags (`--opt-level`), is worded with the config key i
 from __future__ import annotations
 
 import dataclasses
-import re
 import sys
 import types
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,7 +27,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from resnet_opt.core.fields import CHOICES, TEXT, config_key, flag_of
+from resnet_opt.core.fields import CHOICES, TEXT, config_key, flag_of, flag_pattern
 from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.pipeline.build import BuildOptions
@@ -343,7 +342,7 @@ def _reworded(exc: ResnetOptError, keys: Mapping[str, _At], at: _At) -> UsageErr
     the message is put under `at`'s key. A usage error: the config is wrong in itself."""
     text = str(exc)
     for key in keys:
-        flag = re.compile(re.escape(flag_of(key)) + r"(?![\w-])")  # not --calib in --calib-cache
+        flag = flag_pattern(flag_of(key))
         if flag.search(text):
             return UsageError(flag.sub(f"config: {keys[key].key}", text, count=1))
     return UsageError(f"config: {at.key}: {text}")
