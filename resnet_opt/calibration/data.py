@@ -204,6 +204,22 @@ def converted_modes(source: DataSource) -> dict[str, int]:
     return tally.counts() if isinstance(tally, ModeTally) else {}
 
 
+def check_modes(source: DataSource, contract: PreprocessContract) -> None:
+    """--strict, checked up front: every image file of `source` is in the model's mode already
+    (read from its header, no pixels decoded); the first that is not is refused by name."""
+    files = getattr(source, "files", None)
+    if not isinstance(source, ImageFolderSource | LabelListSource) or files is None:
+        return
+    target = contract.color_mode
+    for index, path in enumerate(files):
+        mode = images.header_mode(path)
+        if mode is not None and mode != target:
+            raise images.ImageModeError(
+                f"{source.sample_name(index)}: {mode} image, the model takes {target} (--strict "
+                "refuses converting; leave --strict off to convert as torchvision does)"
+            )
+
+
 def report_conversions(source: DataSource, contract: PreprocessContract, stage: str) -> str | None:
     """Say once, on stderr, how many images `stage` converted from which mode; the same line is
     returned for the stage's result or manifest (None when nothing was converted)."""
@@ -631,8 +647,8 @@ def label_map(source: DataSource, contract: PreprocessContract) -> np.ndarray:
             shown = ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else "")
             by = "name or WordNet id" if contract.class_ids is not None else "name"
             raise ResnetOptError(
-                f"{source.description}: {len(unknown)} of its {len(names)} classes are not "
-                f"known to the model by {by}: {shown} (the model's first labels: "
+                f"{source.description}: classes not known to the model: {shown} "
+                f"({len(unknown)} of {len(names)}, matched by {by}; the model's labels begin "
                 f"{', '.join(contract.labels[:3])})"
             )
         return np.asarray([keys[n][-1] for n in names], dtype=np.int64)
