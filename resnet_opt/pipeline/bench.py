@@ -146,7 +146,8 @@ class _Planned:
 def _contract(path: Path, manifest: Manifest) -> PreprocessContract:
     if manifest.preprocessing is None:
         raise ResnetOptError(
-            f"{path}: its manifest has no preprocessing contract; produce it with resnet-opt export"
+            f"{path}: its manifest has no preprocessing contract; produce it with resnet-opt "
+            "export, or describe an ONNX from elsewhere with resnet-opt import"
         )
     return manifest.preprocessing
 

@@ -99,7 +99,8 @@ def manifest_contract(artifact: Path, manifest: Manifest) -> PreprocessContract:
     if manifest.preprocessing is None:
         raise ResnetOptError(
             f"{artifact}: its manifest has no preprocessing contract; export the model with "
-            "resnet-opt export, or quantize it with --input-size/--mean/--std, which write one"
+            "resnet-opt export, or describe it with resnet-opt import MODEL.onnx --input-size "
+            "N --mean R,G,B --std R,G,B [--labels FILE], which write one"
         )
     return manifest.preprocessing
 
