@@ -154,7 +154,11 @@ def resolve_contract(
         interpolation=options.interpolation or t.interpolation,
         num_classes=num_classes,
         labels=options.labels if options.labels is not None else t.labels,
-        class_ids=options.class_ids if options.labels is not None else t.class_ids,
+        class_ids=(
+            options.class_ids
+            if options.labels is not None
+            else (t.class_ids if t.labels is not None else None)
+        ),
     )
 
 
