@@ -21,15 +21,17 @@ Model = Annotated[
         "--model",
         "-m",
         help="Architecture name (resnet18…resnet152, resnext50_32x4d, wide_resnet50_2, "
-        "resnet20…resnet110, resnet20-digits), FILE.py:FACTORY, PACKAGE.MODULE:FACTORY, or "
-        "a TorchScript file (default: the bundled ResNet-20 on digits).",
+        "resnet20…resnet110, resnet20-digits), timm:NAME (its pretrained_cfg preprocessing), "
+        "FILE.py:FACTORY, PACKAGE.MODULE:FACTORY, or a TorchScript file (default: the "
+        "bundled ResNet-20 on digits).",
     ),
 ]
 Weights = Annotated[
     str | None,
     typer.Option(
         help="Checkpoint (state_dict) path, a torchvision weights name (IMAGENET1K_V2, "
-        "DEFAULT) from the local torch cache, or none (random init)."
+        "DEFAULT; downloaded into the torch cache on first use), pretrained (timm's weights), "
+        "or none (random init)."
     ),
 ]
 Output = Annotated[
