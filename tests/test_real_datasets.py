@@ -5,6 +5,7 @@ and mistakes in the evaluation data refused before any calibration."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,14 @@ from resnet_opt.calibration.data import (
     label_map,
     open_source,
 )
+from resnet_opt.calibration.ranges import Method
 from resnet_opt.cli import app
 from resnet_opt.core.contract import Interpolation, PreprocessContract
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.models.labels import parse_class_labels
 from resnet_opt.pipeline.evaluate import EvalOptions, evaluate
 from resnet_opt.pipeline.import_model import ImportOptions, import_model
+from resnet_opt.quantization.plan import QdqTarget
 from tests.conftest import make_tiny_cnn
 
 WNIDS = ("n01440764", "n01443537", "n01484850", "n01491361")
@@ -108,21 +111,10 @@ def test_every_mode_is_converted_as_torchvision_does(tmp_path: Path) -> None:
     # a palette with transparency: the same colours as convert("RGB"), without Pillow's warning
     palette = rgb.convert("P")
     palette.info["transparency"] = 3
-    with _NoWarning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         converted = images.to_mode(palette, "RGB")
     assert np.array_equal(np.asarray(converted), np.asarray(rgb.convert("P").convert("RGB")))
-
-
-class _NoWarning:
-    def __enter__(self) -> None:
-        import warnings
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("error")
-
-    def __exit__(self, *exc: object) -> None:
-        self._catch.__exit__(*exc)
 
 
 def test_mixed_jpeg_folder_scores_and_reports_conversions(
@@ -152,7 +144,9 @@ def test_calibration_records_conversions_in_the_manifest(tmp_path: Path) -> None
     result = quantize(
         model,
         tmp_path / "q.onnx",
-        QuantizeOptions(calib=str(data), eval_data=str(data), method="max", target="cpu"),
+        QuantizeOptions(
+            calib=str(data), eval_data=str(data), method=Method.MAX, target=QdqTarget.CPU
+        ),
     )
     calibration = result.manifest.details["calibration"]
     assert calibration["converted"] == {"L": 4, "P": 8, "RGBA": 4, "CMYK": 4}

@@ -170,8 +170,11 @@ class ImageFolderSource:
 
 
 class _ImageFiles(Protocol):
-    strict: bool
-    conversions: ModeTally
+    @property
+    def strict(self) -> bool: ...
+
+    @property
+    def conversions(self) -> ModeTally: ...
 
 
 def _load_image(
