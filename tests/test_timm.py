@@ -12,12 +12,11 @@ from resnet_opt.errors import ResnetOptError
 from resnet_opt.models.sources import ModelRequest, SourceKind, WeightsKind, load_model
 
 timm = pytest.importorskip("timm")
+timm_data = pytest.importorskip("timm.data")  # as a module object: timm's own typing is partial
 pytest.importorskip("torch")
 
 
 def test_timm_resnet_exports_with_timms_recipe(tmp_path: Path) -> None:
-    from timm.data import resolve_data_config
-
     from resnet_opt.pipeline.export import ExportOptions, export
 
     manifest = export(
@@ -25,7 +24,7 @@ def test_timm_resnet_exports_with_timms_recipe(tmp_path: Path) -> None:
         tmp_path / "r18.onnx",
         ExportOptions(weights="none", threads=1),
     )
-    expected = resolve_data_config(model=timm.create_model("resnet18.a1_in1k"))
+    expected = timm_data.resolve_data_config(model=timm.create_model("resnet18.a1_in1k"))
     contract = manifest.preprocessing
     assert contract is not None
     size = expected["input_size"][1]
@@ -42,10 +41,8 @@ def test_timm_resnet_exports_with_timms_recipe(tmp_path: Path) -> None:
 
 
 def test_timm_factory_takes_the_pretrained_cfg() -> None:
-    from timm.data import resolve_data_config
-
     loaded = load_model(ModelRequest(model="timm.models.resnet:seresnet18"))
-    expected = resolve_data_config(model=loaded.module)
+    expected = timm_data.resolve_data_config(model=loaded.module)
     assert loaded.template.interpolation.value == expected["interpolation"] == "bicubic"
     assert loaded.template.resize == math.floor(224 / expected["crop_pct"])
     assert loaded.template.crop == 224
