@@ -142,7 +142,9 @@ def header_mode(path: Path) -> str | None:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            return str(image.mode)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return str(image.mode)
+    except (Image.DecompressionBombError, UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None  # decoding it refuses it, by name
