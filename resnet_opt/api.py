@@ -29,6 +29,7 @@ from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
 from resnet_opt.pipeline.evaluate import EvalOptions, Evaluation, evaluate
 from resnet_opt.pipeline.export import ExportOptions, export
 from resnet_opt.pipeline.fold import FoldOptions, fold
+from resnet_opt.pipeline.import_model import ImportOptions, import_model
 from resnet_opt.pipeline.quantize import quantize
 from resnet_opt.pipeline.quantize_artifact import QuantizeResult
 from resnet_opt.pipeline.quantize_options import QuantizeOptions
@@ -43,6 +44,7 @@ __all__ = [
     "Evaluation",
     "ExportOptions",
     "FoldOptions",
+    "ImportOptions",
     "Manifest",
     "OpenVinoBuildOptions",
     "OrtBuildOptions",
@@ -57,5 +59,6 @@ __all__ = [
     "evaluate",
     "export",
     "fold",
+    "import_model",
     "quantize",
 ]

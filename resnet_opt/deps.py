@@ -23,6 +23,7 @@ EXTRA_FOR_MODULE: dict[str, str] = {
     "cuda.bindings.runtime": "tensorrt",
     "openvino": "openvino",
     "sklearn": "train",
+    "timm": "timm",
 }
 
 

@@ -8,6 +8,7 @@ import pytest
 from resnet_opt.calibration.data import (
     BatchStream,
     Split,
+    converted_modes,
     label_map,
     open_source,
     select_indices,
@@ -53,11 +54,17 @@ def test_empty_folder(tmp_path: Path) -> None:
         open_source(tmp_path / "empty", default_split=Split.CALIB)
 
 
-def test_wrong_channel_count_is_an_error(tmp_path: Path, tiny_contract: PreprocessContract) -> None:
+def test_grayscale_is_converted_or_refused_under_strict(
+    tmp_path: Path, tiny_contract: PreprocessContract
+) -> None:
     root = write_image_folder(tmp_path / "data", {"a": 1}, mode="L")
     source = open_source(root, default_split=Split.CALIB)
-    with pytest.raises(ResnetOptError, match="takes 3 channels"):
-        list(BatchStream(source, tiny_contract, np.arange(1), 1))
+    (batch,) = list(BatchStream(source, tiny_contract, np.arange(1), 1))
+    assert batch.x.shape == (1, 3, 8, 8)
+    assert converted_modes(source) == {"L": 1}
+    strict = open_source(root, default_split=Split.CALIB, strict=True)
+    with pytest.raises(ResnetOptError, match="L image, the model takes RGB"):
+        list(BatchStream(strict, tiny_contract, np.arange(1), 1, strict=True))
 
 
 def test_npy_with_nan(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -286,12 +287,21 @@ def test_random_init_is_seeded() -> None:
 def test_weights_enum_missing_from_cache_says_where_to_put_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import urllib.error
+
+    import torch.hub
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise urllib.error.URLError("no network here")
+
+    monkeypatch.setattr(torch.hub, "urlopen", offline)  # the download's fetch, offline
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
     expected = tmp_path / "torch-home" / "hub" / "checkpoints" / "resnet50-11ad3fa6.pth"
     with pytest.raises(ResnetOptError) as info:
         load_model(ModelRequest(model="resnet50", weights="IMAGENET1K_V2"))
     message = str(info.value)
-    assert str(expected) in message and "does not download" in message
+    assert str(expected) in message and "could not be downloaded (" in message
+    assert "no network here" in message and not expected.exists()
     assert "https://download.pytorch.org/models/resnet50-11ad3fa6.pth" in message
     with pytest.raises(ResnetOptError, match="known: IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT"):
         load_model(ModelRequest(model="resnet50", weights="IMAGENET1K_V7"))
@@ -406,3 +416,58 @@ def test_rebuild_checks_files_and_tensors(tmp_path: Path) -> None:
     torch.save(_resnet20_state(), path)  # other random weights, same file name
     with pytest.raises(ResnetOptError, match="changed since export"):
         rebuild(loaded.source)
+
+
+# -- downloads (a local file server; never the network) --------------------------------------
+
+
+@pytest.fixture
+def file_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """An HTTP server on 127.0.0.1 serving tmp_path/served: (base URL, folder)."""
+    import http.server
+    import threading
+    from typing import Any
+
+    served = tmp_path / "served"
+    served.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, directory=str(served), **kwargs)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", served
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_fetch_downloads_with_the_published_hash_check(
+    tmp_path: Path, file_server: tuple[str, Path]
+) -> None:
+    import hashlib
+
+    from resnet_opt.models.torchvision_weights import DownloadError, fetch
+
+    base, served = file_server
+    payload = b"weights" * 1000
+    digest = hashlib.sha256(payload).hexdigest()
+    good = f"model-{digest[:8]}.pth"
+    (served / good).write_bytes(payload)
+    target = tmp_path / "cache" / good
+    fetch(f"{base}/{good}", target)
+    assert target.read_bytes() == payload
+    # a file whose content is not the one its name promises is refused, and nothing is left
+    bad = "model-deadbeef.pth"
+    (served / bad).write_bytes(payload)
+    with pytest.raises(DownloadError, match="deadbeef"):
+        fetch(f"{base}/{bad}", tmp_path / "cache" / bad)
+    assert not (tmp_path / "cache" / bad).exists()
+    with pytest.raises(DownloadError):
+        fetch(f"{base}/absent-12345678.pth", tmp_path / "cache" / "absent-12345678.pth")

@@ -331,10 +331,14 @@ def test_corrupt_files_are_skipped_or_refused_under_strict(
     _assert_refused(code, err, tmp_path, "broken.png")
 
 
-def test_wrong_channel_count(default_onnx: Path, tmp_path: Path) -> None:
+def test_wrong_channel_count_under_strict(default_onnx: Path, tmp_path: Path) -> None:
+    # without --strict, RGB images are converted to L for this 1-channel model (tested with
+    # the other modes in test_real_datasets.py); --strict refuses before calibrating
     data = write_image_folder(tmp_path / "rgb", {"a": 2}, size=8, mode="RGB")
-    code, _, err = _cli("quantize", default_onnx, "-o", tmp_path / "out.onnx", "--calib", data)
-    _assert_refused(code, err, tmp_path, "the model takes 1 channel")
+    code, _, err = _cli(
+        "quantize", default_onnx, "-o", tmp_path / "out.onnx", "--calib", data, "--strict"
+    )
+    _assert_refused(code, err, tmp_path, "RGB image, the model takes L")
 
 
 def test_nan_in_npy(default_onnx: Path, tmp_path: Path) -> None:

@@ -240,7 +240,7 @@ def test_run_fills_what_it_supplies_from_the_data_section(tmp_path: Path) -> Non
     config = _toml(
         tmp_path,
         "[data]\ncalibration = 'c'\nevaluation = 'e'\ncalib_samples = 8\neval_samples = 9\n"
-        "seed = 3\n[[quantize]]\nname = 'a'\n",
+        "seed = 3\nevaluation_labels = 'val.txt'\n[[quantize]]\nname = 'a'\n",
     )
     options = config.quantize_options(config.quantize[0])
     filled = {f: getattr(options, f) for f in RUN_SUPPLIED}
@@ -250,6 +250,7 @@ def test_run_fills_what_it_supplies_from_the_data_section(tmp_path: Path) -> Non
         "seed": 3,
         "eval_data": "e",
         "eval_samples": 9,
+        "eval_labels": Path("val.txt"),
         "max_drop": None,  # added at the stage, where it can be measured
         "preprocessing": None,  # the exported model's manifest carries it
     }

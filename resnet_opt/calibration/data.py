@@ -16,16 +16,14 @@ from dataclasses import dataclass, field
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from resnet_opt.calibration import preprocess
+from resnet_opt.calibration import images, preprocess
+from resnet_opt.calibration.images import ModeTally
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.errors import ResnetOptError, UsageError
-
-if TYPE_CHECKING:
-    from PIL import Image
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +89,8 @@ class ImageFolderSource:
     labels: tuple[int, ...] | None
     class_names: tuple[str, ...] | None
     skipped_on_scan: tuple[tuple[str, str], ...] = ()
+    strict: bool = False  # refuse an image in another mode than the model's (no conversion)
+    conversions: ModeTally = field(default_factory=ModeTally, compare=False)
 
     @classmethod
     def open(cls, root: Path, *, strict: bool = False) -> ImageFolderSource:
@@ -140,6 +140,7 @@ class ImageFolderSource:
             labels=tuple(labels) if labels is not None else None,
             class_names=names,
             skipped_on_scan=tuple(skipped),
+            strict=strict,
         )
 
     @property
@@ -154,29 +155,7 @@ class ImageFolderSource:
         return str(self.files[index].relative_to(self.root))
 
     def load(self, index: int, contract: PreprocessContract) -> tuple[np.ndarray, int | None]:
-        import warnings
-
-        from PIL import Image, UnidentifiedImageError
-
-        path = self.files[index]
-        try:
-            with warnings.catch_warnings():
-                # Pillow warns between its pixel limit and twice it, and raises above: both are
-                # the same refusal here, one line naming the file (a hostile image must not
-                # take the host's memory, nor print a traceback)
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(path) as image:
-                    image.load()
-                    x = preprocess.apply(
-                        contract, _to_mode(image, contract, self.sample_name(index))
-                    )
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise SampleError(
-                f"{self.sample_name(index)}: too many pixels to decode safely "
-                f"(Pillow's decompression-bomb limit is {Image.MAX_IMAGE_PIXELS} pixels)"
-            ) from exc
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            raise SampleError(f"{self.sample_name(index)}: cannot decode image ({exc})") from exc
+        x = _load_image(self.files[index], self.sample_name(index), contract, self)
         label = self.labels[index] if self.labels is not None else None
         return x, label
 
@@ -190,21 +169,168 @@ class ImageFolderSource:
         return digest.hexdigest()
 
 
-# Pillow modes by channel count: converting within a group is lossless by convention (palette,
-# alpha, CMYK); converting between channel counts would invent or discard colour, so it is an
-# error for the whole run (the data does not fit the model), not a skipped sample.
-_GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "La"})
+class _ImageFiles(Protocol):
+    @property
+    def strict(self) -> bool: ...
+
+    @property
+    def conversions(self) -> ModeTally: ...
 
 
-def _to_mode(image: Image.Image, contract: PreprocessContract, name: str) -> Image.Image:
-    grey = image.mode in _GREY_MODES
-    if contract.channels == 3 and grey:
-        raise ResnetOptError(f"{name}: grayscale image ({image.mode}), the model takes 3 channels")
-    if contract.channels == 1 and not grey and image.mode != "P":
-        raise ResnetOptError(f"{name}: {image.mode} image, the model takes 1 channel (grayscale)")
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        raise ResnetOptError(f"{name}: {image.mode} images (16-bit/float) are not supported")
-    return image.convert(contract.color_mode)
+def _load_image(
+    path: Path, name: str, contract: PreprocessContract, source: _ImageFiles
+) -> np.ndarray:
+    """One image file as the network input: decoded into the model's mode by the one rule
+    (`calibration.images`), conversions counted in the source; a file that cannot be decoded
+    is a SampleError (skipped, or refused under --strict)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = images.decode(
+            path, name, contract.color_mode, strict=source.strict, tally=source.conversions
+        )
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise SampleError(
+            f"{name}: too many pixels to decode safely "
+            f"(Pillow's decompression-bomb limit is {Image.MAX_IMAGE_PIXELS} pixels)"
+        ) from exc
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise SampleError(f"{name}: cannot decode image ({exc})") from exc
+    with image:
+        return preprocess.apply(contract, image)
+
+
+def converted_modes(source: DataSource) -> dict[str, int]:
+    """{original mode: images} that `source` converted to the model's mode so far ({} for
+    sources that hold no image files)."""
+    tally = getattr(source, "conversions", None)
+    return tally.counts() if isinstance(tally, ModeTally) else {}
+
+
+def check_modes(source: DataSource, contract: PreprocessContract) -> None:
+    """--strict, checked up front: every image file of `source` is in the model's mode already
+    (read from its header, no pixels decoded); the first that is not is refused by name."""
+    files = getattr(source, "files", None)
+    if not isinstance(source, ImageFolderSource | LabelListSource) or files is None:
+        return
+    target = contract.color_mode
+    for index, path in enumerate(files):
+        mode = images.header_mode(path)
+        if mode is not None and mode != target:
+            raise images.ImageModeError(
+                f"{source.sample_name(index)}: {mode} image, the model takes {target} (--strict "
+                "refuses converting; leave --strict off to convert as torchvision does)"
+            )
+
+
+def report_conversions(source: DataSource, contract: PreprocessContract, stage: str) -> str | None:
+    """Say once, on stderr, how many images `stage` converted from which mode; the same line is
+    returned for the stage's result or manifest (None when nothing was converted)."""
+    from resnet_opt.console import say
+
+    line = images.describe(converted_modes(source), contract.color_mode)
+    if line is not None:
+        say(f"{stage}: {line}")
+    return line
+
+
+# -- a flat folder with a label list -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelListSource:
+    """A flat image folder and a label list file, as ImageNet's validation set comes: one
+    `FILE LABEL` line per image (`ILSVRC2012_val_00000001.JPEG 65`, Caffe's val.txt), FILE
+    relative to the folder. LABEL is the model's class index (all lines), or a class name or
+    WordNet id matched through the model's labels as class folders are. Images of the folder
+    that the list does not name are not used; a name with no file is refused when opened."""
+
+    root: Path
+    list_file: Path
+    files: tuple[Path, ...]
+    labels: tuple[int, ...]
+    class_names: tuple[str, ...] | None  # None: LABEL is the model's class index
+    skipped_on_scan: tuple[tuple[str, str], ...] = ()
+    strict: bool = False
+    conversions: ModeTally = field(default_factory=ModeTally, compare=False)
+
+    @classmethod
+    def open(cls, root: Path, list_file: Path, *, strict: bool = False) -> LabelListSource:
+        if not root.is_dir():
+            raise ResnetOptError(f"{root}: no such folder (the images of {list_file})")
+        if not list_file.is_file():
+            raise ResnetOptError(f"{list_file}: no such label list file")
+        try:
+            lines = list_file.read_text(encoding="utf-8-sig").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ResnetOptError(f"{list_file}: cannot read ({exc})") from exc
+        entries: list[tuple[str, str]] = []
+        for number, line in enumerate(lines, 1):
+            parts = line.replace(",", " ").split()
+            if not parts:
+                continue
+            if len(parts) != 2:
+                raise ResnetOptError(
+                    f"{list_file}:{number}: expected 'FILE LABEL' (e.g. "
+                    f"'ILSVRC2012_val_00000001.JPEG 65'), got {line.strip()!r}"
+                )
+            entries.append((parts[0], parts[1]))
+        if not entries:
+            raise ResnetOptError(f"{list_file}: no 'FILE LABEL' lines")
+        names = [name for name, _ in entries]
+        repeated = [n for n, count in Counter(names).items() if count > 1]
+        if repeated:
+            raise ResnetOptError(f"{list_file}: {repeated[0]} is listed twice")
+        files = tuple(root / name for name in names)
+        missing = [name for name, path in zip(names, files, strict=True) if not path.is_file()]
+        if missing:
+            shown = ", ".join(missing[:3]) + (" …" if len(missing) > 3 else "")
+            raise ResnetOptError(
+                f"{list_file}: {len(missing)} of its {len(names)} files are not in {root}: {shown}"
+            )
+        texts = [label for _, label in entries]
+        class_names: tuple[str, ...] | None
+        if all(t.isdigit() for t in texts):
+            class_names, indices = None, tuple(int(t) for t in texts)
+        else:
+            class_names = tuple(sorted(set(texts)))
+            position = {n: i for i, n in enumerate(class_names)}
+            indices = tuple(position[t] for t in texts)
+        listed = {path.resolve() for path in files}
+        unlisted = [
+            (p.name, "not in the label list")
+            for p in sorted(root.iterdir())
+            if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and p.resolve() not in listed
+        ]
+        if unlisted:
+            log.warning("%s: %d image(s) not in %s, not used", root, len(unlisted), list_file)
+        return cls(root, list_file, files, indices, class_names, tuple(unlisted), strict)
+
+    @property
+    def description(self) -> str:
+        return (
+            f"image folder {self.root} with labels {self.list_file.name} ({len(self.files)} images)"
+        )
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def sample_name(self, index: int) -> str:
+        return self.files[index].name
+
+    def load(self, index: int, contract: PreprocessContract) -> tuple[np.ndarray, int | None]:
+        x = _load_image(self.files[index], self.sample_name(index), contract, self)
+        return x, self.labels[index]
+
+    def fingerprint(self, indices: Sequence[int]) -> str:
+        digest = hashlib.sha256(b"label-list\0")
+        for i in indices:
+            digest.update(self.sample_name(i).encode() + b"\0")
+            digest.update(hashlib.sha256(self.files[i].read_bytes()).digest())
+            digest.update(self.labels[i].to_bytes(4, "little"))
+            if self.class_names is not None:
+                digest.update(self.class_names[self.labels[i]].encode() + b"\0")
+        return digest.hexdigest()
 
 
 # -- arrays ------------------------------------------------------------------------------------
@@ -360,9 +486,22 @@ def load_bundled_split(split: Split) -> tuple[np.ndarray, np.ndarray]:
 # -- opening and streaming ---------------------------------------------------------------------
 
 
-def open_source(spec: str | Path, *, default_split: Split, strict: bool = False) -> DataSource:
-    """DATA as the CLI takes it: `default[:split]`, a folder, or a .npy/.npz file."""
+def open_source(
+    spec: str | Path,
+    *,
+    default_split: Split,
+    strict: bool = False,
+    labels: str | Path | None = None,
+) -> DataSource:
+    """DATA as the CLI takes it: `default[:split]`, a folder, or a .npy/.npz file; with
+    `labels` (a `FILE LABEL` list, `--data-labels`), a flat folder of the images it names."""
     text = str(spec)
+    if labels is not None:
+        if not Path(text).is_dir():
+            raise ResnetOptError(
+                f"{text}: a label list ({labels}) goes with a folder of the images it names"
+            )
+        return LabelListSource.open(Path(text), Path(labels), strict=strict)
     if text == DEFAULT_SPEC or text.startswith(DEFAULT_SPEC + ":"):
         name = text.partition(":")[2] or default_split.value
         try:
@@ -446,15 +585,13 @@ class BatchStream:
         return Batch(np.stack(xs), labels, np.asarray(kept, dtype=np.int64))
 
 
-def _warn_ambiguous(source: DataSource, labels: Sequence[str], names: Sequence[str]) -> None:
+def _warn_ambiguous(source: DataSource, keys: dict[str, list[int]], names: Sequence[str]) -> None:
     """Say when a data class name matches several model classes: its images are scored against
     one of them only, and accuracy reads low for no visible reason."""
-    counts = Counter(labels)
-    shared = [n for n in names if counts[n] > 1]
+    shared = [n for n in names if len(keys.get(n, ())) > 1]
     if shared:
         shown = ", ".join(
-            f"{n!r} (classes {', '.join(str(i) for i, x in enumerate(labels) if x == n)})"
-            for n in shared[:3]
+            f"{n!r} (classes {', '.join(str(i) for i in keys[n])})" for n in shared[:3]
         )
         log.warning(
             "%s: class names do not map one-to-one onto the model's labels: %s; images of such "
@@ -464,16 +601,36 @@ def _warn_ambiguous(source: DataSource, labels: Sequence[str], names: Sequence[s
         )
 
 
+NO_LABELS_HINT = (
+    "give the model its labels (resnet-opt import MODEL.onnx --labels FILE …, or export "
+    "--labels FILE) to match classes by name or WordNet id"
+)
+
+
+def _class_indices(source: DataSource) -> np.ndarray | None:
+    """The labels of a source whose labels are the model's class indices already (an array
+    file, a label list of numbers), else None."""
+    if isinstance(source, ArraySource):
+        return source.labels
+    if isinstance(source, LabelListSource) and source.class_names is None:
+        return np.asarray(source.labels, dtype=np.int64)
+    return None
+
+
 def label_map(source: DataSource, contract: PreprocessContract) -> np.ndarray:
     """Source label index → model class index, refusing classes the model does not have.
 
-    With class labels in the contract, folder classes are matched by name; without, the source
-    must have exactly the model's number of classes, matched in sorted order. An array file's
-    labels are class indices already, refused when out of the model's range.
+    With class labels in the contract, data classes (folders, or a label list's names) are
+    matched by name or WordNet id (`models.labels.match_keys`), so a folder may hold any subset
+    of the model's classes; without, the source must have exactly the model's number of classes,
+    matched in sorted order. Labels that are class indices already (an array file, a numeric
+    label list) are refused when out of the model's range.
     """
+    from resnet_opt.models.labels import match_keys
+
     names = source.class_names
     if names is None:
-        indices = source.labels if isinstance(source, ArraySource) else None
+        indices = _class_indices(source)
         if indices is None:
             raise ResnetOptError(
                 f"{source.description}: has no labels; accuracy needs labelled data"
@@ -486,15 +643,21 @@ def label_map(source: DataSource, contract: PreprocessContract) -> np.ndarray:
             )
         return np.arange(contract.num_classes, dtype=np.int64)
     if contract.labels is not None:
-        position = {label: i for i, label in enumerate(contract.labels)}
-        _warn_ambiguous(source, contract.labels, names)
-        unknown = [n for n in names if n not in position]
+        keys = match_keys(contract.labels, contract.class_ids)
+        _warn_ambiguous(source, keys, names)
+        unknown = [n for n in names if n not in keys]
         if unknown:
             shown = ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else "")
-            raise ResnetOptError(f"{source.description}: classes not known to the model: {shown}")
-        return np.asarray([position[n] for n in names], dtype=np.int64)
+            by = "name or WordNet id" if contract.class_ids is not None else "name"
+            raise ResnetOptError(
+                f"{source.description}: classes not known to the model: {shown} "
+                f"({len(unknown)} of {len(names)}, matched by {by}; the model's labels begin "
+                f"{', '.join(contract.labels[:3])})"
+            )
+        return np.asarray([keys[n][-1] for n in names], dtype=np.int64)
     if len(names) != contract.num_classes:
         raise ResnetOptError(
-            f"{source.description}: {len(names)} classes, the model has {contract.num_classes}"
+            f"{source.description}: {len(names)} classes, the model has {contract.num_classes} "
+            f"and no labels to match them by; {NO_LABELS_HINT}"
         )
     return np.arange(len(names), dtype=np.int64)

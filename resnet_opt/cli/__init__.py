@@ -10,7 +10,7 @@ every command, in the order `--help` lists them (hence no import sorting here).
 from __future__ import annotations
 
 # isort: off
-from resnet_opt.cli import info, export, fold, quantize, evaluate  # noqa: F401
+from resnet_opt.cli import info, export, import_model, fold, quantize, evaluate  # noqa: F401
 from resnet_opt.cli import build, build_tensorrt, build_onnxruntime, build_openvino  # noqa: F401
 from resnet_opt.cli import bench, bundle, compare, report, run  # noqa: F401
 from resnet_opt.cli.app import app, main

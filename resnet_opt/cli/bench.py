@@ -72,6 +72,13 @@ Data = Annotated[
         "(bundled test split)."
     ),
 ]
+DataLabels = Annotated[
+    Path | None,
+    typer.Option(
+        help="A label list, one 'FILE LABEL' line per image (ImageNet's val.txt): --data is "
+        "then a flat folder of those images."
+    ),
+]
 NoAccuracy = Annotated[
     bool, typer.Option("--no-accuracy", help="Time only (seeded random input batch).")
 ]
@@ -116,6 +123,7 @@ def bench_command(
     min_iterations: MinIterations = 10,
     threads: Threads = None,
     data: Data = "default",
+    data_labels: DataLabels = None,
     no_accuracy: NoAccuracy = False,
     samples: SamplesOption = None,
     seed: Seed = 0,

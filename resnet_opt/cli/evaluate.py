@@ -29,6 +29,13 @@ Data = Annotated[
         help="Image folder (class subfolders), .npy/.npz, or 'default' (bundled test split)."
     ),
 ]
+DataLabels = Annotated[
+    Path | None,
+    typer.Option(
+        help="A label list, one 'FILE LABEL' line per image (ImageNet's val.txt): --data is "
+        "then a flat folder of those images. LABEL: class index, name or WordNet id."
+    ),
+]
 Reference = Annotated[
     Path | None,
     typer.Option(help="Reference artifact (e.g. the FP32 source) for agreement and drop."),
@@ -48,6 +55,7 @@ def eval_command(
     ctx: typer.Context,
     model: Model,
     data: Data = "default",
+    data_labels: DataLabels = None,
     reference: Reference = None,
     samples: SamplesOption = None,
     seed: Seed = 0,

@@ -21,15 +21,17 @@ Model = Annotated[
         "--model",
         "-m",
         help="Architecture name (resnet18…resnet152, resnext50_32x4d, wide_resnet50_2, "
-        "resnet20…resnet110, resnet20-digits), FILE.py:FACTORY, PACKAGE.MODULE:FACTORY, or "
-        "a TorchScript file (default: the bundled ResNet-20 on digits).",
+        "resnet20…resnet110, resnet20-digits), timm:NAME (its pretrained_cfg preprocessing), "
+        "FILE.py:FACTORY, PACKAGE.MODULE:FACTORY, or a TorchScript file (default: the "
+        "bundled ResNet-20 on digits).",
     ),
 ]
 Weights = Annotated[
     str | None,
     typer.Option(
         help="Checkpoint (state_dict) path, a torchvision weights name (IMAGENET1K_V2, "
-        "DEFAULT) from the local torch cache, or none (random init)."
+        "DEFAULT; downloaded into the torch cache on first use), pretrained (timm's weights), "
+        "or none (random init)."
     ),
 ]
 Output = Annotated[
@@ -50,7 +52,11 @@ Filter = Annotated[
     ),
 ]
 Labels = Annotated[
-    str | None, typer.Option(help="Class labels: a text file (one per line) or a,b,c.")
+    str | None,
+    typer.Option(
+        help="Class labels: a text file (one per line, or ImageNet's 'n01440764 tench, …' "
+        "lines) or a,b,c."
+    ),
 ]
 NumClasses = Annotated[
     int | None,
@@ -155,8 +161,10 @@ def _contract(
     """The preprocessing the command line overrides (None: the model's own)."""
     from resnet_opt.cli.params import optional_choice
     from resnet_opt.core.contract import Interpolation, parse_floats
-    from resnet_opt.models.contract import ContractOptions, parse_labels, parse_size
+    from resnet_opt.models.contract import ContractOptions, parse_size
+    from resnet_opt.models.labels import parse_class_labels
 
+    classes = parse_class_labels(labels) if labels is not None else None
     return ContractOptions(
         input_size=input_size,
         channels=channels,
@@ -165,7 +173,8 @@ def _contract(
         resize=parse_size(resize, "--resize") if resize is not None else None,
         crop=parse_size(crop, "--crop") if crop is not None else None,
         interpolation=optional_choice(Interpolation, interpolation, "--interpolation"),
-        labels=parse_labels(labels) if labels is not None else None,
+        labels=classes.names if classes is not None else None,
+        class_ids=classes.ids if classes is not None else None,
     )
 
 

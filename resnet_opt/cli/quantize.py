@@ -74,6 +74,13 @@ Eval = Annotated[
         "(default: the bundled test split for the bundled model).",
     ),
 ]
+EvalLabels = Annotated[
+    Path | None,
+    typer.Option(
+        help="A label list, one 'FILE LABEL' line per image (ImageNet's val.txt): --eval is "
+        "then a flat folder of those images. LABEL: class index, name or WordNet id."
+    ),
+]
 EvalSamples = Annotated[
     int | None, typer.Option(min=1, help="Score a seeded subset of this many images.")
 ]
@@ -138,6 +145,7 @@ def quantize_command(
     seed: Seed = 0,
     calib_cache: CalibCache = None,
     eval_data: Eval = None,
+    eval_labels: EvalLabels = None,
     eval_samples: EvalSamples = None,
     max_drop: MaxDrop = None,
     accuracy_budget: AccuracyBudget = None,

@@ -49,6 +49,9 @@ class PreprocessContract:
     num_classes: int
     labels: tuple[str, ...] | None = None
     layout: str = "NCHW"
+    # WordNet ids of the classes (ImageNet's n01440764 …), when the labels came with them: data
+    # class folders are matched by label or by id
+    class_ids: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -81,6 +84,10 @@ class PreprocessContract:
             raise ResnetOptError(
                 f"{len(self.labels)} class labels given for a model with {self.num_classes} classes"
             )
+        if self.class_ids is not None and (
+            self.labels is None or len(self.class_ids) != len(self.labels)
+        ):
+            raise ResnetOptError("class ids need a label for each class")
         if self.layout != "NCHW":
             raise ResnetOptError(f"layout {self.layout!r} is not supported (NCHW only)")
 
@@ -100,6 +107,9 @@ class PreprocessContract:
         data["mean"] = list(self.mean)
         data["std"] = list(self.std)
         data["labels"] = list(self.labels) if self.labels is not None else None
+        data["class_ids"] = list(self.class_ids) if self.class_ids is not None else None
+        if self.class_ids is None:  # manifests without ids read as before
+            data.pop("class_ids")
         return data
 
     @classmethod
@@ -116,12 +126,14 @@ class PreprocessContract:
             num_classes=int(data["num_classes"]),
             labels=tuple(str(x) for x in labels) if labels is not None else None,
             layout=str(data.get("layout", "NCHW")),
+            class_ids=tuple(str(x) for x in ids) if (ids := data.get("class_ids")) else None,
         )
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the network input (labels excluded)."""
         data = self.to_dict()
         data.pop("labels")
+        data.pop("class_ids", None)
         return sha256_json(data)
 
 

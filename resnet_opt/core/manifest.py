@@ -44,6 +44,7 @@ _TOOLS = (
 
 class Stage(str, Enum):
     EXPORT = "export"
+    IMPORT = "import"  # a foreign ONNX given its contract and labels (`resnet-opt import`)
     FOLD = "fold"
     QUANTIZE = "quantize"
     BUILD = "build"
@@ -224,8 +225,10 @@ def read_manifest(artifact: Path, *, required: bool = True) -> Manifest | None:
     if not path.is_file():
         if required:
             raise ResnetOptError(
-                f"{artifact}: no manifest {path.name} beside it; produce the file with "
-                "resnet-opt (export/fold/quantize/build) or pass the options it would hold"
+                f"{artifact}: no manifest {path.name} beside it; for an ONNX from elsewhere, "
+                "describe its preprocessing and labels once with `resnet-opt import "
+                f"{artifact.name} --input-size N --mean R,G,B --std R,G,B [--resize N --crop N] "
+                "[--labels FILE]`, or produce the file with resnet-opt (export/fold/quantize)"
             )
         return None
     try:

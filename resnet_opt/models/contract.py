@@ -10,11 +10,10 @@ different input size expects the recipe to follow, not an error about a 224 crop
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Final, Literal
 
 from resnet_opt.core.contract import IMAGENET_MEAN, IMAGENET_STD, Interpolation, PreprocessContract
-from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.errors import UsageError
 
 NONE: Final = "none"
 SizeOption = int | Literal["none"] | None  # a size, explicitly none, or not given
@@ -37,6 +36,7 @@ class ContractTemplate:
     interpolation: Interpolation
     labels: tuple[str, ...] | None = None
     origin: str = ""
+    class_ids: tuple[str, ...] | None = None  # WordNet ids of the labels, when known
 
     @classmethod
     def of(cls, contract: PreprocessContract, origin: str) -> ContractTemplate:
@@ -50,6 +50,7 @@ class ContractTemplate:
             interpolation=contract.interpolation,
             labels=contract.labels,
             origin=origin,
+            class_ids=contract.class_ids,
         )
 
 
@@ -106,6 +107,7 @@ class ContractOptions:
     crop: SizeOption = None
     interpolation: Interpolation | None = None
     labels: tuple[str, ...] | None = None
+    class_ids: tuple[str, ...] | None = None  # the WordNet ids of `labels`' file, if it had them
 
     def given(self) -> dict[str, object]:
         """The options the user set, for the manifest."""
@@ -152,6 +154,11 @@ def resolve_contract(
         interpolation=options.interpolation or t.interpolation,
         num_classes=num_classes,
         labels=options.labels if options.labels is not None else t.labels,
+        class_ids=(
+            options.class_ids
+            if options.labels is not None
+            else (t.class_ids if t.labels is not None else None)
+        ),
     )
 
 
@@ -169,39 +176,16 @@ def parse_size(text: str, what: str) -> SizeOption:
 
 
 def parse_labels(text: str) -> tuple[str, ...]:
-    """--labels: a text file with one label per line, or a comma-separated list; a label given
-    twice is refused (data classes are matched by name: one of the two could never be right)."""
-    labels = _read_labels(text)
-    seen: set[str] = set()
-    for i, label in enumerate(labels):
-        if label in seen:
-            first = labels.index(label)
-            raise UsageError(
-                f"--labels: {label!r} is given twice (classes {first} and {i}); labels must be "
-                "unique"
-            )
-        seen.add(label)
-    return labels
+    """--labels: class names from a text file (one name per line, or ImageNet's
+    `n01440764 tench, …` lines, see `models.labels`) or a comma-separated list; a name given
+    twice in a plain list is refused (data classes are matched by name)."""
+    from resnet_opt.models.labels import parse_class_labels
+
+    return parse_class_labels(text).names
 
 
-def _read_labels(text: str) -> tuple[str, ...]:
-    path = Path(text)
-    if path.is_file():
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ResnetOptError(f"{path}: cannot read labels ({exc})") from exc
-        while lines and not lines[-1].strip():
-            lines.pop()
-        labels = tuple(line.strip() for line in lines)
-        if not labels or any(not label for label in labels):
-            raise ResnetOptError(f"{path}: labels file has empty lines (one label per line)")
-        return labels
-    if "," in text:
-        labels = tuple(part.strip() for part in text.split(","))
-        if any(not label for label in labels):
-            raise UsageError(f"--labels: empty label in {text!r}")
-        return labels
-    if path.suffix or "/" in text:
-        raise ResnetOptError(f"{path}: no such labels file")
-    return (text.strip(),)
+def parse_class_ids(text: str) -> tuple[str, ...] | None:
+    """--labels' WordNet ids when the file gives them (None for a plain list of names)."""
+    from resnet_opt.models.labels import parse_class_labels
+
+    return parse_class_labels(text).ids

@@ -25,7 +25,7 @@ from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import InputRef
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
-from resnet_opt.models import torchvision_weights
+from resnet_opt.models import timm_models, torchvision_weights
 from resnet_opt.models.checkpoint import (
     apply_state_dict,
     load_checkpoint,
@@ -46,6 +46,7 @@ class SourceKind(str, Enum):
     FACTORY = "factory"
     TORCHSCRIPT = "torchscript"
     PICKLE = "pickle"
+    TIMM = "timm"  # timm:NAME, through timm.create_model
 
 
 class WeightsKind(str, Enum):
@@ -54,6 +55,7 @@ class WeightsKind(str, Enum):
     BUNDLED = "bundled"  # the default model's committed weights
     RANDOM = "random"  # --weights none on a registry architecture (seeded)
     AS_BUILT = "as-built"  # whatever the factory / TorchScript / pickle file holds
+    HUB = "hub"  # timm's pretrained weights (downloaded by timm on first use)
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,15 @@ class ModelSource:
             weights = self.weights_path
         elif self.weights is WeightsKind.TORCHVISION:
             weights = self.weights_enum
-        elif self.weights is WeightsKind.RANDOM:
+        elif self.weights is WeightsKind.RANDOM or (
+            self.kind is SourceKind.TIMM and self.weights is WeightsKind.AS_BUILT
+        ):
             weights = NO_WEIGHTS
+        elif self.weights is WeightsKind.HUB:
+            weights = timm_models.PRETRAINED
         else:
             weights = None
-        registry = self.kind in (SourceKind.TORCHVISION, SourceKind.REGISTRY)
+        registry = self.kind in (SourceKind.TORCHVISION, SourceKind.REGISTRY, SourceKind.TIMM)
         return ModelRequest(
             model=self.model,
             weights=weights,
@@ -151,7 +157,9 @@ def load_model(request: ModelRequest) -> LoadedModel:
     if spec != spec.strip() or not spec:
         raise ResnetOptError(f"--model {spec!r}: empty or padded with spaces")
     left, sep, right = spec.rpartition(":")
-    if sep and left.endswith(".py"):
+    if timm_models.is_timm_spec(spec):
+        loaded = _load_timm(spec, request)
+    elif sep and left.endswith(".py"):
         loaded = _load_factory_file(Path(left), right, spec, request)
     elif is_onnx(spec):
         raise already_onnx(spec)
@@ -395,11 +403,68 @@ def _from_factory(
         code_sha256=code_sha,
         state_sha256=state_sha256(model),
     )
+    template = (
+        timm_models.template(model, spec)
+        if timm_models.has_pretrained_cfg(model)
+        else _user_template()
+    )
     return LoadedModel(
         module=model,
         name=attr,
         source=source,
-        template=_user_template(),
+        template=template,
+        inputs=tuple(inputs),
+    )
+
+
+# -- timm --------------------------------------------------------------------------------------
+
+
+def _load_timm(spec: str, request: ModelRequest) -> LoadedModel:
+    """`timm:NAME`: timm.create_model, with timm's pretrained weights (`--weights pretrained`,
+    downloaded by timm on first use), a checkpoint file, or none (seeded random init); the
+    contract from the model's pretrained_cfg."""
+    torch = require("torch")
+    name = spec[len(timm_models.PREFIX) :]
+    weights = request.weights
+    if weights is None:
+        raise ResnetOptError(
+            f"{spec}: pass --weights: pretrained (timm's weights, downloaded on first use), a "
+            "checkpoint path, or none for random initialization"
+        )
+    pretrained = weights.lower() == timm_models.PRETRAINED
+    with _seeded(torch, request.seed):
+        module = timm_models.create(name, pretrained=pretrained, num_classes=request.num_classes)
+    inputs: list[InputRef] = []
+    path: Path | None = None
+    sha: str | None = None
+    if pretrained:
+        kind = WeightsKind.HUB
+    elif weights.lower() == NO_WEIGHTS:
+        kind = WeightsKind.RANDOM
+    else:
+        path = Path(weights)
+        checkpoint = load_checkpoint(path, trust_pickle=request.trust_pickle)
+        apply_state_dict(module, checkpoint.state_dict, what=spec, source=path)
+        sha = checkpoint.sha256
+        inputs.append(InputRef(role="weights", path=str(path), sha256=sha))
+        kind = WeightsKind.FILE
+    source = ModelSource(
+        kind=SourceKind.TIMM,
+        model=spec,
+        weights=kind,
+        weights_path=str(path.resolve()) if path else None,
+        weights_sha256=sha,
+        num_classes=request.num_classes,
+        seed=request.seed if kind is WeightsKind.RANDOM else None,
+        trust_pickle=request.trust_pickle,
+        state_sha256=state_sha256(module),
+    )
+    return LoadedModel(
+        module=module,
+        name=name.split(".")[0] or "timm",
+        source=source,
+        template=timm_models.template(module, spec),
         inputs=tuple(inputs),
     )
 

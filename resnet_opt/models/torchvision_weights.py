@@ -1,10 +1,11 @@
-"""torchvision weights enums (IMAGENET1K_V2, DEFAULT …), loaded from the local torch cache only.
+"""torchvision weights enums (IMAGENET1K_V2, DEFAULT …), from torch.hub's cache or downloaded.
 
-resnet-opt never downloads: deployment boxes and CI are often offline, and a download that
-hangs is worse than an error. The cache file is looked up first (torch.hub's folder, which
-follows TORCH_HOME); when absent, the error names the exact file, its URL and where to put it.
-A present file is checked against the hash prefix in its name (as torch.hub does on download),
-so a truncated copy is caught here rather than as a strange unpickling error.
+As torchvision does itself: the cache file is looked up first (torch.hub's folder, which follows
+TORCH_HOME); when absent it is downloaded on first use with torch.hub's own download (a
+progress bar on stderr, the published sha256 prefix in the file name checked, the file moved
+into place only when complete). Offline (or when the download fails), the error names the exact
+file, its URL and where to put it. A present file is checked against the hash prefix in its name
+too, so a truncated copy is caught here rather than as a strange unpickling error.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from urllib.parse import urlparse
 
 from resnet_opt.core.contract import Interpolation
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.models.contract import ContractTemplate
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]+)\.")
@@ -57,15 +58,42 @@ def cached_file(weights: Any) -> Path:
 
 
 def require_cached(arch: str, weights: Any) -> Path:
-    """The cached file of `weights`, or an error saying exactly what to put where."""
+    """The cached file of `weights`, downloaded there first when absent (torch.hub's download,
+    hash-checked), or an error saying exactly what to put where."""
     path = cached_file(weights)
-    if not path.is_file():
+    if path.is_file():
+        return path
+    try:
+        fetch(weights.url, path)
+    except DownloadError as exc:
         raise ResnetOptError(
-            f"{arch} {weights.name} weights are not in the local torch cache and resnet-opt "
-            f"does not download: put {path.name} (from {weights.url}) at {path} "
+            f"{arch} {weights.name} weights are not in the local torch cache and could not be "
+            f"downloaded ({exc}): put {path.name} (from {weights.url}) at {path} "
             "(the folder follows TORCH_HOME), or pass a checkpoint path or --weights none"
-        )
+        ) from exc
     return path
+
+
+class DownloadError(ResnetOptError):
+    """A download failed (no network, refused, or the file is not the published one)."""
+
+
+def fetch(url: str, path: Path) -> None:
+    """`url` downloaded to `path` with torch.hub's download: a progress bar on stderr (not
+    under -q), the sha256 prefix in the file name (torch.hub's convention) checked, and the
+    file moved into place only when complete."""
+    from resnet_opt.console import is_quiet
+
+    torch = require("torch")
+    match = _HASH_IN_NAME.search(Path(urlparse(url).path).name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(
+            url, str(path), hash_prefix=match.group(1) if match else None, progress=not is_quiet()
+        )
+    except (OSError, RuntimeError, ValueError) as exc:  # URLError is an OSError
+        path.unlink(missing_ok=True)
+        raise DownloadError(first_line(exc) or type(exc).__name__) from exc
 
 
 def check_hash_prefix(path: Path, sha256: str) -> None:

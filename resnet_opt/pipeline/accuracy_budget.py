@@ -64,7 +64,9 @@ def meet_budget(
     probe_indices = calib.indices[:SENSITIVITY_SAMPLES]
     probe_stream = BatchStream(calib.source, contract, probe_indices, CALIB_BATCH, options.strict)
     probe = OutputErrorProbe(source.path, [b.x for b in probe_stream], options.threads)
-    ds = open_source(eval_spec, default_split=Split.TEST, strict=options.strict)
+    ds = open_source(
+        eval_spec, default_split=Split.TEST, strict=options.strict, labels=options.eval_labels
+    )
     mapping = label_map(ds, contract)
     eval_indices = select_indices(len(ds), options.eval_samples, options.seed)
     accuracy = AccuracyProbe(

@@ -31,6 +31,7 @@ from resnet_opt.calibration.data import (
     Split,
     label_map,
     open_source,
+    report_conversions,
     select_indices,
 )
 from resnet_opt.core.contract import PreprocessContract
@@ -83,6 +84,7 @@ class BenchOptions:
     budget: Budget = field(default_factory=Budget)
     threads: int | None = None
     data: str | None = "default"
+    data_labels: Path | None = None  # a FILE LABEL list: `data` is a flat folder of its images
     samples: int | None = None
     seed: int = 0
     reference: Path | None = None
@@ -144,7 +146,8 @@ class _Planned:
 def _contract(path: Path, manifest: Manifest) -> PreprocessContract:
     if manifest.preprocessing is None:
         raise ResnetOptError(
-            f"{path}: its manifest has no preprocessing contract; produce it with resnet-opt export"
+            f"{path}: its manifest has no preprocessing contract; produce it with resnet-opt "
+            "export, or describe an ONNX from elsewhere with resnet-opt import"
         )
     return manifest.preprocessing
 
@@ -248,7 +251,14 @@ def _plan(
 
     source = None
     if options.data is not None:
-        source = open_source(options.data, default_split=Split.TEST, strict=options.strict)
+        source = open_source(
+            options.data,
+            default_split=Split.TEST,
+            strict=options.strict,
+            labels=options.data_labels,
+        )
+    elif options.data_labels is not None:
+        raise UsageError("--data-labels needs evaluation data (accuracy is off)")
     given: tuple[Path, str] | None = None
     if options.reference is not None:
         ref_manifest = read_manifest(options.reference)
@@ -674,6 +684,10 @@ def _bench(
     saturating = warning_for([p.path for p in planned if Target.ONNXRUNTIME in p.plan.targets])
     if saturating is not None:
         notes.append(f"warning: {saturating}")
+    if source is not None and planned:
+        converted = report_conversions(source, planned[0].contract, "bench")
+        if converted is not None:
+            notes.append(f"data: {converted}")
     weights = sorted({p.info.weights for p in planned if p.info.weights})
     notes += [f"weights: {w}" for w in weights if f"weights: {w}" not in notes]
     return Report(

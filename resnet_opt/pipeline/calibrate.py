@@ -44,7 +44,14 @@ def calibrate(
     streamed pass (then saved to `calib_cache` if one was named)."""
     from resnet_opt.calibration.cache import CacheKey, load_cache, save_cache
     from resnet_opt.calibration.collect import calibration_tensors, collect_statistics
-    from resnet_opt.calibration.data import BatchStream, Split, open_source, select_indices
+    from resnet_opt.calibration.data import (
+        BatchStream,
+        Split,
+        converted_modes,
+        open_source,
+        report_conversions,
+        select_indices,
+    )
 
     started = time.perf_counter()
     ds = open_source(data, default_split=Split.CALIB, strict=options.strict)
@@ -83,8 +90,10 @@ def calibrate(
         "available": len(ds),
         "seed": options.seed,
         "skipped": len(stats.skipped),
+        "converted": converted_modes(ds),
         "tensors": len(stats.tensors),
         "cache": {"file": cache.name, "reused": reused} if cache is not None else None,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    report_conversions(ds, source.contract, "calibration")
     return Calibration(stats, ds, indices, details)

@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resnet_opt.calibration.data import BatchStream, Split, label_map, open_source, select_indices
+from resnet_opt.calibration.data import (
+    BatchStream,
+    DataSource,
+    Split,
+    check_modes,
+    converted_modes,
+    label_map,
+    open_source,
+    report_conversions,
+    select_indices,
+)
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.core.manifest import Manifest, check_artifact_hash, dump_json, read_manifest
@@ -32,6 +42,7 @@ class EvalOptions:
     the bundled test split) and how to read and run it."""
 
     data: str = "default"
+    data_labels: Path | None = None  # a FILE LABEL list: `data` is a flat folder of its images
     reference: Path | None = None
     contract: PreprocessContract | None = None
     samples: int | None = None
@@ -55,6 +66,8 @@ class Evaluation:
     drop_points: float | None = None  # reference top-1 minus this top-1, in points
     # the int8 instructions of the CPU that measured it (an int8 figure holds for that family)
     cpu_int8_family: str | None = None
+    # {original mode: images} converted to the model's mode (grayscale, CMYK … to RGB)
+    converted: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -66,6 +79,7 @@ class Evaluation:
             "top1_agreement": self.top1_agreement,
             "drop_points": self.drop_points,
             "cpu_int8_family": self.cpu_int8_family,
+            "converted": self.converted or {},
         }
 
 
@@ -85,7 +99,8 @@ def manifest_contract(artifact: Path, manifest: Manifest) -> PreprocessContract:
     if manifest.preprocessing is None:
         raise ResnetOptError(
             f"{artifact}: its manifest has no preprocessing contract; export the model with "
-            "resnet-opt export, or quantize it with --input-size/--mean/--std, which write one"
+            "resnet-opt export, or describe it with resnet-opt import MODEL.onnx --input-size "
+            "N --mean R,G,B --std R,G,B [--labels FILE], which write one"
         )
     return manifest.preprocessing
 
@@ -133,7 +148,7 @@ def _evaluate(
                 f"{reference}: its preprocessing differs from {artifact.name}'s; they cannot "
                 "be compared on the same inputs"
             )
-    source = open_source(options.data, default_split=Split.TEST, strict=options.strict)
+    source = open_evaluation_data(options, contract)
     mapping = label_map(source, contract)
     indices = select_indices(len(source), options.samples, options.seed)
     stream = BatchStream(source, contract, indices, options.batch_size, options.strict)
@@ -147,6 +162,7 @@ def _evaluate(
                 acc, ref_acc, agreement = evaluate_runners(
                     cand_runner, stream, mapping, ref_runner, progress=progress
                 )
+    report_conversions(source, contract, "eval")
     return Evaluation(
         artifact=str(artifact),
         data=source.description,
@@ -156,4 +172,19 @@ def _evaluate(
         top1_agreement=agreement,
         drop_points=None if ref_acc is None else ref_acc.top1 - acc.top1,
         cpu_int8_family=cpu_int8_family().value,
+        converted=converted_modes(source),
     )
+
+
+def open_evaluation_data(options: EvalOptions, contract: PreprocessContract) -> DataSource:
+    """The evaluation data `options` name, checked against `contract` without running anything:
+    its classes must be the model's (by name or WordNet id), a label list's files must exist,
+    and under `strict` every image must be in the model's mode already (its header is read).
+    Quantize runs this before calibrating, so that a mistake costs no calibration pass."""
+    source = open_source(
+        options.data, default_split=Split.TEST, strict=options.strict, labels=options.data_labels
+    )
+    label_map(source, contract)
+    if options.strict:
+        check_modes(source, contract)
+    return source

@@ -35,8 +35,10 @@ from resnet_opt.calibration.data import (
     BatchStream,
     BundledDigitsSource,
     Split,
+    converted_modes,
     label_map,
     open_source,
+    report_conversions,
     select_indices,
 )
 from resnet_opt.core.atomic import staged_outputs
@@ -496,6 +498,7 @@ def _verify_data(
             ref_hits.update(ref, labels)
             cand_hits.update(cand, labels)
     comparison, scale = parity.result(options.tolerance)
+    report_conversions(source, contract, "export")
     accuracy: dict[str, Any] | None = None
     if cand_hits.count:
         accuracy = {
@@ -512,6 +515,7 @@ def _verify_data(
             "data": source.description,
             "fingerprint": source.fingerprint(indices.tolist()),
             "skipped": len(stream.skipped),
+            "converted": converted_modes(source),
         },
         "accuracy": accuracy if accuracy else {"skipped": skipped_reason or "no labels"},
     }

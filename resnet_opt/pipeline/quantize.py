@@ -28,6 +28,7 @@ from resnet_opt.pipeline.quantize_fp16 import quantize_fp16
 from resnet_opt.pipeline.quantize_int8 import quantize_int8
 from resnet_opt.pipeline.quantize_options import (
     QuantizeOptions,
+    calibration_spec,
     check_gates_measurable,
     check_options,
     evaluation_spec,
@@ -36,6 +37,26 @@ from resnet_opt.pipeline.quantize_source import read_source
 
 if TYPE_CHECKING:
     from resnet_opt.calibration.collect import ProgressCallback
+    from resnet_opt.core.contract import PreprocessContract
+
+
+def check_data_up_front(options: QuantizeOptions, contract: PreprocessContract) -> None:
+    """Everything about the data that can be checked without running the model, checked before
+    calibration starts (a wrong evaluation folder must not cost a calibration pass first): the
+    evaluation data's classes are the model's (by name or WordNet id), a label list's files
+    exist, and under `strict` every image of either set is in the model's mode already."""
+    from resnet_opt.calibration.data import Split, check_modes, open_source
+    from resnet_opt.pipeline.evaluate import EvalOptions, open_evaluation_data
+
+    eval_spec = evaluation_spec(options, contract)
+    if eval_spec is not None:
+        open_evaluation_data(
+            EvalOptions(data=eval_spec, data_labels=options.eval_labels, strict=options.strict),
+            contract,
+        )
+    calib_spec = calibration_spec(options, contract)
+    if options.strict and calib_spec is not None:
+        check_modes(open_source(calib_spec, default_split=Split.CALIB, strict=True), contract)
 
 
 class QuantizeGateError(QualityGateError):
@@ -67,6 +88,7 @@ def quantize(
     output = Path(output)
     src = read_source(Path(source), output, options.preprocessing)
     check_gates_measurable(options, evaluation_spec(options, src.contract))
+    check_data_up_front(options, src.contract)
     if options.precision is Precision.FP16:
         result = quantize_fp16(src, output, options, force, progress)
     else:

@@ -40,6 +40,7 @@ def evaluate_artifact(
         artifact,
         options=EvalOptions(
             data=data,
+            data_labels=options.eval_labels,
             reference=source.path,
             contract=source.contract,
             samples=options.eval_samples,

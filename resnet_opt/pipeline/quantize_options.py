@@ -60,6 +60,8 @@ class QuantizeOptions:
     # DATA or "none"; default: the bundled test split if it applies
     eval_data: str | None = field(default=None, metadata={MANIFEST_KEY: "eval"})
     eval_samples: int | None = None
+    # a FILE LABEL list (ImageNet's val.txt): eval_data is then a flat folder of its images
+    eval_labels: Path | None = None
     max_drop: float | None = None
     accuracy_budget: float | None = None  # int8 only
     exclude: tuple[str, ...] = ()
@@ -225,6 +227,11 @@ def check_options(options: QuantizeOptions, names: OptionNames = FLAGS) -> None:
     v.seed(options.seed, key("seed"))
     if any(not part.strip() for part in options.exclude):
         refuse(f"{option('exclude')}: an empty name")
+    if options.eval_labels is not None and options.eval_data in (None, NO_EVAL):
+        refuse(
+            f"{option('eval_labels')} names the labels of {option('eval_data')} DATA (a flat "
+            "folder of the images it lists); give that folder"
+        )
     if options.eval_data == NO_EVAL:
         check_gates_measurable(options, None, names)  # nothing can measure a gate then
 

@@ -67,7 +67,8 @@ def _contract(
     if given is None:
         raise ResnetOptError(
             f"{source}: no manifest with a preprocessing contract beside it; give the "
-            "preprocessing (--input-size, --mean, --std, and --resize/--crop if used) or "
-            "export the model with resnet-opt"
+            "preprocessing (--input-size, --mean, --std, and --resize/--crop if used), describe "
+            "it once with `resnet-opt import` (preprocessing and --labels, for every later "
+            "command), or export the model with resnet-opt"
         )
     return given

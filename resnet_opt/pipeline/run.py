@@ -156,11 +156,17 @@ def run(
     progress: Callable[[], Any] | None = None,
 ) -> RunResult:
     """Run every stage of `config` into `output` (or config.output, or ./resnet-opt-out)."""
+    from resnet_opt.models.sources import is_onnx
     from resnet_opt.pipeline.run_checks import check_run_config
 
+    onnx_source = is_onnx(config.model.source)
+    if onnx_source:
+        _refuse_export_keys(config.model)
     check_run_config(config)  # every value, by its TOML key, before the folder is made
     _check_choices(config)
     contract = _contract_options(config)
+    if onnx_source:
+        _import_options(config.model, contract)  # the contract it needs, before any stage
     folder = Path(output or config.output or DEFAULT_OUTPUT)
     if folder.exists() and not folder.is_dir():
         raise ResnetOptError(f"{folder}: is a file; give a folder for the run's outputs")
@@ -245,10 +251,13 @@ class _Orchestrator:
     # -- export ----------------------------------------------------------------------------
 
     def export(self, contract: Any) -> _Artifact:
+        from resnet_opt.models.sources import is_onnx
         from resnet_opt.pipeline.export import ExportOptions, model_spec
 
         out = self.folder / f"{MODEL_STEM}.onnx"
         model = self.config.model
+        if is_onnx(model.source):
+            return self.import_and_fold(contract)
         source = None if model.source == "default" else model.source
         options = ExportOptions(
             weights=model.weights,
@@ -268,6 +277,34 @@ class _Orchestrator:
             return [out, _manifest(out)], None
 
         self._stage("export", {"model": asdict(model), "files": _model_files(model)}, work)
+        return _Artifact(out, None)
+
+    def import_and_fold(self, contract: Any) -> _Artifact:
+        """An ONNX model.source: imported with [model]'s preprocessing and labels (its own
+        stage), then folded into model.onnx, where export would have written it."""
+        model = self.config.model
+        source = Path(model.source)
+        options = _import_options(model, contract)
+        imported = self.folder / f"{MODEL_STEM}.imported.onnx"
+        out = self.folder / f"{MODEL_STEM}.onnx"
+        if not source.is_file():
+            raise ResnetOptError(f"config: model.source: {source}: no such file")
+
+        def work_import() -> tuple[list[Path], str | None]:
+            from resnet_opt.pipeline.import_model import import_model
+
+            import_model(source, imported, options, force=True)
+            return [imported, _manifest(imported)], None
+
+        def work_fold() -> tuple[list[Path], str | None]:
+            from resnet_opt.pipeline.fold import FoldOptions, fold
+
+            fold(imported, out, FoldOptions(), force=True)
+            return [out, _manifest(out)], None
+
+        key = {"model": asdict(model), "files": _model_files(model)}
+        self._stage("import", {**key, "source": self.state.digest(source)}, work_import)
+        self._stage("fold", {"input": self.state.digest(imported)}, work_fold)
         return _Artifact(out, None)
 
     # -- quantize --------------------------------------------------------------------------
@@ -304,6 +341,7 @@ class _Orchestrator:
             "input": self.state.digest(source.path),
             "calibration": self._data_key(options.calib),
             "evaluation": self._data_key(options.eval_data),
+            "evaluation_labels": _file_key(options.eval_labels),
         }
         self._stage(f"quantize {variant.name}", key, work)
         return _Artifact(out, variant)
@@ -395,6 +433,7 @@ class _Orchestrator:
             "bench": asdict(cfg),
             "artifacts": {str(p.name): self.state.digest(p) for p in artifacts},
             "evaluation": self._data_key(data) if data is not None else None,
+            "evaluation_labels": _file_key(self.config.data.evaluation_labels),
             "samples": self.config.data.eval_samples,
         }
         outcome = self._stage("bench", key, work)
@@ -433,6 +472,7 @@ class _Orchestrator:
             ),
             threads=cfg.threads,
             data=data,
+            data_labels=_labels_path(self.config.data.evaluation_labels),
             samples=self.config.data.eval_samples,
             seed=self.config.data.seed,
             plot_batch=cfg.plot_batch,
@@ -482,7 +522,8 @@ def _choice(enum: type[E], value: str, where: str) -> E:
 
 def _contract_options(config: RunConfig) -> Any:
     from resnet_opt.core.contract import Interpolation
-    from resnet_opt.models.contract import ContractOptions, parse_labels, parse_size
+    from resnet_opt.models.contract import ContractOptions, parse_size
+    from resnet_opt.models.labels import parse_class_labels
 
     m = config.model
 
@@ -494,6 +535,7 @@ def _contract_options(config: RunConfig) -> Any:
     interpolation = None
     if m.interpolation is not None:
         interpolation = _choice(Interpolation, m.interpolation, "model.interpolation")
+    classes = parse_class_labels(m.labels) if m.labels is not None else None
     return ContractOptions(
         input_size=m.input_size,
         channels=m.channels,
@@ -502,7 +544,47 @@ def _contract_options(config: RunConfig) -> Any:
         resize=size(m.resize, "resize"),
         crop=size(m.crop, "crop"),
         interpolation=interpolation,
-        labels=parse_labels(m.labels) if m.labels is not None else None,
+        labels=classes.names if classes is not None else None,
+        class_ids=classes.ids if classes is not None else None,
+    )
+
+
+# [model] keys that only export reads: refused with an ONNX model.source
+_EXPORT_ONLY = ("weights", "num_classes", "channels", "batch", "opset")
+
+
+def _refuse_export_keys(model: Any) -> None:
+    """[model] keys that only export reads, refused with an ONNX model.source."""
+    given = [k for k in _EXPORT_ONLY if getattr(model, k) is not None] + (
+        ["trust_pickle"] if model.trust_pickle else []
+    )
+    if given:
+        raise UsageError(
+            f"config: model.{given[0]} applies to export; model.source is an ONNX file, which "
+            "run imports and folds instead of exporting"
+        )
+
+
+def _import_options(model: Any, contract: Any) -> Any:
+    """[model]'s preprocessing and labels for an ONNX model.source, as `import` takes them."""
+    from resnet_opt.pipeline.import_model import ImportOptions
+
+    missing = [k for k in ("input_size", "mean", "std") if getattr(contract, k) is None]
+    if missing:
+        raise UsageError(
+            f"config: model.source is an ONNX file without a manifest of its own: set "
+            f"{', '.join('model.' + k for k in missing)} (and resize, crop, interpolation, "
+            "labels as it was trained), which run writes into its manifest"
+        )
+    return ImportOptions(
+        input_size=contract.input_size,
+        mean=contract.mean,
+        std=contract.std,
+        resize=contract.resize,
+        crop=contract.crop,
+        interpolation=contract.interpolation or ImportOptions().interpolation,
+        labels=contract.labels,
+        class_ids=contract.class_ids,
     )
 
 
@@ -518,6 +600,17 @@ def _model_files(model: Any) -> dict[str, str]:
 
         files["bundled"] = default_model().weights_sha256
     return files
+
+
+def _labels_path(text: str | None) -> Path | None:
+    return Path(text) if text else None
+
+
+def _file_key(path: str | Path | None) -> str | None:
+    """Content hash of a label list (None: none given)."""
+    if not path:
+        return None
+    return sha256_file(Path(path)) if Path(path).is_file() else str(path)
 
 
 def _data_fingerprint(spec: str | None) -> str:

@@ -45,9 +45,15 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """What `export` is given: the model and its preprocessing (None: the model's default)."""
+    """What `export` is given: the model and its preprocessing (None: the model's default).
 
-    source: str = "default"  # registry name, FILE.py:FACTORY, PKG.MOD:FACTORY, TorchScript file
+    An ONNX `source` (a model from another toolchain) skips export: `run` imports it with the
+    preprocessing and labels of this table (input_size, mean and std required) and starts at
+    fold; the keys only export reads (weights, trust_pickle, num_classes, channels, batch,
+    opset) are refused with it."""
+
+    # registry name, FILE.py:FACTORY, PKG.MOD:FACTORY, timm:NAME, TorchScript file, or an ONNX
+    source: str = "default"
     weights: str | None = None  # checkpoint path, torchvision weights name, or "none"
     trust_pickle: bool = False
     num_classes: int | None = None
@@ -69,6 +75,8 @@ class DataConfig:
 
     calibration: str | None = None
     evaluation: str | None = None
+    # a FILE LABEL list (ImageNet's val.txt): evaluation is then a flat folder of its images
+    evaluation_labels: str | None = None
     calib_samples: int | None = None
     eval_samples: int | None = None
     seed: int = 0
@@ -83,6 +91,7 @@ RUN_SUPPLIED: Mapping[str, str] = MappingProxyType(
         "seed": "data.seed",
         "eval_data": "data.evaluation",
         "eval_samples": "data.eval_samples",
+        "eval_labels": "data.evaluation_labels",
         "max_drop": "gates.max_drop",
         "preprocessing": "model",
     }
@@ -219,6 +228,7 @@ class RunConfig:
             seed=data.seed,
             eval_data=data.evaluation,
             eval_samples=data.eval_samples,
+            eval_labels=Path(data.evaluation_labels) if data.evaluation_labels else None,
         )
 
 
