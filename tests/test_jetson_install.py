@@ -4,6 +4,7 @@ is bounded to what the code supports, and a missing TensorRT on a Jetson says wh
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -219,3 +220,70 @@ def test_arm_server_is_told_the_extra_is_x86_only(monkeypatch: pytest.MonkeyPatc
     advice = install_advice("tensorrt", machine="aarch64")
     assert advice is not None and "x86_64 only" in advice
     assert install_advice("tensorrt", machine="x86_64") is None
+
+
+def _run_instructions(text: str) -> list[str]:
+    """Each RUN instruction of a Dockerfile, its continuation lines joined, comments dropped."""
+    logical, current = [], ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        current += line.rstrip().removesuffix("\\") + " "
+        if not line.rstrip().endswith("\\"):
+            logical.append(current.strip())
+            current = ""
+    return [line[4:] for line in logical if line.upper().startswith("RUN ")]
+
+
+def _loads_tensorrt(command: str) -> bool:
+    """Whether a shell command imports TensorRT (directly, or through resnet-opt's commands that
+    probe it, or a test run)."""
+    return bool(
+        re.search(r"import\s+[\w., ]*\btensorrt\b|from\s+tensorrt\b", command)
+        or re.search(r"\bresnet-opt\s+(info|build|bench|run)\b", command)
+        or re.search(r"\bresnet_opt\.cli\b|\bpytest\b|hardware_report", command)
+    )
+
+
+@pytest.mark.parametrize("dockerfile", ["jetpack6", "jetpack7"])
+def test_dockerfiles_load_tensorrt_only_when_the_container_runs(dockerfile: str) -> None:
+    """libnvinfer needs libraries nvidia-container-runtime mounts from the host only at run time
+    (jetson-containers #902, #1185): `docker build` must not import TensorRT; the entrypoint
+    checks it when the container starts."""
+    text = (ROOT / "docker" / f"Dockerfile.{dockerfile}").read_text()
+    runs = _run_instructions(text)
+    assert runs, "no RUN instruction found"
+    assert [r for r in runs if _loads_tensorrt(r)] == []
+    entry = re.search(r"^ENTRYPOINT \[\"([^\"]+)\"", text, re.M)
+    assert entry is not None and entry.group(1) == "resnet-opt-entrypoint"
+    assert "COPY docker/entrypoint.sh /usr/local/bin/resnet-opt-entrypoint" in text
+    script = (ROOT / "docker" / "entrypoint.sh").read_text()
+    assert 'python -c "import tensorrt"' in script and 'exec resnet-opt "$@"' in script
+
+
+def test_the_build_time_check_is_caught() -> None:
+    """The check above fails on what the Dockerfiles did before (import during the build)."""
+    old = 'RUN pip install "/src[jetson]" && \\\n    python -c "import tensorrt, resnet_opt"\n'
+    assert [r for r in _run_instructions(old) if _loads_tensorrt(r)]
+    assert _loads_tensorrt("resnet-opt info") and not _loads_tensorrt("pip install /src")
+
+
+def test_the_entrypoint_refuses_a_container_without_tensorrt(tmp_path: Path) -> None:
+    """Run with a Python that has no TensorRT: exit 3 and one line naming --runtime nvidia."""
+    shell = shutil.which("sh")
+    if shell is None:
+        pytest.skip("no sh here")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
+    (tmp_path / "tensorrt.py").write_text("raise ImportError('libnvdla_compiler.so: not found')\n")
+    done = subprocess.run(
+        [shell, str(ROOT / "docker" / "entrypoint.sh"), "info"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "libnvdla_compiler.so" in done.stderr and "--runtime nvidia" in done.stderr
