@@ -16,7 +16,11 @@ from tests.fakes.fake_gpu import install as install_double
 
 
 def orin() -> FakeGpu:
+    """An Orin on JetPack 6.1/6.2: TensorRT 10.3, a CUDA 12.6 driver, and the cuda-bindings 12.9
+    the jetson extra installs (the newest 12.x on PyPI)."""
     return FakeGpu(
+        driver_cuda=(12, 6),
+        bindings_cuda=(12, 9),
         tensorrt_version="10.3.0.30",
         gpu_name="Orin",
         compute_capability=(8, 7),

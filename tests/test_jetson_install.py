@@ -19,7 +19,7 @@ from resnet_opt.deps import require
 from resnet_opt.errors import MissingDependencyError
 from resnet_opt.jetson import facts as jetson_facts
 from resnet_opt.jetson.install import jetson_advice
-from resnet_opt.tensorrt.versions import MIN_SUPPORTED
+from resnet_opt.tensorrt.versions import CUDA_EXTRAS, capabilities
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -83,16 +83,34 @@ def test_jetson_extra_picks_cuda_bindings_per_jetpack_line() -> None:
     assert "13.0.3" in bindings("3.12") and "12.9.0" not in bindings("3.12")  # CUDA 13
 
 
-def test_tensorrt_extra_is_for_x86_and_bounded_to_the_supported_versions() -> None:
-    on_jetson = {r.name for r in requirements("tensorrt", _environment("3.10"))}
-    assert "tensorrt" not in on_jetson
-    x86 = [
-        r for r in requirements("tensorrt", _environment("3.11", "x86_64")) if r.name == "tensorrt"
-    ]
-    (spec,) = [r.specifier for r in x86]
-    low = ".".join(map(str, MIN_SUPPORTED))
-    assert low in spec and "10.3.0" in spec and "11.4.1" in spec
-    assert "8.6.1" not in spec and "12.0.0" not in spec  # a later major is not known to work
+@pytest.mark.parametrize(("extra", "major"), [("tensorrt-cu12", 12), ("tensorrt-cu13", 13)])
+def test_tensorrt_extras_are_for_x86_split_by_cuda_and_bounded(extra: str, major: int) -> None:
+    """One extra per CUDA major: NVIDIA's tensorrt-cuNN and cuda-bindings of that major, within
+    the TensorRT releases versions.py knows; none of it asks for TensorRT on a Jetson."""
+    assert CUDA_EXTRAS[major] == extra
+    on_jetson = {r.name for r in requirements(extra, _environment("3.10"))}
+    assert not {n for n in on_jetson if n.startswith("tensorrt")}
+    x86 = requirements(extra, _environment("3.11", "x86_64"))
+    assert "tensorrt" not in {r.name for r in x86}  # the unsplit package picks CUDA 13
+    (spec,) = [r.specifier for r in x86 if r.name == f"tensorrt-cu{major}"]
+    assert "11.4.1" in spec and "12.0.0" not in spec  # a later major is not known to work
+    assert not any(v in spec for v in ("8.6.1", "9.3.0"))
+    assert capabilities(min(spec.filter(["10.0.1", "10.3.0", "10.13.2"]))).version.major == 10
+    (bindings,) = [r.specifier for r in x86 if r.name == "cuda-bindings"]
+    assert f"{major}.9.0" in bindings or f"{major}.0.0" in bindings
+    assert f"{major + 1}.0.0" not in bindings and f"{major - 1}.9.9" not in bindings
+    assert "pycuda" in {r.name for r in x86}
+
+
+def test_no_unsplit_tensorrt_extra() -> None:
+    assert "tensorrt" not in PROJECT["optional-dependencies"]
+    assert set(CUDA_EXTRAS.values()) <= set(PROJECT["optional-dependencies"])
+
+
+def test_gpu_test_extra_holds_only_pytest() -> None:
+    """The gpu tests run from the base install + a TensorRT extra + this (README, GPU tests)."""
+    names = {r.name for r in requirements("gpu-test", _environment("3.11", "x86_64"))}
+    assert "pytest" in names and not names & {"torch", "hypothesis", "ruff", "mypy"}
 
 
 def test_dev_extra_markers_are_valid() -> None:
@@ -142,6 +160,56 @@ def test_pip_resolves_the_jetson_extra_for_aarch64_without_tensorrt(
     assert not [name for name in installed if name.startswith("tensorrt")], installed
     assert installed["cuda-bindings"].startswith("12." if python == "3.10" else "13.")
     assert "onnxruntime" in installed and "onnxruntime-gpu" not in installed
+
+
+def _tensorrt_wheels(extra: str, python: str) -> list[str]:
+    """The extra's requirements for x86_64 Linux and `python`, as pip gets them from
+    `pip install '.[extra]'`, with pycuda left out (sdist only: it compiles on the machine) and
+    NVIDIA's tensorrt-cuNN meta package (an sdist that pins tensorrt_cuNN_bindings and
+    tensorrt_cuNN_libs of its own version; the libs are a stub that downloads from
+    pypi.nvidia.com) replaced by tensorrt-cuNN-bindings with the same bounds: the wheel pip can
+    resolve for another Python, and the one `import tensorrt` loads."""
+    reqs = []
+    for r in requirements(extra, _environment(python, "x86_64")):
+        if r.name == "pycuda":
+            continue
+        name = f"{r.name}-bindings" if r.name.startswith("tensorrt-cu") else r.name
+        reqs.append(f"{name}{r.specifier}")
+    return reqs
+
+
+@pytest.mark.slow
+@pytest.mark.network
+@pytest.mark.parametrize("python", ["3.10", "3.12"])
+@pytest.mark.parametrize(("extra", "major"), sorted((e, m) for m, e in CUDA_EXTRAS.items()))
+def test_pip_resolves_each_tensorrt_extra_to_its_cuda_major(
+    extra: str, major: int, python: str, tmp_path: Path
+) -> None:
+    """pip's own resolver, for x86_64 wheels of Python `python`: the TensorRT and cuda-bindings
+    the extra installs are both built for CUDA `major`, and TensorRT is one versions.py knows."""
+    command = [
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+        "--retries", "1", "--timeout", "20",
+        "--target", str(tmp_path / "target"), "--only-binary=:all:",
+        "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
+        "--platform", "manylinux2014_x86_64", "--python-version", python,
+        "--report", str(tmp_path / "report.json"), *_tensorrt_wheels(extra, python),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0 and not _pypi_reachable():
+        pytest.skip("PyPI is unreachable from here: cannot resolve the extra")
+    assert done.returncode == 0, done.stderr[-2000:]
+    installed = {
+        item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
+        for item in json.loads((tmp_path / "report.json").read_text())["install"]
+    }
+    trt = {n: v for n, v in installed.items() if n.startswith("tensorrt")}
+    assert list(trt) == [f"tensorrt-cu{major}-bindings"], installed
+    capabilities(next(iter(trt.values())))  # a release versions.py knows (10.0 and later)
+    assert next(iter(trt.values())).split(".")[0] in ("10", "11")
+    assert installed["cuda-bindings"].split(".")[0] == str(major), installed
+    other = {f"cu{m}" for m in CUDA_EXTRAS if m != major}
+    assert not [n for n in installed if any(o in n for o in other)], installed
 
 
 # -- the advice when TensorRT is missing on a Jetson ---------------------------------------------
@@ -198,7 +266,7 @@ def test_require_on_a_jetson_does_not_say_pip_install_tensorrt(
 def test_require_off_a_jetson_keeps_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jetson_facts, "SYSTEM_ROOT", TREES / "x86")
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'resnet-opt\[tensorrt\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install '\.\[tensorrt-cu12\]'"):
         require("tensorrt")
 
 
@@ -219,7 +287,24 @@ def test_arm_server_is_told_the_extra_is_x86_only(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(jetson_facts, "SYSTEM_ROOT", TREES / "x86")
     advice = install_advice("tensorrt", machine="aarch64")
     assert advice is not None and "x86_64 only" in advice
-    assert install_advice("tensorrt", machine="x86_64") is None
+
+
+@pytest.mark.parametrize(
+    ("driver", "extra"),
+    [("12.4", "tensorrt-cu12"), ("13.0", "tensorrt-cu13"), ("12.9", "tensorrt-cu12")],
+)
+def test_x86_advice_names_the_extra_of_the_drivers_cuda(
+    driver: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resnet_opt.jetson.install import install_advice
+
+    monkeypatch.setattr(jetson_facts, "SYSTEM_ROOT", TREES / "x86")
+    for module in ("tensorrt", "pycuda.driver", "cuda.bindings.driver"):
+        advice = install_advice(module, machine="x86_64", driver_cuda=driver)
+        assert advice is not None and f"pip install '.[{extra}]'" in advice
+        assert "resnet-opt[" not in advice  # not on the package index
+    none = install_advice("tensorrt", machine="x86_64", driver_cuda=None)
+    assert none is not None and "'.[tensorrt-cu12]'" in none and "'.[tensorrt-cu13]'" in none
 
 
 def _run_instructions(text: str) -> list[str]:

@@ -7,8 +7,9 @@ batch of the engine's profile: pinned host memory, one device buffer per I/O ten
 stream, asynchronous copies, `set_input_shape` + `set_tensor_address` + `execute_async_v3`.
 With `cuda_graph=True` (for bench) each batch size gets its own execution context, set to that
 shape once: its first run is eager (the flushing enqueue TensorRT needs after a shape change),
-then its enqueue is captured into a CUDA graph (cuda-python; pycuda has none) and replayed from
-then on, as NVIDIA's best practices and trtexec do; if the engine cannot be captured, the
+then its enqueue is captured into a CUDA graph (cuda-python's driver API; pycuda has none) and
+replayed from then on, as NVIDIA's best practices and trtexec do; if the engine cannot be
+captured, the
 runner says so once and runs eagerly. With `no_data_transfers=True` (bench's
 `--no-data-transfers`, trtexec's `--noDataTransfers`) a feed of the very same input arrays as
 the previous call is not copied again: the engine runs on the inputs already on the device and
@@ -26,9 +27,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from resnet_opt.core.manifest import Manifest
-from resnet_opt.cuda.graphs import CudaGraph, CudaRuntime, GraphCaptureError, capture, load_runtime
+from resnet_opt.cuda.graphs import (
+    CudaDriver,
+    CudaGraph,
+    GraphCaptureError,
+    capture,
+    check_bindings_fit,
+    load_cuda_driver,
+)
 from resnet_opt.cuda.pycuda_api import Context, DeviceAllocation, Stream, load_driver
-from resnet_opt.deps import require
+from resnet_opt.deps import probe, require
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
 from resnet_opt.runners.loaders import open_artifact
@@ -124,7 +132,8 @@ class TensorRtRunner(RunnerBase):
         self._stream: Stream | None = None
         self._tensors: list[_Tensor] = []
         self._shapes: dict[str, tuple[int, ...]] = {}
-        self._cudart: CudaRuntime | None = None
+        self._cudart: CudaDriver | None = None  # cuda-python's driver API, for CUDA graphs
+        self._bindings_checked = False
         self._graphs: dict[tuple[tuple[int, ...], ...], _ShapeGraph] = {}
         self.graph_fallback: str | None = None  # why the graphs were given up, if they were
         self.profile: BatchProfile | None = None
@@ -143,7 +152,7 @@ class TensorRtRunner(RunnerBase):
         self.profile = profile_of(manifest)
         require("tensorrt")
         if self.cuda_graph:
-            self._cudart = load_runtime()  # before any GPU work: one line if it is missing
+            self._cudart = load_cuda_driver()  # before any GPU work: one line if it is missing
         cuda = load_driver()
         cuda.init()
         self._ctx = cuda.Device(self.device_index).retain_primary_context()
@@ -348,6 +357,9 @@ class TensorRtRunner(RunnerBase):
         self._stream.synchronize()
         context, handle = entry.context, self._stream.handle
         try:
+            if not self._bindings_checked:
+                check_bindings_fit(self._cudart, probe("cuda.bindings")[0] or "")
+                self._bindings_checked = True
             entry.graph = capture(
                 self._cudart, handle, lambda: bool(context.execute_async_v3(handle))
             )

@@ -173,6 +173,16 @@ def probe_device(*, with_tensorrt: bool = True, lib: Any = None) -> DeviceInfo:
     )
 
 
+def pip_extra_row(driver: str | None, *, jetson: bool) -> tuple[str, str | None, str | None]:
+    """`info`'s row naming the resnet-opt extra that fits this driver's CUDA major."""
+    from resnet_opt.tensorrt.versions import extra_for_driver
+
+    choice = extra_for_driver(driver, jetson=jetson)
+    if choice.extra is None:
+        return ("pip extra", None, choice.why)
+    return ("pip extra", f"pip install '.[{choice.extra}]' from the checkout ({choice.why})", None)
+
+
 def nvidia_probes() -> list[tuple[str, str | None, str | None]]:
     """(name, value, why not) rows for `resnet-opt info`: GPU, DLA cores, Jetson release."""
     rows: list[tuple[str, str | None, str | None]] = []
@@ -192,6 +202,7 @@ def nvidia_probes() -> list[tuple[str, str | None, str | None]]:
         cores, problem = probe_dla_cores()
         rows.append(("dla", None if cores is None else f"{cores} cores", problem))
     l4t = l4t_release()
+    rows.append(pip_extra_row(gpu.driver, jetson=l4t is not None))
     if l4t is None:
         rows.append(("jetpack", None, "not a Jetson (no /etc/nv_tegra_release)"))
     else:

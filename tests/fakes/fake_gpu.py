@@ -41,8 +41,15 @@ class FakeGpu:
     graphs: list[Any] = field(default_factory=list)
     cuda_error: Any = 0  # the sticky CUDA error cudaGetLastError returns and clears
     uncapturable: bool = False  # the engine holds work a CUDA graph cannot capture
-    driver_too_old: bool = False  # cuda-bindings built for a newer CUDA than the driver's
+    driver_cuda: tuple[int, int] = (12, 4)  # the CUDA the driver runs (cuDriverGetVersion)
+    bindings_cuda: tuple[int, int] = (12, 9)  # the CUDA cuda-bindings was built for
     execute_error: str | None = None  # execute_async_v3 logs this error and returns False
+
+    @property
+    def runtime_needs_newer_driver(self) -> bool:
+        """cuda-bindings' runtime links its CUDA runtime statically at the bindings' version
+        and refuses an older driver (cudaErrorInsufficientDriver)."""
+        return self.bindings_cuda > self.driver_cuda
 
     def record(self, call: str, **args: Any) -> None:
         self.calls.append(Call(call, args))
@@ -74,7 +81,8 @@ class FakeLibCuda:
         ref._obj.value = value
 
     def cuDriverGetVersion(self, ref: Any) -> int:  # noqa: N802 - the driver's own name
-        self._set(ref, 12040)
+        major, minor = self.gpu.driver_cuda
+        self._set(ref, major * 1000 + minor * 10)
         return 0
 
     def cuInit(self, flags: int) -> int:  # noqa: N802
