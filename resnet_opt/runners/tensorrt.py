@@ -9,8 +9,7 @@ With `cuda_graph=True` (for bench) each batch size gets its own execution contex
 shape once: its first run is eager (the flushing enqueue TensorRT needs after a shape change),
 then its enqueue is captured into a CUDA graph (cuda-python's driver API; pycuda has none) and
 replayed from then on, as NVIDIA's best practices and trtexec do; if the engine cannot be
-captured, the
-runner says so once and runs eagerly. With `no_data_transfers=True` (bench's
+captured, the runner says so once and runs eagerly. With `no_data_transfers=True` (bench's
 `--no-data-transfers`, trtexec's `--noDataTransfers`) a feed of the very same input arrays as
 the previous call is not copied again: the engine runs on the inputs already on the device and
 the outputs of that previous copy are returned (the same inputs give the same outputs), so the
