@@ -69,8 +69,13 @@ def installed(package: str) -> bool:
         return False
 
 
+@cache
 def holds_gpu_tests(path: Path) -> bool:
-    return GPU_MARK in path.read_text(encoding="utf-8")
+    """Whether the module uses `pytest.mark.gpu` (in code, not in a string)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and ast.unparse(node) == GPU_MARK:
+            return True
+    return False
 
 
 def missing_dev_packages(path: Path) -> list[str]:
