@@ -44,6 +44,9 @@ class FakeGpu:
     driver_cuda: tuple[int, int] = (12, 4)  # the CUDA the driver runs (cuDriverGetVersion)
     bindings_cuda: tuple[int, int] = (12, 9)  # the CUDA cuda-bindings was built for
     execute_error: str | None = None  # execute_async_v3 logs this error and returns False
+    # called with the engine's DLA core (None: the GPU) on each eager execute_async_v3: a test's
+    # stand-in for the time an engine takes (tests/orin_double.py's contended Orin)
+    execute_hook: Any = None
 
     @property
     def runtime_needs_newer_driver(self) -> bool:

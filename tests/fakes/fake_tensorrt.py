@@ -779,6 +779,8 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
             if captured is not None:
                 captured.append(run)
             else:
+                if gpu.execute_hook is not None:
+                    gpu.execute_hook(self.engine.header["dla_core"])
                 run()
             return True
 
