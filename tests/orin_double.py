@@ -26,6 +26,7 @@ def orin() -> FakeGpu:
         compute_capability=(8, 7),
         integrated=True,
         dla_cores=2,
+        sm_count=16,  # AGX Orin; an Orin NX / Nano has 8
     )
 
 

@@ -228,3 +228,26 @@ def test_a_driver_without_the_graph_functions_is_refused_by_the_double(
     cu = make_driver(FakeGpu(driver_cuda=(11, 2), bindings_cuda=(11, 8)))
     with pytest.raises(RuntimeError, match='Function "cuGraphInstantiate" not found'):
         cu.cuGraphInstantiate(None, 0)
+
+
+@pytest.mark.parametrize(("version", "shared"), [("10.3.0.30", True), ("11.4.1", False)])
+def test_per_batch_contexts_share_one_activation_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str, shared: bool
+) -> None:
+    """TensorRT 10.1+: every per-batch context is USER_MANAGED with the one buffer (one
+    allocation, not one per batch size); elsewhere each context allocates its own (STATIC)."""
+    gpu, _, plan = built(tmp_path, monkeypatch, FakeGpu(tensorrt_version=version))
+    eager = run_all(plan)
+    gpu.calls.clear()
+    graphed = run_all(plan, cuda_graph=True)
+    for got, want in zip(graphed, eager, strict=True):
+        np.testing.assert_array_equal(got, want)
+    created = gpu.calls_named("ICudaEngine.create_execution_context")
+    per_batch = [c.args["strategy"] for c in created[1:]]  # the first is the eager context
+    assert len(per_batch) == 3
+    memory = gpu.calls_named("IExecutionContext.set_device_memory")
+    if shared:
+        assert per_batch == ["USER_MANAGED"] * 3
+        assert len(memory) == 3 and len({c.args["memory"] for c in memory}) == 1
+    else:
+        assert per_batch == ["STATIC"] * 3 and memory == []

@@ -131,3 +131,19 @@ def test_info_names_the_extra_for_the_driver(monkeypatch: pytest.MonkeyPatch) ->
     assert name == "pip extra" and why is None and value is not None
     assert "pip install '.[tensorrt-cu12]'" in value and "CUDA 12.4" in value
     assert device.pip_extra_row(None, jetson=False)[1] is None
+
+
+@pytest.mark.parametrize(
+    ("version", "shared"),
+    [
+        ("10.0.1", False),
+        ("10.1.0", True),
+        ("10.3.0.30", True),
+        ("10.16.1", True),
+        ("11.4.1", False),
+    ],
+)
+def test_which_tensorrt_shares_activation_memory(version: str, shared: bool) -> None:
+    from resnet_opt.tensorrt.versions import shares_activation_memory
+
+    assert shares_activation_memory(version) is shared

@@ -42,6 +42,7 @@ from resnet_opt.runners.loaders import open_artifact
 from resnet_opt.tensorrt.compat import check_engine_compatible
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.profiles import BatchProfile, profile_of
+from resnet_opt.tensorrt.versions import shares_activation_memory
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -133,6 +134,7 @@ class TensorRtRunner(RunnerBase):
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._cudart: CudaDriver | None = None  # cuda-python's driver API, for CUDA graphs
         self._bindings_checked = False
+        self._activations: DeviceAllocation | None = None  # shared by the per-batch contexts
         self._graphs: dict[tuple[tuple[int, ...], ...], _ShapeGraph] = {}
         self.graph_fallback: str | None = None  # why the graphs were given up, if they were
         self.profile: BatchProfile | None = None
@@ -217,6 +219,9 @@ class TensorRtRunner(RunnerBase):
             if entry.graph is not None:
                 entry.graph.close()
         self._graphs.clear()
+        if self._activations is not None:
+            self._activations.free()
+            self._activations = None
         self._resident, self._last = {}, {}
         for tensor in self._tensors:
             if tensor.device is not None:
@@ -371,10 +376,24 @@ class TensorRtRunner(RunnerBase):
             )
 
     def _shape_context(self) -> trt.IExecutionContext:
-        """A new execution context with the buffers and the current input shapes."""
+        """A new execution context with the buffers and the current input shapes; where this
+        TensorRT has it (`shares_activation_memory`), its activation memory is the one buffer
+        every per-batch context shares (they run one at a time on the one stream)."""
+        import tensorrt as trt
+
         assert self._engine is not None
         since = self._recorder.mark()
-        context = self._engine.create_execution_context()
+        shared = shares_activation_memory(str(trt.__version__))
+        if shared:
+            strategy = trt.ExecutionContextAllocationStrategy.USER_MANAGED
+            context = self._engine.create_execution_context(strategy)
+        else:
+            context = self._engine.create_execution_context()
+        if context is not None and shared:
+            size = int(self._engine.device_memory_size_v2)
+            if self._activations is None:
+                self._activations = load_driver().mem_alloc(max(1, size))
+            context.set_device_memory(int(self._activations), size)
         if context is None:
             raise ResnetOptError(
                 f"{self.artifact}: TensorRT could not create an execution context for a CUDA "

@@ -235,3 +235,18 @@ def extra_for_driver(driver_cuda: str | None, *, jetson: bool = False) -> ExtraC
         )
     extra = CUDA_EXTRAS[max(fitting)]
     return ExtraChoice(extra, f"the driver runs CUDA {driver_cuda}")
+
+
+# -- activation memory shared by the runner's per-batch execution contexts -----------------------
+
+
+def shares_activation_memory(version: TrtVersion | str) -> bool:
+    """Whether the runner gives its per-batch execution contexts (bench --cuda-graph) one shared
+    activation buffer instead of one each: `create_execution_context(ExecutionContextAllocation
+    Strategy.USER_MANAGED)` (10.0) with `ICudaEngine.device_memory_size_v2` and
+    `IExecutionContext.set_device_memory(memory, size)` (the V2 memory APIs, 10.1). The contexts
+    run one at a time on one stream, so one buffer serves them all (what matters on an 8 GB
+    Orin Nano). TensorRT 11 moved the allocation strategy to `IRuntimeConfig`; until that path
+    has run on a device, 11.x keeps the default (STATIC: each context allocates its own)."""
+    v = TrtVersion.parse(version) if isinstance(version, str) else version
+    return v.major == 10 and v.at_least(10, 1)

@@ -28,6 +28,7 @@ class FakeGpu:
     compute_capability: tuple[int, int] = (8, 6)
     integrated: bool = False
     dla_cores: int = 0
+    sm_count: int = 84  # CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT (an AGX Orin has 16)
     calls: list[Call] = field(default_factory=list)
     memory: dict[int, bytearray] = field(default_factory=dict)
     pinned: list[Any] = field(default_factory=list)
@@ -108,6 +109,7 @@ class FakeLibCuda:
             75: self.gpu.compute_capability[0],
             76: self.gpu.compute_capability[1],
             18: int(self.gpu.integrated),
+            16: self.gpu.sm_count,
         }
         self._set(ref, values[attr])
         return 0

@@ -22,6 +22,7 @@ MACHINES = {
         "compute_capability": (8, 7),
         "integrated": True,
         "dla_cores": 2,
+        "sm_count": 16,
     },
     "orin11": {  # JetPack 7: CUDA 13 driver and bindings
         "tensorrt_version": "11.4.1",
@@ -31,6 +32,7 @@ MACHINES = {
         "compute_capability": (8, 7),
         "integrated": True,
         "dla_cores": 2,
+        "sm_count": 16,
     },
 }
 
