@@ -36,6 +36,8 @@ def test_gpu_test_results_from_junit(script: ModuleType, tmp_path: Path) -> None
         '<failure message="assert 0 == 1&#10;more">trace</failure></testcase>'
         '<testcase classname="tests.test_tensorrt_gpu" name="test_dla">'
         '<skipped message="Orin has no DLA cores"/></testcase>'
+        '<testcase classname="" name="tests.test_export">'
+        '<skipped message="collection skipped"/></testcase>'
         "</testsuite></testsuites>"
     )
     counts, rows = script.gpu_test_results(junit)
