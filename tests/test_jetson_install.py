@@ -15,11 +15,12 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
+from resnet_opt.core.cuda_driver import CUDA_EXTRAS
 from resnet_opt.deps import require
 from resnet_opt.errors import MissingDependencyError
 from resnet_opt.jetson import facts as jetson_facts
 from resnet_opt.jetson.install import jetson_advice
-from resnet_opt.tensorrt.versions import CUDA_EXTRAS, capabilities
+from resnet_opt.tensorrt.versions import capabilities
 
 if sys.version_info >= (3, 11):
     import tomllib

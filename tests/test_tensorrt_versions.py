@@ -116,7 +116,7 @@ def test_older_than_10_is_refused(old: str) -> None:
 def test_the_extra_that_fits_the_drivers_cuda(
     driver: str | None, jetson: bool, extra: str | None
 ) -> None:
-    from resnet_opt.tensorrt.versions import extra_for_driver
+    from resnet_opt.core.cuda_driver import extra_for_driver
 
     choice = extra_for_driver(driver, jetson=jetson)
     assert choice.extra == extra and choice.why

@@ -121,12 +121,10 @@ def install_advice(
         )
     if top not in ("tensorrt", "pycuda", "cuda"):
         return None
-    from resnet_opt.tensorrt.versions import CUDA_EXTRAS, extra_for_driver
+    from resnet_opt.core.cuda_driver import CUDA_EXTRAS, driver_cuda_version, extra_for_driver
 
     if driver_cuda is None:
-        from resnet_opt.tensorrt.device import probe_gpu
-
-        driver_cuda = probe_gpu().driver
+        driver_cuda = driver_cuda_version()
     choice = extra_for_driver(driver_cuda)
     if choice.extra is None:
         extras = " or ".join(f"'.[{e}]' (CUDA {m} driver)" for m, e in CUDA_EXTRAS.items())

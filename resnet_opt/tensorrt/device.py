@@ -75,10 +75,9 @@ class DeviceInfo:
 
 
 def _load_libcuda() -> Any:
-    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
-        with contextlib.suppress(OSError):
-            return ctypes.CDLL(name)
-    return None
+    from resnet_opt.core.cuda_driver import load_libcuda
+
+    return load_libcuda()
 
 
 def probe_gpu(lib: Any = None, ordinal: int = 0) -> GpuProbe:
@@ -197,7 +196,7 @@ def probe_device(*, with_tensorrt: bool = True, lib: Any = None) -> DeviceInfo:
 
 def pip_extra_row(driver: str | None, *, jetson: bool) -> tuple[str, str | None, str | None]:
     """`info`'s row naming the resnet-opt extra that fits this driver's CUDA major."""
-    from resnet_opt.tensorrt.versions import extra_for_driver
+    from resnet_opt.core.cuda_driver import extra_for_driver
 
     choice = extra_for_driver(driver, jetson=jetson)
     if choice.extra is None:

@@ -196,47 +196,6 @@ def capabilities(version: TrtVersion | str) -> Capabilities:
     )
 
 
-# -- which pip extra installs TensorRT for this machine's driver ----------------------------------
-
-# the x86_64 extras in pyproject.toml, one per CUDA major: NVIDIA's tensorrt-cuNN packages and
-# cuda-bindings of that major (tests/test_tensorrt_install.py checks pyproject against this)
-CUDA_EXTRAS: dict[int, str] = {12: "tensorrt-cu12", 13: "tensorrt-cu13"}
-
-
-@dataclass(frozen=True)
-class ExtraChoice:
-    """The extra that fits, or None with the reason."""
-
-    extra: str | None
-    why: str
-
-
-def _cuda_major(driver_cuda: str | None) -> int | None:
-    match = re.match(r"\s*(\d+)\.", driver_cuda or "")
-    return int(match.group(1)) if match else None
-
-
-def extra_for_driver(driver_cuda: str | None, *, jetson: bool = False) -> ExtraChoice:
-    """The resnet-opt extra to install for a driver that runs CUDA `driver_cuda` ("12.4", as
-    cuDriverGetVersion reports it). A driver runs the CUDA majors up to its own: a CUDA 13
-    driver runs a CUDA 12 TensorRT too, but the newest extra it runs is the one to take."""
-    if jetson:
-        return ExtraChoice("jetson", "a Jetson: TensorRT comes from JetPack, never from pip")
-    major = _cuda_major(driver_cuda)
-    if major is None:
-        return ExtraChoice(None, "no NVIDIA driver here to read the CUDA version from")
-    fitting = [m for m in CUDA_EXTRAS if m <= major]
-    if not fitting:
-        oldest = min(CUDA_EXTRAS)
-        return ExtraChoice(
-            None,
-            f"the driver runs CUDA {driver_cuda}; TensorRT 10+ wheels need a CUDA {oldest} driver "
-            "or newer: upgrade the NVIDIA driver",
-        )
-    extra = CUDA_EXTRAS[max(fitting)]
-    return ExtraChoice(extra, f"the driver runs CUDA {driver_cuda}")
-
-
 # -- activation memory shared by the runner's per-batch execution contexts -----------------------
 
 
