@@ -23,7 +23,7 @@ TESTS = Path(__file__).resolve().parent
 DEV_ONLY = frozenset(
     {
         "hypothesis", "torch", "torchvision", "onnxscript", "sklearn", "packaging",
-        "check_jsonschema", "ruamel", "openvino", "ruff", "mypy",
+        "check_jsonschema", "ruamel", "openvino", "ruff", "mypy", "timm",
     }
 )  # fmt: skip
 GPU_MARK = "pytest.mark.gpu"
