@@ -16,11 +16,11 @@ EXTRA_FOR_MODULE: dict[str, str] = {
     "torch": "export",
     "torchvision": "export",
     "onnxscript": "export",
-    "tensorrt": "tensorrt",
-    "pycuda": "tensorrt",
-    "pycuda.driver": "tensorrt",
-    "cuda": "tensorrt",  # cuda-python's cuda-bindings, for CUDA graphs
-    "cuda.bindings.runtime": "tensorrt",
+    "tensorrt": "tensorrt-cu12",
+    "pycuda": "tensorrt-cu12",
+    "pycuda.driver": "tensorrt-cu12",
+    "cuda": "tensorrt-cu12",  # cuda-python's cuda-bindings, for CUDA graphs
+    "cuda.bindings.driver": "tensorrt-cu12",
     "openvino": "openvino",
     "sklearn": "train",
     "timm": "timm",

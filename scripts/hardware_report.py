@@ -5,7 +5,9 @@
 It writes OUT/report.md (and OUT.tar.gz with every log) with:
 - the machine: platform, Jetson release, `nvidia-smi`, the versions of TensorRT, pycuda,
   cuda-python (cuda-bindings), numpy, onnx, onnxruntime, torch, and `resnet-opt info`;
-- every `gpu`-marked test's result (`pytest -m gpu`, which needs no torch);
+- every `gpu`-marked test's result (`pytest -m gpu`, which needs no torch or hypothesis: install
+  the checkout with a TensorRT extra and `gpu-test`, README "GPU tests"), summed up as
+  "N gpu tests ran, M passed" or why none ran;
 - a bench of the bundled model (ResNet-20 on digits) in FP32, FP16 and INT8 as TensorRT engines,
   with and without CUDA graphs.
 
@@ -122,6 +124,8 @@ def gpu_test_results(junit: Path) -> tuple[dict[str, int], list[tuple[str, str, 
     if not junit.is_file():
         return counts, rows
     for case in ET.parse(junit).getroot().iter("testcase"):
+        if not case.get("classname"):
+            continue  # a whole module skipped at collection (it needs what is not installed)
         name = f"{case.get('classname', '')}::{case.get('name', '')}"
         outcome, message = "passed", ""
         for tag in ("failure", "error", "skipped"):
@@ -148,10 +152,49 @@ def has(module: str) -> bool:
         return False
 
 
+def gpu_missing() -> str | None:
+    """Why no engine can be built here (no TensorRT, no GPU), or None."""
+    from resnet_opt.tensorrt.device import probe_gpu, probe_tensorrt
+
+    version, problem = probe_tensorrt()
+    if version is None:
+        return f"TensorRT is not installed here ({problem})"
+    gpu = probe_gpu()
+    if gpu.name is None:
+        return f"no CUDA GPU here ({gpu.problem})"
+    return None
+
+
+def gpu_summary(counts: dict[str, int], rows: list[tuple[str, str, str]], step: Step) -> str:
+    """'N gpu tests ran, M passed' or, where none ran, why."""
+    ran = counts["passed"] + counts["failed"] + counts["error"]
+    if step.returncode is None:
+        return f"No gpu test ran: {step.note}."
+    if not rows:
+        return (
+            f"No gpu test ran: pytest exited {step.returncode} without results (a collection "
+            f"error? see {step.log.name if step.log else 'its log'})."
+        )
+    if ran:
+        text = f"{ran} gpu tests ran, {counts['passed']} passed"
+        bad = [f"{counts[k]} {k}" for k in ("failed", "error") if counts[k]]
+        skipped = f"; {counts['skipped']} skipped" if counts["skipped"] else ""
+        return text + (f" ({', '.join(bad)})" if bad else "") + skipped + "."
+    reasons: dict[str, int] = {}
+    for _, outcome, message in rows:
+        if outcome == "skipped":
+            reasons[message] = reasons.get(message, 0) + 1
+    why = "; ".join(f"{n} × {m or 'no reason given'}" for m, n in reasons.items())
+    return f"0 gpu tests ran: {len(rows)} collected, all skipped ({why})."
+
+
 def bench_steps(out: Path, onnx: Path | None) -> list[Step]:
     work = out / "bench-work"
     work.mkdir(exist_ok=True)
     steps: list[Step] = []
+    missing = gpu_missing()
+    if missing is not None:
+        return [skipped("bench", missing)]
     if onnx is None:
         if not has("torch"):
             return [skipped("bench", TORCH_MISSING)]
@@ -199,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-tests", action="store_true", help="leave out `pytest -m gpu`")
     parser.add_argument("--skip-bench", action="store_true", help="leave out the bench")
     args = parser.parse_args(argv)
+    if str(ROOT) not in sys.path:  # this checkout's resnet_opt, as the steps' subprocesses use
+        sys.path.insert(0, str(ROOT))
     out: Path = args.output.resolve()
     out.mkdir(parents=True, exist_ok=True)
     onnx = args.onnx.resolve() if args.onnx else None
@@ -214,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     junit = out / "gpu-tests.xml"
     if args.skip_tests:
         steps.append(skipped("gpu-tests", "--skip-tests"))
+    elif not has("pytest"):
+        steps.append(
+            skipped("gpu-tests", "pytest is not installed: pip install '.[gpu-test]' (README)")
+        )
     else:
         pytest = [sys.executable, "-m", "pytest", "-m", "gpu", "-rA", "-p", "no:cacheprovider"]
         steps.append(run("gpu-tests", [*pytest, f"--junitxml={junit}", "tests"], out))
@@ -229,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "```", *info.read_text().splitlines()[1:], "```"]
     lines += ["", "## Steps", "", "| step | result | time | log |", "|---|---|---|---|"]
     lines += [step.row() for step in steps]
-    lines += ["", "## gpu tests", ""]
+    tests_step = next(s for s in steps if s.name == "gpu-tests")
+    summary = gpu_summary(counts, results, tests_step)
+    lines[4:4] = [f"**{summary}**", ""]
+    lines += ["", "## gpu tests", "", summary, ""]
     if results:
         lines.append(", ".join(f"{n} {k}" for k, n in counts.items()))
         lines += ["", "| test | outcome | message |", "|---|---|---|"]
@@ -244,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     archive = out.with_name(out.name + ".tar.gz")
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(out, arcname=out.name, filter=lambda t: None if "bench-work" in t.name else t)
-    print(f"{out / 'report.md'}\n{archive}  <- attach this to the issue")
+    print(f"{summary}\n{out / 'report.md'}\n{archive}  <- attach this to the issue")
     return 0 if all(s.ok or s.returncode is None for s in steps) else 1
 
 

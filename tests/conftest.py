@@ -13,8 +13,38 @@ import numpy as np
 import pytest
 
 from resnet_opt.core.contract import Interpolation, PreprocessContract
+from tests.collection import holds_gpu_tests, missing_dev_packages
 
 os.environ.setdefault("RESNET_OPT_DEBUG", "0")
+
+# this file imports only what a device has (the base install and pytest): the gpu tests import it
+
+_left_out: dict[str, list[str]] = {}  # test module -> the dev-only packages it lacks here
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Leave out a test module that needs a dev-only package this environment lacks (a GPU
+    user's venv has no torch or hypothesis); a module holding gpu tests is never left out."""
+    if collection_path.suffix != ".py" or not collection_path.name.startswith("test_"):
+        return None
+    if holds_gpu_tests(collection_path):
+        return None
+    missing = missing_dev_packages(collection_path)
+    if missing:
+        _left_out[collection_path.name] = missing
+        return True
+    return None
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    if not _left_out:
+        return []
+    needs = sorted({p for ps in _left_out.values() for p in ps})
+    return [
+        f"{len(_left_out)} test modules not collected: they need {', '.join(needs)} "
+        "(dev tools, not installed here: pip install -e '.[dev]')"
+    ]
+
 
 # the preprocessing of make_tiny_cnn's default model (3×8×8 input, 4 classes)
 TINY_CONTRACT = PreprocessContract(
@@ -89,7 +119,7 @@ def gpu_tests_missing(*, torch: bool = False, cuda_python: bool = False) -> str 
     if version is None:
         return f"pycuda is not available ({problem})"
     if cuda_python:
-        version, problem = probe("cuda.bindings.runtime")
+        version, problem = probe("cuda.bindings.driver")
         if version is None:
             return f"CUDA graphs need cuda-python (cuda-bindings), not available ({problem})"
     if torch:

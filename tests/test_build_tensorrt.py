@@ -378,7 +378,7 @@ def test_without_tensorrt_the_error_names_the_extra(
         if module is None:
             monkeypatch.delitem(sys.modules, "tensorrt")
             monkeypatch.setattr(sys, "path", [p for p in sys.path if "site-packages" not in p])
-        with pytest.raises(MissingDependencyError, match=r"pip install 'resnet-opt\[tensorrt\]'"):
+        with pytest.raises(MissingDependencyError, match=r"pip install '\.\[tensorrt-cu12\]'"):
             build_tensorrt(source, tmp_path / "m.plan", TensorRtBuildOptions())
     assert "m.plan" not in left_in(tmp_path)
 
@@ -477,7 +477,7 @@ def test_cli_without_tensorrt(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
-    assert "pip install 'resnet-opt[tensorrt]'" in result.stderr
+    assert "pip install '.[tensorrt-cu12]'" in result.stderr
 
 
 def test_cli_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:

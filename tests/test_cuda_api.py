@@ -23,6 +23,7 @@ from tests.fakes.fake_gpu import FakeGpu
 ROOT = Path(__file__).parent.parent / "resnet_opt"
 
 real_runtime = pytest.importorskip("cuda.bindings.runtime", reason="cuda-bindings not installed")
+real_driver = pytest.importorskip("cuda.bindings.driver", reason="cuda-bindings not installed")
 
 
 def members(protocol: type) -> set[str]:
@@ -57,15 +58,15 @@ def test_every_pycuda_function_the_runner_calls_exists() -> None:
 
 
 def test_every_cuda_bindings_call_exists_with_these_parameters() -> None:
-    protocol = graphs.CudaRuntime
+    protocol = graphs.CudaDriver
     for name in members(protocol):
-        assert hasattr(real_runtime, name), f"cuda.bindings.runtime has no {name}"
+        assert hasattr(real_driver, name), f"cuda.bindings.driver has no {name}"
         declared = getattr(protocol, name, None)
         if callable(declared) and not isinstance(declared, type):
-            assert params(declared) == params(getattr(real_runtime, name)), name
-    modes = real_runtime.cudaStreamCaptureMode
-    assert hasattr(modes, "cudaStreamCaptureModeThreadLocal")
-    assert hasattr(real_runtime.cudaError_t, "cudaErrorStreamCaptureInvalidated")
+            assert params(declared) == params(getattr(real_driver, name)), name
+    modes = real_driver.CUstreamCaptureMode
+    assert hasattr(modes, "CU_STREAM_CAPTURE_MODE_THREAD_LOCAL")
+    assert hasattr(real_driver.CUresult, "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED")
 
 
 def test_only_the_cuda_layer_imports_pycuda_or_cuda_bindings() -> None:
@@ -102,14 +103,22 @@ def test_the_doubles_offer_only_real_names() -> None:
         offered = {n for n in vars(cls) if not n.startswith("_")}
         assert offered <= allowed, (name, offered - allowed)
     assert package.VERSION == (2026, 1)
-    runtime = fake_cudart.make_modules(gpu)["cuda.bindings.runtime"]
-    for name in (n for n in vars(runtime) if not n.startswith("_")):
-        assert hasattr(real_runtime, name), name
-        fake, real = getattr(runtime, name), getattr(real_runtime, name)
-        if inspect.isfunction(fake):
-            assert params(fake) == params(real), name
-        else:
-            assert fake is real, name  # the enums are the real ones
+    modules = fake_cudart.make_modules(gpu)
+    for key, real_module in (
+        ("cuda.bindings.runtime", real_runtime),
+        ("cuda.bindings.driver", real_driver),
+    ):
+        fake_module = modules[key]
+        for name in (n for n in vars(fake_module) if not n.startswith("_")):
+            assert hasattr(real_module, name), (key, name)
+            fake, real = getattr(fake_module, name), getattr(real_module, name)
+            if inspect.isfunction(fake):
+                assert params(fake) == params(real), name
+            else:
+                assert fake is real, name  # the enums are the real ones
+    assert set(fake_cudart.DRIVER_FUNCTION_SINCE) == {
+        n for n in members(graphs.CudaDriver) if n.startswith("cu")
+    }
 
 
 def test_info_shows_cuda_python() -> None:

@@ -145,3 +145,27 @@ def test_unreadable_rail_leaves_no_total(tmp_path: Path) -> None:
 def test_round_trip_through_json() -> None:
     f = facts(AGX)
     assert JetsonFacts.from_dict(f.to_dict()) == f
+
+
+def test_the_emc_max_is_the_power_modes_cap(tmp_path: Path) -> None:
+    """jtop's read_emc: /sys/kernel/nvpmodel_emc_cap/emc_iso_cap lowers the EMC max; with the
+    EMC at that cap (and CPU and GPU pinned) the clocks are locked."""
+    root = tmp_path / "board"
+    shutil.copytree(AGX, root)
+    emc = root / "sys/kernel/debug/bpmp/debug/clk/emc"
+    (root / "sys/kernel/nvpmodel_emc_cap").mkdir(parents=True)
+    (root / "sys/kernel/nvpmodel_emc_cap/emc_iso_cap").write_text("2133000000\n")
+    (emc / "rate").write_text("2133000000\n")
+    f = facts(root)
+    assert f.emc_mhz is not None and f.emc_mhz.max_mhz == 2133.0
+    assert f.clocks_locked is True
+    (root / "sys/kernel/nvpmodel_emc_cap/emc_iso_cap").write_text("0\n")  # no cap: 3199 max
+    assert facts(root).emc_mhz.max_mhz == 3199.0  # type: ignore[union-attr]
+
+
+def test_an_emc_below_its_max_means_not_locked(tmp_path: Path) -> None:
+    """jtop's jetson_clocks_alive: EMC counts, current == max (CPU and GPU here are pinned)."""
+    root = tmp_path / "board"
+    shutil.copytree(AGX, root)
+    (root / "sys/kernel/debug/bpmp/debug/clk/emc/rate").write_text("665600000\n")
+    assert facts(root).clocks_locked is False

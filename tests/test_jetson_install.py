@@ -4,6 +4,7 @@ is bounded to what the code supports, and a missing TensorRT on a Jetson says wh
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -14,11 +15,12 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
+from resnet_opt.core.cuda_driver import CUDA_EXTRAS
 from resnet_opt.deps import require
 from resnet_opt.errors import MissingDependencyError
 from resnet_opt.jetson import facts as jetson_facts
 from resnet_opt.jetson.install import jetson_advice
-from resnet_opt.tensorrt.versions import MIN_SUPPORTED
+from resnet_opt.tensorrt.versions import capabilities
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,16 +84,34 @@ def test_jetson_extra_picks_cuda_bindings_per_jetpack_line() -> None:
     assert "13.0.3" in bindings("3.12") and "12.9.0" not in bindings("3.12")  # CUDA 13
 
 
-def test_tensorrt_extra_is_for_x86_and_bounded_to_the_supported_versions() -> None:
-    on_jetson = {r.name for r in requirements("tensorrt", _environment("3.10"))}
-    assert "tensorrt" not in on_jetson
-    x86 = [
-        r for r in requirements("tensorrt", _environment("3.11", "x86_64")) if r.name == "tensorrt"
-    ]
-    (spec,) = [r.specifier for r in x86]
-    low = ".".join(map(str, MIN_SUPPORTED))
-    assert low in spec and "10.3.0" in spec and "11.4.1" in spec
-    assert "8.6.1" not in spec and "12.0.0" not in spec  # a later major is not known to work
+@pytest.mark.parametrize(("extra", "major"), [("tensorrt-cu12", 12), ("tensorrt-cu13", 13)])
+def test_tensorrt_extras_are_for_x86_split_by_cuda_and_bounded(extra: str, major: int) -> None:
+    """One extra per CUDA major: NVIDIA's tensorrt-cuNN and cuda-bindings of that major, within
+    the TensorRT releases versions.py knows; none of it asks for TensorRT on a Jetson."""
+    assert CUDA_EXTRAS[major] == extra
+    on_jetson = {r.name for r in requirements(extra, _environment("3.10"))}
+    assert not {n for n in on_jetson if n.startswith("tensorrt")}
+    x86 = requirements(extra, _environment("3.11", "x86_64"))
+    assert "tensorrt" not in {r.name for r in x86}  # the unsplit package picks CUDA 13
+    (spec,) = [r.specifier for r in x86 if r.name == f"tensorrt-cu{major}"]
+    assert "11.4.1" in spec and "12.0.0" not in spec  # a later major is not known to work
+    assert not any(v in spec for v in ("8.6.1", "9.3.0"))
+    assert capabilities(min(spec.filter(["10.0.1", "10.3.0", "10.13.2"]))).version.major == 10
+    (bindings,) = [r.specifier for r in x86 if r.name == "cuda-bindings"]
+    assert f"{major}.9.0" in bindings or f"{major}.0.0" in bindings
+    assert f"{major + 1}.0.0" not in bindings and f"{major - 1}.9.9" not in bindings
+    assert "pycuda" in {r.name for r in x86}
+
+
+def test_no_unsplit_tensorrt_extra() -> None:
+    assert "tensorrt" not in PROJECT["optional-dependencies"]
+    assert set(CUDA_EXTRAS.values()) <= set(PROJECT["optional-dependencies"])
+
+
+def test_gpu_test_extra_holds_only_pytest() -> None:
+    """The gpu tests run from the base install + a TensorRT extra + this (README, GPU tests)."""
+    names = {r.name for r in requirements("gpu-test", _environment("3.11", "x86_64"))}
+    assert "pytest" in names and not names & {"torch", "hypothesis", "ruff", "mypy"}
 
 
 def test_dev_extra_markers_are_valid() -> None:
@@ -141,6 +161,56 @@ def test_pip_resolves_the_jetson_extra_for_aarch64_without_tensorrt(
     assert not [name for name in installed if name.startswith("tensorrt")], installed
     assert installed["cuda-bindings"].startswith("12." if python == "3.10" else "13.")
     assert "onnxruntime" in installed and "onnxruntime-gpu" not in installed
+
+
+def _tensorrt_wheels(extra: str, python: str) -> list[str]:
+    """The extra's requirements for x86_64 Linux and `python`, as pip gets them from
+    `pip install '.[extra]'`, with pycuda left out (sdist only: it compiles on the machine) and
+    NVIDIA's tensorrt-cuNN meta package (an sdist that pins tensorrt_cuNN_bindings and
+    tensorrt_cuNN_libs of its own version; the libs are a stub that downloads from
+    pypi.nvidia.com) replaced by tensorrt-cuNN-bindings with the same bounds: the wheel pip can
+    resolve for another Python, and the one `import tensorrt` loads."""
+    reqs = []
+    for r in requirements(extra, _environment(python, "x86_64")):
+        if r.name == "pycuda":
+            continue
+        name = f"{r.name}-bindings" if r.name.startswith("tensorrt-cu") else r.name
+        reqs.append(f"{name}{r.specifier}")
+    return reqs
+
+
+@pytest.mark.slow
+@pytest.mark.network
+@pytest.mark.parametrize("python", ["3.10", "3.12"])
+@pytest.mark.parametrize(("extra", "major"), sorted((e, m) for m, e in CUDA_EXTRAS.items()))
+def test_pip_resolves_each_tensorrt_extra_to_its_cuda_major(
+    extra: str, major: int, python: str, tmp_path: Path
+) -> None:
+    """pip's own resolver, for x86_64 wheels of Python `python`: the TensorRT and cuda-bindings
+    the extra installs are both built for CUDA `major`, and TensorRT is one versions.py knows."""
+    command = [
+        sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+        "--retries", "1", "--timeout", "20",
+        "--target", str(tmp_path / "target"), "--only-binary=:all:",
+        "--platform", "manylinux_2_28_x86_64", "--platform", "manylinux_2_17_x86_64",
+        "--platform", "manylinux2014_x86_64", "--python-version", python,
+        "--report", str(tmp_path / "report.json"), *_tensorrt_wheels(extra, python),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0 and not _pypi_reachable():
+        pytest.skip("PyPI is unreachable from here: cannot resolve the extra")
+    assert done.returncode == 0, done.stderr[-2000:]
+    installed = {
+        item["metadata"]["name"].lower().replace("_", "-"): item["metadata"]["version"]
+        for item in json.loads((tmp_path / "report.json").read_text())["install"]
+    }
+    trt = {n: v for n, v in installed.items() if n.startswith("tensorrt")}
+    assert list(trt) == [f"tensorrt-cu{major}-bindings"], installed
+    capabilities(next(iter(trt.values())))  # a release versions.py knows (10.0 and later)
+    assert next(iter(trt.values())).split(".")[0] in ("10", "11")
+    assert installed["cuda-bindings"].split(".")[0] == str(major), installed
+    other = {f"cu{m}" for m in CUDA_EXTRAS if m != major}
+    assert not [n for n in installed if any(o in n for o in other)], installed
 
 
 # -- the advice when TensorRT is missing on a Jetson ---------------------------------------------
@@ -197,7 +267,7 @@ def test_require_on_a_jetson_does_not_say_pip_install_tensorrt(
 def test_require_off_a_jetson_keeps_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jetson_facts, "SYSTEM_ROOT", TREES / "x86")
     monkeypatch.setitem(sys.modules, "tensorrt", None)
-    with pytest.raises(MissingDependencyError, match=r"pip install 'resnet-opt\[tensorrt\]'"):
+    with pytest.raises(MissingDependencyError, match=r"pip install '\.\[tensorrt-cu12\]'"):
         require("tensorrt")
 
 
@@ -218,4 +288,88 @@ def test_arm_server_is_told_the_extra_is_x86_only(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(jetson_facts, "SYSTEM_ROOT", TREES / "x86")
     advice = install_advice("tensorrt", machine="aarch64")
     assert advice is not None and "x86_64 only" in advice
-    assert install_advice("tensorrt", machine="x86_64") is None
+
+
+@pytest.mark.parametrize(
+    ("driver", "extra"),
+    [("12.4", "tensorrt-cu12"), ("13.0", "tensorrt-cu13"), ("12.9", "tensorrt-cu12")],
+)
+def test_x86_advice_names_the_extra_of_the_drivers_cuda(
+    driver: str, extra: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resnet_opt.jetson.install import install_advice
+
+    monkeypatch.setattr(jetson_facts, "SYSTEM_ROOT", TREES / "x86")
+    for module in ("tensorrt", "pycuda.driver", "cuda.bindings.driver"):
+        advice = install_advice(module, machine="x86_64", driver_cuda=driver)
+        assert advice is not None and f"pip install '.[{extra}]'" in advice
+        assert "resnet-opt[" not in advice  # not on the package index
+    none = install_advice("tensorrt", machine="x86_64", driver_cuda=None)
+    assert none is not None and "'.[tensorrt-cu12]'" in none and "'.[tensorrt-cu13]'" in none
+
+
+def _run_instructions(text: str) -> list[str]:
+    """Each RUN instruction of a Dockerfile, its continuation lines joined, comments dropped."""
+    logical, current = [], ""
+    for line in text.splitlines():
+        if line.lstrip().startswith("#"):
+            continue
+        current += line.rstrip().removesuffix("\\") + " "
+        if not line.rstrip().endswith("\\"):
+            logical.append(current.strip())
+            current = ""
+    return [line[4:] for line in logical if line.upper().startswith("RUN ")]
+
+
+def _loads_tensorrt(command: str) -> bool:
+    """Whether a shell command imports TensorRT (directly, or through resnet-opt's commands that
+    probe it, or a test run)."""
+    return bool(
+        re.search(r"import\s+[\w., ]*\btensorrt\b|from\s+tensorrt\b", command)
+        or re.search(r"\bresnet-opt\s+(info|build|bench|run)\b", command)
+        or re.search(r"\bresnet_opt\.cli\b|\bpytest\b|hardware_report", command)
+    )
+
+
+@pytest.mark.parametrize("dockerfile", ["jetpack6", "jetpack7"])
+def test_dockerfiles_load_tensorrt_only_when_the_container_runs(dockerfile: str) -> None:
+    """libnvinfer needs libraries nvidia-container-runtime mounts from the host only at run time
+    (jetson-containers #902, #1185): `docker build` must not import TensorRT; the entrypoint
+    checks it when the container starts."""
+    text = (ROOT / "docker" / f"Dockerfile.{dockerfile}").read_text()
+    runs = _run_instructions(text)
+    assert runs, "no RUN instruction found"
+    assert [r for r in runs if _loads_tensorrt(r)] == []
+    entry = re.search(r"^ENTRYPOINT \[\"([^\"]+)\"", text, re.M)
+    assert entry is not None and entry.group(1) == "resnet-opt-entrypoint"
+    assert "COPY docker/entrypoint.sh /usr/local/bin/resnet-opt-entrypoint" in text
+    script = (ROOT / "docker" / "entrypoint.sh").read_text()
+    assert 'python -c "import tensorrt"' in script and 'exec resnet-opt "$@"' in script
+
+
+def test_the_build_time_check_is_caught() -> None:
+    """The check above fails on what the Dockerfiles did before (import during the build)."""
+    old = 'RUN pip install "/src[jetson]" && \\\n    python -c "import tensorrt, resnet_opt"\n'
+    assert [r for r in _run_instructions(old) if _loads_tensorrt(r)]
+    assert _loads_tensorrt("resnet-opt info") and not _loads_tensorrt("pip install /src")
+
+
+def test_the_entrypoint_refuses_a_container_without_tensorrt(tmp_path: Path) -> None:
+    """Run with a Python that has no TensorRT: exit 3 and one line naming --runtime nvidia."""
+    shell = shutil.which("sh")
+    if shell is None:
+        pytest.skip("no sh here")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python").symlink_to(sys.executable)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "PYTHONPATH": str(tmp_path)}
+    (tmp_path / "tensorrt.py").write_text("raise ImportError('libnvdla_compiler.so: not found')\n")
+    done = subprocess.run(
+        [shell, str(ROOT / "docker" / "entrypoint.sh"), "info"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 3, done.stderr
+    assert "libnvdla_compiler.so" in done.stderr and "--runtime nvidia" in done.stderr

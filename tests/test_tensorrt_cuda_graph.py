@@ -1,7 +1,7 @@
 """CUDA graphs in the TensorRT runner, through the TensorRT, pycuda and cuda-python doubles.
 
 The doubles do what the real libraries do: pycuda has no graph API (capture goes through
-cuda.bindings.runtime), an enqueue right after a shape change cannot be captured, a graph
+cuda.bindings.driver), an enqueue right after a shape change cannot be captured, a graph
 replays the state its context had at capture (a context whose shape changed since would
 compute with stale state: the double fails that), and an engine with uncapturable work fails
 its enqueue under capture and invalidates it.
@@ -29,9 +29,12 @@ BATCHES = (4, 4, 2, 4, 2, 2, 8, 4)
 
 
 def built(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **install_args: bool
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    gpu: FakeGpu | None = None,
+    **install_args: bool,
 ) -> tuple[FakeGpu, Path, Path]:
-    gpu = FakeGpu()
+    gpu = gpu or FakeGpu()
     install(monkeypatch, gpu, **install_args)
     source = fp32_model(tmp_path / "m.onnx")
     plan = tmp_path / "m.plan"
@@ -68,11 +71,12 @@ def test_graphs_give_the_eager_results_with_one_context_per_shape(
     # each shape: one eager (flushing) run on its own context, then the capture
     assert [c.args["capturing"] for c in executes] == [False, True] * 3
     assert len({c.args["context"] for c in executes}) == 3
-    begins = gpu.calls_named("cudart.cudaStreamBeginCapture")
-    assert [c.args["mode"] for c in begins] == ["cudaStreamCaptureModeThreadLocal"] * 3
-    assert len(gpu.calls_named("cudart.cudaGraphInstantiateWithFlags")) == 3
-    assert len(gpu.calls_named("cudart.cudaGraphLaunch")) == len(BATCHES) - 3
-    assert len(gpu.calls_named("cudart.cudaGraphExecDestroy")) == 3  # freed on close
+    begins = gpu.calls_named("cuda.driver.cuStreamBeginCapture")
+    assert [c.args["mode"] for c in begins] == ["CU_STREAM_CAPTURE_MODE_THREAD_LOCAL"] * 3
+    assert len(gpu.calls_named("cuda.driver.cuGraphInstantiate")) == 3
+    assert len(gpu.calls_named("cuda.driver.cuGraphLaunch")) == len(BATCHES) - 3
+    assert len(gpu.calls_named("cuda.driver.cuGraphExecDestroy")) == 3  # freed on close
+    assert not [n for n in gpu.names() if n.startswith("cudart.")]  # never the runtime API
 
 
 def test_a_failed_capture_runs_eagerly_with_one_warning(
@@ -91,10 +95,10 @@ def test_a_failed_capture_runs_eagerly_with_one_warning(
         np.testing.assert_array_equal(got, want)
     warnings = [r for r in caplog.records if "CUDA graph capture failed" in r.getMessage()]
     assert len(warnings) == 1
-    assert len(gpu.calls_named("cudart.cudaStreamBeginCapture")) == 1  # not retried
-    assert len(gpu.calls_named("cudart.cudaStreamEndCapture")) == 1  # the capture was ended
-    assert not gpu.capturing and gpu.cuda_error == 0  # the CUDA error was cleared
-    assert "cudart.cudaGraphLaunch" not in gpu.names()
+    assert len(gpu.calls_named("cuda.driver.cuStreamBeginCapture")) == 1  # not retried
+    assert len(gpu.calls_named("cuda.driver.cuStreamEndCapture")) == 1  # the capture was ended
+    assert not gpu.capturing
+    assert "cuda.driver.cuGraphLaunch" not in gpu.names()
 
 
 def test_cuda_graph_without_cuda_python_is_one_clear_line(
@@ -106,7 +110,7 @@ def test_cuda_graph_without_cuda_python_is_one_clear_line(
     message = str(err.value)
     assert "\n" not in message
     assert "--cuda-graph needs NVIDIA's cuda-python" in message
-    assert "pip install 'resnet-opt[tensorrt]'" in message
+    assert "pip install '.[tensorrt-cu12]'" in message
     assert "cuda.Context.push" not in gpu.names()  # refused before any GPU work
     assert run_all(plan)  # without --cuda-graph pycuda alone is enough
 
@@ -119,26 +123,25 @@ def test_the_double_refuses_what_cuda_refuses(
     import sys
 
     _, _, plan = built(tmp_path, monkeypatch)
-    cudart = sys.modules["cuda.bindings.runtime"]
-    thread_local = cudart.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+    cu = sys.modules["cuda.bindings.driver"]
+    thread_local = cu.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
     with TensorRtRunner(plan) as engine:
         context, stream = engine._exec, engine._stream
         assert stream is not None
         context.set_input_shape("input", (2, 3, 8, 8))
-        assert cudart.cudaStreamBeginCapture(stream.handle, thread_local) == (0,)
-        assert cudart.cudaStreamBeginCapture(stream.handle, thread_local)[0] != 0
+        assert cu.cuStreamBeginCapture(stream.handle, thread_local) == (0,)
+        assert cu.cuStreamBeginCapture(stream.handle, thread_local)[0] != 0
         assert not context.execute_async_v3(stream.handle)  # no flushing run before
-        err, graph = cudart.cudaStreamEndCapture(stream.handle)
-        assert err.name == "cudaErrorStreamCaptureInvalidated" and graph is None
-        assert cudart.cudaGetLastError()[0] != 0 and cudart.cudaGetLastError() == (0,)
+        err, graph = cu.cuStreamEndCapture(stream.handle)
+        assert err.name == "CUDA_ERROR_STREAM_CAPTURE_INVALIDATED" and graph is None
         assert context.execute_async_v3(stream.handle)  # the flush
-        cudart.cudaStreamBeginCapture(stream.handle, thread_local)
+        cu.cuStreamBeginCapture(stream.handle, thread_local)
         assert context.execute_async_v3(stream.handle)
-        err, graph = cudart.cudaStreamEndCapture(stream.handle)
-        _, instance = cudart.cudaGraphInstantiateWithFlags(graph, 0)
+        err, graph = cu.cuStreamEndCapture(stream.handle)
+        _, instance = cu.cuGraphInstantiate(graph, 0)
         context.set_input_shape("input", (4, 3, 8, 8))
         with pytest.raises(AssertionError, match="after its execution context's input shape"):
-            cudart.cudaGraphLaunch(instance, stream.handle)
+            cu.cuGraphLaunch(instance, stream.handle)
 
 
 def test_bench_cuda_graph_without_cuda_python_stops_before_measuring(
@@ -159,16 +162,92 @@ def test_bench_cuda_graph_without_cuda_python_stops_before_measuring(
     assert "IExecutionContext.execute_async_v3" not in gpu.names()
 
 
-def test_cuda_python_for_a_newer_cuda_than_the_driver_runs_eagerly_and_says_why(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_jetpack_6_captures_through_the_driver_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    gpu, _, plan = built(tmp_path, monkeypatch)
+    """JetPack 6: a CUDA 12.6 driver and the cuda-bindings 12.9 the jetson extra installs. The
+    runtime module refuses that driver (its static CUDA runtime is 12.9: what made every
+    JetPack 6 capture fall back to eager); the driver API, which the runner uses, captures."""
+    import sys
+
+    from tests.orin_double import orin
+
+    gpu, _, plan = built(tmp_path, monkeypatch, orin())
+    assert gpu.driver_cuda == (12, 6) and gpu.bindings_cuda == (12, 9)
+    runtime = sys.modules["cuda.bindings.runtime"]
+    mode = runtime.cudaStreamCaptureMode.cudaStreamCaptureModeThreadLocal
+    (err,) = runtime.cudaStreamBeginCapture(0, mode)
+    assert err.name == "cudaErrorInsufficientDriver"
+    runtime.cudaGetLastError()
     eager = run_all(plan)
-    gpu.driver_too_old = True
+    with TensorRtRunner(plan, cuda_graph=True) as engine:
+        graphed = [engine.infer({"input": x})["logits"] for x in feeds()]
+        assert engine.info.details["cuda_graph_fallback"] is None
+    for got, want in zip(graphed, eager, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert gpu.calls_named("cuda.driver.cuGraphLaunch")
+
+
+@pytest.mark.parametrize(
+    ("driver", "bindings", "refused"),
+    [((12, 6), (12, 9), False), ((12, 4), (13, 5), True), ((13, 0), (12, 9), True)],
+)
+def test_the_bindings_major_must_be_the_drivers(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    driver: tuple[int, int],
+    bindings: tuple[int, int],
+    refused: bool,
+) -> None:
+    """Derived from the versions: cuda-bindings of another CUDA major than the driver's runs
+    eagerly with one warning that names the bindings to install."""
+    gpu, _, plan = built(tmp_path, monkeypatch, FakeGpu(driver_cuda=driver, bindings_cuda=bindings))
+    eager = run_all(plan)
     with caplog.at_level(logging.WARNING, logger="resnet_opt"):
         graphed = run_all(plan, cuda_graph=True)
     for got, want in zip(graphed, eager, strict=True):
         np.testing.assert_array_equal(got, want)
-    (warning,) = [r.getMessage() for r in caplog.records if "CUDA graph" in r.getMessage()]
-    assert "cudaErrorInsufficientDriver" in warning and "'cuda-bindings>=12.8,<13'" in warning
-    assert gpu.cuda_error == 0
+    warnings = [r.getMessage() for r in caplog.records if "CUDA graph" in r.getMessage()]
+    if not refused:
+        assert warnings == [] and gpu.calls_named("cuda.driver.cuGraphLaunch")
+        return
+    (warning,) = warnings
+    major = driver[0]
+    assert f"this driver runs CUDA {driver[0]}.{driver[1]}" in warning
+    assert f"'cuda-bindings>={major}.0,<{major + 1}'" in warning
+    assert "cuda.driver.cuStreamBeginCapture" not in gpu.names()
+
+
+def test_a_driver_without_the_graph_functions_is_refused_by_the_double(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """cuda-bindings resolves each function in the driver: one older than the function fails."""
+    from tests.fakes.fake_cudart import make_driver
+
+    cu = make_driver(FakeGpu(driver_cuda=(11, 2), bindings_cuda=(11, 8)))
+    with pytest.raises(RuntimeError, match='Function "cuGraphInstantiate" not found'):
+        cu.cuGraphInstantiate(None, 0)
+
+
+@pytest.mark.parametrize(("version", "shared"), [("10.3.0.30", True), ("11.4.1", False)])
+def test_per_batch_contexts_share_one_activation_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: str, shared: bool
+) -> None:
+    """TensorRT 10.1+: every per-batch context is USER_MANAGED with the one buffer (one
+    allocation, not one per batch size); elsewhere each context allocates its own (STATIC)."""
+    gpu, _, plan = built(tmp_path, monkeypatch, FakeGpu(tensorrt_version=version))
+    eager = run_all(plan)
+    gpu.calls.clear()
+    graphed = run_all(plan, cuda_graph=True)
+    for got, want in zip(graphed, eager, strict=True):
+        np.testing.assert_array_equal(got, want)
+    created = gpu.calls_named("ICudaEngine.create_execution_context")
+    per_batch = [c.args["strategy"] for c in created[1:]]  # the first is the eager context
+    assert len(per_batch) == 3
+    memory = gpu.calls_named("IExecutionContext.set_device_memory")
+    if shared:
+        assert per_batch == ["USER_MANAGED"] * 3
+        assert len(memory) == 3 and len({c.args["memory"] for c in memory}) == 1
+    else:
+        assert per_batch == ["STATIC"] * 3 and memory == []

@@ -131,6 +131,6 @@ def test_info_without_nvidia_says_why() -> None:
     from resnet_opt.tensorrt.device import nvidia_probes
 
     rows = {name: (value, problem) for name, value, problem in nvidia_probes()}
-    assert set(rows) == {"gpu", "dla", "jetpack"}
+    assert set(rows) == {"gpu", "dla", "pip extra", "jetpack"}
     for value, problem in rows.values():
         assert value is not None or problem

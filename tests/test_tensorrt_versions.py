@@ -99,3 +99,51 @@ def test_future_major_assumes_11x_api_but_only_its_own_plans() -> None:
 def test_older_than_10_is_refused(old: str) -> None:
     with pytest.raises(ResnetOptError, match=r"TensorRT 10.0 or later"):
         capabilities(old)
+
+
+@pytest.mark.parametrize(
+    ("driver", "jetson", "extra"),
+    [
+        ("12.4", False, "tensorrt-cu12"),
+        ("12.9", False, "tensorrt-cu12"),
+        ("13.0", False, "tensorrt-cu13"),
+        ("13.2", False, "tensorrt-cu13"),
+        ("11.8", False, None),
+        (None, False, None),
+        ("12.6", True, "jetson"),
+    ],
+)
+def test_the_extra_that_fits_the_drivers_cuda(
+    driver: str | None, jetson: bool, extra: str | None
+) -> None:
+    from resnet_opt.core.cuda_driver import extra_for_driver
+
+    choice = extra_for_driver(driver, jetson=jetson)
+    assert choice.extra == extra and choice.why
+    if driver == "11.8":
+        assert "upgrade the NVIDIA driver" in choice.why
+
+
+def test_info_names_the_extra_for_the_driver(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resnet_opt.tensorrt import device
+
+    name, value, why = device.pip_extra_row("12.4", jetson=False)
+    assert name == "pip extra" and why is None and value is not None
+    assert "pip install '.[tensorrt-cu12]'" in value and "CUDA 12.4" in value
+    assert device.pip_extra_row(None, jetson=False)[1] is None
+
+
+@pytest.mark.parametrize(
+    ("version", "shared"),
+    [
+        ("10.0.1", False),
+        ("10.1.0", True),
+        ("10.3.0.30", True),
+        ("10.16.1", True),
+        ("11.4.1", False),
+    ],
+)
+def test_which_tensorrt_shares_activation_memory(version: str, shared: bool) -> None:
+    from resnet_opt.tensorrt.versions import shares_activation_memory
+
+    assert shares_activation_memory(version) is shared

@@ -150,7 +150,7 @@ def read_facts(
         jetpack=rel.jetpack if rel else None,
         power_mode=mode.name if mode else None,
         power_mode_id=mode.id if mode else None,
-        clocks_locked=sysfs.clocks_locked(cpus, gpu),
+        clocks_locked=sysfs.clocks_locked(cpus, gpu, emc),
         cpu_mhz=_freq(sysfs.cpu_summary(cpus)),
         gpu_mhz=_freq(gpu),
         emc_mhz=_freq(emc),

@@ -89,28 +89,44 @@ def jetson_advice(
         return (
             "pycuda has no wheels and compiles on the device: "
             "export PATH=/usr/local/cuda/bin:$PATH and sudo apt install python3-dev, then "
-            "pip install 'resnet-opt[jetson]' (or take a "
+            "pip install '.[jetson]' from your resnet-opt checkout (or take a "
             f"prebuilt wheel: pip install pycuda --extra-index-url {JETSON_INDEX} on JetPack 6)"
         )
     if top == "cuda":
         return (
             "NVIDIA's cuda-python bindings come from PyPI's aarch64 wheels: pip install "
-            "'resnet-opt[jetson]' (cuda-bindings 12.x on JetPack 6, 13.x on JetPack 7)"
+            "'.[jetson]' from your resnet-opt checkout (cuda-bindings 12.x on JetPack 6, 13.x "
+            "on JetPack 7)"
         )
     return None
 
 
-def install_advice(module: str, *, machine: str | None = None) -> str | None:
-    """Jetson advice on a Jetson; on another aarch64 machine (an Arm server) for TensorRT, that
-    the `tensorrt` extra is x86-only and PyPI's tensorrt is installed directly; else None."""
+def install_advice(
+    module: str, *, machine: str | None = None, driver_cuda: str | None = None
+) -> str | None:
+    """What to install for a missing TensorRT, pycuda or cuda-python: on a Jetson the JetPack
+    advice; on another aarch64 machine (an Arm server) for TensorRT, that the TensorRT extras
+    are x86-only; on x86_64 the extra of the driver's CUDA major (`driver_cuda`, default: read
+    from the driver), from the checkout (resnet-opt is not on the package index)."""
     advice = jetson_advice(module)
     if advice is not None:
         return advice
+    top = module.split(".")[0]
     machine = machine or platform.machine()
-    if module.split(".")[0] == "tensorrt" and machine.lower() in ("aarch64", "arm64"):
+    if top == "tensorrt" and machine.lower() in ("aarch64", "arm64"):
         return (
-            "resnet-opt's tensorrt extra installs TensorRT on x86_64 only; on an Arm server "
+            "resnet-opt's TensorRT extras install TensorRT on x86_64 only; on an Arm server "
             "install it directly: pip install 'tensorrt>=10,<12' pycuda (on a Jetson TensorRT "
             "comes from JetPack)"
         )
-    return None
+    if top not in ("tensorrt", "pycuda", "cuda"):
+        return None
+    from resnet_opt.core.cuda_driver import CUDA_EXTRAS, driver_cuda_version, extra_for_driver
+
+    if driver_cuda is None:
+        driver_cuda = driver_cuda_version()
+    choice = extra_for_driver(driver_cuda)
+    if choice.extra is None:
+        extras = " or ".join(f"'.[{e}]' (CUDA {m} driver)" for m, e in CUDA_EXTRAS.items())
+        return f"install from your resnet-opt checkout: pip install {extras} ({choice.why})"
+    return f"install from your resnet-opt checkout: pip install '.[{choice.extra}]' ({choice.why})"

@@ -9,9 +9,10 @@ mean watts / throughput: the joules the module draws per image at that batch siz
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from resnet_opt.jetson import facts, sysfs
@@ -43,10 +44,23 @@ def read_watts(rails: Sequence[sysfs.Rail]) -> float | None:
 @dataclass
 class PowerSamples:
     samples: list[float]
+    times: list[float] = field(default_factory=list)  # time.perf_counter() of each sample
 
     @property
     def mean_watts(self) -> float | None:
         return sum(self.samples) / len(self.samples) if self.samples else None
+
+    def mean_between(self, start: float, end: float) -> float | None:
+        """Mean power over [start, end] (perf_counter times): the samples inside it, or, for a
+        window shorter than the sampling interval, the two samples around it."""
+        timed = list(zip(self.times, self.samples, strict=True))
+        inside = [w for t, w in timed if start <= t <= end]
+        if inside:
+            return sum(inside) / len(inside)
+        before = [w for t, w in timed if t < start][-1:]
+        after = [w for t, w in timed if t > end][:1]
+        around = before + after
+        return sum(around) / len(around) if around else None
 
 
 @contextmanager
@@ -63,6 +77,7 @@ def sample_power(
     def take() -> None:
         watts = read_watts(rails)
         if watts is not None:
+            result.times.append(time.perf_counter())
             result.samples.append(watts)
 
     def loop() -> None:

@@ -11,7 +11,8 @@ Each reads the files jtop (rbonghi/jetson_stats) reads, under a `root` that stan
 - clocks: CPU cpufreq scaling_min/max/cur_freq (kHz), the integrated GPU's devfreq node
   (/sys/class/devfreq/*/device/of_node/name is gpu, ga10b, gv11b…; min/max/cur_freq in Hz), EMC
   from /sys/kernel/debug/bpmp/debug/clk/emc (root only) or Thor's /sys/class/devfreq/bwmgr.
-  jetson_clocks pins min to max: "locked" is min == max for every online CPU and the GPU;
+  jetson_clocks pins min to max: "locked" is min == max for every online CPU and the GPU, and
+  the EMC at its max (capped by /sys/kernel/nvpmodel_emc_cap/emc_iso_cap, as jtop reads it);
 - temperatures: /sys/class/thermal/thermal_zone*/type + temp (millidegrees; -256000 = no sensor);
 - power: INA3221 monitors (/sys/bus/i2c/devices/*/name == ina3221) under hwmon/hwmon*/:
   inN_label, inN_input (mV), currN_input (mA); "NC" rails and channel 7 (the sum of shunt
@@ -228,23 +229,42 @@ def gpu_clock(root: Path) -> Clock | None:
     return None
 
 
+EMC_CAP = "/sys/kernel/nvpmodel_emc_cap/emc_iso_cap"  # Hz; nvpmodel's cap for the power mode
+
+
+def _emc_capped(clock: Clock, root: Path) -> Clock:
+    """The EMC clock with its max lowered to nvpmodel's cap where the power mode sets one lower
+    (jtop's `read_emc`: the cap applies whichever source gave the max)."""
+    cap = _mhz(_int(root, EMC_CAP), 1_000_000)
+    if cap and clock.max_mhz is not None and 0 < cap < clock.max_mhz:
+        return Clock(clock.current_mhz, clock.min_mhz, cap)
+    return clock
+
+
 def emc_clock(root: Path) -> Clock | None:
-    """The memory controller clock: BPMP's debugfs (readable by root only), else Thor's devfreq."""
+    """The memory controller clock: BPMP's debugfs (readable by root only), else Thor's devfreq;
+    its max capped by the power mode's EMC cap."""
     bpmp = "/sys/kernel/debug/bpmp/debug/clk/emc"
     rate = _int(root, f"{bpmp}/rate")
     if rate is not None:
-        return Clock(
-            _mhz(rate, 1_000_000),
-            _mhz(_int(root, f"{bpmp}/min_rate"), 1_000_000),
-            _mhz(_int(root, f"{bpmp}/max_rate"), 1_000_000),
+        return _emc_capped(
+            Clock(
+                _mhz(rate, 1_000_000),
+                _mhz(_int(root, f"{bpmp}/min_rate"), 1_000_000),
+                _mhz(_int(root, f"{bpmp}/max_rate"), 1_000_000),
+            ),
+            root,
         )
     bwmgr = "/sys/class/devfreq/bwmgr"
     cur = _int(root, f"{bwmgr}/cur_freq")
     if cur is not None:
-        return Clock(
-            _mhz(cur, 1_000_000),
-            _mhz(_int(root, f"{bwmgr}/min_freq"), 1_000_000),
-            _mhz(_int(root, f"{bwmgr}/max_freq"), 1_000_000),
+        return _emc_capped(
+            Clock(
+                _mhz(cur, 1_000_000),
+                _mhz(_int(root, f"{bwmgr}/min_freq"), 1_000_000),
+                _mhz(_int(root, f"{bwmgr}/max_freq"), 1_000_000),
+            ),
+            root,
         )
     return None
 
@@ -266,10 +286,14 @@ def cpu_summary(clocks: Sequence[Clock]) -> Clock | None:
     )
 
 
-def clocks_locked(cpus: Sequence[Clock], gpu: Clock | None) -> bool | None:
-    """jetson_clocks' state as jtop judges it: every online CPU core and the GPU at min == max.
-    None when neither can be read."""
+def clocks_locked(
+    cpus: Sequence[Clock], gpu: Clock | None, emc: Clock | None = None
+) -> bool | None:
+    """jetson_clocks' state as jtop judges it (`jetson_clocks_alive`): every online CPU core and
+    the GPU at min == max, and the EMC running at its (capped) max. None when none can be read."""
     states = [c.locked for c in cpus] + ([gpu.locked] if gpu is not None else [])
+    if emc is not None and emc.max_mhz is not None and emc.current_mhz is not None:
+        states.append(emc.current_mhz == emc.max_mhz)
     known = [s for s in states if s is not None]
     if not known:
         return None

@@ -3,8 +3,16 @@
 NVIDIA's jetson_benchmarks starts one trtexec per engine (the GPU one and one per DLA core) at
 the same time and adds their throughputs; MLPerf's Orin Offline submissions do the same. Each
 engine here runs in its own process (its own CUDA context and stream, as trtexec's would), warms
-up, waits at a shared barrier so that the timed windows overlap, then runs for the same duration.
-The parent samples the module's power over the shared window. Processes are started with
+up, waits at a shared barrier so that the timed windows overlap, then runs for the same duration
+(or iterations).
+
+Engines never stop at the same instant: with `--iterations` or `min_iterations` a fast GPU engine
+stops first and the DLA engines then run without contention, so each engine's rate over its
+own loop would overstate the total. As NVIDIA's jetson_benchmarks does (`read_window_results`),
+each engine's throughput is read only inside the common window, from the latest start to the
+earliest end, from its per-inference timestamps (`time.perf_counter`, the system-wide monotonic
+clock on Linux, so comparable across processes); the total is their sum and the module's power
+is averaged over that same window. Processes are started with
 `spawn` (a forked CUDA context is unusable); `initializer` ("module:function") is called first
 in each child, for tests that install TensorRT's double there.
 """
@@ -38,18 +46,61 @@ class EngineRun:
     device: str  # the runner's device ("GPU", "DLA 0", …)
     timing: Timing
     details: dict[str, Any]
+    stamps: tuple[float, ...] = ()  # the loop's clock readings: its start, then each end
+
+
+@dataclass(frozen=True)
+class Window:
+    """The time every engine was running: from the latest start to the earliest end."""
+
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
+def common_window(stamps: Sequence[Sequence[float]]) -> Window:
+    """The common window of the engines' loops, or ResnetOptError if they never overlapped."""
+    if not stamps or any(len(s) < 2 for s in stamps):
+        raise ResnetOptError("concurrent bench: an engine recorded no timed inference")
+    window = Window(max(s[0] for s in stamps), min(s[-1] for s in stamps))
+    if window.seconds <= 0:
+        raise ResnetOptError(
+            "concurrent bench: the engines' timed loops did not overlap (one finished before "
+            "another started): use a longer --duration"
+        )
+    return window
+
+
+def inferences_in(stamps: Sequence[float], window: Window) -> float:
+    """How many of the loop's inferences ran inside `window`: each counts for the share of its
+    own duration that lies inside (an inference cut by an edge counts in part), so a slow
+    engine's count is not rounded away at the window's edges."""
+    ends = np.asarray(stamps, dtype=np.float64)
+    starts, ends = ends[:-1], ends[1:]
+    inside = np.clip(np.minimum(ends, window.end) - np.maximum(starts, window.start), 0.0, None)
+    durations = np.maximum(ends - starts, 1e-12)
+    return float(np.sum(inside / durations))
 
 
 @dataclass(frozen=True)
 class ConcurrentRun:
     batch: int
     runs: tuple[EngineRun, ...]
-    power_w: float | None  # mean module power over the shared window (Jetson power rails)
+    power_w: float | None  # mean module power over the common window (Jetson power rails)
+    window: Window
+
+    def window_throughput(self, run: EngineRun) -> float:
+        """Images per second of one engine inside the common window."""
+        return self.batch * inferences_in(run.stamps, self.window) / self.window.seconds
 
     @property
     def total_throughput(self) -> float:
-        """Images per second of all engines together (each engine's own rate, added up)."""
-        return sum(r.timing.throughput(self.batch) for r in self.runs)
+        """Images per second of all engines together: each one's rate inside the common
+        window, added up (jetson_benchmarks' aggregate)."""
+        return sum(self.window_throughput(r) for r in self.runs)
 
 
 def _call_initializer(initializer: str | None) -> None:
@@ -85,12 +136,20 @@ def _worker(
             timed = Budget(
                 iterations=budget.iterations,
                 duration_s=budget.duration_s,
-                warmup_s=0.0,
+                warmup_s=0.0,  # so that every clock reading below is one of the timed loop's
                 min_iterations=budget.min_iterations,
             )
-            timing = measure(call, timed)
+            stamps: list[float] = []
+
+            def clock() -> float:
+                now = time.perf_counter()
+                stamps.append(now)
+                return now
+
+            timing = measure(call, timed, clock=clock)
             info = runner.info
-            results.put((index, "ok", (info.device, timing, dict(info.details))))
+            payload = (info.device, timing, dict(info.details), tuple(stamps))
+            results.put((index, "ok", payload))
     except BaseException as exc:  # reported to the parent, which raises it as one line
         with contextlib.suppress(Exception):
             barrier.abort()
@@ -145,6 +204,7 @@ def run_concurrent(
         raise ResnetOptError(f"{Path(engines[index]).name}: {text.splitlines()[0]}")
     runs = []
     for i, path in enumerate(engines):
-        device, timing, details = collected[i][1]
-        runs.append(EngineRun(Path(path).name, str(device), timing, details))
-    return ConcurrentRun(batch, tuple(runs), power.mean_watts)
+        device, timing, details, stamps = collected[i][1]
+        runs.append(EngineRun(Path(path).name, str(device), timing, details, stamps))
+    window = common_window([r.stamps for r in runs])
+    return ConcurrentRun(batch, tuple(runs), power.mean_between(window.start, window.end), window)

@@ -332,9 +332,9 @@ def check_tensorrt_flags(options: BenchOptions) -> None:
                 "option out"
             )
     if options.cuda_graph:  # before any measuring: CUDA graphs need cuda-python
-        from resnet_opt.cuda.graphs import load_runtime
+        from resnet_opt.cuda.graphs import load_cuda_driver
 
-        load_runtime()
+        load_cuda_driver()
 
 
 # -- measuring -----------------------------------------------------------------------------------

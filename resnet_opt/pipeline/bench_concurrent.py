@@ -97,7 +97,11 @@ def bench_concurrent(
                     total_s=engine.timing.total_s,
                     latency_ms=stats,
                     throughput=engine.timing.throughput(batch),
-                    options={"concurrent_with": [n for n in names if n != engine.artifact]},
+                    options={
+                        "concurrent_with": [n for n in names if n != engine.artifact],
+                        # this row's figures are its own loop's; the rate while all ran:
+                        "window_throughput": run.window_throughput(engine),
+                    },
                 )
             )
         energy = power_figures(run.power_w, run.total_throughput)
@@ -105,16 +109,20 @@ def bench_concurrent(
             ConcurrentResult(
                 batch=batch,
                 engines=tuple(
-                    EngineShare(r.artifact, r.device, r.timing.throughput(batch)) for r in run.runs
+                    EngineShare(r.artifact, r.device, run.window_throughput(r)) for r in run.runs
                 ),
                 total_throughput=run.total_throughput,
                 power_w=energy.power_w,
                 energy_per_image_j=energy.energy_per_image_j,
                 images_per_s_per_w=energy.images_per_s_per_w,
+                window_s=run.window.seconds,
             )
         )
     settings = report_settings(options, options.threads or usable_cores(), None)
-    note = f"concurrent: {', '.join(names)} ran at the same time, one process each"
+    note = (
+        f"concurrent: {', '.join(names)} ran at the same time, one process each; throughputs "
+        "and power are read inside the window all of them were running"
+    )
     return Report(
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         tool_version=__version__,

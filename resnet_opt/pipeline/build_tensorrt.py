@@ -140,6 +140,9 @@ def build_tensorrt(
                 "compute_capability": device.sm,
                 "integrated": device.integrated,
                 "cuda_driver": device.cuda_driver,
+                "sm_count": device.sm_count,
+                "module": device.jetson_module,  # a Jetson's part number, e.g. p3701-0005
+                "power_mode": device.power_mode,  # nvpmodel's mode the tactics were timed at
             },
             "jetson": {"l4t": device.l4t, "jetpack": device.jetpack} if device.is_jetson else None,
             "jetson_facts": manifest_facts(),  # module, power mode, clocks (None off a Jetson)

@@ -4,8 +4,11 @@ Like jetson-inference (which names its cache `<model>.<batch>.<gpu fallback>.<Te
 <device>.<precision>.engine` and keeps the model's checksum beside it), an entry is keyed by
 everything that makes an engine different: the ONNX's sha256 and precision, the build options
 (profile, workspace, optimization level, DLA core, compatibility flags), the calibration cache's
-sha256 for an implicit-INT8 DLA build, the GPU (name, compute capability, integrated), the L4T
-release and the TensorRT version. A key is a sha256 of those facts, so a changed model, option,
+sha256 for an implicit-INT8 DLA build (the very file the build reads: `calibration_cache_path`),
+the GPU (name, compute capability, integrated, SM count), on a Jetson the module's part number
+and the nvpmodel power mode (every Orin reports "Orin", sm 8.7: an AGX Orin's 16 SMs at MAXN
+and an Orin Nano's 8 at 7 W are told apart only by these), the L4T release and the TensorRT
+version. A key is a sha256 of those facts, so a changed model, option,
 device or TensorRT never hits a stale engine; and a hit is still checked (the plan's sha256
 against its manifest, the manifest against this device) before it is copied to the output.
 The timing cache is not in the key: it changes how long a build takes, not what it computes;
@@ -45,26 +48,30 @@ class CachedBuild:
     note: str | None = None  # why an existing entry was not used (damaged, other device)
 
 
+# TensorRtBuildOptions fields that are not in the key, and why (tests/test_tensorrt_cache.py
+# fails on a field that is in neither the key nor this list)
+NOT_IN_KEY = {
+    "timing_cache": "changes how long a build takes, not what it computes",
+    "calib_cache": "its content is in the key (calibration_cache_sha256), not its path",
+    "verify": "whether a fresh build is run against its source; changes no engine",
+}
+
+
 def _calibration_sha(source: Path, manifest: Manifest, options: TensorRtBuildOptions) -> str | None:
     """The cache a TensorRT 10 DLA INT8 build replays: its content is part of the engine."""
+    from resnet_opt.tensorrt.dla import calibration_cache_path
+
     if options.dla_core is None:
         return None
-    if options.calib_cache is not None:
-        return sha256_file(options.calib_cache) if options.calib_cache.is_file() else None
-    named = manifest.details.get(CACHE_DETAIL)
-    if not named:
-        return None
-    beside = source.parent / Path(str(named)).name
-    return sha256_file(beside) if beside.is_file() else None
+    found = calibration_cache_path(source, manifest, options.calib_cache)
+    return sha256_file(found) if found is not None else None
 
 
 def key_facts(
     source: Path, manifest: Manifest, options: TensorRtBuildOptions, device: DeviceInfo
 ) -> dict[str, Any]:
     """What the engine depends on (module docstring), as JSON."""
-    chosen = {
-        k: v for k, v in options.to_dict().items() if k not in ("timing_cache", "calib_cache")
-    }
+    chosen = {k: v for k, v in options.to_dict().items() if k not in NOT_IN_KEY}
     return {
         "model_sha256": manifest.sha256,
         "precision": manifest.precision.value,
@@ -74,6 +81,9 @@ def key_facts(
             "name": device.gpu_name,
             "compute_capability": device.sm,
             "integrated": device.integrated,
+            "sm_count": device.sm_count,
+            "module": device.jetson_module,
+            "power_mode": device.power_mode,
         },
         "l4t": device.l4t,
         "tensorrt": device.tensorrt,

@@ -151,6 +151,9 @@ def concurrent_table(report: Report) -> str:
     names = [e.artifact for e in report.concurrent[0].engines]
     devices = {e.artifact: e.device for c in report.concurrent for e in c.engines}
     header = ["batch", *(f"{n} ({devices[n]}) img/s" for n in names), "total img/s"]
+    window = any(c.window_s is not None for c in report.concurrent)
+    if window:
+        header.append("common window s")
     power = any(c.power_w is not None for c in report.concurrent)
     if power:
         header += ["W", "img/s/W"]
@@ -159,6 +162,8 @@ def concurrent_table(report: Report) -> str:
         by_name = {e.artifact: e.throughput for e in c.engines}
         row: list[object] = [c.batch, *(fmt_throughput(by_name[n]) for n in names)]
         row.append(fmt_throughput(c.total_throughput))
+        if window:
+            row.append(_opt(c.window_s, ".2f"))
         if power:
             row += [_opt(c.power_w, ".1f"), _opt(c.images_per_s_per_w, ".1f")]
         rows.append(row)

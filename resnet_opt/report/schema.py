@@ -216,6 +216,9 @@ class ConcurrentResult:
     power_w: float | None = None
     energy_per_image_j: float | None = None
     images_per_s_per_w: float | None = None
+    # seconds all engines ran at once (latest start to earliest end): the throughputs and power
+    # are read inside it; None in reports written before it was recorded
+    window_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ batch of the engine's profile: pinned host memory, one device buffer per I/O ten
 stream, asynchronous copies, `set_input_shape` + `set_tensor_address` + `execute_async_v3`.
 With `cuda_graph=True` (for bench) each batch size gets its own execution context, set to that
 shape once: its first run is eager (the flushing enqueue TensorRT needs after a shape change),
-then its enqueue is captured into a CUDA graph (cuda-python; pycuda has none) and replayed from
-then on, as NVIDIA's best practices and trtexec do; if the engine cannot be captured, the
-runner says so once and runs eagerly. With `no_data_transfers=True` (bench's
+then its enqueue is captured into a CUDA graph (cuda-python's driver API; pycuda has none) and
+replayed from then on, as NVIDIA's best practices and trtexec do; if the engine cannot be
+captured, the runner says so once and runs eagerly. With `no_data_transfers=True` (bench's
 `--no-data-transfers`, trtexec's `--noDataTransfers`) a feed of the very same input arrays as
 the previous call is not copied again: the engine runs on the inputs already on the device and
 the outputs of that previous copy are returned (the same inputs give the same outputs), so the
@@ -26,15 +26,23 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from resnet_opt.core.manifest import Manifest
-from resnet_opt.cuda.graphs import CudaGraph, CudaRuntime, GraphCaptureError, capture, load_runtime
+from resnet_opt.cuda.graphs import (
+    CudaDriver,
+    CudaGraph,
+    GraphCaptureError,
+    capture,
+    check_bindings_fit,
+    load_cuda_driver,
+)
 from resnet_opt.cuda.pycuda_api import Context, DeviceAllocation, Stream, load_driver
-from resnet_opt.deps import require
+from resnet_opt.deps import probe, require
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
 from resnet_opt.runners.loaders import open_artifact
 from resnet_opt.tensorrt.compat import check_engine_compatible
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.profiles import BatchProfile, profile_of
+from resnet_opt.tensorrt.versions import shares_activation_memory
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -124,7 +132,9 @@ class TensorRtRunner(RunnerBase):
         self._stream: Stream | None = None
         self._tensors: list[_Tensor] = []
         self._shapes: dict[str, tuple[int, ...]] = {}
-        self._cudart: CudaRuntime | None = None
+        self._cudart: CudaDriver | None = None  # cuda-python's driver API, for CUDA graphs
+        self._bindings_checked = False
+        self._activations: DeviceAllocation | None = None  # shared by the per-batch contexts
         self._graphs: dict[tuple[tuple[int, ...], ...], _ShapeGraph] = {}
         self.graph_fallback: str | None = None  # why the graphs were given up, if they were
         self.profile: BatchProfile | None = None
@@ -143,7 +153,7 @@ class TensorRtRunner(RunnerBase):
         self.profile = profile_of(manifest)
         require("tensorrt")
         if self.cuda_graph:
-            self._cudart = load_runtime()  # before any GPU work: one line if it is missing
+            self._cudart = load_cuda_driver()  # before any GPU work: one line if it is missing
         cuda = load_driver()
         cuda.init()
         self._ctx = cuda.Device(self.device_index).retain_primary_context()
@@ -209,6 +219,9 @@ class TensorRtRunner(RunnerBase):
             if entry.graph is not None:
                 entry.graph.close()
         self._graphs.clear()
+        if self._activations is not None:
+            self._activations.free()
+            self._activations = None
         self._resident, self._last = {}, {}
         for tensor in self._tensors:
             if tensor.device is not None:
@@ -348,6 +361,9 @@ class TensorRtRunner(RunnerBase):
         self._stream.synchronize()
         context, handle = entry.context, self._stream.handle
         try:
+            if not self._bindings_checked:
+                check_bindings_fit(self._cudart, probe("cuda.bindings")[0] or "")
+                self._bindings_checked = True
             entry.graph = capture(
                 self._cudart, handle, lambda: bool(context.execute_async_v3(handle))
             )
@@ -360,10 +376,24 @@ class TensorRtRunner(RunnerBase):
             )
 
     def _shape_context(self) -> trt.IExecutionContext:
-        """A new execution context with the buffers and the current input shapes."""
+        """A new execution context with the buffers and the current input shapes; where this
+        TensorRT has it (`shares_activation_memory`), its activation memory is the one buffer
+        every per-batch context shares (they run one at a time on the one stream)."""
+        import tensorrt as trt
+
         assert self._engine is not None
         since = self._recorder.mark()
-        context = self._engine.create_execution_context()
+        shared = shares_activation_memory(str(trt.__version__))
+        if shared:
+            strategy = trt.ExecutionContextAllocationStrategy.USER_MANAGED
+            context = self._engine.create_execution_context(strategy)
+        else:
+            context = self._engine.create_execution_context()
+        if context is not None and shared:
+            size = int(self._engine.device_memory_size_v2)
+            if self._activations is None:
+                self._activations = load_driver().mem_alloc(max(1, size))
+            context.set_device_memory(int(self._activations), size)
         if context is None:
             raise ResnetOptError(
                 f"{self.artifact}: TensorRT could not create an execution context for a CUDA "

@@ -135,3 +135,25 @@ def _check_gpu(details: Mapping[str, Any], device: DeviceInfo, mismatch: Mismatc
         return
     if built_cc is None or here != built_cc or gpu.get("name") != device.gpu_name:
         raise mismatch(None)
+    _check_identity(gpu, device, mismatch)
+
+
+def _check_identity(gpu: Mapping[str, Any], device: DeviceInfo, mismatch: Mismatch) -> None:
+    """Same GPU model, but not the device the tactics were timed on: another SM count (every
+    Orin is "Orin", sm 8.7), another Jetson module, or another power mode (other clocks). Each
+    is checked where both the plan and this device know it."""
+    built_sms, here_sms = gpu.get("sm_count"), device.sm_count
+    if built_sms and here_sms and int(built_sms) != here_sms:
+        raise mismatch(
+            f"built on a GPU with {built_sms} SMs, this one has {here_sms}: TensorRT timed its "
+            "tactics for the other"
+        )
+    built_module, here_module = gpu.get("module"), device.jetson_module
+    if built_module and here_module and built_module != here_module:
+        raise mismatch(f"built on Jetson module {built_module}, this is {here_module}")
+    built_mode, here_mode = gpu.get("power_mode"), device.power_mode
+    if built_mode and here_mode and built_mode != here_mode:
+        raise mismatch(
+            f"built at power mode {built_mode}, this module runs {here_mode}: its tactics were "
+            f"timed at other clocks; switch back (sudo nvpmodel) or rebuild at {here_mode}"
+        )

@@ -19,6 +19,7 @@ from typing import Any
 _CC_MAJOR = 75
 _CC_MINOR = 76
 _INTEGRATED = 18
+_SM_COUNT = 16  # CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class GpuProbe:
     integrated: bool | None
     driver: str | None
     problem: str | None = None
+    sm_count: int | None = None  # streaming multiprocessors (an AGX Orin 16, an Orin Nano 8)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,11 @@ class DeviceInfo:
     jetpack: str | None
     gpu_problem: str | None = None
     tensorrt_problem: str | None = None
+    # what TensorRT timed its tactics on beyond the GPU model: the SM count on any GPU, and on a
+    # Jetson the module (part number, e.g. p3701-0005) and the nvpmodel power mode ('MAXN')
+    sm_count: int | None = None
+    jetson_module: str | None = None
+    power_mode: str | None = None
 
     @property
     def sm(self) -> str | None:
@@ -68,10 +75,9 @@ class DeviceInfo:
 
 
 def _load_libcuda() -> Any:
-    for name in ("libcuda.so.1", "libcuda.so", "nvcuda.dll"):
-        with contextlib.suppress(OSError):
-            return ctypes.CDLL(name)
-    return None
+    from resnet_opt.core.cuda_driver import load_libcuda
+
+    return load_libcuda()
 
 
 def probe_gpu(lib: Any = None, ordinal: int = 0) -> GpuProbe:
@@ -96,13 +102,13 @@ def probe_gpu(lib: Any = None, ordinal: int = 0) -> GpuProbe:
         buf = ctypes.create_string_buffer(256)
         lib.cuDeviceGetName(buf, 256, device)
         attrs = []
-        for attr in (_CC_MAJOR, _CC_MINOR, _INTEGRATED):
+        for attr in (_CC_MAJOR, _CC_MINOR, _INTEGRATED, _SM_COUNT):
             value = ctypes.c_int(0)
             if lib.cuDeviceGetAttribute(ctypes.byref(value), attr, device) != 0:
                 return GpuProbe(None, None, None, driver, "cuDeviceGetAttribute failed")
             attrs.append(value.value)
         name = buf.value.decode("utf-8", "replace").strip() or None
-        return GpuProbe(name, (attrs[0], attrs[1]), bool(attrs[2]), driver)
+        return GpuProbe(name, (attrs[0], attrs[1]), bool(attrs[2]), driver, sm_count=attrs[3])
     except Exception as exc:  # a broken driver install must not crash info or build
         return GpuProbe(None, None, None, None, f"{type(exc).__name__}: {exc}")
 
@@ -152,6 +158,17 @@ def jetpack_version(status: Path = Path("/var/lib/dpkg/status")) -> str | None:
     return None
 
 
+def jetson_identity() -> tuple[str | None, str | None]:
+    """(module part number, nvpmodel power mode) on a Jetson, (None, None) elsewhere."""
+    from resnet_opt.jetson import facts, sysfs
+
+    root = facts.SYSTEM_ROOT
+    if not facts.is_jetson(root):
+        return None, None
+    mode = sysfs.power_mode(root)
+    return sysfs.part_number(root), mode.name if mode else None
+
+
 def probe_device(*, with_tensorrt: bool = True, lib: Any = None) -> DeviceInfo:
     """Everything the compatibility check and the build manifest need, never raising."""
     gpu = probe_gpu(lib)
@@ -159,6 +176,7 @@ def probe_device(*, with_tensorrt: bool = True, lib: Any = None) -> DeviceInfo:
     dla: int | None = None
     if trt_version is not None and gpu.name is not None:
         dla, _ = probe_dla_cores()
+    module, power_mode = jetson_identity()
     return DeviceInfo(
         gpu_name=gpu.name,
         compute_capability=gpu.compute_capability,
@@ -170,7 +188,20 @@ def probe_device(*, with_tensorrt: bool = True, lib: Any = None) -> DeviceInfo:
         jetpack=jetpack_version(),
         gpu_problem=gpu.problem,
         tensorrt_problem=trt_problem,
+        sm_count=gpu.sm_count,
+        jetson_module=module,
+        power_mode=power_mode,
     )
+
+
+def pip_extra_row(driver: str | None, *, jetson: bool) -> tuple[str, str | None, str | None]:
+    """`info`'s row naming the resnet-opt extra that fits this driver's CUDA major."""
+    from resnet_opt.core.cuda_driver import extra_for_driver
+
+    choice = extra_for_driver(driver, jetson=jetson)
+    if choice.extra is None:
+        return ("pip extra", None, choice.why)
+    return ("pip extra", f"pip install '.[{choice.extra}]' from the checkout ({choice.why})", None)
 
 
 def nvidia_probes() -> list[tuple[str, str | None, str | None]]:
@@ -192,6 +223,7 @@ def nvidia_probes() -> list[tuple[str, str | None, str | None]]:
         cores, problem = probe_dla_cores()
         rows.append(("dla", None if cores is None else f"{cores} cores", problem))
     l4t = l4t_release()
+    rows.append(pip_extra_row(gpu.driver, jetson=l4t is not None))
     if l4t is None:
         rows.append(("jetpack", None, "not a Jetson (no /etc/nv_tegra_release)"))
     else:

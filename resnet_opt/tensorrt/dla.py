@@ -102,6 +102,19 @@ def _resolve_recorded(path_text: str, beside: Path) -> Path | None:
     return None
 
 
+def calibration_cache_path(
+    int8_onnx: Path, manifest: Manifest, calib_cache: Path | None
+) -> Path | None:
+    """The calibration cache a TensorRT 10 DLA INT8 build of `int8_onnx` replays: `--calib-cache`
+    when given, else the one its manifest recorded (as written, else beside the ONNX); None when
+    there is none to be found. The one resolution the build and the engine cache key share, so
+    the key hashes the very file the build reads."""
+    if calib_cache is not None:
+        return calib_cache if calib_cache.is_file() else None
+    named = manifest.details.get(CACHE_DETAIL)
+    return _resolve_recorded(str(named), int8_onnx.parent) if named else None
+
+
 def implicit_int8_source(
     int8_onnx: Path, manifest: Manifest, calib_cache: Path | None
 ) -> Int8Source:
@@ -113,22 +126,21 @@ def implicit_int8_source(
     same sha256.
     """
     beside = int8_onnx.parent
-    if calib_cache is not None:
-        cache = calib_cache
-    else:
-        named = manifest.details.get(CACHE_DETAIL)
-        if not named:
-            raise ResnetOptError(
-                f"{int8_onnx}: TensorRT 10 runs INT8 on DLA only implicitly, from a calibration "
-                f"cache, and this INT8 ONNX's manifest names none (details.{CACHE_DETAIL}): "
-                "re-run quantize with --target tensorrt, or pass --calib-cache FILE"
-            )
-        found = _resolve_recorded(str(named), beside)
-        if found is None:
-            raise ResnetOptError(
-                f"{int8_onnx}: its calibration cache {named} is not beside it; pass --calib-cache"
-            )
-        cache = found
+    named = manifest.details.get(CACHE_DETAIL)
+    if calib_cache is None and not named:
+        raise ResnetOptError(
+            f"{int8_onnx}: TensorRT 10 runs INT8 on DLA only implicitly, from a calibration "
+            f"cache, and this INT8 ONNX's manifest names none (details.{CACHE_DETAIL}): "
+            "re-run quantize with --target tensorrt, or pass --calib-cache FILE"
+        )
+    found = calibration_cache_path(int8_onnx, manifest, calib_cache)
+    if found is None and calib_cache is not None:
+        found = calib_cache  # reading it says what is wrong with it (missing, unreadable)
+    if found is None:
+        raise ResnetOptError(
+            f"{int8_onnx}: its calibration cache {named} is not beside it; pass --calib-cache"
+        )
+    cache = found
     onnx_inputs = [
         ref
         for ref in manifest.inputs

@@ -194,3 +194,18 @@ def capabilities(version: TrtVersion | str) -> Capabilities:
         loads_version_compatible_from=(10,) if ten else (10, 11) if v.major == 11 else (v.major,),
         inspector_io_key="Bindings" if ten else "I/O Tensors",
     )
+
+
+# -- activation memory shared by the runner's per-batch execution contexts -----------------------
+
+
+def shares_activation_memory(version: TrtVersion | str) -> bool:
+    """Whether the runner gives its per-batch execution contexts (bench --cuda-graph) one shared
+    activation buffer instead of one each: `create_execution_context(ExecutionContextAllocation
+    Strategy.USER_MANAGED)` (10.0) with `ICudaEngine.device_memory_size_v2` and
+    `IExecutionContext.set_device_memory(memory, size)` (the V2 memory APIs, 10.1). The contexts
+    run one at a time on one stream, so one buffer serves them all (what matters on an 8 GB
+    Orin Nano). TensorRT 11 moved the allocation strategy to `IRuntimeConfig`; until that path
+    has run on a device, 11.x keeps the default (STATIC: each context allocates its own)."""
+    v = TrtVersion.parse(version) if isinstance(version, str) else version
+    return v.major == 10 and v.at_least(10, 1)

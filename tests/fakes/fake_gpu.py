@@ -28,6 +28,7 @@ class FakeGpu:
     compute_capability: tuple[int, int] = (8, 6)
     integrated: bool = False
     dla_cores: int = 0
+    sm_count: int = 84  # CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT (an AGX Orin has 16)
     calls: list[Call] = field(default_factory=list)
     memory: dict[int, bytearray] = field(default_factory=dict)
     pinned: list[Any] = field(default_factory=list)
@@ -41,8 +42,18 @@ class FakeGpu:
     graphs: list[Any] = field(default_factory=list)
     cuda_error: Any = 0  # the sticky CUDA error cudaGetLastError returns and clears
     uncapturable: bool = False  # the engine holds work a CUDA graph cannot capture
-    driver_too_old: bool = False  # cuda-bindings built for a newer CUDA than the driver's
+    driver_cuda: tuple[int, int] = (12, 4)  # the CUDA the driver runs (cuDriverGetVersion)
+    bindings_cuda: tuple[int, int] = (12, 9)  # the CUDA cuda-bindings was built for
     execute_error: str | None = None  # execute_async_v3 logs this error and returns False
+    # called with the engine's DLA core (None: the GPU) on each eager execute_async_v3: a test's
+    # stand-in for the time an engine takes (tests/orin_double.py's contended Orin)
+    execute_hook: Any = None
+
+    @property
+    def runtime_needs_newer_driver(self) -> bool:
+        """cuda-bindings' runtime links its CUDA runtime statically at the bindings' version
+        and refuses an older driver (cudaErrorInsufficientDriver)."""
+        return self.bindings_cuda > self.driver_cuda
 
     def record(self, call: str, **args: Any) -> None:
         self.calls.append(Call(call, args))
@@ -74,7 +85,8 @@ class FakeLibCuda:
         ref._obj.value = value
 
     def cuDriverGetVersion(self, ref: Any) -> int:  # noqa: N802 - the driver's own name
-        self._set(ref, 12040)
+        major, minor = self.gpu.driver_cuda
+        self._set(ref, major * 1000 + minor * 10)
         return 0
 
     def cuInit(self, flags: int) -> int:  # noqa: N802
@@ -97,6 +109,7 @@ class FakeLibCuda:
             75: self.gpu.compute_capability[0],
             76: self.gpu.compute_capability[1],
             18: int(self.gpu.integrated),
+            16: self.gpu.sm_count,
         }
         self._set(ref, values[attr])
         return 0

@@ -43,6 +43,8 @@ import numpy as np
 
 from tests.fakes.fake_gpu import FakeGpu
 
+ACTIVATION_BYTES = 1 << 16  # the double's engines' activation memory (device_memory_size_v2)
+
 PLAN_MAGIC = b"FAKE-TRT-PLAN\n"
 SUPPORTED_OPS = frozenset(
     {
@@ -211,6 +213,9 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
     verbosity = _enum("ProfilingVerbosity", ["LAYER_NAMES_ONLY", "NONE", "DETAILED"])
     info_format = _enum("LayerInformationFormat", ["ONELINE", "JSON"])
     io_mode = _enum("TensorIOMode", ["NONE", "INPUT", "OUTPUT"])
+    allocation = _enum(
+        "ExecutionContextAllocationStrategy", ["STATIC", "ON_PROFILE_CHANGE", "USER_MANAGED"]
+    )
     data_type = _enum("DataType", ["FLOAT", "HALF", "INT8", "INT32", "BOOL", "UINT8", "INT64"])
 
     class Dims(tuple[int, ...]):  # the real Dims behaves like a tuple
@@ -675,8 +680,12 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
             return json.dumps({"Layers": layers, "I/O Tensors": io})
 
     class ExecutionContext:
-        def __init__(self, engine: Engine) -> None:
+        user_memory: int | None  # USER_MANAGED: set_device_memory's buffer
+
+        def __init__(self, engine: Engine, *, user_managed: bool = False) -> None:
             self.engine = engine
+            self.user_managed = user_managed
+            self.user_memory = None
             self.shapes: dict[str, tuple[int, ...]] = {}
             self.addresses: dict[str, int] = {}
             self.sessions: dict[str, Any] = {}
@@ -713,8 +722,18 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
             self.addresses[name] = memory
             return True
 
+        def set_device_memory(self, memory: int, size: int) -> None:
+            gpu.record("IExecutionContext.set_device_memory", memory=memory, size=size)
+            assert self.user_managed, "set_device_memory on a context TensorRT allocates for"
+            assert memory in gpu.memory, "set_device_memory: not a device allocation"
+            assert size >= ACTIVATION_BYTES and len(gpu.memory[memory]) >= size, "too small"
+            self.user_memory = memory
+
         def execute_async_v3(self, stream_handle: int) -> bool:
             stream = gpu.streams.get(stream_handle)
+            if self.user_managed and self.user_memory is None:
+                emit(self.engine.logger, "ERROR", "USER_MANAGED context without device memory")
+                return False
             captured = gpu.capturing.get(stream_handle)
             gpu.record(
                 "IExecutionContext.execute_async_v3",
@@ -779,6 +798,8 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
             if captured is not None:
                 captured.append(run)
             else:
+                if gpu.execute_hook is not None:
+                    gpu.execute_hook(self.engine.header["dla_core"])
                 run()
             return True
 
@@ -818,9 +839,18 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
             assert profile_index == 0
             return self.profile_dims(name)
 
-        def create_execution_context(self) -> ExecutionContext:
-            gpu.record("ICudaEngine.create_execution_context")
-            return ExecutionContext(self)
+        @property
+        def device_memory_size_v2(self) -> int:
+            if not gpu.tensorrt_version.startswith("10.") or gpu.tensorrt_version.startswith(
+                "10.0."
+            ):
+                raise AttributeError("device_memory_size_v2: TensorRT 10.1+ (V2 memory APIs)")
+            return ACTIVATION_BYTES
+
+        def create_execution_context(self, strategy: Any = None) -> ExecutionContext:
+            name = "STATIC" if strategy is None else strategy.name
+            gpu.record("ICudaEngine.create_execution_context", strategy=name)
+            return ExecutionContext(self, user_managed=name == "USER_MANAGED")
 
         def create_engine_inspector(self) -> Inspector:
             gpu.record("ICudaEngine.create_engine_inspector")
@@ -891,6 +921,7 @@ def make_module(gpu: FakeGpu) -> types.ModuleType:
         "LayerInformationFormat": info_format,
         "TensorIOMode": io_mode,
         "DataType": data_type,
+        "ExecutionContextAllocationStrategy": allocation,
     }
     if ten:
 

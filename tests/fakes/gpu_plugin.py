@@ -15,18 +15,24 @@ from tests.fakes.fake_gpu import FakeGpu, install
 
 MACHINES = {
     "gpu": {},
-    "orin": {
+    "orin": {  # JetPack 6.1/6.2: CUDA 12.6 driver, cuda-bindings 12.9 (the jetson extra)
+        "driver_cuda": (12, 6),
+        "bindings_cuda": (12, 9),
         "gpu_name": "Orin",
         "compute_capability": (8, 7),
         "integrated": True,
         "dla_cores": 2,
+        "sm_count": 16,
     },
-    "orin11": {
+    "orin11": {  # JetPack 7: CUDA 13 driver and bindings
         "tensorrt_version": "11.4.1",
+        "driver_cuda": (13, 0),
+        "bindings_cuda": (13, 5),
         "gpu_name": "Orin",
         "compute_capability": (8, 7),
         "integrated": True,
         "dla_cores": 2,
+        "sm_count": 16,
     },
 }
 
