@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -148,10 +149,10 @@ def read_json(
 
 def read_toml(path: Path, *, error: type[ResnetOptError] = ResnetOptError) -> dict[str, Any]:
     """A TOML file, bounded like JSON (tomllib recurses and takes any integer)."""
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
 
     text = read_text(path, error=error)
     try:
