@@ -80,7 +80,9 @@ def missing_dependency(exc: ImportError) -> Exception | None:
     root = str(name or "").split(".")[0]
     if root in CORE_MODULES:
         return MissingDependencyError(
-            root, "", str(exc).splitlines()[0] if str(exc) else None,
+            root,
+            "",
+            str(exc).splitlines()[0] if str(exc) else None,
             "reinstall it with pip install --force-reinstall resnet-opt",
         )
     if root in EXTRA_FOR_MODULE:

@@ -65,7 +65,7 @@ def domain_errors(func: Callable[P, R]) -> Callable[P, R]:
                 _check_numbers(kwargs)
                 return func(*args, **kwargs)
             except OSError as exc:  # the environment (disk full, name too long): not a bug
-                raise _environment_error(exc) or exc
+                raise (_environment_error(exc) or exc) from exc
             except RuntimeError as exc:  # Path.resolve() on a symlink loop (Python < 3.13)
                 text = str(exc)
                 if not text.startswith("Symlink loop from "):
@@ -75,7 +75,7 @@ def domain_errors(func: Callable[P, R]) -> Callable[P, R]:
                 from resnet_opt.deps import missing_dependency
 
                 reraise_if_terminated(exc)
-                raise missing_dependency(exc) or exc
+                raise (missing_dependency(exc) or exc) from exc
         except ResnetOptError as exc:
             reraise_if_terminated(exc)
             if os.environ.get("RESNET_OPT_DEBUG") == "1":

@@ -99,6 +99,7 @@ def remove_stale_temps(final: Path) -> list[Path]:
                     removed.append(entry)
     return removed
 
+
 def cannot_write(final: Path, exc: OSError) -> str:
     """Why `final` cannot be written, naming the user's path: a name too long is the file's
     fault, not its folder's (and the hidden temporary name must not be what the user reads)."""

@@ -15,7 +15,6 @@ is a clear error instead of an AttributeError deep in the code that uses it.
 from __future__ import annotations
 
 import json
-import os
 import stat
 import sys
 from collections.abc import Mapping
@@ -46,7 +45,7 @@ def describe_input(path: Path) -> str | None:
     a symlink loop or an over-long name otherwise surface as a bare OSError.
     """
     try:
-        mode = os.stat(path).st_mode
+        mode = Path(path).stat().st_mode
     except FileNotFoundError:
         return "no such file"
     except OSError as exc:
@@ -74,7 +73,9 @@ def _os_reason(exc: OSError) -> str:
     return reasons.get(exc.errno or 0, exc.strerror or type(exc).__name__)
 
 
-def check_input(path: Path, what: str = "", *, error: type[ResnetOptError] = ResnetOptError) -> Path:
+def check_input(
+    path: Path, what: str = "", *, error: type[ResnetOptError] = ResnetOptError
+) -> Path:
     """`path` if it is a regular file, else one line saying what it is instead."""
     reason = describe_input(Path(path))
     if reason is not None:

@@ -24,7 +24,6 @@ from typing import Any
 
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.hashing import sha256_file
-from resnet_opt.core.readers import read_json
 from resnet_opt.core.manifest import (
     Manifest,
     Stage,
@@ -32,6 +31,7 @@ from resnet_opt.core.manifest import (
     manifest_path,
     read_manifest,
 )
+from resnet_opt.core.readers import read_json
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError
 
@@ -303,7 +303,11 @@ def read_bundle(folder: Path) -> Bundle:
     try:
         files = tuple(BundleFile(**f) for f in data["files"])
         for f in files:
-            if not isinstance(f.path, str) or Path(f.path).name != f.path or f.path in ("", ".", ".."):
+            if (
+                not isinstance(f.path, str)
+                or Path(f.path).name != f.path
+                or f.path in ("", ".", "..")
+            ):
                 raise ResnetOptError(f"{path}: file {f.path!r} is not a plain name in the bundle")
         for a in data["artifacts"]:
             if not isinstance(a, str) or Path(a).name != a or a in ("", ".", ".."):
@@ -384,7 +388,9 @@ def _check_complete(folder: Path, found: Bundle) -> None:
                 raise ResnetOptError(f"{source}: no {role.value} entry for {name}: copy it again")
         manifest = read_manifest(artifact)
         assert manifest is not None
-        missing = sorted(r.value for r in _needed_roles(artifact, manifest) if r.value not in listed)
+        missing = sorted(
+            r.value for r in _needed_roles(artifact, manifest) if r.value not in listed
+        )
         if missing:
             raise ResnetOptError(
                 f"{source}: {name}'s manifest needs its {', '.join(missing)}, which bundle.json "

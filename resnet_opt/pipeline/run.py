@@ -13,7 +13,6 @@ QualityGateError (exit 3) naming each failure, also on a re-run that skipped the
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence

@@ -353,7 +353,10 @@ def check_unique_rows(data: Mapping[str, Any], source: str) -> None:
     """Refuse a report holding two rows for one point (artifact, backend, batch) or two accuracy
     rows for one (artifact, backend): `compare` and `report merge` would silently keep one of
     them, and a row that lost 90 % of its throughput could be the one dropped."""
-    for table, fields in (("measurements", ("artifact", "backend", "batch")), ("accuracy", ("artifact", "backend"))):
+    for table, fields in (
+        ("measurements", ("artifact", "backend", "batch")),
+        ("accuracy", ("artifact", "backend")),
+    ):
         seen: dict[tuple[Any, ...], int] = {}
         for i, row in enumerate(data.get(table, ())):
             key = tuple(row.get(f) for f in fields)
