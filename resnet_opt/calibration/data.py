@@ -348,7 +348,8 @@ class NpzMember:
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         index %= len(self)
-        return self.rows(index, index + 1)[0]
+        row: np.ndarray = self.rows(index, index + 1)[0]
+        return row
 
     def chunks(self, rows: int) -> Iterator[np.ndarray]:
         """Every sample in order, `rows` at a time, in one pass over the stream."""
