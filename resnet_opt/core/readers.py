@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import json
 import stat
-import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -148,16 +147,17 @@ def read_json(
     return data
 
 
-def read_toml(path: Path, *, error: type[ResnetOptError] = ResnetOptError) -> dict[str, Any]:
-    """A TOML file, bounded like JSON (tomllib recurses and takes any integer)."""
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:  # pragma: no cover - exercised on Python 3.10 only
-        import tomli as tomllib
-
+def read_toml(
+    path: Path,
+    loads: Callable[[str], dict[str, Any]],
+    *,
+    error: type[ResnetOptError] = ResnetOptError,
+) -> dict[str, Any]:
+    """A TOML file, bounded like JSON (tomllib recurses and takes any integer). `loads` is
+    tomllib's (tomli's on Python 3.10), passed in: core imports only the standard library."""
     text = read_text(path, error=error)
     try:
-        data: dict[str, Any] = tomllib.loads(text)
+        data = loads(text)
         _check_tree(data)
     except RecursionError:
         raise error(f"{path}: not valid TOML (nested deeper than {MAX_DEPTH} levels)") from None

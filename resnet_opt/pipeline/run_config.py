@@ -18,8 +18,9 @@ a parser, which speaks of flags (`--opt-level`), is worded with the config key i
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -227,13 +228,23 @@ class RunConfig:
         )
 
 
+def _toml_loads() -> Callable[[str], dict[str, Any]]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    return tomllib.loads
+
+
 def load_config(path: Path | None) -> RunConfig:
     """The config in `path` (TOML), or the bundled-default pipeline when `path` is None."""
     if path is None:
         return RunConfig()
     if not path.exists():
         raise ResnetOptError(f"{path}: no such config file")
-    data = read_toml(path, error=UsageError)  # bounded; a bad config is a usage error (exit 2)
+    data = read_toml(
+        path, _toml_loads(), error=UsageError
+    )  # bounded; a bad config is a usage error (exit 2)
     config: RunConfig = _build(RunConfig, data, _At(str(path)))
     return config
 
