@@ -58,8 +58,17 @@ def say(message: str) -> None:
 
 def emit_json(value: Any) -> None:
     """The one JSON object a `--json` command prints on stdout."""
-    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
-    sys.stdout.flush()
+    from resnet_opt.errors import ResnetOptError
+
+    if sys.stdout is None or sys.stdout.closed:  # started with stdout closed (`>&-`)
+        raise ResnetOptError("stdout is closed: nowhere to print the JSON (drop --json or >&-)")
+    try:
+        sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+        sys.stdout.flush()
+    except (BrokenPipeError, ValueError) as exc:  # a reader that went away, a closed stream
+        raise ResnetOptError(f"cannot write the JSON to stdout ({exc})") from None
+    except OSError as exc:
+        raise ResnetOptError(f"cannot write the JSON to stdout ({exc.strerror})") from None
 
 
 @contextlib.contextmanager

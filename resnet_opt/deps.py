@@ -50,11 +50,47 @@ def require(module: str) -> ModuleType:
     try:
         return _import(module)
     except (ImportError, OSError) as exc:  # OSError: a shared library (libnvinfer, libcuda)
+        from resnet_opt.core.signals import reraise_if_terminated
+
+        reraise_if_terminated(exc)  # Ctrl-C or SIGTERM in the import: not a missing package
         root = module.split(".")[0]
         extra = EXTRA_FOR_MODULE.get(module, EXTRA_FOR_MODULE.get(root, root))
         missing = isinstance(exc, ModuleNotFoundError) and exc.name == root
         reason = None if missing else str(exc)
         raise MissingDependencyError(module, extra, reason, _platform_advice(module)) from exc
+
+
+# what `pip install resnet-opt` itself brings: broken or missing, the install is at fault
+CORE_MODULES = ("onnx", "onnxruntime", "PIL", "matplotlib", "jsonschema")
+
+
+def missing_dependency(exc: ImportError) -> Exception | None:
+    """`require`'s error for an ImportError raised by a plain `import onnx` (or another module we
+    depend on) anywhere in the code, or None when it is not one of ours (a bug: a traceback).
+
+    The failing module is the exception's `name`, else the module whose import raised it.
+    """
+    from resnet_opt.errors import MissingDependencyError
+
+    name = exc.name
+    if name is None:
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        name = tb.tb_frame.f_globals.get("__name__") if tb is not None else None
+    root = str(name or "").split(".")[0]
+    if root in CORE_MODULES:
+        return MissingDependencyError(
+            root,
+            "",
+            str(exc).splitlines()[0] if str(exc) else None,
+            "reinstall it with pip install --force-reinstall resnet-opt",
+        )
+    if root in EXTRA_FOR_MODULE:
+        return MissingDependencyError(
+            root, EXTRA_FOR_MODULE[root], str(exc).splitlines()[0] or None, _platform_advice(root)
+        )
+    return None
 
 
 def _platform_advice(module: str) -> str | None:

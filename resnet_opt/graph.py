@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from resnet_opt.core.manifest import Precision
+from resnet_opt.core.readers import describe_input
 from resnet_opt.errors import ResnetOptError, first_line
 
 if TYPE_CHECKING:
@@ -32,8 +33,9 @@ def load_onnx(path: Path, *, check: bool = True) -> onnx.ModelProto:
     import onnx
 
     path = Path(path)
-    if not path.is_file():
-        problem = "is a folder, not an ONNX file" if path.is_dir() else "no such file"
+    problem = describe_input(path)  # a FIFO, /dev/null or a symlink loop: one clear line
+    if problem is not None:
+        problem = "is a folder, not an ONNX file" if path.is_dir() else problem
         raise ResnetOptError(f"{path}: {problem}")
     try:
         model = onnx.load(str(path))

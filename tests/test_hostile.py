@@ -634,3 +634,692 @@ def test_fold_of_a_resnet18_whose_weights_are_constant_subgraphs(
     assert manifest["details"]["batchnorm"]["folded"] == 20
     assert manifest["details"]["batchnorm"]["left"] == []
     assert manifest["verification"]["max_abs_error"] < 1e-4
+
+
+# == second round (issue 17): one section per class of the catalogue ============================
+# Each example of the issue has a test here that fails on the code before it; the other cases in
+# each class are our own.
+
+DEEP = "[" * 200_000 + "]" * 200_000
+HUGE_INT = "9" * 5000
+
+
+def _report_file(folder: Path, data: dict[str, Any], name: str = "r.json") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _edit_manifest(artifact: Path, **fields: Any) -> None:
+    path = manifest_path(artifact)
+    data = json.loads(path.read_text())
+    data.update(fields)
+    path.write_text(json.dumps(data))
+
+
+# -- R1. sizes read from files are bounded -------------------------------------------------------
+
+
+def test_r1_manifest_input_size_is_bounded_by_memory(kit: dict[str, Path]) -> None:
+    path = manifest_path(kit["source"])
+    data = json.loads(path.read_text())
+    data["preprocessing"]["input_size"] = 1_000_000
+    path.write_text(json.dumps(data))
+    _refused(_invoke("eval", kit["source"], "--data", kit["data"]), 1, "array needs", str(path))
+
+
+def test_r1_a_batch_of_manifest_sized_samples_is_checked_before_loading(
+    kit: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resnet_opt.core import validation
+
+    monkeypatch.setattr(validation, "available_memory", lambda: 3 * 8 * 8 * 4 * 2)  # 2 samples
+    _refused(_invoke("eval", kit["source"], "--data", kit["data"], "--batch-size", "8"), 2, "batch")
+
+
+def test_r1_npz_is_read_lazily(tmp_path: Path) -> None:
+    from resnet_opt.calibration.data import ArraySource
+
+    x = np.random.default_rng(0).random((50, 3, 8, 8), dtype=np.float32)
+    path = tmp_path / "calib.npz"
+    np.savez_compressed(path, x=x, y=np.arange(50) % 4)
+    source = ArraySource.open(path)
+    assert not isinstance(source.samples, np.ndarray)  # never inflated whole
+    for i in (3, 7, 7, 49, 0):  # forwards, the same again, backwards
+        np.testing.assert_array_equal(np.asarray(source.samples[i]), x[i])
+    assert source.labels is not None and list(source.labels[:5]) == [0, 1, 2, 3, 0]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("bench", "{source}", "--no-accuracy", "--iterations", "1000000000000000000"),
+        ("bench", "{source}", "--no-accuracy", "--duration", "1e18"),
+        ("bench", "{source}", "--no-accuracy", "--warmup", "1e18"),
+        ("bench", "{source}", "--no-accuracy", "--min-iterations", "1000000000000000000"),
+        ("fold", "{source}", "-o", "{out}/f.onnx", "--samples", "1000000000000000000"),
+        ("fold", "{source}", "-o", "{out}/f.onnx", "--threads", "100000", "--force-threads"),
+        ("bench", "{source}", "--no-accuracy", "--threads", "100000", "--force-threads"),
+        ("eval", "{source}", "--threads", "5000", "--force-threads"),
+        ("run", "{toml:[bench]\niterations = 1000000000000000000\n}"),
+        ("run", "{toml:[bench]\nduration = 1e18\n}"),
+    ],
+    ids=lambda c: " ".join(c[:1] + c[-2:]),
+)
+def test_r1_counts_durations_and_threads_have_a_ceiling(
+    kit: dict[str, Path], tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    args = [_fill(a, kit, tmp_path) for a in command]
+    result = _invoke(*args, *(["-o", kit["out"]] if args[0] == "run" else []))
+    _refused(result, 2)
+    assert not kit["out"].exists()
+
+
+# -- R2. duplicates and omissions ----------------------------------------------------------------
+
+
+@pytest.fixture
+def two_reports(tmp_path: Path, report_json: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    base = _report_file(tmp_path, report_json, "base.json")
+    return base, json.loads(json.dumps(report_json))
+
+
+@pytest.mark.parametrize("table", ["measurements", "accuracy"])
+def test_r2_compare_refuses_duplicate_rows(
+    tmp_path: Path, two_reports: tuple[Path, dict[str, Any]], table: str
+) -> None:
+    base, data = two_reports
+    worse = json.loads(json.dumps(data[table][0]))
+    if table == "measurements":
+        worse["throughput"] *= 0.1  # lost 90 %: must not be the row silently dropped
+    data[table].append(worse)
+    new = _report_file(tmp_path, data, "new.json")
+    for args in ((base, new), (new, base)):
+        _refused(_invoke("compare", *args), 1, "repeats", f"{table}/0")
+
+
+def test_r2_report_merge_refuses_duplicate_rows(
+    tmp_path: Path, two_reports: tuple[Path, dict[str, Any]]
+) -> None:
+    base, data = two_reports
+    data["measurements"].append(data["measurements"][0])
+    data["machine"]["hostname"] = "other"
+    new = _report_file(tmp_path, data, "new.json")
+    _refused(_invoke("report", "merge", base, new, "-o", tmp_path / "fleet"), 1, "repeats")
+    assert not (tmp_path / "fleet").exists()
+
+
+def _bundled(tmp_path: Path) -> Path:
+    from tests.test_bundle import workstation
+
+    int8 = workstation(tmp_path / "ws")
+    result = _invoke("bundle", int8, "-o", tmp_path / "bundle")
+    assert result.exit_code == 0, result.output
+    return tmp_path / "bundle"
+
+
+@pytest.mark.parametrize("removed", ["all", "calibration cache", "fp32 source", "labels"])
+def test_r2_bundle_verify_checks_what_the_manifests_need(tmp_path: Path, removed: str) -> None:
+    folder = _bundled(tmp_path)
+    listing = folder / "bundle.json"
+    data = json.loads(listing.read_text())
+    data["files"] = [] if removed == "all" else [f for f in data["files"] if f["role"] != removed]
+    listing.write_text(json.dumps(data))
+    _refused(_invoke("bundle-verify", folder), 1, "bundle.json")
+
+
+def test_r2_bundle_verify_refuses_no_artifacts(tmp_path: Path) -> None:
+    folder = _bundled(tmp_path)
+    data = json.loads((folder / "bundle.json").read_text())
+    data["artifacts"], data["files"] = [], []
+    (folder / "bundle.json").write_text(json.dumps(data))
+    _refused(_invoke("bundle-verify", folder), 1, "lists no artifacts")
+
+
+@pytest.mark.parametrize("edit", [{"gate_failure": None}, {"outputs": {}}, {"key": "x"}])
+def test_r2_run_state_cannot_turn_a_failed_gate_into_success(
+    tmp_path: Path, edit: dict[str, Any]
+) -> None:
+    from resnet_opt.pipeline.run import STATE_FILE, _State
+
+    out = tmp_path / "model.int8.onnx"
+    out.write_bytes(b"model")
+    state = _State(tmp_path, force=False)
+    state.record("quantize int8", "k", [out], gate_failure="top-1 dropped 5 points")
+    assert _State(tmp_path, force=False).unchanged("quantize int8", "k") is not None
+    data = json.loads((tmp_path / STATE_FILE).read_text())
+    data["stages"]["quantize int8"].update(edit)
+    (tmp_path / STATE_FILE).write_text(json.dumps(data))
+    record = _State(tmp_path, force=False).unchanged("quantize int8", "k")
+    assert record is None or record.get("gate_failure"), record  # runs again, gate measured
+
+
+# -- R3. paths in manifests are confined to the artifact's folder --------------------------------
+
+
+@pytest.mark.parametrize("where", ["absolute", "parent", "symlink"])
+def test_r3_bundle_takes_no_file_from_outside_the_artifact_folder(
+    tmp_path: Path, where: str
+) -> None:
+    from tests.test_bundle import workstation
+
+    int8 = workstation(tmp_path / "ws" / "deep")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root:x:0:0\n")
+    recorded = {"absolute": str(secret), "parent": "../../secret.txt", "symlink": "link.calib"}
+    if where == "symlink":
+        (int8.parent / "link.calib").symlink_to(secret)
+    path = manifest_path(int8)
+    data = json.loads(path.read_text())
+    data["details"]["tensorrt_calibration_cache"] = recorded[where]
+    path.write_text(json.dumps(data))
+    _refused(_invoke("bundle", int8, "-o", tmp_path / "b"), 1, "outside the artifact's folder")
+    assert not (tmp_path / "b").exists()
+
+
+def test_r3_bundle_json_names_stay_in_the_bundle(tmp_path: Path) -> None:
+    folder = _bundled(tmp_path)
+    data = json.loads((folder / "bundle.json").read_text())
+    data["artifacts"] = ["../ws/m.int8.onnx"]
+    (folder / "bundle.json").write_text(json.dumps(data))
+    _refused(_invoke("bundle-verify", folder), 1, "not a plain name")
+
+
+# -- R4. readers survive deep or huge JSON and TOML ----------------------------------------------
+
+
+def _deep_or_huge(kind: str) -> str:
+    return DEEP if kind == "deep" else f'{{"schema": {HUGE_INT}}}'
+
+
+@pytest.mark.parametrize("kind", ["deep", "huge"])
+@pytest.mark.parametrize("reader", ["manifest", "report", "bundle.json", "cache", "run-state"])
+def test_r4_every_json_reader_is_bounded(
+    kit: dict[str, Path], tmp_path: Path, report_json: dict[str, Any], reader: str, kind: str
+) -> None:
+    text = _deep_or_huge(kind)
+    if reader == "manifest":
+        manifest_path(kit["source"]).write_text(text)
+        _refused(_invoke("eval", kit["source"], "--data", kit["data"]), 1, "not valid")
+    elif reader == "report":
+        base = _report_file(tmp_path, report_json)
+        (tmp_path / "bad.json").write_text(text)
+        _refused(_invoke("compare", base, tmp_path / "bad.json"), 1, "not valid")
+    elif reader == "bundle.json":
+        folder = _bundled(tmp_path)
+        (folder / "bundle.json").write_text(text)
+        _refused(_invoke("bundle-verify", folder), 1, "not valid")
+    elif reader == "cache":
+        from resnet_opt.calibration.cache import _read
+
+        header = np.frombuffer(text.encode(), dtype=np.uint8)
+        np.savez(tmp_path / "c.npz", header=header, counts=np.zeros(3))
+        with pytest.raises(Exception, match="not a resnet-opt calibration cache"):
+            _read(tmp_path / "c.npz")
+    else:
+        from resnet_opt.pipeline.run import STATE_FILE, _State
+
+        (tmp_path / STATE_FILE).write_text(text)
+        assert _State(tmp_path, force=False).stages == {}  # every stage runs again
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a = " + "[" * 100_000 + "]" * 100_000 + "\n",
+        f"[bench]\niterations = {HUGE_INT}\n",
+        "[bench]\niterations = 99999999999999999999999999999999999999999999\n",
+        "[data]\nseed = 18446744073709551616\n",
+        "\xff\xfe not utf-8",
+    ],
+    ids=["deep", "5000 digits", "44 digits", "2**64 seed", "not utf-8"],
+)
+def test_r4_a_bad_run_config_exits_2(tmp_path: Path, text: str) -> None:
+    config = tmp_path / "run.toml"
+    config.write_bytes(text.encode("utf-8", "surrogateescape") if "\xff" not in text else b"\xff")
+    _refused(_invoke("run", config, "-o", tmp_path / "out"), 2)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("preprocessing", [1]),
+        ("preprocessing", "x"),
+        ("details", [1]),
+        ("inputs", {"a": 1}),
+        ("lineage", 3),
+        ("verification", None),
+    ],
+)
+def test_r4_manifest_fields_have_their_types_checked(
+    kit: dict[str, Path], field: str, value: Any
+) -> None:
+    _edit_manifest(kit["source"], **{field: value})
+    _refused(_invoke("eval", kit["source"], "--data", kit["data"]), 1, f"{field} must be")
+
+
+# -- R5. the environment: one line -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["fold", "quantize"])
+def test_r5_disk_full_is_one_line(
+    kit: dict[str, Path], monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    import errno
+
+    def full(*_: Any, **__: Any) -> None:
+        raise OSError(
+            errno.ENOSPC, "No space left on device", str(kit["out"] / ".f.onnx.0a1b2c3d.tmp")
+        )
+
+    monkeypatch.setattr(onnx, "save_model", full)  # what every ONNX write goes through
+    args = ["fold", kit["source"], "-o", kit["out"] / "f.onnx"]
+    if command == "quantize":
+        args = ["quantize", kit["source"], "-o", kit["out"] / "f.onnx", "--calib", kit["data"]]
+        args += ["--eval", "none"]
+    flat = _refused(_invoke(*args), 1, "no space left on the device")
+    assert ".tmp" not in flat
+    assert not kit["out"].exists() or _outputs(kit["out"]) == set()
+
+
+def test_r5_bench_checks_free_space_before_measuring(
+    kit: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from resnet_opt.measure import timing
+
+    def never(*_: Any, **__: Any) -> Any:
+        raise AssertionError("measured on a full disk")
+
+    full = shutil._ntuple_diskusage(1, 1, 1000)  # total, used, free
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: full)
+    monkeypatch.setattr(timing, "measure", never)
+    _refused(_invoke("bench", kit["source"], "--no-accuracy", "-o", kit["out"]), 1, "MB free")
+
+
+@pytest.mark.parametrize("length", [300, 5000])
+def test_r5_long_names_are_one_line_naming_the_users_path(
+    kit: dict[str, Path], length: int
+) -> None:
+    name = "a" * length if length < 1000 else "/".join(["b" * 50] * (length // 51)) + "/f"
+    target = kit["out"] / f"{name}.onnx"
+    flat = _refused(_invoke("fold", kit["source"], "-o", target), 1, "file name too long")
+    assert ".tmp" not in flat
+
+
+@pytest.mark.parametrize("kind", ["loop", "devnull", "fifo"])
+@pytest.mark.parametrize("command", ["fold", "eval", "quantize"])
+def test_r5_odd_inputs_are_one_line(
+    kit: dict[str, Path], tmp_path: Path, kind: str, command: str
+) -> None:
+    if kind == "loop":
+        (tmp_path / "l1.onnx").symlink_to(tmp_path / "l2.onnx")
+        (tmp_path / "l2.onnx").symlink_to(tmp_path / "l1.onnx")
+        source, why = tmp_path / "l1.onnx", "symlink loop"
+    elif kind == "devnull":
+        source, why = Path("/dev/null"), "is a device"
+    else:
+        source, why = tmp_path / "pipe.onnx", "FIFO"
+        os.mkfifo(source)
+    args = {
+        "fold": ["-o", kit["out"] / "f.onnx"],
+        "eval": [],
+        "quantize": ["-o", kit["out"] / "q.onnx"],
+    }
+    _refused(_invoke(command, source, *args[command]), 1, why)
+    assert not kit["out"].exists()
+
+
+def test_r5_info_json_with_stdout_closed(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        f"{sys.executable} -m resnet_opt.cli info --json >&-",
+        shell=True,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert b"Traceback" not in done.stderr and b"stdout is closed" in done.stderr
+
+
+def test_r5_onnx_that_cannot_import_gets_requires_message(
+    kit: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    _refused(
+        _invoke("fold", kit["source"], "-o", kit["out"] / "f.onnx"), 1, "onnx is not available"
+    )
+
+
+def test_r5_ctrl_c_during_an_import_is_an_interrupt(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resnet_opt import deps
+    from resnet_opt.core.signals import terminate_cleanly
+    from resnet_opt.errors import MissingDependencyError
+
+    def interrupted(module: str) -> Any:  # what pybind11 makes of a KeyboardInterrupt
+        try:
+            signal.raise_signal(signal.SIGINT)
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed") from None
+
+    monkeypatch.setattr(deps, "_import", interrupted)
+    with terminate_cleanly(), pytest.raises(KeyboardInterrupt):
+        try:
+            deps.require("onnxruntime")
+        except MissingDependencyError as exc:  # pragma: no cover - the bug
+            raise AssertionError(f"reported as missing: {exc}") from exc
+
+
+def test_r5_non_utf8_names_in_error_lines(kit: dict[str, Path], tmp_path: Path) -> None:
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/bad-\xff-name"))
+    folder.mkdir()
+    target = folder / "missing.onnx"
+    _refused(_invoke("eval", target), 1, "no such file")
+
+
+# -- R6. no silent success on nonsense ------------------------------------------------------------
+
+
+def _nan_model(path: Path) -> Path:
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, 8, 8])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 4])
+    nan = numpy_helper.from_array(np.full((1, 4), np.nan, np.float32), "nan")
+    shape = numpy_helper.from_array(np.asarray([0, -1], np.int64), "shape")
+    pick = numpy_helper.from_array(np.asarray([0, 1, 2, 3], np.int64), "pick")
+    nodes = [
+        helper.make_node("Reshape", ["input", "shape"], ["flat"]),
+        helper.make_node("Gather", ["flat", "pick"], ["four"], axis=1),
+        helper.make_node("Mul", ["four", "nan"], ["logits"]),
+    ]
+    graph = helper.make_graph(nodes, "nan", [x], [y], [nan, shape, pick])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    from resnet_opt.core.manifest import InputRef, Precision, Stage, new_manifest, write_manifest
+
+    write_manifest(
+        manifest_path(path),
+        new_manifest(
+            stage=Stage.EXPORT,
+            artifact=path,
+            precision=Precision.FP32,
+            inputs=(InputRef.of("source", path),),
+            preprocessing=TINY_CONTRACT,
+        ),
+    )
+    return path
+
+
+@pytest.mark.parametrize("command", ["eval", "bench"])
+def test_r6_non_finite_logits_are_an_error(
+    kit: dict[str, Path], tmp_path: Path, command: str
+) -> None:
+    model = _nan_model(tmp_path / "nan.onnx")
+    extra = (
+        ["--iterations", "2", "--batch", "2", "--backend", "onnxruntime"]
+        if command == "bench"
+        else []
+    )
+    _refused(_invoke(command, model, "--data", kit["data"], *extra), 1, "not finite")
+
+
+def test_r6_a_factory_calling_sys_exit_is_an_error(tmp_path: Path) -> None:
+    code = tmp_path / "factory.py"
+    code.write_text("import sys\n\ndef make():\n    sys.exit(0)\n")
+    out = tmp_path / "out"
+    _refused(_invoke("export", "--model", f"{code}:make", "-o", out / "m.onnx"), 1, "sys.exit(0)")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("array", "fragment"),
+    [
+        (np.zeros((4, 32, 0), np.uint8), "no empty axis"),
+        (np.zeros((0, 3, 8, 8), np.float32), "no empty axis"),
+        (np.zeros((4, 0, 8, 8), np.float32), "no empty axis"),
+        (None, "not a readable"),  # a 0-byte .npy: numpy's EOFError became a bare "Aborted."
+    ],
+)
+@pytest.mark.parametrize("suffix", [".npy", ".npz"])
+def test_r6_empty_arrays_are_a_clear_error(
+    kit: dict[str, Path], tmp_path: Path, array: np.ndarray | None, fragment: str, suffix: str
+) -> None:
+    path = tmp_path / f"data{suffix}"
+    if array is None:
+        path.write_bytes(b"")
+    elif suffix == ".npy":
+        np.save(path, array)
+    else:
+        np.savez_compressed(path, x=array)
+    args = ["quantize", kit["source"], "-o", kit["out"] / "q.onnx", "--calib", path]
+    _refused(_invoke(*args, "--eval", "none"), 1, fragment)
+    assert not kit["out"].exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("bench", "{source}", "--no-accuracy", "--batch", "1,,2"),
+        ("bench", "{source}", "--no-accuracy", "--batch", ",1"),
+        ("bench", "{source}", "--no-accuracy", "--batch", "\u0663"),
+        ("bench", "{source}", "--no-accuracy", "--batch", "1,\uff12"),
+        ("bench", "{source}", "--no-accuracy", "--backend", ""),
+        ("bench", "{source}", "--no-accuracy", "--backend", "onnxruntime,,openvino"),
+        ("quantize", "{source}", "-o", "{out}/q.onnx", "--tensorrt-version", "7.0"),
+        ("quantize", "{source}", "-o", "{out}/q.onnx", "--tensorrt-version", "999"),
+    ],
+    ids=lambda c: f"{c[-2]} {c[-1]!a}",
+)
+def test_r6_nonsense_values_are_refused(kit: dict[str, Path], command: tuple[str, ...]) -> None:
+    _refused(_invoke(*[a.format(**kit) for a in command]), 2)
+    assert not kit["out"].exists()
+
+
+# -- R7. exit codes and messages -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("export", "--std", "0", "-o", "{out}/e.onnx"),
+        ("export", "--opset", "0", "-o", "{out}/e.onnx"),
+        ("export", "--channels", "2", "-o", "{out}/e.onnx"),
+        ("export", "--resize", "16", "--crop", "64", "-o", "{out}/e.onnx"),
+        ("export", "--mean", "0.5,0.5", "-o", "{out}/e.onnx"),
+        ("bench", "{source}", "{child}", "--concurrent"),
+        ("export", "--seed", "100000000000000000000000", "-o", "{out}/e.onnx"),
+        ("eval", "{source}", "--seed", "9223372036854775808"),
+        ("fold", "{source}", "-o", "{out}/f.onnx", "--seed", "9223372036854775808"),
+        ("bench", "{source}", "--no-accuracy", "--seed", "9223372036854775808"),
+        ("quantize", "{source}", "-o", "{out}/q.onnx", "--seed", "9223372036854775808"),
+        ("eval", "{source}", "--batch-size", "9223372036854775808"),
+    ],
+    ids=lambda c: " ".join(c[:3]),
+)
+def test_r7_usage_mistakes_exit_2(kit: dict[str, Path], command: tuple[str, ...]) -> None:
+    _refused(_invoke(*[a.format(**kit) for a in command]), 2)
+    assert not kit["out"].exists()
+
+
+def test_r7_a_tiny_percentile_is_not_called_all_zeros(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resnet_opt.calibration import ranges
+    from resnet_opt.calibration.histogram import TensorStats
+
+    said: list[str] = []
+    monkeypatch.setattr(ranges.log, "warning", lambda fmt, *a: said.append(fmt % a))
+    values = np.zeros(1000, np.float32)  # a ReLU output: mostly zeros, up to 3.57
+    values[-1] = 3.57
+    ranges.compute_range(TensorStats.of("t", values), ranges.Method.PERCENTILE, percentile=1e-300)
+    assert said and "zero on all calibration data" not in said[0], said
+    assert "3.57" in said[0], said
+
+
+def test_r7_compare_of_a_zero_latency_is_not_inf_percent(
+    tmp_path: Path, two_reports: tuple[Path, dict[str, Any]]
+) -> None:
+    base_path, data = two_reports
+    base = json.loads(base_path.read_text())
+    base["measurements"][0]["latency_ms"]["p50"] = 0.0
+    base_path.write_text(json.dumps(base))
+    new = _report_file(tmp_path, data, "new.json")
+    flat = _refused(_invoke("compare", base_path, new, "--max-latency-rise", "5"), 1, "p50")
+    assert "inf" not in flat
+
+
+def test_r7_fp16_of_an_fp16_model(kit: dict[str, Path]) -> None:
+    first = kit["out"] / "m.fp16.onnx"
+    made = _invoke("quantize", kit["source"], "-o", first, "--precision", "fp16", "--eval", "none")
+    assert made.exit_code == 0, made.output
+    again = kit["out"] / "m.fp16.fp16.onnx"
+    args = ["quantize", first, "-o", again, "--precision", "fp16", "--eval", "none"]
+    _refused(_invoke(*args), 1, "already fp16")
+    assert not again.exists()
+
+
+# -- R8. two writers and name clashes ------------------------------------------------------------
+
+
+def test_r8_a_second_bench_of_one_report_folder_is_refused_before_measuring(
+    kit: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resnet_opt.measure import timing
+
+    kit["out"].parent.mkdir(exist_ok=True)
+    held = acquire(kit["out"])  # another bench writing this report folder
+    monkeypatch.setattr(timing, "measure", lambda *a, **k: pytest.fail("measured"))
+    try:
+        args = ["bench", kit["source"], "--no-accuracy", "-o", kit["out"]]
+        _refused(_invoke(*args), 1, "another resnet-opt process")
+    finally:
+        release(held)
+
+
+@pytest.mark.parametrize("name", ["optimized", "int8.optimized", "x.optimized"])
+def test_r8_variant_names_cannot_collide_with_runs_files(tmp_path: Path, name: str) -> None:
+    config = tmp_path / "run.toml"
+    config.write_text(f"[[quantize]]\nname = 'int8'\n[[quantize]]\nname = '{name}'\n")
+    _refused(_invoke("run", config, "-o", tmp_path / "out"), 2, "collides with run's own file")
+    assert not (tmp_path / "out").exists()
+
+
+# -- R9. the export manifest records the model, not its graph -------------------------------------
+
+
+def test_r9_export_manifest_records_the_model_spec(tmp_path: Path) -> None:
+    out = tmp_path / "m.onnx"
+    result = _invoke("export", "-o", out)
+    assert result.exit_code == 0, result.output
+    options = json.loads(manifest_path(out).read_text())["options"]
+    assert options["model"] is None or len(options["model"]) < 300, str(options["model"])[:200]
+    assert manifest_path(out).stat().st_size < 100_000
+
+
+# -- fuzz: the readers and the numeric options never show a traceback ------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _bug(result: Any) -> bool:
+    """An exception other than the exit the CLI chose (Typer's runner keeps it here)."""
+    return isinstance(result.exception, Exception) and not isinstance(result.exception, SystemExit)
+
+
+MANIFEST_KEYS = st.sampled_from(
+    ["stage", "artifact", "sha256", "precision", "inputs", "preprocessing", "options", "schema"]
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(key=MANIFEST_KEYS, value=JSON_VALUES)
+def test_fuzz_manifest_fields(kit: dict[str, Path], key: str, value: Any) -> None:
+    path = manifest_path(kit["source"])
+    original = path.read_text()
+    try:
+        data = json.loads(original)
+        data[key] = value
+        path.write_text(json.dumps(data))
+        result = _invoke("eval", kit["source"], "--data", kit["data"], "--samples", "2")
+        assert result.exit_code in (0, 1, 2, 3), result.output
+        assert "Traceback" not in result.output
+        assert not _bug(result), result.exception
+    finally:
+        path.write_text(original)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    table=st.sampled_from(["bench", "data", "gates", "model"]),
+    key=st.sampled_from(
+        ["iterations", "duration", "seed", "threads", "calib_samples", "max_drop", "input_size"]
+    ),
+    value=st.integers() | st.floats() | st.text(max_size=6) | st.lists(st.integers(), max_size=3),
+)
+def test_fuzz_run_config_values(tmp_path: Path, table: str, key: str, value: Any) -> None:
+    import uuid
+
+    folder = tmp_path / uuid.uuid4().hex
+    folder.mkdir()
+    config = folder / "run.toml"
+    config.write_text(f"[{table}]\n{key} = {json.dumps(value)}\n")
+    out = folder / "out"
+    # only the config check: stop before the first stage by giving an output that is a file
+    out.write_text("in the way")
+    result = _invoke("run", config, "-o", out)
+    assert result.exit_code in (1, 2), result.output
+    assert "Traceback" not in result.output
+    assert not _bug(result), result.exception
+    assert sorted(p.name for p in folder.iterdir()) == ["out", "run.toml"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    option=st.sampled_from(
+        [
+            "--iterations",
+            "--duration",
+            "--warmup",
+            "--min-iterations",
+            "--seed",
+            "--threads",
+            "--batch",
+            "--samples",
+        ]
+    ),
+    value=st.integers(min_value=-(2**80), max_value=2**80).map(str)
+    | st.floats(allow_nan=True, allow_infinity=True).map(repr)
+    | st.text(max_size=5),
+)
+def test_fuzz_numeric_options(kit: dict[str, Path], option: str, value: str) -> None:
+    # --duration with --iterations: a usage error whatever the value, so nothing is measured long
+    result = _invoke(
+        "bench",
+        kit["source"],
+        "--no-accuracy",
+        "--iterations",
+        "1",
+        "--batch",
+        "1",
+        f"{option}={value}",
+        "-o",
+        kit["out"],
+        "--force",
+    )
+    assert result.exit_code in (0, 1, 2, 3), result.output
+    assert "Traceback" not in result.output
+    assert not _bug(result), result.exception
+    if result.exit_code != 0:
+        assert not kit["out"].exists() or not any(p.suffix == ".tmp" for p in kit["out"].iterdir())

@@ -63,7 +63,7 @@ def test_schema_rejects_what_is_wrong(report: Report) -> None:
         ('{"kind": "resnet-opt-bench-report", "schema_version": 2}', "schema version 2"),
         ('{"kind": "something else"}', "not a resnet-opt bench report"),
         ("[1, 2]", "not a JSON object"),
-        ("{not json", "not JSON"),
+        ("{not json", "not (valid )?JSON"),
     ],
 )
 def test_load_refuses(tmp_path: Path, content: str, message: str) -> None:

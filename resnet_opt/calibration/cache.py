@@ -31,6 +31,7 @@ from resnet_opt.calibration.histogram import (
     range_for,
 )
 from resnet_opt.core.atomic import write_bytes_atomic
+from resnet_opt.core.readers import parse_json
 from resnet_opt.errors import ResnetOptError
 
 if TYPE_CHECKING:
@@ -164,9 +165,9 @@ def _read(path: Path) -> tuple[dict[str, Any], np.ndarray]:
             counts = np.asarray(npz["counts"])
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise _not_a_cache(path, type(exc).__name__) from exc
-    try:
-        header = json.loads(header_bytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    try:  # the bounded reader: a deep or huge header is one line, not a RecursionError
+        header = parse_json(header_bytes.decode("utf-8"), str(path), what="cache header")
+    except (UnicodeDecodeError, ResnetOptError) as exc:
         raise _not_a_cache(path, "unreadable header") from exc
     if not isinstance(header, dict) or header.get("format") != CACHE_FORMAT:
         raise _not_a_cache(path, "unknown format")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -347,7 +347,7 @@ class ArraySource:
     """
 
     path: Path
-    samples: np.ndarray
+    samples: np.ndarray | NpzMember
     labels: np.ndarray | None
     class_names: tuple[str, ...] | None = None
     skipped_on_scan: tuple[tuple[str, str], ...] = ()
@@ -359,34 +359,17 @@ class ArraySource:
 
         if not path.is_file():
             raise ResnetOptError(f"{path}: no such file")
-        try:
-            loaded = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ResnetOptError(f"{path}: not a readable .npy/.npz file ({exc})") from exc
-        labels = None
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            with loaded:
-                keys = set(loaded.files)
-                x_key = next((k for k in ("x", "images", "data") if k in keys), None)
-                if x_key is None:
-                    raise ResnetOptError(
-                        f"{path}: no array named x, images or data (found: {sorted(keys)})"
-                    )
-                samples = np.asarray(loaded[x_key])
-                y_key = next((k for k in ("y", "labels") if k in keys), None)
-                labels = np.asarray(loaded[y_key]) if y_key else None
-        else:
-            samples = loaded
-        if samples.ndim not in (3, 4) or len(samples) == 0:
+        samples, labels = _read_arrays(path)
+        if samples.ndim not in (3, 4) or len(samples) == 0 or 0 in samples.shape:
             raise ResnetOptError(
-                f"{path}: expected N×H×W(×C) uint8 pixels or N×C×H×W floats, got shape "
-                f"{samples.shape}"
+                f"{path}: expected N×H×W(×C) uint8 pixels or N×C×H×W floats with no empty "
+                f"axis, got shape {samples.shape}"
             )
         if samples.dtype != np.uint8 and not np.issubdtype(samples.dtype, np.floating):
             raise ResnetOptError(f"{path}: dtype {samples.dtype} is neither uint8 nor float")
         if np.issubdtype(samples.dtype, np.floating):
-            for start in range(0, len(samples), 256):
-                if not np.isfinite(samples[start : start + 256]).all():
+            for chunk in _chunks(samples, 256):
+                if not np.isfinite(chunk).all():
                     raise ResnetOptError(f"{path}: contains NaN or inf values")
         if labels is not None and (
             labels.shape != (len(samples),) or not np.issubdtype(labels.dtype, np.integer)
@@ -425,6 +408,127 @@ class ArraySource:
         digest = hashlib.sha256(b"array\0" + self.file_sha256.encode())
         digest.update(np.asarray(indices, dtype=np.int64).tobytes())
         return digest.hexdigest()
+
+
+# -- array files: .npy memory-mapped, .npz members read sample by sample ------------------------
+
+
+class NpzMember:
+    """One array of an .npz, read sample by sample from its zip member, never inflated whole.
+
+    Why: an .npz is a zip, and a 1.4 MB file can inflate to gigabytes; `np.load` inflates a
+    member whole on first access even when `--calib-samples 4` uses four samples. The member's
+    .npy header gives shape and dtype; sample i starts at header + i × sample bytes in the
+    inflated stream (zip members seek forward by inflating and discarding, in constant memory).
+    """
+
+    def __init__(self, path: Path, member: str) -> None:
+        import zipfile
+
+        self.path, self.member = path, member
+        with zipfile.ZipFile(path) as archive, archive.open(member) as stream:
+            version = np.lib.format.read_magic(stream)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(stream)
+            self.offset = stream.tell()
+        if fortran or dtype.hasobject or not shape:
+            raise ValueError(f"{member}: a C-ordered numeric array with a sample axis is needed")
+        self.shape: tuple[int, ...] = tuple(int(d) for d in shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self._archive: Any = None
+        self._stream: Any = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Samples start..stop-1. The member stays open between calls: samples are read in
+        order (`select_indices` sorts), so each read inflates only the bytes since the last;
+        a read behind the stream's position starts a new pass."""
+        import zipfile
+
+        count = max(0, min(stop, len(self)) - start)
+        where = self.offset + start * self.row_bytes
+        if self._stream is None or self._stream.tell() > where:
+            self.close()
+            self._archive = zipfile.ZipFile(self.path)
+            self._stream = self._archive.open(self.member)
+        self._stream.seek(where)
+        raw = self._stream.read(count * self.row_bytes)
+        if len(raw) != count * self.row_bytes:
+            raise ResnetOptError(f"{self.path}: {self.member} is shorter than its header says")
+        return np.frombuffer(raw, dtype=self.dtype).reshape(count, *self.shape[1:])
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+        if self._archive is not None:
+            self._archive.close()
+        self._stream = self._archive = None
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        row: np.ndarray = self.rows(index, index + 1)[0]
+        return row
+
+    def chunks(self, rows: int) -> Iterator[np.ndarray]:
+        """Every sample in order, `rows` at a time, in one pass over the stream."""
+        import zipfile
+
+        with zipfile.ZipFile(self.path) as archive, archive.open(self.member) as stream:
+            stream.seek(self.offset)
+            for start in range(0, len(self), rows):
+                count = min(rows, len(self) - start)
+                raw = stream.read(count * self.row_bytes)
+                if len(raw) != count * self.row_bytes:
+                    raise ResnetOptError(
+                        f"{self.path}: {self.member} is shorter than its header says"
+                    )
+                yield np.frombuffer(raw, dtype=self.dtype).reshape(count, *self.shape[1:])
+
+
+def _chunks(samples: np.ndarray | NpzMember, rows: int) -> Iterator[np.ndarray]:
+    if isinstance(samples, NpzMember):
+        yield from samples.chunks(rows)
+    else:
+        for start in range(0, len(samples), rows):
+            yield np.asarray(samples[start : start + rows])
+
+
+def _read_arrays(path: Path) -> tuple[np.ndarray | NpzMember, np.ndarray | None]:
+    """(samples, labels) of a .npy (memory-mapped) or .npz (samples read lazily; labels, small,
+    read after their declared size is checked against memory)."""
+    import zipfile
+
+    from resnet_opt.core.validation import check_fits
+
+    try:
+        if not zipfile.is_zipfile(path):
+            return np.load(path, mmap_mode="r", allow_pickle=False), None
+        with zipfile.ZipFile(path) as archive:
+            keys = {n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")}
+        x_key = next((k for k in ("x", "images", "data") if k in keys), None)
+        if x_key is None:
+            raise ResnetOptError(
+                f"{path}: no array named x, images or data (found: {sorted(keys)})"
+            )
+        samples = NpzMember(path, f"{x_key}.npy")
+        y_key = next((k for k in ("y", "labels") if k in keys), None)
+        if y_key is None:
+            return samples, None
+        declared = NpzMember(path, f"{y_key}.npy")
+        check_fits(declared.shape, f"{path}: {y_key}", declared.dtype, error=ResnetOptError)
+        labels = declared.rows(0, len(declared))
+        declared.close()
+        return samples, labels
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # EOFError: an empty file
+        raise ResnetOptError(f"{path}: not a readable .npy/.npz file ({exc})") from None
 
 
 # -- the bundled digits ------------------------------------------------------------------------
@@ -553,6 +657,10 @@ class BatchStream:
     def __iter__(self) -> Iterator[Batch]:
         if self.batch_size < 1:
             raise UsageError(f"batch size must be positive, not {self.batch_size}")
+        from resnet_opt.core.validation import check_fits
+
+        rows = min(self.batch_size, len(self.indices))  # the contract may come from a manifest
+        check_fits((rows, *self.contract.input_shape), "a batch of preprocessed samples")
         xs: list[np.ndarray] = []
         ys: list[int | None] = []
         kept: list[int] = []

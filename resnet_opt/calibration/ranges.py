@@ -289,7 +289,19 @@ def compute_range(
         amax = entropy_amax(stats, quantized_bins=(UINT8_LEVELS + 1) if unsigned else 128)
     else:
         amax = mse_amax(stats, levels=UINT8_LEVELS if unsigned else INT8_LEVELS)
-    if amax < MIN_AMAX:
+    if amax < MIN_AMAX and stats.absmax >= MIN_AMAX:  # the method, not the data, gave ~0
+        log.warning(
+            "tensor %s: the %s range is %g though its values reach %g (max |x|); too small a "
+            "range to quantize with (a percentile as low as %g?): using the range ±1",
+            stats.name,
+            method.value,
+            amax,
+            stats.absmax,
+            percentile,
+        )
+        chosen = f"unit ({method.value} range {amax:g})"
+        amax = 1.0
+    elif amax < MIN_AMAX:
         log.warning(
             "tensor %s is zero on all calibration data (max |x| = %g): using the range ±1",
             stats.name,

@@ -61,13 +61,28 @@ def domain_errors(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            _refuse_non_finite(kwargs)
-            return func(*args, **kwargs)
+            try:
+                _check_numbers(kwargs)
+                return func(*args, **kwargs)
+            except OSError as exc:  # the environment (disk full, name too long): not a bug
+                raise (_environment_error(exc) or exc) from exc
+            except RuntimeError as exc:  # Path.resolve() on a symlink loop (Python < 3.13)
+                text = str(exc)
+                if not text.startswith("Symlink loop from "):
+                    raise
+                raise ResnetOptError(f"{text[18:].strip(chr(39))}: is a symlink loop") from None
+            except ImportError as exc:  # a plain `import onnx` that failed: deps.require's words
+                from resnet_opt.deps import missing_dependency
+
+                reraise_if_terminated(exc)
+                raise (missing_dependency(exc) or exc) from exc
         except ResnetOptError as exc:
             reraise_if_terminated(exc)
             if os.environ.get("RESNET_OPT_DEBUG") == "1":
                 raise
             message = " ".join(str(exc).split()) or type(exc).__name__
+            # a non-UTF-8 file name (surrogate escapes) must not turn the error into another one
+            message = message.encode("utf-8", "backslashreplace").decode("utf-8")
             typer.echo(f"error: {message}", err=True)
             raise typer.Exit(exc.exit_code) from None
         except Exception as exc:  # a bug keeps its traceback, unless it was SIGTERM in disguise
@@ -77,14 +92,61 @@ def domain_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def _refuse_non_finite(options: dict[str, Any]) -> None:
+def _check_numbers(options: dict[str, Any]) -> None:
     """No option takes NaN or infinity: NaN compares false, so a gate given `--max-drop nan`
-    would pass anything, and `--duration inf` would never end (a usage error, exit 2)."""
-    from resnet_opt.core.validation import finite
+    would pass anything, and `--duration inf` would never end (a usage error, exit 2). No
+    integer option goes beyond 2**63 - 1 (what numpy, ONNX Runtime and C take), and a seed is
+    checked alike in every command."""
+    from resnet_opt.core.validation import MAX_SEED, finite, seed
 
     for name, value in options.items():
+        flag = f"--{name.replace('_', '-')}"
         if isinstance(value, float):
-            finite(value, f"--{name.replace('_', '-')}")
+            finite(value, flag)
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if name == "seed":
+                seed(value, flag)
+            elif abs(value) > MAX_SEED:
+                from resnet_opt.errors import UsageError
+
+                raise UsageError(f"{flag}: {value} is out of range (at most {MAX_SEED})")
+
+
+_ENVIRONMENT = {
+    "ENOSPC": "no space left on the device",
+    "EDQUOT": "disk quota exceeded",
+    "ENAMETOOLONG": "file name too long",
+    "EROFS": "read-only file system",
+    "ELOOP": "a symlink loop",
+    "EACCES": "permission denied",
+    "EPERM": "operation not permitted",
+    "EFBIG": "file too large",
+    "EIO": "input/output error",
+    "EMFILE": "too many open files",
+    "ENFILE": "too many open files",
+}
+
+
+def _environment_error(exc: OSError) -> ResnetOptError | None:
+    """One line for an OSError the environment caused, naming the user's path (not the hidden
+    temporary file an atomic write was filling); None for another OSError (a bug)."""
+    import errno
+    import re
+
+    name = errno.errorcode.get(exc.errno or 0, "")
+    if name not in _ENVIRONMENT:
+        return None
+    where = ""
+    if exc.filename is not None:
+        path = os.fsdecode(exc.filename)
+        head, _, tail = path.rpartition("/")
+        match = re.fullmatch(r"\.(.+)\.[0-9a-f]{8}\.tmp", tail)
+        if match:  # core.atomic.temporary_sibling's name for the output being written
+            path = f"{head}/{match.group(1)}" if head else match.group(1)
+        if len(path) > 200:
+            path = f"{path[:80]}…{path[-80:]}"
+        where = f"{path}: "
+    return ResnetOptError(f"{where}{_ENVIRONMENT[name]}")
 
 
 def command(

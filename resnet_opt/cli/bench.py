@@ -145,11 +145,14 @@ def bench_command(
     jetson = read_facts()
     options = _options(ctx.params, jetson)
     _refuse_early(output, force=force, summary=summary)
-    _warnings(artifacts, options, jetson)
-    report = _measure(artifacts, options, concurrent=concurrent)
-    for skip in report.skipped:
-        say(f"skipped {skip.artifact} · {skip.backend}: {skip.reason}")
-    _emit(report, output, force=force, summary=summary, json_output=json_output)
+    from resnet_opt.report.files import report_folder_lock
+
+    with report_folder_lock(output):  # a second `bench -o` of this folder is refused now
+        _warnings(artifacts, options, jetson)
+        report = _measure(artifacts, options, concurrent=concurrent)
+        for skip in report.skipped:
+            say(f"skipped {skip.artifact} · {skip.backend}: {skip.reason}")
+        _emit(report, output, force=force, summary=summary, json_output=json_output)
 
 
 def _options(params: dict[str, Any], jetson: Any) -> BenchOptions:

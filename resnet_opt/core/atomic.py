@@ -69,9 +69,7 @@ class StagedOutputs:
         try:
             tmp.touch()
         except OSError as exc:
-            raise ResnetOptError(
-                f"{final.parent}: cannot write there ({exc.strerror or exc})"
-            ) from exc
+            raise ResnetOptError(output_lock.cannot_write(final, exc)) from exc
         self._pending.append((final, tmp))
         return tmp
 

@@ -15,7 +15,8 @@ from enum import Enum
 from typing import Any
 
 from resnet_opt.core.hashing import sha256_json
-from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.core.validation import check_fits
+from resnet_opt.errors import UsageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -55,41 +56,44 @@ class PreprocessContract:
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
-            raise ResnetOptError(f"channels must be 1 or 3, not {self.channels}")
+            raise UsageError(f"channels must be 1 or 3, not {self.channels}")
         if self.input_size < 1:
-            raise ResnetOptError(f"input size must be positive, not {self.input_size}")
+            raise UsageError(f"input size must be positive, not {self.input_size}")
+        # one sample must fit in memory, whether the size came from a flag or a manifest (an
+        # input_size of 1000000 grew eval to 23 GB before the kernel stopped it)
+        check_fits((1, self.channels, self.input_size, self.input_size), "input size")
         for name, values in (("mean", self.mean), ("std", self.std)):
             if len(values) != self.channels:
-                raise ResnetOptError(
+                raise UsageError(
                     f"{name} has {len(values)} values but the input has {self.channels} channel(s)"
                 )
             if not all(math.isfinite(v) for v in values):  # nan/inf would make every input NaN
-                raise ResnetOptError(f"{name} must be finite numbers, got {list(values)}")
+                raise UsageError(f"{name} must be finite numbers, got {list(values)}")
         if any(s <= 0 for s in self.std):
-            raise ResnetOptError(f"std must be positive, got {list(self.std)}")
+            raise UsageError(f"std must be positive, got {list(self.std)}")
         if self.resize is not None and self.resize < 1:
-            raise ResnetOptError(f"resize must be positive, not {self.resize}")
+            raise UsageError(f"resize must be positive, not {self.resize}")
         if self.crop is not None and self.crop != self.input_size:
-            raise ResnetOptError(f"crop {self.crop} does not give the input size {self.input_size}")
+            raise UsageError(f"crop {self.crop} does not give the input size {self.input_size}")
         if self.resize is not None and self.crop is None and self.resize != self.input_size:
-            raise ResnetOptError(
+            raise UsageError(
                 f"resize {self.resize} without a crop does not give a square "
                 f"{self.input_size}×{self.input_size} input: add --crop {self.input_size}"
             )
         if self.resize is not None and self.crop is not None and self.crop > self.resize:
-            raise ResnetOptError(f"crop {self.crop} is larger than the resize {self.resize}")
+            raise UsageError(f"crop {self.crop} is larger than the resize {self.resize}")
         if self.num_classes < 1:
-            raise ResnetOptError(f"number of classes must be positive, not {self.num_classes}")
+            raise UsageError(f"number of classes must be positive, not {self.num_classes}")
         if self.labels is not None and len(self.labels) != self.num_classes:
-            raise ResnetOptError(
+            raise UsageError(
                 f"{len(self.labels)} class labels given for a model with {self.num_classes} classes"
             )
         if self.class_ids is not None and (
             self.labels is None or len(self.class_ids) != len(self.labels)
         ):
-            raise ResnetOptError("class ids need a label for each class")
+            raise UsageError("class ids need a label for each class")
         if self.layout != "NCHW":
-            raise ResnetOptError(f"layout {self.layout!r} is not supported (NCHW only)")
+            raise UsageError(f"layout {self.layout!r} is not supported (NCHW only)")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

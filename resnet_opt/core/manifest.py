@@ -21,11 +21,29 @@ from typing import Any
 
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.readers import check_fields, describe_input, read_json
 from resnet_opt.core.validation import check_all_finite
 from resnet_opt.errors import ResnetOptError
 
 MANIFEST_SCHEMA = 1
 MANIFEST_SUFFIX = ".json"
+
+# the JSON type of each top-level field (read_manifest refuses another with one line)
+MANIFEST_FIELDS: Mapping[str, tuple[type, ...]] = {
+    "stage": (str,),
+    "artifact": (str,),
+    "sha256": (str,),
+    "precision": (str,),
+    "inputs": (list,),
+    "preprocessing": (dict, type(None)),
+    "options": (dict,),
+    "verification": (dict,),
+    "details": (dict,),
+    "lineage": (list,),
+    "tools": (dict,),
+    "created_at": (str,),
+    "schema": (int,),
+}
 
 # distributions whose versions every manifest records (read from metadata: importing torch just
 # to learn its version would break the no-torch promise on a Jetson)
@@ -103,6 +121,7 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "manifest") -> Manifest:
         try:
+            check_fields(data, MANIFEST_FIELDS, source)
             if data.get("schema") != MANIFEST_SCHEMA:
                 raise ResnetOptError(
                     f"{source}: manifest schema {data.get('schema')!r} is not the supported "
@@ -218,11 +237,12 @@ def manifest_path(artifact: Path) -> Path:
 
 def read_manifest(artifact: Path, *, required: bool = True) -> Manifest | None:
     """The manifest beside `artifact`, or None when absent and not required."""
-    if not artifact.is_file():  # every artifact is a file (a folder such as "." has no sidecar)
-        problem = "is a folder, not an artifact file" if artifact.is_dir() else "no such file"
+    problem = describe_input(artifact)  # every artifact is a regular file
+    if problem is not None:
+        problem = "is a folder, not an artifact file" if artifact.is_dir() else problem
         raise ResnetOptError(f"{artifact}: {problem}")
     path = manifest_path(artifact)
-    if not path.is_file():
+    if describe_input(path) == "no such file":
         if required:
             raise ResnetOptError(
                 f"{artifact}: no manifest {path.name} beside it; for an ONNX from elsewhere, "
@@ -231,12 +251,7 @@ def read_manifest(artifact: Path, *, required: bool = True) -> Manifest | None:
                 "[--labels FILE]`, or produce the file with resnet-opt (export/fold/quantize)"
             )
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResnetOptError(f"{path}: cannot read manifest ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ResnetOptError(f"{path}: not a valid resnet-opt manifest (not a JSON object)")
+    data = read_json(path, what="resnet-opt manifest", fields=MANIFEST_FIELDS)
     check_all_finite(data, str(path))  # NaN would switch later checks off
     manifest = Manifest.from_dict(data, source=str(path))
     if manifest.artifact != artifact.name:

@@ -51,7 +51,7 @@ def acquire(final: Path) -> OutputLock | None:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ResnetOptError(f"{final.parent}: cannot write there ({exc.strerror})") from exc
+            raise ResnetOptError(cannot_write(final, exc)) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -98,3 +98,13 @@ def remove_stale_temps(final: Path) -> list[Path]:
                     entry.unlink()
                     removed.append(entry)
     return removed
+
+
+def cannot_write(final: Path, exc: OSError) -> str:
+    """Why `final` cannot be written, naming the user's path: a name too long is the file's
+    fault, not its folder's (and the hidden temporary name must not be what the user reads)."""
+    import errno
+
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{final}: file name too long"
+    return f"{final.parent}: cannot write there ({exc.strerror or exc})"

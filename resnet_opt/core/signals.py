@@ -33,12 +33,21 @@ def _raise_terminated(signum: int, frame: FrameType | None) -> None:
     raise Terminated(signum)
 
 
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    _received.append(signum)
+    raise KeyboardInterrupt
+
+
 def reraise_if_terminated(exc: BaseException) -> None:
-    """Raise `Terminated` again when `exc` is what became of it: a C extension interrupted in
-    its import or call turns our exception into its own (pybind11: ImportError "initialization
-    failed"), and that must not reach the user as a missing dependency or a bug."""
-    if _received and not isinstance(exc, Terminated):
-        raise Terminated(_received[0]) from exc
+    """Raise `Terminated` (or, for Ctrl-C, KeyboardInterrupt: exit 130) again when `exc` is
+    what became of it: a C extension interrupted in its import or call turns our exception into
+    its own (pybind11: ImportError "initialization failed"), and that must not reach the user
+    as a missing dependency or a bug."""
+    if not _received or isinstance(exc, Terminated | KeyboardInterrupt):
+        return
+    if _received[0] == signal.SIGINT:
+        raise KeyboardInterrupt from exc
+    raise Terminated(_received[0]) from exc
 
 
 @contextlib.contextmanager
@@ -63,7 +72,13 @@ def terminate_cleanly() -> Iterator[None]:
         yield
         return
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    interrupt = signal.getsignal(signal.SIGINT)
+    if interrupt is signal.default_int_handler:  # Ctrl-C as before, but remembered
+        signal.signal(signal.SIGINT, _raise_interrupt)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if interrupt is signal.default_int_handler:
+            signal.signal(signal.SIGINT, interrupt)
+        _received.clear()

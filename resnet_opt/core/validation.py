@@ -24,6 +24,12 @@ from resnet_opt.errors import ResnetOptError, UsageError
 # numpy's own limit for seeds is 0 ≤ seed; above 2**63 some of our seeded draws overflow
 MAX_SEED = 2**63 - 1
 
+# Ceilings on counts and durations: far above any real use, far below what hangs a host or
+# overflows a count (a latency list of 1e18 floats is a MemoryError; 1e18 seconds never ends).
+MAX_THREADS = 1024  # even with --force-threads: libgomp and the process limit give out beyond
+MAX_COUNT = 10**7  # timed iterations, samples: 10 million runs of the fastest model take hours
+MAX_SECONDS = 24 * 3600.0  # a duration or warm-up per point: one day
+
 
 def finite(value: float, what: str) -> float:
     """`value` if it is a finite number; NaN or ±inf refused (they switch comparisons off)."""
@@ -55,6 +61,24 @@ def positive_int(value: int, what: str) -> int:
     return value
 
 
+def count(value: int, what: str, *, low: int = 1) -> int:
+    """A count of runs or samples: `low` to MAX_COUNT (more never ends in useful time)."""
+    if not low <= value <= MAX_COUNT:
+        raise UsageError(f"{what}: must be from {low} to {MAX_COUNT:,}, not {value}")
+    return value
+
+
+def seconds(value: float, what: str, *, low: float = 0.0, strict: bool = True) -> float:
+    """A duration in seconds: above `low` (or equal, when not `strict`), at most MAX_SECONDS."""
+    finite(value, what)
+    if value < low or (strict and value == low):
+        bound = "more than" if strict else "at least"
+        raise UsageError(f"{what}: must be {bound} {low:g} s, not {value:g}")
+    if value > MAX_SECONDS:
+        raise UsageError(f"{what}: {value:g} s is more than the {MAX_SECONDS:g} s (a day) allowed")
+    return value
+
+
 def seed(value: int, what: str) -> int:
     """A seed numpy accepts: 0 ≤ seed < 2**63."""
     if not 0 <= value <= MAX_SEED:
@@ -80,6 +104,11 @@ def threads(value: int | None, what: str, *, force: bool = False, force_hint: st
     if value > limit and not force:
         hint = f"; {force_hint} to use more anyway" if force_hint else ""
         raise UsageError(f"{what}: {value} threads is more than the {limit} CPUs here{hint}")
+    if value > MAX_THREADS:  # no flag lifts this one: beyond it a runtime hangs or dies
+        raise UsageError(
+            f"{what}: {value} threads is more than the {MAX_THREADS} any run may start, "
+            "--force-threads or not"
+        )
 
 
 def available_memory() -> int | None:
@@ -114,7 +143,14 @@ def array_bytes(shape: Sequence[int], dtype: Any = np.float32) -> int:
     return count * int(np.dtype(dtype).itemsize)
 
 
-def check_fits(shape: Sequence[int], what: str, dtype: Any = np.float32, copies: int = 1) -> None:
+def check_fits(
+    shape: Sequence[int],
+    what: str,
+    dtype: Any = np.float32,
+    copies: int = 1,
+    *,
+    error: type[ResnetOptError] = UsageError,
+) -> None:
     """Refuse an array (times `copies`) that cannot fit in the memory available here.
 
     The input array alone is checked, before it is allocated: a model's activations need more,
@@ -124,7 +160,7 @@ def check_fits(shape: Sequence[int], what: str, dtype: Any = np.float32, copies:
     have = available_memory()
     if have is not None and need > have:
         dims = "×".join(str(int(d)) for d in shape)
-        raise UsageError(
+        raise error(
             f"{what}: a {dims} {np.dtype(dtype).name} array needs {fmt_bytes(need)}, more than "
             f"the {fmt_bytes(have)} of memory available here"
         )

@@ -63,9 +63,12 @@ class Target(str, Enum):
 
 def parse_targets(text: str) -> tuple[Target, ...] | None:
     """`--backend` as typed: 'auto' → None, else a comma-separated list of target names."""
-    names = [part.strip() for part in text.split(",") if part.strip()]
-    if not names or names == ["auto"]:
+    names = [part.strip() for part in text.split(",")]
+    if names == ["auto"]:
         return None
+    if not all(names):  # '' or 'onnxruntime,,openvino': never read as auto
+        valid = ", ".join(["auto", *(t.value for t in Target)])
+        raise UsageError(f"--backend {text!r}: an empty backend name (choose from {valid})")
     chosen: list[Target] = []
     for name in names:
         try:

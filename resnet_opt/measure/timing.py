@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from resnet_opt.core.validation import count, seconds
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.report.schema import Latency
 
@@ -65,6 +66,13 @@ class Budget:
             raise UsageError(f"warm-up must be zero or more seconds, not {self.warmup_s}")
         if self.min_iterations < 1:
             raise UsageError(f"minimum iterations must be positive, not {self.min_iterations}")
+        # ceilings (core.validation): 1e18 iterations is a MemoryError, 1e18 s never ends
+        if self.iterations is not None:
+            count(self.iterations, "--iterations")
+        if duration is not None:
+            seconds(duration, "--duration")
+        seconds(self.warmup_s, "--warmup", strict=False)
+        count(self.min_iterations, "--min-iterations")
 
     @property
     def mode(self) -> Mode:

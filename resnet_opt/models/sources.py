@@ -24,7 +24,7 @@ from typing import Any
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import InputRef
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
 from resnet_opt.models import timm_models, torchvision_weights
 from resnet_opt.models.checkpoint import (
     apply_state_dict,
@@ -188,7 +188,7 @@ def _load_registry(entry: ModelEntry, request: ModelRequest) -> LoadedModel:
         and not entry.channels_configurable
         and request.in_channels != entry.in_channels
     ):
-        raise ResnetOptError(
+        raise UsageError(  # the flag does not fit the model chosen: a usage mistake (exit 2)
             f"{entry.name} takes {entry.in_channels} input channels; --channels "
             f"{request.in_channels} needs a model built for it"
         )
@@ -324,6 +324,18 @@ def _refuse_registry_options(request: ModelRequest, what: str) -> None:
         )
 
 
+def _refuse_exit(exc: SystemExit, who: str) -> None:
+    """A user's code that calls sys.exit(): an error (exit 0 with no model would read as
+    success); SIGTERM's own SystemExit (core.signals.Terminated) goes on unwinding."""
+    from resnet_opt.core.signals import Terminated
+
+    if isinstance(exc, Terminated):
+        raise exc
+    raise ResnetOptError(
+        f"{who} called sys.exit({exc.code!r}) instead of returning a torch.nn.Module"
+    ) from None
+
+
 def _load_factory_file(path: Path, attr: str, spec: str, request: ModelRequest) -> LoadedModel:
     if not path.is_file():
         raise ResnetOptError(f"{path}: no such file")
@@ -344,6 +356,9 @@ def _load_factory_file(path: Path, attr: str, spec: str, request: ModelRequest) 
         except Exception as exc:  # user code: any failure is theirs to fix, in one line
             sys.modules.pop(module_name, None)
             raise ResnetOptError(f"{path}: import failed ({_describe(exc)})") from exc
+        except SystemExit as exc:
+            sys.modules.pop(module_name, None)
+            _refuse_exit(exc, f"{path}: importing it")
         finally:
             with contextlib.suppress(ValueError):
                 sys.path.remove(folder)
@@ -387,6 +402,8 @@ def _from_factory(
             model = factory()
         except Exception as exc:  # user code
             raise ResnetOptError(f"{spec}: the factory failed ({_describe(exc)})") from exc
+        except SystemExit as exc:  # sys.exit(0) in user code must not end us with success
+            _refuse_exit(exc, f"{spec}: the factory")
     if not isinstance(model, torch.nn.Module):
         raise ResnetOptError(
             f"{spec}: the factory returned a {type(model).__name__}, not a torch.nn.Module"

@@ -120,14 +120,14 @@ class BenchOptions:
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
-    """'1,8,32' → (1, 8, 32), refusing anything else with the reason."""
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise UsageError(f"--batch: expected comma-separated integers, got {text!r}") from None
-    if not values:
+    """'1,8,32' → (1, 8, 32), refusing anything else with the reason: an empty item (`1,,2`)
+    and digits other than ASCII (Python's int() reads '٣' as 3; no other flag does)."""
+    parts = [part.strip() for part in text.split(",")]
+    if not any(parts):
         raise UsageError("--batch: give at least one batch size")
-    return values
+    if not all(p.isascii() and p.isdigit() for p in parts):
+        raise UsageError(f"--batch: expected comma-separated integers such as 1,8,32, got {text!r}")
+    return tuple(int(part) for part in parts)
 
 
 # -- planning: everything checked before the first measurement -----------------------------------

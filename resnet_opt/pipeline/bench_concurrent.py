@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from resnet_opt.core.manifest import Stage, tool_versions
 from resnet_opt.core.version import __version__
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.jetson.power import power_figures
 from resnet_opt.measure.concurrent import run_concurrent
 from resnet_opt.measure.machine import load_average, machine_info, usable_cores
@@ -42,9 +42,9 @@ def bench_concurrent(
 
     paths = [Path(str(a)) for a in artifacts]
     if len(paths) < 2:
-        raise ResnetOptError("--concurrent runs two or more engines at once (e.g. GPU + DLA0)")
-    if options.data is not None:
-        raise ResnetOptError(
+        raise UsageError("--concurrent runs two or more engines at once (e.g. GPU + DLA0)")
+    if options.data is not None:  # a usage mistake (exit 2), as any flag that excludes another
+        raise UsageError(
             "--concurrent measures throughput only: add --no-accuracy (score accuracy with a "
             "plain bench run; running side by side does not change it)"
         )

@@ -31,6 +31,7 @@ from resnet_opt.core.manifest import (
     manifest_path,
     read_manifest,
 )
+from resnet_opt.core.readers import read_json
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError
 
@@ -89,11 +90,30 @@ class _Source:
     sha256: str
 
 
-def _resolve_beside(recorded: str, beside: Path) -> Path | None:
-    """A file a manifest recorded: as written, else by name beside the artifact."""
+def _inside(candidate: Path, folder: Path) -> bool:
+    """Whether `candidate` (symlinks followed) lies in `folder`."""
+    try:
+        return candidate.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):  # a symlink loop, a name too long: not a file we copy
+        return False
+
+
+def _resolve_beside(recorded: str, beside: Path, artifact: Path) -> Path | None:
+    """A file a manifest recorded: as written, else by name beside the artifact, and only
+    inside the artifact's folder: a manifest is a file anyone may edit, and an absolute path
+    or `../../etc/passwd` there must not put a host file into a bundle."""
+    outside = None
     for candidate in (Path(recorded), beside / recorded, beside / Path(recorded).name):
-        if candidate.is_file():
+        if not candidate.is_file():
+            continue
+        if _inside(candidate, beside):
             return candidate
+        outside = outside or candidate
+    if outside is not None:
+        raise ResnetOptError(
+            f"{artifact}: its manifest names {recorded}, which is outside the artifact's folder "
+            f"{beside}; a bundle takes only files beside the artifact: copy it there"
+        )
     return None
 
 
@@ -107,7 +127,7 @@ def _fp32_source(path: Path, manifest: Manifest) -> tuple[Path, str] | None:
     refs.sort(key=lambda r: r.role not in ("model", "source"))
     if not refs:
         return None
-    found = _resolve_beside(refs[0].path, path.parent)
+    found = _resolve_beside(refs[0].path, path.parent, path)
     if found is None:
         raise ResnetOptError(
             f"{path}: its FP32 source {refs[0].path} is not found (as recorded, nor beside it); "
@@ -127,7 +147,7 @@ def _companions(path: Path, manifest: Manifest) -> list[_Source]:
     found: list[_Source] = []
     cache = manifest.details.get(CACHE_DETAIL)
     if cache:
-        cache_path = _resolve_beside(str(cache), path.parent)
+        cache_path = _resolve_beside(str(cache), path.parent, path)
         if cache_path is None:
             raise ResnetOptError(
                 f"{path}: its calibration cache {cache} is not beside it (DLA INT8 on TensorRT 10 "
@@ -144,6 +164,11 @@ def _companions(path: Path, manifest: Manifest) -> list[_Source]:
     weights = manifest.details.get("weights") if manifest.stage is Stage.BUILD else None
     if isinstance(weights, Mapping) and weights.get("file"):
         companion = path.parent / str(weights["file"])
+        if not _inside(companion, path.parent) and companion.is_file():
+            raise ResnetOptError(
+                f"{path}: its manifest names the weights file {weights['file']}, which is outside "
+                f"the artifact's folder {path.parent}"
+            )
         if companion != path:
             if not companion.is_file():
                 raise ResnetOptError(f"{path}: its weights file {companion.name} is missing")
@@ -254,15 +279,22 @@ def _label_files(labels: Mapping[str, str]) -> dict[str, tuple[str, tuple[str, .
 # -- on arrival ----------------------------------------------------------------------------------
 
 
+_BUNDLE_FIELDS: Mapping[str, tuple[type, ...]] = {
+    "kind": (str,),
+    "schema": (int,),
+    "created_at": (str,),
+    "tool_version": (str,),
+    "artifacts": (list,),
+    "files": (list,),
+}
+
+
 def read_bundle(folder: Path) -> Bundle:
     path = Path(folder) / BUNDLE_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResnetOptError(f"{folder}: no {BUNDLE_FILE}; not a resnet-opt bundle") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResnetOptError(f"{path}: cannot read ({exc})") from exc
-    if not isinstance(data, dict) or data.get("kind") != BUNDLE_KIND:
+    if not path.exists():
+        raise ResnetOptError(f"{folder}: no {BUNDLE_FILE}; not a resnet-opt bundle")
+    data = read_json(path, what="bundle manifest", fields=_BUNDLE_FIELDS)
+    if data.get("kind") != BUNDLE_KIND:
         raise ResnetOptError(f"{path}: not a resnet-opt bundle manifest")
     if data.get("schema") != BUNDLE_SCHEMA:
         raise ResnetOptError(
@@ -271,8 +303,15 @@ def read_bundle(folder: Path) -> Bundle:
     try:
         files = tuple(BundleFile(**f) for f in data["files"])
         for f in files:
-            if Path(f.path).name != f.path:
+            if (
+                not isinstance(f.path, str)
+                or Path(f.path).name != f.path
+                or f.path in ("", ".", "..")
+            ):
                 raise ResnetOptError(f"{path}: file {f.path!r} is not a plain name in the bundle")
+        for a in data["artifacts"]:
+            if not isinstance(a, str) or Path(a).name != a or a in ("", ".", ".."):
+                raise ResnetOptError(f"{path}: artifact {a!r} is not a plain name in the bundle")
         return Bundle(
             folder=Path(folder),
             artifacts=tuple(str(a) for a in data["artifacts"]),
@@ -305,9 +344,58 @@ def _check(folder: Path, files: Iterable[BundleFile]) -> int:
 
 
 def verify_bundle(folder: Path) -> tuple[Bundle, int]:
-    """Check every file of the bundle in `folder`; (the bundle, files checked)."""
+    """Check every file of the bundle in `folder`; (the bundle, files checked).
+
+    Not only the entries bundle.json lists: each artifact's own manifest says what the device
+    needs for it (its cache, FP32 source, weights, labels), and a bundle.json whose entries for
+    any of that were removed is refused (it would otherwise check "0 files" and pass).
+    """
     found = read_bundle(folder)
-    return found, _check(Path(folder), found.files)
+    checked = _check(Path(folder), found.files)
+    _check_complete(Path(folder), found)
+    return found, checked
+
+
+def _needed_roles(artifact: Path, manifest: Manifest) -> set[Role]:
+    """The roles of the files a bundle must hold for `artifact`, from its manifest."""
+    roles = {Role.ARTIFACT, Role.MANIFEST}
+    if manifest.details.get(CACHE_DETAIL):
+        roles.add(Role.CALIBRATION_CACHE)
+    if manifest.stage is Stage.QUANTIZE and any(
+        r.path.endswith(".onnx") and Path(r.path).name != artifact.name for r in manifest.inputs
+    ):
+        roles.add(Role.FP32_SOURCE)
+    weights = manifest.details.get("weights") if manifest.stage is Stage.BUILD else None
+    if isinstance(weights, Mapping) and weights.get("file") and weights["file"] != artifact.name:
+        roles.add(Role.WEIGHTS)
+    if _labels_text(manifest) is not None:
+        roles.add(Role.LABELS)
+    return roles
+
+
+def _check_complete(folder: Path, found: Bundle) -> None:
+    source = folder / BUNDLE_FILE
+    if not found.artifacts:
+        raise ResnetOptError(f"{source}: lists no artifacts; not a usable bundle")
+    for f in found.files:
+        if f.serves not in found.artifacts:
+            raise ResnetOptError(f"{source}: {f.path} serves {f.serves!r}, not a listed artifact")
+    for name in found.artifacts:
+        artifact = folder / str(name)
+        listed = {f.role for f in found.files_for(str(name))}
+        for role in (Role.ARTIFACT, Role.MANIFEST):
+            if role.value not in listed:
+                raise ResnetOptError(f"{source}: no {role.value} entry for {name}: copy it again")
+        manifest = read_manifest(artifact)
+        assert manifest is not None
+        missing = sorted(
+            r.value for r in _needed_roles(artifact, manifest) if r.value not in listed
+        )
+        if missing:
+            raise ResnetOptError(
+                f"{source}: {name}'s manifest needs its {', '.join(missing)}, which bundle.json "
+                "does not list: bundle it again"
+            )
 
 
 def verify_if_bundled(artifact: Path) -> bool:

@@ -119,7 +119,7 @@ class ExportOptions:
         opset = self.resolved_opset
         if opset not in self.exporter.opsets:
             span = self.exporter.opsets
-            raise ResnetOptError(
+            raise UsageError(
                 f"--opset {opset}: the {self.exporter.value} exporter writes opsets "
                 f"{span.start}–{span.stop - 1}"
             )
@@ -215,8 +215,8 @@ def export(
         raw, materialized = _tidy(raw, loaded.name)
 
         with _timed(seconds, "fold"):
-            model, batchnorm = _fold(raw, options.fold, bn_in_model, bn_raw)
-        save_onnx(model, onnx_tmp)
+            onnx_model, batchnorm = _fold(raw, options.fold, bn_in_model, bn_raw)
+        save_onnx(onnx_model, onnx_tmp)
 
         with _timed(seconds, "verify"):
             verification = _verify(loaded, contract, onnx_tmp, options)

@@ -91,6 +91,9 @@ class QuantizeOptions:
         return recorded
 
 
+OLDEST_TENSORRT = 8000  # TensorRT 8.0 (JetPack 5's line is 8.5), as NV_TENSORRT_VERSION
+
+
 @functools.cache
 def _enum_fields() -> dict[str, type[Enum]]:
     """Each enum field of QuantizeOptions (typed E or E | None) and its enum."""
@@ -205,10 +208,15 @@ def check_options(options: QuantizeOptions, names: OptionNames = FLAGS) -> None:
                 f"{names.int8_target(QdqTarget.TENSORRT)} only (it is the version of the "
                 "TensorRT calibration cache written beside the model)"
             )
-        try:  # refused now, not after calibrating
-            tensorrt_version_int(options.tensorrt_version)
+        try:  # refused now, not after calibrating; a usage error whichever way it is wrong
+            encoded = tensorrt_version_int(options.tensorrt_version)
         except ResnetOptError as exc:
-            raise type(exc)(f"{key('tensorrt_version')}: {exc}") from None
+            raise UsageError(f"{key('tensorrt_version')}: {exc}") from None
+        if encoded < OLDEST_TENSORRT:  # 7.0 has no DLA INT8 cache that this writes for Orin
+            refuse(
+                f"{key('tensorrt_version')}: TensorRT {options.tensorrt_version} is older than "
+                "8.0, the oldest whose calibration cache resnet-opt writes"
+            )
     if options.reduce_range is not None and (not int8 or options.target is not QdqTarget.CPU):
         why = (
             "TensorRT's int8 kernels accumulate in int32 and always take full 8-bit weights"

@@ -48,6 +48,14 @@ def read_source(
     reason = quantized_reason(model)  # before the manifest: the more useful thing to hear
     if reason:
         raise ResnetOptError(f"{source}: already quantized ({reason}); quantize the FP32 model")
+    from resnet_opt.core.manifest import Precision
+    from resnet_opt.graph import precision_of
+
+    precision, _, fp16 = precision_of(model)
+    if precision is Precision.FP16:  # fp16 of fp16 changes nothing; int8 of it calibrates nothing
+        raise ResnetOptError(
+            f"{source}: already fp16 ({fp16} fp16 tensors); quantize or convert the FP32 model"
+        )
     parent = read_manifest(source, required=False)
     sha256 = sha256_file(source) if parent is None else check_artifact_hash(source, parent)
     contract = _contract(source, parent, preprocessing)

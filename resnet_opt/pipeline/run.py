@@ -13,7 +13,6 @@ QualityGateError (exit 3) naming each failure, also on a re-run that skipped the
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +25,7 @@ from resnet_opt.console import counting_bar, say
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.hashing import sha256_file, sha256_json
 from resnet_opt.core.manifest import dump_json
+from resnet_opt.core.readers import read_json
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import QualityGateError, ResnetOptError, UsageError
 from resnet_opt.pipeline.run_config import RunConfig, VariantConfig
@@ -96,21 +96,37 @@ class _State:
         return known[1]
 
     def _load(self) -> dict[str, dict[str, Any]]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        if not self.path.exists():
             return {}
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        try:  # bounded: a 200k-deep array or a 5000-digit number is one warning, not a crash
+            data = read_json(self.path, what="run state")
+        except ResnetOptError as exc:
+            say(f"warning: {exc}; running every stage again")
+            return {}
+        if data.get("version") != STATE_VERSION:
             return {}
         stages = data.get("stages")
         return stages if isinstance(stages, dict) else {}
 
+    @staticmethod
+    def _seal(name: str, record: Mapping[str, Any]) -> str:
+        """The hash of a stage's record: a record edited by hand (a failed gate's
+        `gate_failure` set to null) no longer matches it, so the stage runs again and its gate
+        is measured again instead of passing."""
+        fields = {k: record.get(k) for k in ("key", "outputs", "gate_failure")}
+        return sha256_json({"stage": name, **fields})
+
     def unchanged(self, name: str, key: str) -> dict[str, Any] | None:
-        """The stage's record when it ran with `key` and its outputs are intact, else None."""
+        """The stage's record when it ran with `key`, is sealed and its outputs are intact."""
         record = self.stages.get(name)
         if not isinstance(record, dict) or record.get("key") != key:
             return None
+        if record.get("seal") != self._seal(name, record):
+            say(f"{name}: its record in {STATE_FILE} was changed by hand; running it again")
+            return None
         outputs = record.get("outputs", {})
+        if not isinstance(outputs, dict):
+            return None
         for rel, digest in outputs.items():
             path = self.folder / rel
             if not path.is_file() or self.digest(path) != digest:
@@ -120,11 +136,13 @@ class _State:
     def record(
         self, name: str, key: str, outputs: Sequence[Path], gate_failure: str | None = None
     ) -> None:
-        self.stages[name] = {
+        record: dict[str, Any] = {
             "key": key,
             "outputs": {str(p.relative_to(self.folder)): self.digest(p) for p in outputs},
             "gate_failure": gate_failure,
         }
+        record["seal"] = self._seal(name, record)
+        self.stages[name] = record
         with staged_outputs(force=True) as staged:
             tmp = staged.add(self.path)
             tmp.write_text(

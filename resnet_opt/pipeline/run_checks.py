@@ -176,10 +176,12 @@ def _check_bench(config: RunConfig) -> None:
     bench = config.bench
     _check_batches(bench.batches, config)
     if bench.duration is not None:
-        v.positive(bench.duration, _key("bench.duration"))
+        v.seconds(bench.duration, _key("bench.duration"))
     if bench.duration is None and bench.iterations is None:
         raise UsageError(f"{_key('bench')}: give duration or iterations")
-    v.at_least(bench.warmup, 0, _key("bench.warmup"))
+    v.seconds(bench.warmup, _key("bench.warmup"), strict=False)
+    if bench.iterations is not None:  # the ceilings bench's own flags have (core.validation)
+        v.count(bench.iterations, _key("bench.iterations"))
     v.threads(
         bench.threads,
         _key("bench.threads"),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import types
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -29,6 +29,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from resnet_opt.core.fields import CHOICES, TEXT, config_key, flag_of, flag_pattern
 from resnet_opt.core.manifest import Precision
+from resnet_opt.core.readers import read_toml
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.pipeline.build import BuildOptions
 from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions
@@ -36,11 +37,6 @@ from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
 from resnet_opt.pipeline.quantize_options import QuantizeOptions
 from resnet_opt.quantization.plan import QdqTarget
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -213,6 +209,16 @@ class RunConfig:
                 raise UsageError(
                     f"config: quantize variant name {name!r} must be a plain file-name part"
                 )
+        # run writes model.onnx, model.<name>.onnx and, per ONNX, model[.<name>].optimized.onnx
+        # (the ONNX Runtime build): a variant named "optimized" would be overwritten by the FP32
+        # build, one named "int8.optimized" by the int8 variant's build
+        builds = {"optimized", *(f"{n}.optimized" for n in names)}
+        for name in names:
+            if name in builds or name.endswith(".optimized"):
+                raise UsageError(
+                    f"config: quantize variant name {name!r} collides with run's own file "
+                    f"model.{name}.onnx (an ONNX Runtime build's output): choose another name"
+                )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -232,18 +238,23 @@ class RunConfig:
         )
 
 
+def _toml_loads() -> Callable[[str], dict[str, Any]]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    return tomllib.loads
+
+
 def load_config(path: Path | None) -> RunConfig:
     """The config in `path` (TOML), or the bundled-default pipeline when `path` is None."""
     if path is None:
         return RunConfig()
-    if not path.is_file():
+    if not path.exists():
         raise ResnetOptError(f"{path}: no such config file")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResnetOptError(f"{path}: cannot read ({exc})") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: not valid TOML ({exc})") from exc
+    data = read_toml(
+        path, _toml_loads(), error=UsageError
+    )  # bounded; a bad config is a usage error (exit 2)
     config: RunConfig = _build(RunConfig, data, _At(str(path)))
     return config
 

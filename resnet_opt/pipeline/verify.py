@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from resnet_opt.core.validation import count
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.runners.base import Dim, Runner, TensorSpec, run_batch, single_input
 
@@ -185,5 +186,6 @@ def check_verify_options(
         raise UsageError(f"threads must be positive, not {threads}")
     if samples < 1 or batch_size < 1:
         raise UsageError("samples and batch size must be positive")
+    count(samples, "--samples")  # 1e18 random batches would run for ever
     if not math.isfinite(tolerance) or tolerance < 0:
         raise UsageError(f"tolerance must be a non-negative number, not {tolerance}")

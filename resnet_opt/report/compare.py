@@ -159,8 +159,17 @@ def check_comparable(base: Report, new: Report, *, allow_different_hardware: boo
 # -- the diff ------------------------------------------------------------------------------------
 
 
-def _change_pct(base: float, new: float) -> float:
-    return (new - base) / base * 100.0 if base > 0 else math.inf
+def _change_pct(base: float, new: float, what: str = "") -> float:
+    """The change from `base` to `new` in percent of `base`; a base of 0 (a latency under the
+    timer's resolution) has no relative change: refused, not called "inf% higher"."""
+    if base > 0:
+        return (new - base) / base * 100.0
+    if new == base:
+        return 0.0
+    raise ResnetOptError(
+        f"{what}: the base report's value is {base:g}, so a change in percent means nothing "
+        "(re-run the base bench with more iterations or a larger batch)"
+    )
 
 
 def _latency(m: Measurement, stat: LatencyStat) -> float:
@@ -180,8 +189,11 @@ def _point(
         gate = status is Status.MISSING and t.fail_on_missing
         missing = (f"{name}: missing from the new report",) if gate else ()
         return PointDiff(key, base, new, None, None, status, missing)
-    thr = _change_pct(base.throughput, new.throughput)
-    lat = _change_pct(_latency(base, t.latency_stat), _latency(new, t.latency_stat))
+    thr = _change_pct(base.throughput, new.throughput, f"{name}: throughput")
+    stat = t.latency_stat.value
+    lat = _change_pct(
+        _latency(base, t.latency_stat), _latency(new, t.latency_stat), f"{name}: {stat} latency"
+    )
     problems = []
     if -thr > t.max_throughput_drop_pct:
         problems.append(

@@ -6,10 +6,14 @@ plot never leaves a JSON without its picture, and an existing report is kept unl
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from resnet_opt.core import output_lock
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.report.markdown import render
@@ -41,6 +45,36 @@ def check_report_folder(folder: Path, *, force: bool = False) -> ReportFiles:
             if path.exists():
                 raise ResnetOptError(f"{path}: exists; pass --force to overwrite it")
     return files
+
+
+# what a report folder takes at most (JSON, Markdown and a PNG of a few points): checked free
+# before minutes of measuring, so a full disk fails at once, not in the plot step
+REPORT_BYTES = 8 * 1024**2
+
+
+@contextlib.contextmanager
+def report_folder_lock(folder: Path | None) -> Iterator[None]:
+    """Hold `folder`'s writer lock while bench measures and writes, and check there is room for
+    the report first: a second `bench -o` of the same folder is refused before it measures,
+    and a full disk is one line before the first measurement."""
+    if folder is None:
+        yield
+        return
+    folder = Path(folder)
+    parent = folder.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    free = shutil.disk_usage(parent).free
+    if free < REPORT_BYTES:
+        raise ResnetOptError(
+            f"{folder}: {free / 1e6:.1f} MB free on its file system; the report needs about "
+            f"{REPORT_BYTES / 1e6:.0f} MB"
+        )
+    held = output_lock.acquire(folder) if folder.parent.is_dir() else None
+    try:
+        yield
+    finally:
+        output_lock.release(held)
 
 
 def write_report(report: Report, folder: Path, *, force: bool = False) -> ReportFiles:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.core.cpu_int8 import recorded_label
+from resnet_opt.core.readers import parse_json, read_text
 from resnet_opt.core.validation import check_all_finite
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.jetson.facts import JetsonFacts
@@ -343,18 +344,32 @@ def validate(data: Any, source: str = "report") -> None:
 
 def load_report(path: Path) -> Report:
     """Read and validate a report file."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ResnetOptError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ResnetOptError(f"{path}: is a folder; give a report.json") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ResnetOptError(f"{path}: cannot read ({exc})") from exc
-    except json.JSONDecodeError as exc:
-        raise ResnetOptError(f"{path}: not JSON ({exc})") from exc
+    if Path(path).is_dir():
+        raise ResnetOptError(f"{path}: is a folder; give a report.json")
+    data = parse_json(read_text(Path(path)), str(path))  # bounded: depth, digits, a FIFO
     validate(data, str(path))
+    check_unique_rows(data, str(path))
     return Report.from_dict(data)
+
+
+def check_unique_rows(data: Mapping[str, Any], source: str) -> None:
+    """Refuse a report holding two rows for one point (artifact, backend, batch) or two accuracy
+    rows for one (artifact, backend): `compare` and `report merge` would silently keep one of
+    them, and a row that lost 90 % of its throughput could be the one dropped."""
+    for table, fields in (
+        ("measurements", ("artifact", "backend", "batch")),
+        ("accuracy", ("artifact", "backend")),
+    ):
+        seen: dict[tuple[Any, ...], int] = {}
+        for i, row in enumerate(data.get(table, ())):
+            key = tuple(row.get(f) for f in fields)
+            if key in seen:
+                what = " ".join(f"{f} {v}" for f, v in zip(fields, key, strict=True))
+                raise ResnetOptError(
+                    f"{source}: {table}/{i} repeats {table}/{seen[key]} ({what}); a report "
+                    "holds one row per point"
+                )
+            seen[key] = i
 
 
 def report_json(report: Report) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from resnet_opt.core.manifest import Manifest, Stage, check_artifact_hash, read_manifest
+from resnet_opt.core.readers import describe_input
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Backend
 
@@ -65,8 +66,9 @@ def open_artifact(
     """
     path = Path(path)
     if manifest is None:
-        if not path.is_file():
-            problem = "is a folder, not an artifact file" if path.is_dir() else "no such file"
+        problem = describe_input(path)
+        if problem is not None:
+            problem = "is a folder, not an artifact file" if path.is_dir() else problem
             raise ResnetOptError(f"{path}: {problem}")
         manifest = read_manifest(path, required=require_manifest or verify_hash)
     if verify_hash:
