@@ -97,5 +97,5 @@ def test_a_folder_is_not_an_artifact(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_corrupt_manifest_is_clear(tmp_path: Path) -> None:
     (tmp_path / "x.onnx").write_bytes(b"x")
     manifest_path(tmp_path / "x.onnx").write_text("{not json")
-    with pytest.raises(ResnetOptError, match="cannot read manifest"):
+    with pytest.raises(ResnetOptError, match="not valid resnet-opt manifest"):
         read_manifest(tmp_path / "x.onnx")

@@ -88,7 +88,7 @@ def test_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_cli_concurrent_needs_no_accuracy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plans = engines(tmp_path, monkeypatch)
     result = CliRunner().invoke(app, ["bench", *map(str, plans), "--concurrent"])
-    assert result.exit_code == 1 and "--no-accuracy" in result.stderr
+    assert result.exit_code == 2 and "--no-accuracy" in result.stderr
 
 
 def test_the_total_does_not_grow_when_one_engine_stops_early(

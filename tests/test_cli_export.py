@@ -221,7 +221,7 @@ def test_bad_option_values(work: Path) -> None:
     _fails_cleanly(
         work, ["--interpolation", "lanczos"], "choose nearest, bilinear, bicubic", code=2
     )
-    _fails_cleanly(work, ["--channels", "3"], "resnet20-digits takes 1 input channels")
+    _fails_cleanly(work, ["--channels", "3"], "resnet20-digits takes 1 input channels", code=2)
     _fails_cleanly(
         work, ["--model", "resnet18", "--weights", "IMAGENET1K_V3"], "no such torchvision weights"
     )
