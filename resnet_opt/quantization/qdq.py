@@ -245,14 +245,24 @@ def apply_plan(
             if bias_name is not None and bias_name in inits
             else None
         )
-        limit = policy.weight_max
-        if policy.safe_pairs and not pairs_follow_channels(w):
-            limit = min(limit, REDUCED_WEIGHT_MAX)  # pairs straddle taps: 7 bits, any order
+        act_scale = params[bq.activation].scale if bq is not None else None
+        limits = [policy.weight_max]
+        if policy.safe_pairs and policy.weight_max > REDUCED_WEIGHT_MAX:
+            # pairs that straddle taps depend on the kernel's layout: 7 bits, safe in any order;
+            # else 8 bits with the risky pairs moved, or 7 bits where that is closer to W
+            both = pairs_follow_channels(w)
+            limits = [policy.weight_max, REDUCED_WEIGHT_MAX] if both else [REDUCED_WEIGHT_MAX]
+        candidates = []
+        for limit in limits:
+            scales = weight_scales(w, wq.axis, limit)
+            if act_scale is not None and b is not None:
+                scales = fit_bias_scales(b, act_scale, scales)
+            q, moved = _integer_weight(w, scales, wq.axis, limit, policy.safe_pairs)
+            error = float(np.square(_dequantized(q, scales, wq.axis) - w.astype(np.float64)).sum())
+            candidates.append((error, limit, scales, q, moved))
+        _, limit, scales, q, moved = min(candidates, key=lambda c: (c[0], -c[1]))
+        if limit < policy.weight_max:
             tally.seven_bit.append(wq.node)
-        scales = weight_scales(w, wq.axis, limit)
-        if bq is not None and b is not None:
-            scales = fit_bias_scales(b, params[bq.activation].scale, scales)
-        q, moved = _integer_weight(w, scales, wq.axis, limit, policy.safe_pairs)
         tally.pairs_moved += moved
         mean = channel_means.get(node.input[0]) if policy.bias_correction else None
         if policy.bias_correction and node.op_type in ("Conv", "Gemm"):
@@ -425,4 +435,5 @@ def _integer_weight(
 def _dequantized(q: np.ndarray, scales: np.ndarray, axis: int) -> np.ndarray:
     shape = [1] * q.ndim
     shape[axis] = -1
-    return q.astype(np.float32) * scales.reshape(shape)
+    dequantized: np.ndarray = q.astype(np.float32) * scales.reshape(shape)
+    return dequantized

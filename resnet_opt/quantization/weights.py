@@ -61,7 +61,7 @@ class WeightPolicy:
     @property
     def saturation_safe(self) -> bool:
         """Whether no u8×s8 pair sum of these weights can leave int16."""
-        return self.safe_pairs or 2 * SAFE_PAIR_SUM >= 2 * self.weight_max
+        return self.safe_pairs or 2 * self.weight_max <= 2 * SAFE_PAIR_SUM
 
 
 def reduction_rows(weight: np.ndarray, axis: int) -> np.ndarray:
