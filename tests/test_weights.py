@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from onnx import TensorProto, helper, numpy_helper
 
+from resnet_opt.calibration.ranges import Method
 from resnet_opt.core.manifest import read_manifest
 from resnet_opt.pipeline.quantize import quantize
 from resnet_opt.pipeline.quantize_options import QuantizeOptions
@@ -146,7 +147,7 @@ def test_bias_correction_is_recorded_reproducible_and_switchable(
         out = tmp_path / f"{name}.onnx"
         options = QuantizeOptions(
             target=QdqTarget.OPENVINO,
-            method="max",
+            method=Method.MAX,
             calib_samples=48,
             eval_data="none",
             bias_correction=correct,

@@ -38,8 +38,12 @@ from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import all_names, attribute, drop_unused_initializers, unique_name
 from resnet_opt.quantization.plan import BiasQuant, Plan, QdqTarget
 from resnet_opt.quantization.weights import (
-    INT8_WEIGHT_MAX,
-    REDUCED_WEIGHT_MAX,
+    INT8_WEIGHT_MAX as INT8_WEIGHT_MAX,  # re-exported: the weight limits' old home
+)
+from resnet_opt.quantization.weights import (
+    REDUCED_WEIGHT_MAX as REDUCED_WEIGHT_MAX,
+)
+from resnet_opt.quantization.weights import (
     WeightPolicy,
     bias_shift,
     clamp_pairs,
