@@ -115,10 +115,16 @@ def test_openvino_layout_is_the_structure_openvino_folds() -> None:
     inits = {t.name: numpy_helper.to_array(t) for t in quantized.graph.initializer}
     nodes = list(quantized.graph.node)
     produced_by_dq = {n.output[0] for n in nodes if n.op_type == "DequantizeLinear"}
-    # both inputs of every residual Add, every Conv's and the Gemm's input, behind Q/DQ
+    producer = {out: n for n in nodes for out in n.output}
+    # both inputs of every residual Add, every Conv's and the Gemm's input, behind Q/DQ: the
+    # Gemm's on the pooled output, before the Flatten (where OpenVINO fuses it into the pooling)
     for node in nodes:
         if node.op_type in ("Add", "Conv", "Gemm"):
-            wanted = node.input if node.op_type == "Add" else node.input[:2]
+            wanted = list(node.input if node.op_type == "Add" else node.input[:2])
+            if node.op_type == "Gemm":
+                flatten = producer[wanted[0]]
+                assert flatten.op_type == "Flatten" and wanted[0] not in produced_by_dq
+                wanted[0] = flatten.input[0]
             assert all(x in produced_by_dq for x in wanted), node.name
             if node.op_type != "Add":
                 assert node.input[2] in inits and inits[node.input[2]].dtype == np.float32
@@ -133,6 +139,7 @@ def test_openvino_layout_is_the_structure_openvino_folds() -> None:
     }
     assert zero_points["input"] == np.int8 and zero_points["ca2"] == np.int8
     assert zero_points["p0"] == np.uint8 and zero_points["ra1"] == np.uint8
+    assert zero_points["gap"] == np.uint8 and "flat" not in zero_points
     assert op_counts(quantized)["QuantizeLinear"] == len(plan.tensors)
     x = rng.standard_normal((2, 3, 8, 8), dtype=np.float32)
     ref = run(model, x)
