@@ -17,15 +17,19 @@ batch 1 and 8, the same thread count for all, ONNX Runtime spinning off, OpenVIN
 Fidelity: top-1 agreement with FP32 (ONNX Runtime) on held-out images, and the AVX2 saturation
 proof of each ONNX Runtime file: the largest same-sign |a| + |b| of adjacent int8 weights in the
 kernels' reduction order (≤ 128: no u8×s8 pair sum can leave int16 on AVX2, whatever the input).
-The OpenVINO IRs' op counts (FakeQuantize, Convert, Subtract, Multiply) show what folds.
+The OpenVINO IRs' op counts (FakeQuantize, Convert, Subtract, Multiply) show what is read, and
+the compiled graphs (every node's kernel, output precision and layout, in execution order) are
+compared with NNCF's: identical graphs run the same kernels, whatever a noisy timing says.
 
 Models:
-- `resnet50` (default): torchvision ResNet-50 made offline with trained-like statistics: random
-  init (seeded), BatchNorm affine parameters drawn per channel (γ log-normal, β normal, as
-  trained networks have: channels of very different ranges), running statistics re-estimated
-  on the upscaled, colour-tinted bundled digits, and a 10-class head fitted by ridge regression
-  on its pooled features (so its logits are a real classifier's). No weights are downloaded.
-- `bundled`: the bundled ResNet-20 on digits (`resnet-opt export`), its own data.
+- `resnet50` (default): torchvision ResNet-50 (3 channels, 10 classes) trained offline on the
+  bundled digits rendered as 32×32 colour images (benchmarks/trained_resnet50.py: deterministic,
+  cached under ~/.cache/resnet-opt-bench/ with its sha256, reused; no weights are downloaded),
+  exported by `resnet-opt export` (registry resnet50 + the checkpoint, ImageNet mean/std, no
+  resize or crop). Calibration: the train split rendered without augmentation; evaluation: the
+  test split (539 held-out digits, never trained on).
+- `bundled`: the bundled ResNet-20 on digits (`resnet-opt export`), calibrated on its calib
+  split, evaluated on its test split (539 images).
 
     python benchmarks/cpu_peers.py                     # reference run (ResNet-50 and bundled)
     python benchmarks/cpu_peers.py --quick             # smoke run: small input, few samples
@@ -61,7 +65,6 @@ from benchmarks.quantize import ort_quantize_static  # noqa: E402
 
 REPORTS = HERE / "reports"
 NOTES: list[str] = []  # what the run had to work around, printed in the report
-MEAN, STD = "0.485,0.456,0.406", "0.229,0.224,0.225"
 OURS_CPU = {
     "ours-cpu": [],
     "ours-cpu-no-bc": ["--no-bias-correction"],
@@ -90,101 +93,32 @@ def log(message: str) -> None:
 # -- data and models ------------------------------------------------------------------------
 
 
-def digit_images(folder: Path, size: int, counts: dict[str, int], seed: int = 0) -> None:
-    """The bundled 8×8 digits upscaled to `size`, colour-tinted on a textured background, with
-    noise: class folders per split ("calib", "test"), `counts` images each."""
-    from PIL import Image
+def make_resnet50(work: Path) -> tuple[Path, Path, Path, dict[str, Any]]:
+    """The trained ResNet-50 (benchmarks/trained_resnet50.py) exported by resnet-opt, its
+    calibration folder (train split) and evaluation folder (test split), and its training
+    record (checkpoint path, sha256, held-out top-1)."""
+    from benchmarks import trained_resnet50 as trained
+    from resnet_opt.calibration.data import Split
 
-    from resnet_opt.models.default import data_dir
-
-    data = np.load(data_dir() / "digits.npz")
-    images, labels = data["images"], data["labels"]
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(images))
-    start = 0
-    for split, count in counts.items():
-        target = folder / split
-        if target.is_dir() and sum(1 for _ in target.rglob("*.png")) >= count:
-            start += count
-            continue
-        for i in order[start : start + count]:
-            digit = Image.fromarray((images[i] * (255 // 16)).astype(np.uint8))
-            big = np.asarray(digit.resize((size, size), Image.Resampling.BICUBIC), np.float32)
-            ink, paper = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-            yy, xx = np.mgrid[0:size, 0:size] / size
-            wave = np.sin(2 * np.pi * (rng.uniform(1, 4) * xx + rng.uniform(1, 4) * yy))
-            alpha = np.clip(big / 255.0, 0, 1)[..., None]
-            pixels = paper * (1 - alpha) + ink * alpha + 25 * wave[..., None]
-            pixels += rng.normal(0, 10, pixels.shape)
-            out = target / str(int(labels[i]))
-            out.mkdir(parents=True, exist_ok=True)
-            Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(out / f"{i:04d}.png")
-        start += count
-
-
-def _load_folder(folder: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
-
-    files = sorted(folder.rglob("*.png"))
-    mean = np.array([float(v) for v in MEAN.split(",")], np.float32)[:, None, None]
-    std = np.array([float(v) for v in STD.split(",")], np.float32)[:, None, None]
-    x = np.stack([
-        (np.asarray(Image.open(f).convert("RGB"), np.float32).transpose(2, 0, 1) / 255 - mean)
-        / std
-        for f in files
-    ])  # fmt: skip
-    y = np.array([int(f.parent.name) for f in files])
-    assert x.shape[-1] == size
-    return x, y
-
-
-def make_resnet50(work: Path, size: int, samples: int) -> Path:
-    """ResNet-50 with trained-like statistics (see the module docstring), exported by resnet-opt."""
-    onnx_path = work / "resnet50.onnx"
-    if onnx_path.is_file():
-        return onnx_path
-    import torch
-    import torchvision
-
-    torch.manual_seed(0)
-    model = torchvision.models.resnet50(weights=None, num_classes=10)
-    gen = torch.Generator().manual_seed(0)
-    for m in model.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            n = m.num_features
-            m.weight.data = torch.exp(0.5 * torch.randn(n, generator=gen))
-            m.bias.data = 0.3 * torch.randn(n, generator=gen) - 0.1
-            m.reset_running_stats()
-            m.momentum = None  # a cumulative average over the batches below
-    x, y = _load_folder(work / "data" / "calib", size)
-    x, y = x[:samples], y[:samples]
-    model.train()
-    with torch.no_grad():
-        for start in range(0, len(x), 32):
-            model(torch.from_numpy(x[start : start + 32]))
-    model.eval()
-    features = []
-    trunk = torch.nn.Sequential(*list(model.children())[:-1])
-    with torch.no_grad():
-        for start in range(0, len(x), 32):
-            features.append(trunk(torch.from_numpy(x[start : start + 32])).flatten(1).numpy())
-    f = np.concatenate(features).astype(np.float64)
-    mu, sd = f.mean(0), f.std(0) + 1e-6
-    z = (f - mu) / sd
-    targets = np.eye(10)[y] * 2 - 1
-    w = np.linalg.solve(z.T @ z + 10.0 * np.eye(z.shape[1]), z.T @ targets)  # ridge
-    weight = (w / sd[:, None]).T
-    bias = -(mu / sd) @ w
-    model.fc.weight.data = torch.from_numpy(weight.astype(np.float32))
-    model.fc.bias.data = torch.from_numpy(bias.astype(np.float32))
-    state = work / "resnet50-trained-like.pt"
-    torch.save(model.state_dict(), state)
-    run_stage([
-        "export", "--model", "resnet50", "--weights", str(state), "--num-classes", "10",
-        "--input-size", str(size), "--mean", MEAN, "--std", STD, "--resize", "none",
-        "--crop", "none", "-o", str(onnx_path), "--force",
-    ])  # fmt: skip
-    return onnx_path
+    settings = trained.default_settings()
+    weights, record = trained.checkpoint(settings, log)
+    size, seed = settings["size"], settings["seed"]
+    calib = trained.write_folder(
+        work / "data" / "calib", *trained.render_split(Split.TRAIN, size, seed + 1)
+    )
+    test = trained.write_folder(
+        work / "data" / "test", *trained.render_split(Split.TEST, size, seed + 2)
+    )
+    onnx_path = work / f"resnet50-{Path(record['weights']).stem.split('-')[-1]}.onnx"
+    if not onnx_path.is_file():
+        mean, std = (",".join(str(v) for v in trained.MEAN), ",".join(str(v) for v in trained.STD))
+        run_stage([
+            "export", "--model", "resnet50", "--weights", str(weights), "--num-classes", "10",
+            "--input-size", str(size), "--mean", mean, "--std", std, "--resize", "none",
+            "--crop", "none", "--labels", ",".join(str(d) for d in range(10)),
+            "--data", str(test), "-o", str(onnx_path), "--force",
+        ])  # fmt: skip
+    return onnx_path, calib, test, record
 
 
 # -- quantizing -----------------------------------------------------------------------------
@@ -302,6 +236,39 @@ def ir_ops(path: Path) -> dict[str, int]:
     return counts
 
 
+def runtime_graph(path: Path) -> list[tuple[str, str, str, str]]:
+    """The compiled model's nodes in execution order (constants left out): layer type, kernel,
+    output precisions and layouts, as OpenVINO's CPU plugin reports them."""
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    nodes = []
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+
+        def text(key: str, info: Any = info) -> str:
+            return str(info[key].astype(str)) if key in info else ""
+
+        if text("layerType") != "Const":
+            nodes.append((text("layerType"), text("primitiveType"), text("outputPrecisions"),
+                          text("outputLayouts")))  # fmt: skip
+    return nodes
+
+
+def same_runtime_graph(models: dict[str, Path]) -> dict[str, Any]:
+    """Each of our IRs against NNCF's: node count, and whether every node matches."""
+    if "nncf-ov" not in models:
+        return {}
+    theirs = runtime_graph(models["nncf-ov"])
+    out: dict[str, Any] = {}
+    for name in OURS_OV:
+        ours = runtime_graph(models[name])
+        differ = [f"{a} vs {b}" for a, b in zip(ours, theirs, strict=False) if a != b]
+        out[name] = {"nodes": len(ours), "nncf_nodes": len(theirs),
+                     "identical": ours == theirs, "first_differences": differ[:3]}  # fmt: skip
+    return out
+
+
 def open_runner(backend: str, path: Path, threads: int, batch: int | None = None) -> Any:
     from resnet_opt.runners.onnxruntime import open_onnxruntime
     from resnet_opt.runners.openvino import open_openvino
@@ -389,13 +356,13 @@ def timings(
     return out
 
 
-def bundled_test(fp32: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """The bundled test split (`count` images, seed 0) preprocessed by fp32's contract, with
-    its labels."""
+def held_out(fp32: Path, data: str, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """`count` held-out images of DATA (all when it has fewer; seed 0), preprocessed by
+    fp32's contract through resnet-opt's own data path, with their labels."""
     from resnet_opt.calibration.data import BatchStream, Split, open_source, select_indices
     from resnet_opt.pipeline.evaluate import contract_of
 
-    ds = open_source("default:test", default_split=Split.TEST)
+    ds = open_source(data, default_split=Split.TEST)
     batches = list(BatchStream(ds, contract_of(fp32), select_indices(len(ds), count, 0), 64))
     labels = [b.labels if b.labels is not None else np.full(len(b.x), -1) for b in batches]
     return np.concatenate([b.x for b in batches]), np.concatenate(labels)
@@ -407,18 +374,17 @@ def bundled_test(fp32: Path, count: int) -> tuple[np.ndarray, np.ndarray]:
 def bench_model(kind: str, args: argparse.Namespace, skipped: list[str]) -> dict[str, Any]:
     work: Path = args.workdir / kind
     work.mkdir(parents=True, exist_ok=True)
+    training: dict[str, Any] | None = None
     if kind == "resnet50":
-        size = args.size
-        counts = {"calib": args.calib_samples, "test": args.eval_samples}
-        digit_images(work / "data", size, counts)
-        fp32 = make_resnet50(work, size, args.calib_samples)
-        calib, test = str(work / "data" / "calib"), work / "data" / "test"
+        fp32, calib_folder, test_folder, training = make_resnet50(work)
+        calib, test = str(calib_folder), str(test_folder)
+        size = int(training["settings"]["size"])
     else:
         size = 32
         fp32 = work / "bundled.onnx"
         if not fp32.is_file():
             run_stage(["export", "-o", str(fp32), "--force"])
-        calib, test = "default:calib", None
+        calib, test = "default:calib", "default:test"
     models: dict[str, Path] = {"fp32": fp32}
     models |= quantize_ours(fp32, calib, args)
     log("onnxruntime quantize_static")
@@ -429,21 +395,18 @@ def bench_model(kind: str, args: argparse.Namespace, skipped: list[str]) -> dict
             skipped.append(line)
     else:
         models |= quantize_nncf(fp32, calibration_samples(fp32, calib, args.calib_samples))
-    if test is not None:
-        x, y = _load_folder(test, size)
-    else:
-        x, y = bundled_test(fp32, args.eval_samples)
-    x = x[: args.eval_samples]
-    y = y[: args.eval_samples]
+    x, y = held_out(fp32, test, args.eval_samples)
     pairs = contenders(models)
     return {
         "model": kind,
         "input_size": size,
+        "training": training,
         "files": {k: str(v) for k, v in models.items()},
         "max_pair_sum": {
             k: max_pair_sums(v) for k, v in models.items() if v.suffix == ".onnx" and k != "fp32"
         },
         "ir_ops": {k: ir_ops(v) for k, v in models.items() if k != "fp32" and v.suffix == ".xml"},
+        "runtime_graph_vs_nncf": same_runtime_graph(models),
         "agreement": agreement(models, pairs, x, y, args.threads),
         "eval_images": len(x),
         "timings": timings(models, pairs, args, tuple(x.shape[1:])),
@@ -469,28 +432,30 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [f"- {line}" for line in report["skipped"]]
     for result in report["models"]:
         t = result["timings"]
-        base = {b: t[b]["onnxruntime/fp32"]["p50_ms"] / b_int for b, b_int in _batches(t)}
         rows = []
         for key, fig in result["agreement"].items():
             backend, name = key.split("/")
             cells = []
-            for b, b_int in _batches(t):
-                per_image = t[b][key]["p50_ms"] / b_int
-                cells.append(f"{base[b] / per_image:.2f}×")
+            for b in t:
+                ratio = t[b]["onnxruntime/fp32"]["p50_ms"] / t[b][key]["p50_ms"]
+                best = t[b]["onnxruntime/fp32"]["min_ms"] / t[b][key]["min_ms"]
+                cells.append(f"{ratio:.2f}× ({best:.2f}×)")
             pair = result["max_pair_sum"].get(name)
             rows.append([
                 WHAT.get(name, name), backend, *cells, f"{fig['agreement']:.2f} %",
                 f"{fig['top1']:.2f} %", "—" if pair is None else pair,
             ])  # fmt: skip
-        header = ["file", "runtime", *(f"b{b} ×ORT FP32" for b, _ in _batches(t))]
+        header = ["file", "runtime", *(f"b{b} ×ORT FP32 median (min)" for b, _ in _batches(t))]
         header += ["top-1 agreement", "top-1", "max pair |a|+|b|"]
+        n = result["eval_images"]
         lines += [
             "",
             f"## {result['model']} ({result['input_size']}×{result['input_size']}), "
-            f"agreement on {result['eval_images']} images",
+            f"agreement on {n} held-out images (±1 image = {100 / n:.2f} points)",
             "",
             md_table(rows, header),
             "",
+            *_training_lines(result.get("training")),
             "OpenVINO IR op counts (as read, before compiling) and int8 Convolutions run:",
             "",
         ]
@@ -498,8 +463,44 @@ def markdown(report: dict[str, Any]) -> str:
         kinds = sorted({k for v in ops.values() for k in v})
         lines.append(md_table([[n, *(v.get(k, 0) for k in kinds)] for n, v in ops.items()],
                               ["IR", *kinds]))  # fmt: skip
+        for name, same in result.get("runtime_graph_vs_nncf", {}).items():
+            verdict = "identical to" if same["identical"] else "differs from"
+            lines.append(
+                f"- compiled graph of {name} ({same['nodes']} nodes) {verdict} NNCF's "
+                f"({same['nncf_nodes']} nodes): kernel, output precision and layout of every "
+                "node in execution order"
+                + ("" if same["identical"] else f"; first: {same['first_differences']}")
+            )
     lines.append("")
     return "\n".join(lines)
+
+
+def _busy(start: Any, end: Any) -> str:
+    """The preliminary note a loaded machine earns (1-minute load above 1.5 at either end)."""
+    peak = max(float(start[0]), float(end[0]))
+    if peak <= 1.5:
+        return ""
+    return (
+        f"the machine was shared (1-minute load average up to {peak:.1f} on 2 cores): speed "
+        "ratios are noisy; agreement and the compiled-graph comparison do not depend on load. "
+        "Rerun on a quiet machine for speed figures to quote."
+    )
+
+
+def _training_lines(training: dict[str, Any] | None) -> list[str]:
+    if not training:
+        return []
+    t = training["settings"]
+    return [
+        "Model: torchvision ResNet-50 trained here by benchmarks/trained_resnet50.py "
+        f"({t['epochs']} "
+        f"epochs, {t['optimizer']}, batch {t['batch_size']}, seed {t['seed']}, "
+        f"{training['seconds']:.0f} s); checkpoint `{Path(training['weights']).name}` sha256 "
+        f"`{training['sha256']}`; PyTorch held-out top-1 {training['test_top1']:.2f} % on "
+        f"{training['test_count']} images, median top-1/top-2 logit margin "
+        f"{training['test_median_margin']:.2f}.",
+        "",
+    ]
 
 
 def _batches(t: dict[str, Any]) -> list[tuple[str, int]]:
@@ -509,9 +510,8 @@ def _batches(t: dict[str, Any]) -> list[tuple[str, int]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="resnet50,bundled")
-    parser.add_argument("--size", type=int, default=224, help="ResNet-50 input size")
     parser.add_argument("--calib-samples", type=int, default=128)
-    parser.add_argument("--eval-samples", type=int, default=300)
+    parser.add_argument("--eval-samples", type=int, default=539, help="held-out images (539: all)")
     parser.add_argument("--method", default="max")
     parser.add_argument("--batches", default="1,8")
     parser.add_argument("--rounds", type=int, default=12)
@@ -521,10 +521,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPORTS)
     parser.add_argument("--name", default="cpu_peers")
     parser.add_argument("--preliminary", default="", help="a note printed atop the report")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 64 px, few samples")
+    parser.add_argument("--quick", action="store_true", help="smoke run: few samples and rounds")
     args = parser.parse_args()
     if args.quick:
-        args.size, args.calib_samples, args.eval_samples = 64, 16, 32
+        args.calib_samples, args.eval_samples = 16, 32
         args.rounds, args.warmup = 2, 1
         args.name = args.name if args.name != "cpu_peers" else "cpu_peers-quick"
     args.batches = [int(b) for b in str(args.batches).split(",")]
@@ -543,9 +543,11 @@ def main() -> None:
         "settings": (
             f"calibration {args.calib_samples} images, method {args.method} for ours; "
             f"{args.rounds} alternated rounds per batch after {args.warmup} warm-up calls, "
-            "median latency; ONNX Runtime spinning off; OpenVINO f32 hint"
+            "speed = ORT FP32's latency / the file's, of the medians (and of the minima: "
+            "the least disturbed call, steadier on a loaded machine); ONNX Runtime spinning "
+            "off; OpenVINO f32 hint"
         ),
-        "preliminary": args.preliminary,
+        "preliminary": args.preliminary or _busy(record["load_average"], os.getloadavg()),
         "skipped": skipped + NOTES,
         "models": results,
         "load_end": list(os.getloadavg()),
