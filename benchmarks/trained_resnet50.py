@@ -121,20 +121,27 @@ def top1(model: Any, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return 100.0 * float((logits.argmax(1).numpy() == y).mean()), margin
 
 
-def train(settings: dict[str, Any], log: Any = print) -> Any:
+def train(settings: dict[str, Any], log: Any = print, init: Path | None = None) -> Any:
+    """Train from scratch, or with `init` (a checkpoint) fine-tune by settings["finetune"]."""
     import torch
     import torchvision
 
     size, epochs, batch = settings["size"], settings["epochs"], settings["batch_size"]
-    torch.manual_seed(settings["seed"])
+    lr, seed, warm = settings["lr"], settings["seed"], 0.25
+    if init is not None:
+        epochs, lr = settings["finetune"]["epochs"], settings["finetune"]["lr"]
+        seed, warm = seed + 1, 0.1  # fresh augmentation draws, a short warm-up
+    torch.manual_seed(seed)
     torch.set_num_threads(settings["threads"])
     torch.use_deterministic_algorithms(True)
-    rng = np.random.default_rng(settings["seed"])
+    rng = np.random.default_rng(seed)
     digits, labels = load_bundled_split(Split.TRAIN)
     test_px, test_y = render_split(Split.TEST, size, settings["seed"] + 2)
     x_test = to_input(test_px)
 
     model = torchvision.models.resnet50(weights=None, num_classes=10, zero_init_residual=True)
+    if init is not None:
+        model.load_state_dict(torch.load(init, map_location="cpu", weights_only=True))
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]
     optimizer = torch.optim.AdamW(
@@ -142,11 +149,11 @@ def train(settings: dict[str, Any], log: Any = print) -> Any:
             {"params": decay, "weight_decay": settings["weight_decay"]},
             {"params": no_decay, "weight_decay": 0.0},
         ],
-        lr=settings["lr"],
+        lr=lr,
     )
     steps = math.ceil(len(digits) / batch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=settings["lr"], total_steps=epochs * steps, pct_start=0.25
+        optimizer, max_lr=lr, total_steps=epochs * steps, pct_start=warm
     )
     loss_fn = torch.nn.CrossEntropyLoss()
     start = time.perf_counter()
@@ -189,6 +196,8 @@ def default_settings(**overrides: Any) -> dict[str, Any]:
         "lr": 2e-3,
         "weight_decay": 1e-4,
         "optimizer": "AdamW, one-cycle (25 % warm-up), per step",
+        # then fine-tuned from that checkpoint: one-cycle again (10 % warm-up), new draws
+        "finetune": {"epochs": 6, "lr": 1e-3},
         "seed": SEED,
         "threads": 2,
         "mean": MEAN,
@@ -212,8 +221,12 @@ def checkpoint(settings: dict[str, Any], log: Any = print) -> tuple[Path, dict[s
         if record.get("sha256") == sha256_file(weights):
             log(f"reusing {weights} (sha256 {record['sha256'][:12]}…)")
             return weights, record
+    init = None
+    if "finetune" in settings:  # the base model first (cached itself), then fine-tuned
+        base = {k: v for k, v in settings.items() if k != "finetune"}
+        init = checkpoint(base, log)[0]
     log(f"training {stem} ({settings['epochs']} epochs at {settings['size']}×{settings['size']})")
-    model, figures = train(settings, log)
+    model, figures = train(settings, log, init)
     folder.mkdir(parents=True, exist_ok=True)
     partial = weights.with_suffix(".pt.partial")
     torch.save(model.state_dict(), partial)
