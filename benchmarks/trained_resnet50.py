@@ -6,9 +6,11 @@ little on a random network (its logits are near-tied, so any perturbation flips 
 weights can be downloaded here, so this trains one: torchvision `resnet50(num_classes=10)`,
 3 input channels, on the bundled 8×8 digits rendered at 32×32 as colour images (light, tinted
 ink on a dark, tinted paper, sensor noise), with random shifts and scales as augmentation.
-32×32 (CIFAR's size; layer4 then works on 1×1) keeps training to ~15 minutes on 2 shared
-cores; 64×64 costs 2–4× that, and training at 32 then one epoch at 64 (progressive resizing)
-fell from 81 % to 19 % held-out top-1 at the switch, so it was dropped.
+AdamW, 8 epochs from scratch (cached as the base), then 6 epochs fine-tuning it (cached too):
+88.7 % held-out top-1 (539 test digits), median top-1/top-2 logit margin 4.2. 32×32 (CIFAR's
+size; layer4 then works on 1×1) keeps each part to 5–20 minutes on 2 shared cores; 64×64 costs
+2–4× that, and training at 32 then one epoch at 64 (progressive resizing) fell from 81 % to
+19 % held-out top-1 at the switch, so it was dropped.
 
 - train split (1,001 digits): training, rendered afresh each epoch with augmentation;
 - test split (539 digits): held-out evaluation (`render_split`, centred, seeded tints);
@@ -225,7 +227,9 @@ def checkpoint(settings: dict[str, Any], log: Any = print) -> tuple[Path, dict[s
     if "finetune" in settings:  # the base model first (cached itself), then fine-tuned
         base = {k: v for k, v in settings.items() if k != "finetune"}
         init = checkpoint(base, log)[0]
-    log(f"training {stem} ({settings['epochs']} epochs at {settings['size']}×{settings['size']})")
+    epochs = settings["finetune"]["epochs"] if init else settings["epochs"]
+    what = f"fine-tuning {init.name}" if init else "from scratch"
+    log(f"training {stem}: {epochs} epochs at {settings['size']}×{settings['size']}, {what}")
     model, figures = train(settings, log, init)
     folder.mkdir(parents=True, exist_ok=True)
     partial = weights.with_suffix(".pt.partial")
