@@ -11,6 +11,8 @@ benchmarks/reports/cpu_peers.md):
   DequantizeLinear stays as Convert/Multiply nodes in the IR);
 - Q/DQ on *both* inputs of every residual Add (where a skip input is already quantized for a
   Conv, the same pair serves), so the Add runs on int8 inputs and fuses into the Conv before it;
+- the stem's MaxPool: Q/DQ on its input rather than its output (max commutes with the
+  quantizer, the values are the same), so OpenVINO max-pools in int8, as in NNCF's IR;
 - Q/DQ on the input of GlobalAveragePool (the last block's output), as NNCF does, and the
   classifier's input quantized on the pooled output, before its Flatten (as NNCF does);
 - activations u8 [0, amax] where calibration saw no negative value (after a Relu), symmetric
@@ -70,8 +72,11 @@ def place(view: GraphView, keep: Collection[str] = ()) -> Plan:
         inputs = node.input if node.op_type == "Add" else node.input[:1]
         for i, tensor in enumerate(inputs):
             slot = _before_flatten(view, tensor) if node.op_type == "Gemm" else None
+            if node.op_type == "Conv":
+                slot = _before_max_pool(view, tensor, keep)
             tensor, where = slot if slot is not None else (tensor, (node.name, i))
-            slots.setdefault(tensor, []).append(where)
+            if where not in slots.setdefault(tensor, []):
+                slots[tensor].append(where)
         if node.op_type in ("Conv", "Gemm"):
             axis = 0 if node.op_type == "Conv" else _gemm_axis(view, node.name)
             assert axis is not None
@@ -100,6 +105,27 @@ def _before_flatten(view: GraphView, tensor: str) -> tuple[str, tuple[str, int]]
         or node.op_type not in ("Flatten", "Reshape")
         or len(view.consumers(tensor)) != 1
     ):
+        return None
+    source = node.input[0]
+    if not view.is_activation(source):
+        return None
+    return source, (node.name, 0)
+
+
+def _before_max_pool(
+    view: GraphView, tensor: str, keep: Collection[str]
+) -> tuple[str, tuple[str, int]] | None:
+    """A Conv input made by a MaxPool (the stem's) quantized on the MaxPool's input instead,
+    where every user of the pooled tensor is a Conv quantized here: max commutes with the
+    monotone quantizer, so the values are the same, and OpenVINO then writes u8 from the stem
+    Conv and max-pools in int8, as in NNCF's IR (after the pool: an f32 Conv output, an f32
+    pool and a standalone FakeQuantize, measured on ResNet-50)."""
+    node = view.producer(tensor)
+    if node is None or node.op_type != "MaxPool" or len(node.output) != 1:
+        return None
+    users = view.consumers(tensor)
+    if not all(u.op_type == "Conv" and _is_layer(view, u.name) and u.name not in keep
+               for u in users):  # fmt: skip
         return None
     source = node.input[0]
     if not view.is_activation(source):
