@@ -17,7 +17,7 @@ from resnet_opt.pipeline.quantize import quantize
 from resnet_opt.pipeline.quantize_options import QuantizeOptions
 from resnet_opt.quantization import placement_openvino, placement_tensorrt
 from resnet_opt.quantization.graph_rules import GraphView, prepare
-from resnet_opt.quantization.plan import QdqTarget
+from resnet_opt.quantization.plan import Plan, QdqTarget, TensorQuant
 from resnet_opt.quantization.qdq import apply_plan
 from resnet_opt.quantization.weights import (
     SAFE_PAIR_SUM,
@@ -170,3 +170,63 @@ def test_bias_correction_is_recorded_reproducible_and_switchable(
     assert made["off"].options["bias_correction"] is False
     reread = read_manifest(tmp_path / "a.onnx")
     assert reread is not None and reread.details["quantization"]["target"] == "openvino"
+
+
+def _stem_with_max_pool() -> onnx.ModelProto:
+    """Conv → Relu → MaxPool feeding two Convs (a ResNet stem and its first block's branches)."""
+    rng = np.random.default_rng(1)
+    inits = [
+        numpy_helper.from_array(rng.normal(0, 0.3, shape).astype(np.float32), name)
+        for name, shape in (("w0", (4, 3, 3, 3)), ("b0", (4,)), ("w1", (4, 4, 3, 3)),
+                            ("b1", (4,)), ("w2", (4, 4, 1, 1)), ("b2", (4,)))
+    ]  # fmt: skip
+    nodes = [
+        helper.make_node("Conv", ["input", "w0", "b0"], ["c0"], pads=[1] * 4, name="stem"),
+        helper.make_node("Relu", ["c0"], ["r0"], name="relu"),
+        helper.make_node(
+            "MaxPool", ["r0"], ["mp"], kernel_shape=[2, 2], strides=[2, 2], name="pool"
+        ),
+        helper.make_node("Conv", ["mp", "w1", "b1"], ["c1"], pads=[1] * 4, name="branch"),
+        helper.make_node("Conv", ["mp", "w2", "b2"], ["c2"], name="down"),
+        helper.make_node("Add", ["c1", "c2"], ["out"], name="add"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "stem",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, 3, 8, 8])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, 4, 4, 4])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_openvino_layout_quantizes_the_max_pool_input_with_the_same_values() -> None:
+    model = prepare(_stem_with_max_pool(), "stem")
+    view = GraphView(model)
+    plan = placement_openvino.place(view)
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal((4, 3, 8, 8), dtype=np.float32) for _ in range(2)]
+    ranges = max_ranges(model, plan.range_tensors(), batches)
+    quantized, _ = apply_plan(model, plan, ranges)
+    quantized_tensors = {n.input[0] for n in quantized.graph.node if n.op_type == "QuantizeLinear"}
+    # OpenVINO max-pools int8 data when the Q/DQ sits before the MaxPool (as in NNCF's IR)
+    assert "r0" in quantized_tensors and "mp" not in quantized_tensors
+    # max commutes with the monotone quantizer: the same values as Q/DQ after the pool
+    after = Plan(
+        target=plan.target,
+        tensors=tuple(
+            TensorQuant("mp", (("branch", 0), ("down", 0))) if t.tensor == "r0" else t
+            for t in plan.tensors
+        ),
+        weights=plan.weights,
+        biases=plan.biases,
+        layers=plan.layers,
+        kept=plan.kept,
+        left_float=plan.left_float,
+    )
+    ranges_after = {**ranges, "mp": ranges["r0"]}
+    x = rng.standard_normal((3, 3, 8, 8), dtype=np.float32)
+    assert np.array_equal(run(quantized, x), run(apply_plan(model, after, ranges_after)[0], x))
+    # a MaxPool output that a float (kept) layer also reads keeps its Q/DQ after the pool
+    kept = placement_openvino.place(view, keep=("down",))
+    assert [t.tensor for t in kept.tensors if t.tensor in ("r0", "mp")] == ["mp"]
