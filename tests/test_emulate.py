@@ -176,14 +176,21 @@ def _weights(path: Path) -> list[np.ndarray]:
 
 
 def test_cpu_target_weights_fit_the_saturation_free_range(cpu_artifacts: dict[str, Path]) -> None:
+    from resnet_opt.quantization.weights import SAFE_PAIR_SUM, max_pair_sum, reduction_rows
+
     weights = _weights(cpu_artifacts["default"])
     assert len(weights) == 22  # every Conv and the classifier
-    assert max(int(np.abs(w.astype(int)).max()) for w in weights) <= REDUCED_WEIGHT_MAX
+    # per layer, 8 bits with risky pairs moved or 7 bits, whichever is closer to the float
+    # weights; either way no adjacent same-sign pair in the kernels' order over 128
+    assert all(
+        max_pair_sum(reduction_rows(w, 0 if w.ndim == 4 else 1)) <= SAFE_PAIR_SUM for w in weights
+    )
     manifest = read_manifest(cpu_artifacts["default"])
     assert manifest is not None
     quant = manifest.details["quantization"]
-    assert quant["weight_range"] == [-64, 64] and quant["reduce_range"] is True
-    assert quant["saturation_safe"] is True
+    assert quant["weight_range"] == [-127, 127] and quant["reduce_range"] is False
+    assert quant["safe_pairs"] is True and quant["saturation_safe"] is True
+    assert len(quant["seven_bit_layers"]) >= 1  # the first Conv: one input channel per tap
     # full 8 bits only when asked for, and always for TensorRT
     for name in ("8bit", "tensorrt"):
         weights = _weights(cpu_artifacts[name])
@@ -210,6 +217,17 @@ def test_default_cpu_int8_keeps_its_accuracy_on_avx2(
     top1 = _emulated_top1(cpu_artifacts["default"], test_set, Arithmetic.INT16_PAIRS)
     assert _points(top1, test_set) <= 0.5
     assert (top1 == test_set.fp32_top1).mean() >= 0.99
+
+
+def test_default_cpu_int8_computes_the_same_with_and_without_saturating_pairs(
+    cpu_artifacts: dict[str, Path], test_set: _TestSet
+) -> None:
+    """The proof in numbers: AVX2's saturating pair sums give exactly the int32 result."""
+    model = onnx.load(str(cpu_artifacts["default"]))
+    x = test_set.x[:32]
+    pairs = Emulator(model, Arithmetic.INT16_PAIRS).run(x)
+    exact = Emulator(model, Arithmetic.INT32).run(x)
+    assert np.array_equal(pairs, exact)
 
 
 @pytest.mark.slow
@@ -268,4 +286,5 @@ def test_apply_plan_defaults_to_the_targets_weight_range() -> None:
             for t in written.graph.initializer
             if numpy_helper.to_array(t).dtype == np.int8 and t.dims and len(t.dims) > 1
         ]
+        # cpu: 8-bit with safe pairs or 7-bit per layer; this model's layers are closer in 7
         assert weights and max(int(np.abs(w.astype(int)).max()) for w in weights) == limit

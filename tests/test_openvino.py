@@ -344,6 +344,27 @@ def test_cli_build_openvino(models: tuple[Path, Path], tmp_path: Path) -> None:
     assert _files(tmp_path) == {"tiny.xml", "tiny.bin", "tiny.xml.json"}
 
 
+def test_cli_build_openvino_min_agreement_is_the_gate_recorded(
+    models: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from resnet_opt.cli import app
+
+    _, int8 = models
+    out = tmp_path / "tiny.int8.xml"
+    args = ["build", "openvino", str(int8), "-o", str(out), "--threads", "1"]
+    result = CliRunner().invoke(app, [*args, "--min-agreement", "50", "--samples", "16", "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["verification"]["gate"] == "top1_agreement"
+    assert data["verification"]["min_agreement"] == 50.0 and data["options"]["min_agreement"] == 50
+    assert data["verification"]["samples"] == 16
+    # a percentage outside 0..100 is a usage error, nothing written
+    bad = CliRunner().invoke(app, [*args[:4], str(tmp_path / "b.xml"), "--min-agreement", "101"])
+    assert bad.exit_code == 2 and not (tmp_path / "b.xml").exists()
+
+
 @pytest.mark.parametrize("content", [None, b"\x00garbage"])
 def test_cli_build_openvino_bad_source_one_line_exit_1(
     tmp_path: Path, content: bytes | None

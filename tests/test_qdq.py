@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 from onnx import numpy_helper
 
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.quantization import placement_cpu, placement_tensorrt
+from resnet_opt.quantization import placement_cpu, placement_openvino, placement_tensorrt
 from resnet_opt.quantization.graph_rules import GraphView, prepare
 from resnet_opt.quantization.plan import Plan, QdqTarget
 from resnet_opt.quantization.qdq import (
@@ -29,6 +29,7 @@ from tests.qdq_models import MaxRange, max_ranges, op_counts, run, tiny_resnet
 PLACEMENTS: dict[QdqTarget, Callable[..., Plan]] = {
     QdqTarget.TENSORRT: placement_tensorrt.place,
     QdqTarget.CPU: placement_cpu.place,
+    QdqTarget.OPENVINO: placement_openvino.place,
 }
 
 

@@ -63,7 +63,7 @@ def test_enum_options_take_their_value_as_text() -> None:
     [
         ({"method": "kl"}, "unknown method 'kl' (choose max, percentile, entropy, mse)"),
         ({"precision": "fp32"}, "unknown precision 'fp32' (choose int8, fp16)"),
-        ({"target": "gpu"}, "unknown target 'gpu' (choose tensorrt, cpu)"),
+        ({"target": "gpu"}, "unknown target 'gpu' (choose tensorrt, cpu, openvino)"),
     ],
 )
 def test_unknown_text_choice_is_a_usage_error_listing_the_choices(
@@ -264,7 +264,7 @@ def test_run_fills_what_it_supplies_from_the_data_section(tmp_path: Path) -> Non
             "config: quantize[0].method = 'kl' (choose max, percentile, entropy, mse)",
         ),
         ("precision = 'fp32'", "config: quantize[0].precision = 'fp32' (choose int8, fp16)"),
-        ("target = 3", "config: quantize[0].target = 3 (choose tensorrt, cpu)"),
+        ("target = 3", "config: quantize[0].target = 3 (choose tensorrt, cpu, openvino)"),
         ("calib_cache = 3", "quantize[0]: calib_cache: expected a path"),
     ],
 )

@@ -117,6 +117,10 @@ def save_cache(
                 "amax": t.amax,
                 "count": t.count,
                 "range": t.histogram.range,
+                # exact in JSON (repr of a float64 round-trips); absent in older caches
+                "channel_mean": (
+                    None if t.channel_mean is None else [float(m) for m in t.channel_mean]
+                ),
             }
             for t in stats.tensors.values()
         ],
@@ -217,7 +221,11 @@ def _statistics(header: Mapping[str, Any], counts: np.ndarray) -> Statistics:
             raise ValueError(f"tensor {name!r}: histogram does not match its min/max/count")
         if name in tensors:
             raise ValueError(f"tensor {name!r} twice")
-        tensors[name] = TensorStats(name, amin, amax, count, AbsHistogram(row.copy(), hist_range))
+        means = entry.get("channel_mean")
+        channel_mean = None if means is None else np.asarray(means, dtype=np.float64)
+        tensors[name] = TensorStats(
+            name, amin, amax, count, AbsHistogram(row.copy(), hist_range), channel_mean
+        )
     inputs = tuple(str(name) for name in header.get("inputs", []))
     if any(name not in tensors for name in inputs):
         raise ValueError("graph inputs that are not among the tensors")

@@ -137,6 +137,10 @@ class TensorStats:
     amax: float  # signed maximum
     count: int
     histogram: AbsHistogram
+    # mean of each channel (axis 1, over batch and spatial positions), float64; None for a
+    # tensor without a channel axis or statistics made before means were kept. Bias correction
+    # reads it: a weight error's shift of a layer's mean output is error · input mean.
+    channel_mean: np.ndarray | None = None
 
     @property
     def absmax(self) -> float:
@@ -149,6 +153,7 @@ class TensorStats:
             and self.amax == other.amax
             and self.count == other.count
             and self.histogram.equals(other.histogram)
+            and _same_means(self.channel_mean, other.channel_mean)
         )
 
     @classmethod
@@ -161,7 +166,31 @@ class TensorStats:
             amax=float(flat.max()),
             count=int(flat.size),
             histogram=AbsHistogram.of(flat, bins),
+            channel_mean=channel_sums(np.asarray(values, dtype=np.float32))
+            / channel_positions(np.asarray(values).shape)
+            if np.ndim(values) >= 2
+            else None,
         )
+
+
+def _same_means(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return bool(a.shape == b.shape and np.array_equal(a, b))
+
+
+def channel_sums(values: np.ndarray) -> np.ndarray:
+    """Σ over every axis but 1 (the channel axis of NCHW and of (N, C) tensors), in float64,
+    summed in a fixed order (numpy's pairwise sum over a fixed shape): the same batches give
+    the same bits."""
+    moved = np.moveaxis(values, 1, 0).reshape(values.shape[1], -1)
+    sums: np.ndarray = moved.sum(axis=1, dtype=np.float64)
+    return sums
+
+
+def channel_positions(shape: tuple[int, ...]) -> int:
+    """How many values each channel of a tensor of `shape` has."""
+    return int(np.prod(shape, dtype=np.int64)) // int(shape[1])
 
 
 class TensorAccumulator:
@@ -175,6 +204,9 @@ class TensorAccumulator:
         self.count = 0
         self.range = MIN_RANGE
         self.counts = np.zeros(bins, dtype=np.int64)
+        self.sums: np.ndarray | None = None  # per-channel sums (float64), see channel_sums
+        self.positions = 0  # values per channel seen so far
+        self.channels = True  # False once a batch without a channel axis was seen
 
     def update(self, values: np.ndarray) -> None:
         """Fold one batch of this tensor in. `values` is read, never kept."""
@@ -197,6 +229,21 @@ class TensorAccumulator:
             self.counts = _rescale(self.counts, self.range, new_range)
         self.range = new_range
         _add_counts(self.counts, flat, new_range)
+        self._add_channels(values)
+
+    def _add_channels(self, values: np.ndarray) -> None:
+        if not self.channels or values.ndim < 2:
+            self.channels = False
+            return
+        sums = channel_sums(values)
+        if self.sums is None:
+            self.sums = sums
+        elif self.sums.shape != sums.shape:
+            self.channels = False  # channel count changed between batches: no means
+            return
+        else:
+            self.sums = self.sums + sums
+        self.positions += channel_positions(values.shape)
 
     def result(self) -> TensorStats:
         if self.count == 0:
@@ -207,6 +254,11 @@ class TensorAccumulator:
             amax=self.amax,
             count=self.count,
             histogram=AbsHistogram(self.counts.copy(), self.range),
+            channel_mean=(
+                self.sums / self.positions
+                if self.channels and self.sums is not None and self.positions
+                else None
+            ),
         )
 
 

@@ -36,6 +36,16 @@ def openvino_command(
     input_shape: InputShape = None,
     samples: Samples = None,
     tolerance: Tolerance = None,
+    min_agreement: Annotated[
+        float | None,
+        typer.Option(
+            min=0,
+            max=100,
+            help="Top-1 agreement (percent) with ONNX Runtime on the random inputs required of "
+            "a quantized (or non-f32) model \\[default: 90]. On random inputs a network's logits "
+            "can be near-tied, and the two runtimes' rounding then flips a few.",
+        ),
+    ] = None,
     force_threads: ForceThreadsOption = False,
     force: ForceOption = False,
     json_output: JsonOption = False,

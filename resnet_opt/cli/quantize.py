@@ -39,8 +39,9 @@ PrecisionFlag = Annotated[str, typer.Option("--precision", help="int8 (explicit 
 TargetFlag = Annotated[
     str | None,
     typer.Option(
-        help="int8 layout: tensorrt (symmetric s8, TensorRT's Conv+Add fusion) or cpu "
-        "(u8/s8, ONNX Runtime's fastest) (default: tensorrt)."
+        help="int8 layout: tensorrt (symmetric s8, TensorRT's Conv+Add fusion), cpu "
+        "(u8/s8, ONNX Runtime's fastest) or openvino (NNCF's layout, which OpenVINO's "
+        "low-precision transformations fold fully) (default: tensorrt)."
     ),
 ]
 MethodFlag = Annotated[
@@ -122,10 +123,20 @@ ReduceRange = Annotated[
     bool | None,
     typer.Option(
         "--reduce-range/--no-reduce-range",
-        help="int8 cpu target: 7-bit weights ([-64, 64], ONNX Runtime's reduce_range) that "
-        "keep their accuracy on x86 CPUs without VNNI (AVX2, AVX-512), where full 8-bit "
-        "u8×s8 sums saturate. --no-reduce-range: full 8 bits, for VNNI/AMX/Arm-dotprod "
-        "CPUs only (default: --reduce-range).",
+        help="int8 cpu target: --reduce-range: 7-bit weights everywhere ([-64, 64], ONNX "
+        "Runtime's reduce_range); --no-reduce-range: full 8 bits as rounded, for "
+        "VNNI/AMX/Arm-dotprod CPUs only (on x86 without VNNI their u8×s8 sums saturate). "
+        "Default: 8 bits with the few weight pairs that could saturate moved to the "
+        "largest safe sum (and 7 bits in the first layer): safe on every CPU.",
+        show_default=False,
+    ),
+]
+BiasCorrection = Annotated[
+    bool | None,
+    typer.Option(
+        "--bias-correction/--no-bias-correction",
+        help="int8: fold the mean output shift that rounding each layer's weights causes "
+        "(measured on the calibration data) into its bias (default: on).",
         show_default=False,
     ),
 ]
@@ -158,6 +169,7 @@ def quantize_command(
     crop: Crop = None,
     tensorrt_version: TensorRtVersion = None,
     reduce_range: ReduceRange = None,
+    bias_correction: BiasCorrection = None,
     strict: StrictOption = False,
     threads: OrtThreadsOption = None,
     force_threads: ForceThreadsOption = False,

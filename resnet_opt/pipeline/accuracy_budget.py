@@ -18,10 +18,12 @@ from resnet_opt.pipeline.quantize_source import QuantizeSource
 from resnet_opt.quantization.plan import Plan
 
 if TYPE_CHECKING:
+    import numpy as np
     import onnx
 
     from resnet_opt.calibration.ranges import TensorRange
     from resnet_opt.quantization.graph_rules import GraphView
+    from resnet_opt.quantization.weights import WeightPolicy
 
 SENSITIVITY_SAMPLES = 32  # calibration samples the per-layer output error is measured on
 
@@ -38,7 +40,8 @@ def meet_budget(
     eval_spec: str,
     options: QuantizeOptions,
     drop: float,
-    weight_max: int,
+    policy: WeightPolicy,
+    channel_means: Mapping[str, np.ndarray],
 ) -> tuple[Plan, dict[str, Any]]:
     """The plan that keeps the fewest sensitive layers in higher precision for the drop to fit
     `options.accuracy_budget`, and the search's record for the manifest."""
@@ -80,7 +83,11 @@ def meet_budget(
 
         def error_of(layer: str) -> float:
             model, _ = apply_plan(
-                prepared, place(view, everything - {layer}), ranges, weight_max=weight_max
+                prepared,
+                place(view, everything - {layer}),
+                ranges,
+                policy=policy,
+                channel_means=channel_means,
             )
             return probe.error(model)
 
@@ -90,7 +97,11 @@ def meet_budget(
 
         def drop_of(kept: tuple[str, ...]) -> float:
             model, _ = apply_plan(
-                prepared, place(view, excluded | set(kept)), ranges, weight_max=weight_max
+                prepared,
+                place(view, excluded | set(kept)),
+                ranges,
+                policy=policy,
+                channel_means=channel_means,
             )
             return accuracy.drop(model)
 

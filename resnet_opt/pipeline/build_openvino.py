@@ -328,8 +328,9 @@ def _verify(
     if gate == "top1_agreement" and comparison.top1_agreement < options.min_agreement:
         raise ResnetOptError(
             f"{source.name}: OpenVINO ({ran}) agrees with ONNX Runtime on top-1 for only "
-            f"{comparison.top1_agreement:.1f}% of samples (minimum {options.min_agreement:g}%); "
-            "not written"
+            f"{comparison.top1_agreement:.1f}% of {comparison.samples} random inputs (minimum "
+            f"{options.min_agreement:g}%; mean abs error {comparison.mean_abs_error:.3g}); not "
+            "written (near-tied logits on random inputs: more --samples, or --min-agreement)"
         )
     return comparison, feed, ran, dict(info.details)
 

@@ -38,12 +38,15 @@ from resnet_opt.pipeline.quantize_options import (
 )
 from resnet_opt.pipeline.quantize_source import QuantizeSource
 from resnet_opt.quantization.plan import Placement, Plan, QdqTarget
-from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, weight_limit
+from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, default_policy
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from resnet_opt.calibration.collect import ProgressCallback
     from resnet_opt.calibration.histogram import Statistics
     from resnet_opt.calibration.ranges import Method, TensorRange
+    from resnet_opt.quantization.weights import WeightPolicy
 
 DEFAULT_TENSORRT_VERSION = "10.3.0"  # JetPack 6.1/6.2: the TensorRT whose DLA reads the cache
 TRT_CACHE_SUFFIX = ".trt-calib.cache"
@@ -68,7 +71,7 @@ def quantize_int8(
     from resnet_opt.quantization.qdq import apply_plan
 
     target = options.target or QdqTarget.TENSORRT
-    weight_max = weight_limit(target, options.reduce_range)
+    policy = default_policy(target, options.reduce_range, options.bias_correction is not False)
     method = options.method or Method.ENTROPY  # TensorRT's own calibrator (EntropyCalibration2)
     percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
     prepared = prepare(source.model, str(source.path), int8=True)
@@ -97,7 +100,8 @@ def quantize_int8(
         started = time.perf_counter()
         plan = place(view, excluded)
         calib.stats.require(plan.range_tensors())
-        quantized, counts = apply_plan(prepared, plan, ranges, weight_max=weight_max)
+        means = _channel_means(calib.stats)
+        quantized, counts = apply_plan(prepared, plan, ranges, policy=policy, channel_means=means)
         save_onnx(quantized, onnx_tmp)
         timings["rewrite"] = time.perf_counter() - started
 
@@ -122,9 +126,12 @@ def quantize_int8(
                     eval_spec,
                     options,
                     drop,
-                    weight_max,
+                    policy,
+                    means,
                 )
-                quantized, counts = apply_plan(prepared, plan, ranges, weight_max=weight_max)
+                quantized, counts = apply_plan(
+                    prepared, plan, ranges, policy=policy, channel_means=means
+                )
                 save_onnx(quantized, onnx_tmp)
                 evaluation = evaluate_artifact(onnx_tmp, eval_spec, source, options)
                 budget["met"] = (evaluation.drop_points or 0.0) <= options.accuracy_budget
@@ -150,7 +157,7 @@ def quantize_int8(
                 **calib.details,
             },
             "quantization": _quantization_details(
-                target, plan, counts, excluded, kept_budget, weight_max
+                target, plan, counts, excluded, kept_budget, policy
             ),
             "accuracy_budget": budget,
             "tensorrt_calibration_cache": trt_cache.name if trt_cache is not None else None,
@@ -175,11 +182,19 @@ def quantize_int8(
 
 
 def _placement(target: QdqTarget) -> Placement:
-    from resnet_opt.quantization import placement_cpu, placement_tensorrt
+    from resnet_opt.quantization import placement_cpu, placement_openvino, placement_tensorrt
 
     if target is QdqTarget.CPU:
         return placement_cpu
+    if target is QdqTarget.OPENVINO:
+        return placement_openvino
     return placement_tensorrt
+
+
+def _channel_means(stats: Statistics) -> dict[str, np.ndarray]:
+    """tensor → its per-channel mean on the calibration data (bias correction's input means;
+    a calibration cache made before means were kept has none)."""
+    return {name: t.channel_mean for name, t in stats.tensors.items() if t.channel_mean is not None}
 
 
 def _ranges(
@@ -188,42 +203,58 @@ def _ranges(
     from resnet_opt.calibration.ranges import compute_ranges
 
     return compute_ranges(
-        stats, method, percentile=percentile, uint8_when_nonnegative=target is QdqTarget.CPU
+        stats,
+        method,
+        percentile=percentile,
+        uint8_when_nonnegative=target in (QdqTarget.CPU, QdqTarget.OPENVINO),
     )
 
 
 def _quantization_details(
     target: QdqTarget,
     plan: Plan,
-    counts: Mapping[str, int],
+    counts: Mapping[str, Any],
     excluded: set[str],
     kept_budget: tuple[str, ...],
-    weight_max: int,
+    policy: WeightPolicy,
 ) -> dict[str, Any]:
-    from resnet_opt.quantization.qdq import pair_sum_fits_int16
-
     cpu = target is QdqTarget.CPU
+    openvino = target is QdqTarget.OPENVINO
+    weights = dict(counts.get("weights", {}))
+    written = {k: v for k, v in counts.items() if k != "weights"}
     return {
         "target": target.value,
         "format": "QDQ",
-        "activation_type": "uint8" if cpu else "int8",
+        "activation_type": "uint8" if cpu else "uint8 or int8" if openvino else "int8",
         "activation_zero_point": (
             "0 for non-negative tensors ([0, amax] → [0, 255]), 128 for signed ones"
             if cpu
+            else "0 (u8 [0, amax] for non-negative tensors, symmetric s8 for signed ones)"
+            if openvino
             else "0 (symmetric)"
         ),
         "activation_scales": "per-tensor",
         "weight_type": "int8",
-        "weight_range": [-weight_max, weight_max],
-        "reduce_range": weight_max < INT8_WEIGHT_MAX,
-        # the cpu layout's u8×s8 pair sums fit int16 on CPUs without VNNI (None: not a CPU
-        # layout; TensorRT accumulates in int32)
-        "saturation_safe": pair_sum_fits_int16(weight_max) if cpu else None,
-        "weight_storage": "int8 initializers + DequantizeLinear",
+        "weight_range": [-policy.weight_max, policy.weight_max],
+        "reduce_range": policy.weight_max < INT8_WEIGHT_MAX,
+        # pairs of same-sign weights over |a| + |b| = 128 moved onto it (7 bits where the
+        # kernels' pairing depends on their layout): no u8×s8 pair sum can leave int16
+        "safe_pairs": policy.safe_pairs,
+        # the u8×s8 pair sums fit int16 on CPUs without VNNI (None: tensorrt, which
+        # accumulates in int32)
+        "saturation_safe": policy.saturation_safe if (cpu or openvino) else None,
+        "seven_bit_layers": weights.get("seven_bit_layers", []),
+        "pairs_moved": weights.get("pairs_moved", 0),
+        "bias_correction": weights.get("bias_correction"),
+        "weight_storage": (
+            "int8 initializers + DequantizeLinear (scale only, no zero point)"
+            if openvino
+            else "int8 initializers + DequantizeLinear"
+        ),
         "per_channel_weights": True,
         "weight_axis": "output channel (Conv axis 0)",
         "bias": "int32 (DequantizeLinear)" if cpu else "float",
-        **dict(counts),
+        **written,
         "layers": list(plan.layers),
         "excluded": sorted(excluded),
         "kept_for_budget": list(kept_budget),

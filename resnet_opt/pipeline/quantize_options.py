@@ -32,7 +32,8 @@ from resnet_opt.quantization.plan import QdqTarget
 
 NO_EVAL = "none"  # --eval none: do not score the artifact
 PRECISIONS = (Precision.INT8, Precision.FP16)  # what `quantize` writes
-INT8_ONLY = ("target", "method", "percentile", "accuracy_budget")  # refused for fp16
+# refused for fp16
+INT8_ONLY = ("target", "method", "percentile", "accuracy_budget", "bias_correction")
 GATES = ("max_drop", "accuracy_budget")  # measured on the evaluation data
 
 # field metadata (besides core.fields'): MANIFEST_KEY renames a field in the manifest, None
@@ -74,6 +75,9 @@ class QuantizeOptions:
     # int8 cpu only: 7-bit weights ([-64, 64]) that cannot saturate the u8×s8 kernels of CPUs
     # without VNNI (default True); False keeps full 8 bits, for VNNI/AMX/Arm-dotprod CPUs only
     reduce_range: bool | None = None
+    # int8 only: fold the mean output shift that rounding a layer's weights causes (measured on
+    # the calibration data) into its bias (default True); False writes the rounded weights alone
+    bias_correction: bool | None = None
 
     def __post_init__(self) -> None:
         for name, enum in _enum_fields().items():
@@ -202,7 +206,7 @@ def check_options(options: QuantizeOptions, names: OptionNames = FLAGS) -> None:
         if value is not None:
             v.at_least(value, 0, key(name))  # points of top-1
     if options.tensorrt_version is not None:
-        if not int8 or options.target is QdqTarget.CPU:
+        if not int8 or options.target not in (None, QdqTarget.TENSORRT):
             refuse(
                 f"{option('tensorrt_version')} applies to "
                 f"{names.int8_target(QdqTarget.TENSORRT)} only (it is the version of the "

@@ -22,6 +22,9 @@ class QdqTarget(str, Enum):
 
     TENSORRT = "tensorrt"  # symmetric s8, Q/DQ on Conv inputs and residual skip inputs
     CPU = "cpu"  # u8 activations / s8 weights, Q/DQ on every int8 op's inputs and outputs
+    # OpenVINO's low-precision transformations: Q/DQ where NNCF puts FakeQuantize, u8/s8
+    # activations, int8 weights with a scale only, float biases
+    OPENVINO = "openvino"
 
 
 @dataclass(frozen=True)

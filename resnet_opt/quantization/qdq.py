@@ -28,21 +28,33 @@ same plan and ranges give byte-identical ONNX.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from resnet_opt.calibration.qdq_math import symmetric_scale
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.graph import all_names, drop_unused_initializers, unique_name
+from resnet_opt.graph import all_names, attribute, drop_unused_initializers, unique_name
 from resnet_opt.quantization.plan import BiasQuant, Plan, QdqTarget
+from resnet_opt.quantization.weights import (
+    INT8_WEIGHT_MAX as INT8_WEIGHT_MAX,  # re-exported: the weight limits' old home
+)
+from resnet_opt.quantization.weights import (
+    REDUCED_WEIGHT_MAX as REDUCED_WEIGHT_MAX,
+)
+from resnet_opt.quantization.weights import (
+    WeightPolicy,
+    bias_shift,
+    clamp_pairs,
+    from_reduction_rows,
+    pairs_follow_channels,
+    reduction_rows,
+)
 
 if TYPE_CHECKING:
     import onnx
 
-INT8_WEIGHT_MAX = 127  # TensorRT's weight range is [-127, 127]
-REDUCED_WEIGHT_MAX = 64  # ONNX Runtime's reduce_range for s8 weights: no VPMADDUBSW saturation
 U8_MAX = 255
 INT16_MAX = 2**15 - 1
 INT32_LIMIT = 2**31 - 1
@@ -73,17 +85,37 @@ def activation_params(target: QdqTarget, rng: Range, tensor: str = "") -> QParam
         raise ResnetOptError(f"{tensor}: calibration gave an unusable range (amax {amax})")
     if target is QdqTarget.TENSORRT:
         return QParams(float(symmetric_scale(amax, np.int8)), 0, np.int8)
+    if target is QdqTarget.OPENVINO:  # u8 [0, amax] after a Relu, else symmetric s8 (as NNCF)
+        if float(rng.amin) >= 0.0:
+            return QParams(float(symmetric_scale(amax, np.uint8)), 0, np.uint8)
+        return QParams(float(symmetric_scale(amax, np.int8)), 0, np.int8)
     if float(rng.amin) >= 0.0:
         return QParams(float(symmetric_scale(amax, np.uint8)), 0, np.uint8)
     return QParams(float(symmetric_scale(amax, np.int8)), 128, np.uint8)
 
 
+def default_policy(
+    target: QdqTarget, reduce_range: bool | None = None, bias_correction: bool = False
+) -> WeightPolicy:
+    """How a target's weights become integers (see the module docstring and `weights.py`).
+
+    cpu: 8 bits with saturation-safe pairs by default; `reduce_range=True` 7 bits everywhere,
+    `False` full 8 bits unchanged (for VNNI/AMX/Arm-dotprod CPUs only). openvino: 8 bits with
+    saturation-safe pairs (OpenVINO's AVX2 kernels also add u8×s8 pairs in int16). tensorrt:
+    full 8 bits (GPUs accumulate in int32).
+    """
+    if target is QdqTarget.TENSORRT:
+        return WeightPolicy(INT8_WEIGHT_MAX, False, bias_correction)
+    if target is QdqTarget.CPU and reduce_range is True:
+        return WeightPolicy(REDUCED_WEIGHT_MAX, False, bias_correction)
+    if target is QdqTarget.CPU and reduce_range is False:
+        return WeightPolicy(INT8_WEIGHT_MAX, False, bias_correction)
+    return WeightPolicy(INT8_WEIGHT_MAX, True, bias_correction)
+
+
 def weight_limit(target: QdqTarget, reduce_range: bool | None = None) -> int:
-    """The int8 weight magnitude limit: 7 bits for the cpu target unless full 8 bits were asked
-    for (`reduce_range=False`), full 8 bits for TensorRT (see the module docstring)."""
-    if target is QdqTarget.CPU and reduce_range is not False:
-        return REDUCED_WEIGHT_MAX
-    return INT8_WEIGHT_MAX
+    """The largest int8 weight magnitude a target's policy writes."""
+    return default_policy(target, reduce_range).weight_max
 
 
 def pair_sum_fits_int16(weight_max: int) -> bool:
@@ -147,14 +179,18 @@ def apply_plan(
     plan: Plan,
     ranges: Mapping[str, Range],
     *,
-    weight_max: int | None = None,
-) -> tuple[onnx.ModelProto, dict[str, int]]:
+    policy: WeightPolicy | None = None,
+    channel_means: Mapping[str, np.ndarray] | None = None,
+) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """A copy of `model` (prepared, float) with the plan written in, and what was written.
 
-    Weights are quantized to [-weight_max, weight_max]; None: the plan's target's default
-    (`weight_limit`: 7 bits for the cpu target, so that it cannot saturate)."""
-    if weight_max is None:
-        weight_max = weight_limit(plan.target)
+    Weights become integers as `policy` says (None: the plan's target's default,
+    `default_policy`); with bias correction, `channel_means` (tensor → per-channel mean over
+    the calibration data) gives each layer's input mean, and a layer whose input has none is
+    listed as uncorrected."""
+    if policy is None:
+        policy = default_policy(plan.target)
+    channel_means = channel_means or {}
     import onnx
     from onnx import helper, numpy_helper
 
@@ -192,41 +228,87 @@ def apply_plan(
             params[tq.tensor] = params[tq.shares]
             param_names[tq.tensor] = param_names[tq.shares]
 
-    # -- weights (per channel) and, for the CPU, int32 biases
+    # -- weights (per channel), bias correction and, for the CPU, int32 biases
     bias_of: dict[tuple[str, str], BiasQuant] = {(b.node, b.weight): b for b in plan.biases}
     weight_nodes: dict[str, list[onnx.NodeProto]] = {}  # consumer node → DQ nodes to emit first
     rewire: dict[tuple[str, int], str] = {}
     done_weights: dict[str, str] = {}
+    nodes = {n.name: n for n in graph.node}
+    tally = _WeightTally()
+    zero_points = plan.target is not QdqTarget.OPENVINO  # OpenVINO: scale only, no Subtract
     for wq in plan.weights:
         if wq.initializer in done_weights:
             rewire[(wq.node, wq.index)] = done_weights[wq.initializer]
             continue
+        node = nodes[wq.node]
         w = numpy_helper.to_array(inits[wq.initializer])
-        scales = weight_scales(w, wq.axis, weight_max)
         bq = bias_of.get((wq.node, wq.initializer))
-        bias_q: np.ndarray | None = None
-        if bq is not None:
-            act = params[bq.activation]
-            b = numpy_helper.to_array(inits[bq.initializer]).astype(np.float32)
-            scales = fit_bias_scales(b, act.scale, scales)
-            bias_q = quantize_bias(b, act.scale, scales)
-        q = quantize_weight(w, scales, wq.axis, weight_max)
+        bias_name = node.input[2] if len(node.input) > 2 and node.input[2] else None
+        b = (
+            numpy_helper.to_array(inits[bias_name]).astype(np.float32)
+            if bias_name is not None and bias_name in inits
+            else None
+        )
+        act_scale = params[bq.activation].scale if bq is not None else None
+        limits = [policy.weight_max]
+        if policy.safe_pairs and policy.weight_max > REDUCED_WEIGHT_MAX:
+            # pairs that straddle taps depend on the kernel's layout: 7 bits, safe in any order;
+            # else 8 bits with the risky pairs moved, or 7 bits where that is closer to W
+            both = pairs_follow_channels(w)
+            limits = [policy.weight_max, REDUCED_WEIGHT_MAX] if both else [REDUCED_WEIGHT_MAX]
+        candidates = []
+        for limit in limits:
+            scales = weight_scales(w, wq.axis, limit)
+            if act_scale is not None and b is not None:
+                scales = fit_bias_scales(b, act_scale, scales)
+            q, moved = _integer_weight(w, scales, wq.axis, limit, policy.safe_pairs)
+            error = float(np.square(_dequantized(q, scales, wq.axis) - w.astype(np.float64)).sum())
+            candidates.append((error, limit, scales, q, moved))
+        _, limit, scales, q, moved = min(candidates, key=lambda c: (c[0], -c[1]))
+        if limit < policy.weight_max:
+            tally.seven_bit.append(wq.node)
+        tally.pairs_moved += moved
+        mean = channel_means.get(node.input[0]) if policy.bias_correction else None
+        if policy.bias_correction and node.op_type in ("Conv", "Gemm"):
+            if mean is None:
+                tally.uncorrected.append(wq.node)
+            else:
+                dq = _dequantized(q, scales, wq.axis)
+                group = int(attribute(node, "group", 1)) if node.op_type == "Conv" else 1
+                shift = bias_shift(w, dq, wq.axis, mean, group).astype(np.float32)
+                b = (b if b is not None else np.zeros(shift.shape, np.float32)) - shift
+                tally.corrected.append(wq.node)
+                tally.shift_abs.append(float(np.abs(shift).mean()))
+                if bq is None:  # a float bias, now corrected: written as a new initializer
+                    bname = unique_name(taken, f"{bias_name or wq.node + '_bias'}_corrected")
+                    new_inits.append(numpy_helper.from_array(b, bname))
+                    if len(node.input) < 3:
+                        node.input.append(bname)
+                    else:
+                        node.input[2] = bname
+        bias_q = (
+            quantize_bias(b, params[bq.activation].scale, scales)
+            if bq is not None and b is not None
+            else None
+        )
         base = wq.initializer
-        names = [unique_name(taken, f"{base}{s}") for s in ("_quantized", "_scale", "_zero_point")]
+        suffixes = ["_quantized", "_scale"] + (["_zero_point"] if zero_points else [])
+        names = [unique_name(taken, f"{base}{s}") for s in suffixes]
         out = unique_name(taken, f"{base}_dequantized")
         new_inits += [
             numpy_helper.from_array(q, names[0]),
             numpy_helper.from_array(scales, names[1]),
-            numpy_helper.from_array(np.zeros(scales.shape, np.int8), names[2]),
         ]
-        dq = helper.make_node(
+        if zero_points:
+            new_inits.append(numpy_helper.from_array(np.zeros(scales.shape, np.int8), names[2]))
+        dq_node = helper.make_node(
             "DequantizeLinear",
             names,
             [out],
             name=unique_name(taken, f"{base}_DequantizeLinear"),
             axis=wq.axis,
         )
-        weight_nodes.setdefault(wq.node, []).append(dq)
+        weight_nodes.setdefault(wq.node, []).append(dq_node)
         rewire[(wq.node, wq.index)] = out
         done_weights[wq.initializer] = out
         if bq is not None and bias_q is not None:
@@ -300,12 +382,62 @@ def apply_plan(
         onnx.checker.check_model(model)
     except Exception as exc:  # a bug in placement or rewrite, but say what broke
         raise ResnetOptError(f"the quantized graph is not valid ONNX ({exc})") from exc
-    counts = {
+    counts: dict[str, Any] = {
         "quantize_linear": sum(1 for n in graph.node if n.op_type == "QuantizeLinear"),
         "dequantize_linear": sum(1 for n in graph.node if n.op_type == "DequantizeLinear"),
         "quantized_tensors": len(plan.tensors),
         "int8_weights": len(done_weights),
         "int32_biases": len(plan.biases),
         "int8_layers": len(plan.layers),
+        "weights": tally.summary(policy),
     }
     return model, counts
+
+
+@dataclass
+class _WeightTally:
+    """What `apply_plan` did to the weights, for the manifest."""
+
+    seven_bit: list[str] = field(default_factory=list)
+    pairs_moved: int = 0
+    corrected: list[str] = field(default_factory=list)
+    uncorrected: list[str] = field(default_factory=list)
+    shift_abs: list[float] = field(default_factory=list)
+
+    def summary(self, policy: WeightPolicy) -> dict[str, Any]:
+        return {
+            "weight_max": policy.weight_max,
+            "safe_pairs": policy.safe_pairs,
+            "seven_bit_layers": list(self.seven_bit),
+            "pairs_moved": self.pairs_moved,
+            "bias_correction": {
+                "enabled": policy.bias_correction,
+                "layers": len(self.corrected),
+                "uncorrected": list(self.uncorrected),
+                # mean |shift| removed per layer, averaged: what rounding the weights moved
+                "mean_abs_shift": round(float(np.mean(self.shift_abs)), 8)
+                if self.shift_abs
+                else 0.0,
+            },
+        }
+
+
+def _integer_weight(
+    w: np.ndarray, scales: np.ndarray, axis: int, limit: int, safe_pairs: bool
+) -> tuple[np.ndarray, int]:
+    """int8 codes of `w` (and how many pairs were moved to keep them from saturating)."""
+    q = quantize_weight(w, scales, axis, limit)
+    if not safe_pairs or limit <= REDUCED_WEIGHT_MAX:
+        return q, 0
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    unrounded = w.astype(np.float64) / scales.astype(np.float64).reshape(shape)
+    rows, moved = clamp_pairs(reduction_rows(q, axis), reduction_rows(unrounded, axis))
+    return (from_reduction_rows(rows, q.shape, axis) if moved else q), moved
+
+
+def _dequantized(q: np.ndarray, scales: np.ndarray, axis: int) -> np.ndarray:
+    shape = [1] * q.ndim
+    shape[axis] = -1
+    dequantized: np.ndarray = q.astype(np.float32) * scales.reshape(shape)
+    return dequantized

@@ -23,10 +23,9 @@ from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, pair_sum_fits_int16
 ONNX_RUNTIME_SUFFIXES = (".onnx", ".ort")
 
 
-def cpu_weight_max(manifest: Manifest) -> int | None:
-    """The int8 weight limit of the `--target cpu` quantize step that made this artifact (or its
-    source), None when no such step is in its history. Before the limit was recorded every
-    weight used the full ±127."""
+def _cpu_quantization(manifest: Manifest) -> Mapping[str, object] | None:
+    """The quantization details of the `--target cpu` quantize step that made this artifact
+    (or its source), None when no such step is in its history."""
     for entry in reversed(manifest.history()):
         details = entry.get("details")
         if entry.get("stage") != Stage.QUANTIZE.value or not isinstance(details, Mapping):
@@ -34,6 +33,16 @@ def cpu_weight_max(manifest: Manifest) -> int | None:
         quant = details.get("quantization")
         if not isinstance(quant, Mapping) or quant.get("target") != "cpu":
             return None
+        return quant
+    return None
+
+
+def cpu_weight_max(manifest: Manifest) -> int | None:
+    """The int8 weight limit of the `--target cpu` quantize step that made this artifact (or its
+    source), None when no such step is in its history. Before the limit was recorded every
+    weight used the full ±127."""
+    quant = _cpu_quantization(manifest)
+    if quant is not None:
         limits = quant.get("weight_range")
         if isinstance(limits, list | tuple) and len(limits) == 2:
             return int(max(abs(int(limits[0])), abs(int(limits[1]))))
@@ -42,9 +51,13 @@ def cpu_weight_max(manifest: Manifest) -> int | None:
 
 
 def saturates_on(manifest: Manifest, family: Int8Family) -> bool:
-    """Whether the artifact's int8 sums saturate on a CPU of `family`."""
+    """Whether the artifact's int8 sums saturate on a CPU of `family`: full 8-bit weights,
+    unless their same-sign pairs were kept within the int16 limit (`safe_pairs`)."""
+    quant = _cpu_quantization(manifest)
+    if quant is None or quant.get("safe_pairs") is True or not family.saturates_u8s8:
+        return False
     weight_max = cpu_weight_max(manifest)
-    return weight_max is not None and family.saturates_u8s8 and not pair_sum_fits_int16(weight_max)
+    return weight_max is not None and not pair_sum_fits_int16(weight_max)
 
 
 def warning_for(artifacts: Sequence[Path], family: Int8Family | None = None) -> str | None:
