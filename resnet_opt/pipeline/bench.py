@@ -35,6 +35,7 @@ from resnet_opt.calibration.data import (
     select_indices,
 )
 from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.fields import take_choices
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import (
     Manifest,
@@ -44,7 +45,7 @@ from resnet_opt.core.manifest import (
     read_manifest,
     tool_versions,
 )
-from resnet_opt.core.validation import check_fits
+from resnet_opt.core.validation import check_fits, thread_count
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.jetson.power import module_rails, power_figures, sample_power
@@ -95,6 +96,7 @@ class BenchOptions:
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        take_choices(self)  # backends=("onnxruntime",) from Python, as --backend onnxruntime
         if not self.batches:
             raise UsageError("give at least one batch size")
         bad = [b for b in self.batches if b < 1]
@@ -102,8 +104,7 @@ class BenchOptions:
             raise UsageError(f"batch sizes must be positive, not {bad[0]}")
         if len(set(self.batches)) != len(self.batches):
             raise UsageError(f"batch sizes repeat: {', '.join(map(str, self.batches))}")
-        if self.threads is not None and self.threads < 1:
-            raise UsageError(f"threads must be positive, not {self.threads}")
+        thread_count(self.threads)
         if self.samples is not None and self.samples < 1:
             raise UsageError(f"the number of samples must be positive, not {self.samples}")
         if self.plot_batch is not None and self.plot_batch not in self.batches:
