@@ -13,13 +13,16 @@ Results are the stage's own types: the manifest written, `QuantizeResult`, `Eval
 `Report`.
 
 Errors are `resnet_opt.errors.ResnetOptError` (a `QualityGateError` when a gate such as
-`QuantizeOptions.max_drop` failed); nothing here exits or prints. The option classes are
-re-exported here so a script imports everything from one place.
+`QuantizeOptions.max_drop` failed); nothing here exits or prints, but for one line on stderr:
+`bench` on a Jetson whose clocks scale says so before measuring, as the command does (silent
+after `resnet_opt.console.set_verbosity(0, quiet=True)`). The option classes are re-exported here
+so a script imports everything from one place.
 """
 
 from __future__ import annotations
 
 from resnet_opt.core.manifest import Manifest
+from resnet_opt.measure.jetson_budget import BudgetRequest
 from resnet_opt.measure.targets import Target
 from resnet_opt.measure.timing import Budget
 from resnet_opt.pipeline.bench import BenchOptions, bench
@@ -40,6 +43,7 @@ from resnet_opt.tensorrt.options import TensorRtBuildOptions
 __all__ = [
     "BenchOptions",
     "Budget",
+    "BudgetRequest",
     "EvalOptions",
     "Evaluation",
     "ExportOptions",

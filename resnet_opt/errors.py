@@ -1,7 +1,8 @@
 """The one domain error family.
 
-The library raises these; only `cli.py` turns them into a single line on stderr and an exit code,
-so library callers can catch one class and decide for themselves.
+The library raises these; only the CLI layer (`cli/app.py`'s `domain_errors`, which every command
+is registered through) turns them into a single line on stderr and an exit code, so library
+callers can catch one class and decide for themselves.
 """
 
 from __future__ import annotations

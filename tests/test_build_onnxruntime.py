@@ -275,3 +275,22 @@ def test_cli_build_onnxruntime_bad_source_one_line_exit_1(
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
     assert "model.onnx" in result.stderr
     assert _files(tmp_path) == before
+
+
+@pytest.mark.parametrize("optimization", ["disabled", "fastest"])
+def test_cli_build_onnxruntime_a_refused_level_is_a_usage_error(
+    tmp_path: Path, optimization: str
+) -> None:
+    """'disabled' is a choice the build refuses, as an unknown one is: exit 2, one line."""
+    from typer.testing import CliRunner
+
+    from resnet_opt.cli import app
+
+    source = make_tiny_cnn(tmp_path / "tiny.onnx")
+    before = _files(tmp_path)
+    args = ["build", "onnxruntime", str(source), "-o", str(tmp_path / "out.onnx")]
+    result = CliRunner().invoke(app, [*args, "--optimization", optimization])
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "choose" in result.stderr
+    assert _files(tmp_path) == before

@@ -199,3 +199,72 @@ def test_cli_info_in_a_container_names_the_l4t_line(nano: Path) -> None:
     result = CliRunner().invoke(app, ["info", "--json"])
     rows = {p["name"]: p for p in json.loads(result.stdout)["accelerators"]}
     assert rows["jetpack"]["version"] == "6.1 or 6.2 (L4T 36.4)"  # no /etc/nv_tegra_release
+
+
+# -- the policy is the bench stage's: the CLI, `run` and Python alike ------------------------------
+
+
+def test_a_budget_request_takes_the_hosts_defaults() -> None:
+    from resnet_opt.errors import UsageError
+    from resnet_opt.measure.jetson_budget import BudgetRequest
+    from resnet_opt.pipeline.run_config import BenchConfig
+
+    nano = read_facts(TREES / "orin_nano")
+    assert BudgetRequest().for_host(nano) == Budget(duration_s=3.0, warmup_s=0.2)
+    assert BudgetRequest().for_host(None) == Budget()  # the CPU defaults, as before
+    mine = BudgetRequest(iterations=7, warmup_s=0.0, min_iterations=3)
+    assert mine.for_host(nano) == Budget(iterations=7, warmup_s=0.0, min_iterations=3)
+    # run's [bench] defaults are its own off a Jetson, trtexec's on one; a value given is kept
+    cfg = BenchConfig()
+    run_default = BudgetRequest(duration_s=cfg.duration, warmup_s=cfg.warmup)
+    assert run_default.for_host(None) == Budget(duration_s=0.3, warmup_s=0.1)
+    assert run_default.for_host(nano) == Budget(duration_s=3.0, warmup_s=0.2)
+    given = BudgetRequest(duration_s=0.3, warmup_s=0.1)
+    assert given.for_host(nano) == Budget(duration_s=0.3, warmup_s=0.1)
+    with pytest.raises(UsageError, match="exclude each other"):  # refused when asked, not later
+        BudgetRequest(iterations=5, duration_s=1.0)
+
+
+def test_python_bench_on_a_jetson_uses_trtexec_defaults_and_warns(
+    nano: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from resnet_opt.measure.jetson_budget import BudgetRequest
+
+    source, _, _ = tiny_set(tmp_path)
+    options = BenchOptions(
+        backends=("onnxruntime",),  # type: ignore[arg-type]
+        batches=(1,),
+        budget=BudgetRequest(duration_s=0.05),
+        threads=1,
+        data=None,
+    )
+    report = bench([source], options=options)
+    assert report.settings.warmup_s == 0.2  # trtexec's warm-up; the duration was given
+    assert report.settings.duration_s == 0.05
+    assert capfd.readouterr().err.count("clocks scaling (not locked)") == 1
+
+
+def test_run_times_a_jetson_as_bench_does(
+    nano: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`run` hands its [bench] defaults to the stage as not given: a Jetson gets its budget."""
+    from resnet_opt.pipeline import bench as bench_stage
+    from resnet_opt.pipeline.run import _Orchestrator, _State
+    from resnet_opt.pipeline.run_config import BenchConfig, RunConfig
+
+    asked: list[BenchOptions] = []
+
+    class AskedError(Exception):
+        pass
+
+    def recording(artifacts: object, *, options: BenchOptions, **kwargs: object) -> None:
+        asked.append(options)
+        raise AskedError
+
+    monkeypatch.setattr(bench_stage, "bench", recording)
+    config = RunConfig(bench=BenchConfig(batches=(1,), threads=1))
+    orchestrator = _Orchestrator(config, tmp_path, _State(tmp_path, force=True), None)
+    with pytest.raises(AskedError):
+        orchestrator._bench([tmp_path / "model.onnx"], None, None, tmp_path / "report")
+    measured = bench_stage.for_this_host(asked[0]).timing
+    assert (measured.duration_s, measured.warmup_s) == (3.0, 0.2)

@@ -1,7 +1,7 @@
 """Data sources: an image folder, a .npy/.npz array file, or the bundled digits split.
 
 One protocol serves calibration, evaluation, export parity and the bench. Samples load one at a
-time and are batched by `iter_batches`, so memory holds one batch, never the whole set. Sample
+time and are batched by `BatchStream`, so memory holds one batch, never the whole set. Sample
 selection is deterministic (`select_indices`), and `fingerprint` hashes exactly the samples used,
 which is what a calibration cache is keyed to.
 """

@@ -140,42 +140,35 @@ def bench_command(
     json_output: JsonOption = False,
 ) -> None:
     """Throughput, latency and accuracy per artifact × backend × batch → JSON, Markdown, PNG."""
-    from resnet_opt.jetson.facts import read_facts
-
-    jetson = read_facts()
-    options = _options(ctx.params, jetson)
+    options = _options(ctx.params)
     _refuse_early(output, force=force, summary=summary)
     from resnet_opt.report.files import report_folder_lock
 
     with report_folder_lock(output):  # a second `bench -o` of this folder is refused now
-        _warnings(artifacts, options, jetson)
+        _warnings(artifacts, options)
         report = _measure(artifacts, options, concurrent=concurrent)
         for skip in report.skipped:
             say(f"skipped {skip.artifact} · {skip.backend}: {skip.reason}")
         _emit(report, output, force=force, summary=summary, json_output=json_output)
 
 
-def _options(params: dict[str, Any], jetson: Any) -> BenchOptions:
-    """BenchOptions from the command's parameters; the timing budget a Jetson needs by default."""
+def _options(params: dict[str, Any]) -> BenchOptions:
+    """BenchOptions from the command's parameters; what the timing flags leave out is the bench
+    stage's to choose for the host (longer on a Jetson)."""
     from resnet_opt.cli.params import fill
-    from resnet_opt.measure.jetson_budget import budget_defaults
+    from resnet_opt.measure.jetson_budget import BudgetRequest
     from resnet_opt.measure.targets import parse_targets
-    from resnet_opt.measure.timing import Budget
     from resnet_opt.pipeline.bench import BenchOptions, parse_batches
 
-    iterations = params["iterations"]
-    chosen = budget_defaults(
-        jetson, warmup_s=params["warmup"], duration_s=params["duration"], iterations=iterations
-    )
     return fill(
         BenchOptions,
         params,
         backends=parse_targets(params["backend"]),
         batches=parse_batches(params["batch"]),
-        budget=Budget(
-            iterations=iterations,
-            duration_s=chosen.duration_s,
-            warmup_s=chosen.warmup_s,
+        budget=BudgetRequest(
+            iterations=params["iterations"],
+            duration_s=params["duration"],
+            warmup_s=params["warmup"],
             min_iterations=params["min_iterations"],
         ),
         threads=check_threads(params["threads"], params["force_threads"]),
@@ -196,16 +189,14 @@ def _refuse_early(output: Path | None, *, force: bool, summary: bool) -> None:
         check_step_summary()
 
 
-def _warnings(artifacts: list[Path], options: BenchOptions, jetson: Any) -> None:
-    """Saturating CPU int8 (as the report notes it) and Jetson clocks that skew the numbers."""
-    from resnet_opt.measure.jetson_budget import clock_warning
+def _warnings(artifacts: list[Path], options: BenchOptions) -> None:
+    """Saturating CPU int8, as the report notes it (a Jetson's scaling clocks are the bench
+    stage's warning)."""
     from resnet_opt.measure.targets import Target
     from resnet_opt.quantization.saturation import warning_for
 
     if options.backends is None or Target.ONNXRUNTIME in options.backends:
         warn(warning_for(artifacts))
-    if (warning := clock_warning(jetson)) is not None:
-        say(warning)
 
 
 def _measure(artifacts: list[Path], options: BenchOptions, *, concurrent: bool) -> Report:

@@ -58,15 +58,13 @@ def check_threads(value: int | None, force: bool) -> int | None:
 def choice(enum: type[E], value: str, option: str, only: tuple[E, ...] = ()) -> E:
     """An enum option given as text: a usage error lists the choices (`only` those members,
     when the command takes a subset)."""
+    from resnet_opt.core.fields import choice_text, member_of
+
     allowed = only or tuple(enum)
-    try:
-        chosen = enum(value)
-    except ValueError:
-        chosen = None
-    if chosen is None or chosen not in allowed:
-        choices = ", ".join(str(m.value) for m in allowed)
-        raise UsageError(f"{option} {value!r}: choose {choices}") from None
-    return chosen
+    chosen = member_of(enum, value, allowed)  # the library's rule, worded here as the flag
+    if chosen is None:
+        raise UsageError(f"{option} {value!r}: choose {choice_text(allowed)}")
+    return chosen  # type: ignore[return-value]  # a member of `enum`: one of `allowed`
 
 
 def optional_choice(enum: type[E], value: str | None, option: str) -> E | None:

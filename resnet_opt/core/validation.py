@@ -61,6 +61,16 @@ def positive_int(value: int, what: str) -> int:
     return value
 
 
+def thread_count(value: int | None, what: str = "threads") -> int | None:
+    """A thread count given to a stage or runner (None: the runtime's default): 1 or more.
+
+    Why apart from `threads`: the library takes any positive count (a caller may know its host);
+    the ceiling at this host's CPUs, and `--force-threads` past it, are the faces' rule."""
+    if value is not None and value < 1:
+        raise UsageError(f"{what} must be positive, not {value}")
+    return value
+
+
 def count(value: int, what: str, *, low: int = 1) -> int:
     """A count of runs or samples: `low` to MAX_COUNT (more never ends in useful time)."""
     if not low <= value <= MAX_COUNT:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from resnet_opt.calibration.data import (
     select_indices,
 )
 from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.fields import take_choices
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import (
     Manifest,
@@ -44,11 +45,12 @@ from resnet_opt.core.manifest import (
     read_manifest,
     tool_versions,
 )
-from resnet_opt.core.validation import check_fits
+from resnet_opt.core.validation import check_fits, thread_count
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.jetson.power import module_rails, power_figures, sample_power
 from resnet_opt.measure.accuracy import ReplayStream, Scored, agreement, score
+from resnet_opt.measure.jetson_budget import BudgetRequest
 from resnet_opt.measure.machine import load_average, machine_info, usable_cores
 from resnet_opt.measure.progress import NoProgress, ProgressSink
 from resnet_opt.measure.targets import Target, TargetPlan, plan_targets
@@ -74,6 +76,8 @@ class BenchOptions:
     """What to measure and how; every field lands in the report's settings.
 
     backends: None = auto (every natural backend installed here, see measure/targets.py).
+    budget: a BudgetRequest (the default) leaves what it does not say to this host, longer on a
+    Jetson (`measure/jetson_budget.py`); a Budget is measured exactly as given.
     threads: None = every core this process may use; the number is fixed and recorded.
     data: the evaluation set (image folder, .npy/.npz, 'default' = bundled test split); None =
     no accuracy, and a seeded random input batch for timing.
@@ -81,7 +85,7 @@ class BenchOptions:
 
     backends: tuple[Target, ...] | None = None
     batches: tuple[int, ...] = DEFAULT_BATCHES
-    budget: Budget = field(default_factory=Budget)
+    budget: Budget | BudgetRequest = field(default_factory=BudgetRequest)
     threads: int | None = None
     data: str | None = "default"
     data_labels: Path | None = None  # a FILE LABEL list: `data` is a flat folder of its images
@@ -95,6 +99,7 @@ class BenchOptions:
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        take_choices(self)  # backends=("onnxruntime",) from Python, as --backend onnxruntime
         if not self.batches:
             raise UsageError("give at least one batch size")
         bad = [b for b in self.batches if b < 1]
@@ -102,8 +107,7 @@ class BenchOptions:
             raise UsageError(f"batch sizes must be positive, not {bad[0]}")
         if len(set(self.batches)) != len(self.batches):
             raise UsageError(f"batch sizes repeat: {', '.join(map(str, self.batches))}")
-        if self.threads is not None and self.threads < 1:
-            raise UsageError(f"threads must be positive, not {self.threads}")
+        thread_count(self.threads)
         if self.samples is not None and self.samples < 1:
             raise UsageError(f"the number of samples must be positive, not {self.samples}")
         if self.plot_batch is not None and self.plot_batch not in self.batches:
@@ -115,8 +119,33 @@ class BenchOptions:
             raise UsageError("a reference needs evaluation data (accuracy is off)")
 
     @property
+    def timing(self) -> Budget:
+        """The budget measured with, once `for_this_host` has resolved a request."""
+        if not isinstance(self.budget, Budget):
+            raise AssertionError("a BudgetRequest is resolved by for_this_host before measuring")
+        return self.budget
+
+    @property
     def chosen_plot_batch(self) -> int:
         return self.plot_batch if self.plot_batch is not None else max(self.batches)
+
+
+def for_this_host(options: BenchOptions) -> BenchOptions:
+    """The options as this host measures them, and the warning it needs, said once.
+
+    Why in the stage: on a Jetson the timing budget a request leaves open is trtexec's and
+    clocks left to scale are worth a line, whether the CLI, `run` or Python asked.
+    """
+    from resnet_opt.console import say
+    from resnet_opt.jetson.facts import read_facts
+    from resnet_opt.measure.jetson_budget import clock_warning
+
+    jetson = read_facts()
+    if (warning := clock_warning(jetson)) is not None:
+        say(warning)
+    if isinstance(options.budget, BudgetRequest):
+        options = replace(options, budget=options.budget.for_host(jetson))
+    return options
 
 
 def parse_batches(text: str) -> tuple[int, ...]:
@@ -473,7 +502,7 @@ def _measure_target(
             progress.task(f"{name} · {target.value} · batch {batch}")
             feed = {spec.name: np.ascontiguousarray(inputs[:batch], dtype=dtype)}
             with sample_power(rails) as power:  # a Jetson's INA3221 rails; nothing elsewhere
-                timing = measure(functools.partial(runner.infer, feed), options.budget, clock=clock)
+                timing = measure(functools.partial(runner.infer, feed), options.timing, clock=clock)
             stats = timing.stats()
             energy = power_figures(power.mean_watts, timing.throughput(batch))
             results.measurements.append(
@@ -581,7 +610,7 @@ def _accuracy(planned: Sequence[_Planned], results: _Results) -> list[AccuracyRe
 
 def report_settings(options: BenchOptions, threads: int, source: DataSource | None) -> Settings:
     """What a report says was asked and ran; bench and bench --concurrent both record it here."""
-    budget = options.budget
+    budget = options.timing
     return Settings(
         batches=tuple(options.batches),
         mode=budget.mode.value,
@@ -640,6 +669,7 @@ def _bench(
     clock: Clock,
 ) -> Report:
     """The measuring itself, apart from `bench`'s report folder."""
+    options = for_this_host(options)
     planned, skips, source = _plan(artifacts, options)
     threads = options.threads or usable_cores()
 

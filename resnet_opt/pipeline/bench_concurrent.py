@@ -20,7 +20,13 @@ from resnet_opt.jetson.power import power_figures
 from resnet_opt.measure.concurrent import run_concurrent
 from resnet_opt.measure.machine import load_average, machine_info, usable_cores
 from resnet_opt.measure.targets import Target
-from resnet_opt.pipeline.bench import BenchOptions, _plan, input_batch, report_settings
+from resnet_opt.pipeline.bench import (
+    BenchOptions,
+    _plan,
+    for_this_host,
+    input_batch,
+    report_settings,
+)
 from resnet_opt.report.schema import (
     ConcurrentResult,
     EngineShare,
@@ -60,6 +66,7 @@ def bench_concurrent(
         raise ResnetOptError(f"--concurrent does not take {' or '.join(ignored)}")
     if options.backends not in (None, (Target.TENSORRT,)):
         raise ResnetOptError("--concurrent runs TensorRT engines: use --backend tensorrt or auto")
+    options = for_this_host(options)  # a Jetson's budget and clock warning, as bench's
     planned, _, _ = _plan(paths, options)
     for item in planned:
         is_engine = item.manifest.stage is Stage.BUILD
@@ -76,7 +83,7 @@ def bench_concurrent(
     names = [p.path.name for p in planned]
     for batch in options.batches:
         run = run_concurrent(
-            [p.path for p in planned], batch, options.budget, inputs, initializer=initializer
+            [p.path for p in planned], batch, options.timing, inputs, initializer=initializer
         )
         for item, engine in zip(planned, run.runs, strict=True):
             stats = engine.timing.stats()

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.fields import take_choices
 from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
@@ -37,7 +38,7 @@ from resnet_opt.core.manifest import (
     write_manifest,
 )
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.errors import ResnetOptError, UsageError, first_line
 from resnet_opt.graph import precision_of
 from resnet_opt.jetson.facts import manifest_facts
 from resnet_opt.pipeline.verify import (
@@ -81,6 +82,9 @@ class OrtBuildOptions:
     batch_size: int = 4
     seed: int = 0
     tolerance: float = 1e-3  # largest max-abs output difference accepted
+
+    def __post_init__(self) -> None:
+        take_choices(self)  # optimization="all" from Python, as --optimization all
 
 
 def build_onnxruntime(
@@ -203,8 +207,8 @@ def check_options(output: Path, options: OrtBuildOptions) -> OrtFormat:
             f"{output}: the {fmt.value} format is written to a {SUFFIXES[fmt]} file (ONNX "
             "Runtime tells the formats apart by the suffix)"
         )
-    if options.optimization is GraphOptimization.DISABLED:
-        raise ResnetOptError(
+    if options.optimization is GraphOptimization.DISABLED:  # a choice it refuses: usage
+        raise UsageError(
             "optimization 'disabled' saves the source unchanged; choose basic, extended or all"
         )
     if options.provider is OrtProvider.TENSORRT:

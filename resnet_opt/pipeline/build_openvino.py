@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.fields import take_choices
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import (
     InputRef,
@@ -96,6 +97,9 @@ class OpenVinoBuildOptions:
     seed: int = 0
     tolerance: float = 1e-3  # max-abs gate when f32 runs an unquantized model
     min_agreement: float = 90.0  # top-1 agreement gate (percent) otherwise
+
+    def __post_init__(self) -> None:
+        take_choices(self)
 
 
 def build_openvino(

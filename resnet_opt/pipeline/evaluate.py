@@ -24,6 +24,7 @@ from resnet_opt.calibration.data import (
 )
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.fields import take_choices
 from resnet_opt.core.manifest import Manifest, check_artifact_hash, dump_json, read_manifest
 from resnet_opt.environment import cpu_int8_family
 from resnet_opt.errors import ResnetOptError
@@ -51,6 +52,9 @@ class EvalOptions:
     threads: int | None = None
     strict: bool = False
     backend: Backend = Backend.ONNXRUNTIME
+
+    def __post_init__(self) -> None:
+        take_choices(self)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from resnet_opt.calibration.data import (
 )
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.fields import take_choices
 from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest, write_manifest
 from resnet_opt.core.validation import check_fits
 from resnet_opt.deps import require
@@ -102,6 +103,9 @@ class ExportOptions:
     fold: bool = True
     seed: int = 0
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        take_choices(self)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

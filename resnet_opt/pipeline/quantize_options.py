@@ -16,16 +16,15 @@ command line's preprocessing options.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol, get_type_hints
+from typing import Any, Protocol
 
 from resnet_opt.calibration.ranges import Method
 from resnet_opt.core import validation as v
 from resnet_opt.core.contract import PreprocessContract
-from resnet_opt.core.fields import CHOICES, choices_of, enum_of
+from resnet_opt.core.fields import CHOICES, take_choices
 from resnet_opt.core.manifest import Precision
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.quantization.plan import QdqTarget
@@ -80,10 +79,7 @@ class QuantizeOptions:
     bias_correction: bool | None = None
 
     def __post_init__(self) -> None:
-        for name, enum in _enum_fields().items():
-            value = getattr(self, name)
-            if isinstance(value, str) and not isinstance(value, enum):
-                object.__setattr__(self, name, _parse_choice(enum, value, name))
+        take_choices(self)
 
     def to_manifest(self) -> dict[str, Any]:
         """The options as the manifest records them: enums as their values, paths as text."""
@@ -96,24 +92,6 @@ class QuantizeOptions:
 
 
 OLDEST_TENSORRT = 8000  # TensorRT 8.0 (JetPack 5's line is 8.5), as NV_TENSORRT_VERSION
-
-
-@functools.cache
-def _enum_fields() -> dict[str, type[Enum]]:
-    """Each enum field of QuantizeOptions (typed E or E | None) and its enum."""
-    hints = get_type_hints(QuantizeOptions)
-    enums = {name: enum_of(hint) for name, hint in hints.items()}
-    return {name: enum for name, enum in enums.items() if enum is not None}
-
-
-def _parse_choice(enum: type[Enum], value: str, name: str) -> Enum:
-    f = next(f for f in dataclasses.fields(QuantizeOptions) if f.name == name)
-    allowed = choices_of(f, enum)
-    for member in allowed:
-        if member.value == value:
-            return member
-    choices = ", ".join(str(m.value) for m in allowed)
-    raise UsageError(f"unknown {name} {value!r} (choose {choices})")
 
 
 def _plain(value: Any) -> Any:

@@ -475,7 +475,7 @@ class _Orchestrator:
         data: str | None,
         report_dir: Path,
     ) -> list[Path]:
-        from resnet_opt.measure.timing import Budget
+        from resnet_opt.measure.jetson_budget import BudgetRequest
         from resnet_opt.pipeline.bench import BenchOptions, bench
         from resnet_opt.report import write_report
 
@@ -483,7 +483,8 @@ class _Orchestrator:
         options = BenchOptions(
             backends=targets,
             batches=cfg.batches,
-            budget=Budget(
+            # the config's defaults are HostDefaults: a Jetson gets its budget (bench stage)
+            budget=BudgetRequest(
                 iterations=cfg.iterations,
                 duration_s=cfg.duration if cfg.iterations is None else None,
                 warmup_s=cfg.warmup,

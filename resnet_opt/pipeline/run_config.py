@@ -31,6 +31,7 @@ from resnet_opt.core.fields import CHOICES, TEXT, config_key, flag_of, flag_patt
 from resnet_opt.core.manifest import Precision
 from resnet_opt.core.readers import read_toml
 from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.measure.jetson_budget import HostDefault
 from resnet_opt.pipeline.build import BuildOptions
 from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions
 from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
@@ -173,9 +174,11 @@ class BuildConfig:
 @dataclass(frozen=True)
 class BenchConfig:
     batches: tuple[int, ...] = (1, 8, 32)
-    duration: float | None = 0.3  # seconds per point; None with `iterations`
+    # seconds per point; None with `iterations`. The defaults are run's own off a Jetson; on
+    # one, trtexec's (3 s, 0.2 s), as bench's: a HostDefault is "not given"
+    duration: float | None = HostDefault(0.3)
     iterations: int | None = None
-    warmup: float = 0.1
+    warmup: float = HostDefault(0.1)
     threads: int | None = None  # None: every usable core
     force_threads: bool = False  # allow threads above the CPU count
     backends: str = "onnxruntime"  # "auto" or a comma list (see `resnet-opt bench --help`)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from resnet_opt.core.validation import count
+from resnet_opt.core.validation import count, thread_count
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.runners.base import Dim, Runner, TensorSpec, run_batch, single_input
 
@@ -182,8 +182,7 @@ def check_verify_options(
     *, threads: int | None, samples: int, batch_size: int, tolerance: float
 ) -> None:
     """The options the CPU builds (ONNX Runtime, OpenVINO) share: threads and the check."""
-    if threads is not None and threads < 1:
-        raise UsageError(f"threads must be positive, not {threads}")
+    thread_count(threads)
     if samples < 1 or batch_size < 1:
         raise UsageError("samples and batch size must be positive")
     count(samples, "--samples")  # 1e18 random batches would run for ever

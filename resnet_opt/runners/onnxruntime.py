@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from resnet_opt.core.validation import thread_count
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, UsageError, first_line
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
 from resnet_opt.runners.loaders import Loader, open_artifact
 
@@ -109,9 +110,7 @@ def session_options(
     """
     ort = require("onnxruntime")
     opts = ort.SessionOptions()
-    if threads is not None:
-        if threads < 1:
-            raise UsageError(f"threads must be positive, not {threads}")
+    if thread_count(threads) is not None:
         opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

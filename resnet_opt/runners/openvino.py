@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from resnet_opt.core.validation import thread_count
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
@@ -260,8 +261,7 @@ def open_openvino(
     when first fed); `kind`/`weights` name what the file is when its name does not tell.
     """
     artifact = Path(artifact)
-    if threads is not None and threads < 1:
-        raise UsageError(f"threads must be positive, not {threads}")
+    thread_count(threads)
     if batch is not None and batch < 1:
         raise UsageError(f"batch must be positive, not {batch}")
     try:

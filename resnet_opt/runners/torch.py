@@ -19,8 +19,9 @@ import numpy as np
 
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.core.manifest import Manifest, Stage
+from resnet_opt.core.validation import thread_count
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, UsageError, first_line
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
 from resnet_opt.runners.loaders import Loader, open_artifact
 
@@ -121,8 +122,7 @@ class TorchRunner(RunnerBase):
     backend = Backend.TORCH
 
     def __init__(self, loader: Loader[TorchModel], *, threads: int | None = None) -> None:
-        if threads is not None and threads < 1:
-            raise UsageError(f"threads must be positive, not {threads}")
+        thread_count(threads)
         super().__init__(loader.artifact)
         self.threads = threads
         self._loader = loader

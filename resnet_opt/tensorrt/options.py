@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from resnet_opt.core.fields import CONFIG_KEY, TEXT
+from resnet_opt.core.fields import CONFIG_KEY, TEXT, take_choices
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.tensorrt.profiles import BatchProfile, parse_batch
 from resnet_opt.tensorrt.versions import HardwareCompat
@@ -51,6 +51,7 @@ class TensorRtBuildOptions:
     verify: bool = True
 
     def __post_init__(self) -> None:
+        take_choices(self)
         if self.opt_level is not None and not 0 <= self.opt_level <= MAX_OPT_LEVEL:
             raise ResnetOptError(
                 f"--opt-level {self.opt_level}: TensorRT's builder levels are 0..{MAX_OPT_LEVEL}"
