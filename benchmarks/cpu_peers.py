@@ -34,7 +34,7 @@ Models:
 - `bundled`: the bundled ResNet-20 on digits (`resnet-opt export`), calibrated on its calib
   split, evaluated on its test split (539 images).
 
-    python benchmarks/cpu_peers.py                     # reference run (ResNet-50 at 32 and 224, bundled)
+    python benchmarks/cpu_peers.py            # reference run (ResNet-50 at 32 and 224, bundled)
     python benchmarks/cpu_peers.py --quick             # smoke run: small input, few samples
 
 Writes <out>/<name>.json and .md with the machine (CPU and its int8 family), load and versions.
