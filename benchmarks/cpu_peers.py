@@ -493,12 +493,15 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def _busy(start: Any, end: Any) -> str:
-    """The preliminary note a loaded machine earns (1-minute load above 1.5 at either end)."""
-    peak = max(float(start[0]), float(end[0]))
-    if peak <= 1.5:
+    """The preliminary note a loaded machine earns: a 1-minute load above 0.5 before the run
+    began. The load at the end is recorded but not judged: this benchmark's own threads (2 of
+    them, busy the whole time) raise it to about 2 on a machine that is otherwise idle."""
+    del end  # recorded in the report beside the start; see above
+    load = float(start[0])
+    if load <= 0.5:
         return ""
     return (
-        f"the machine was shared (1-minute load average up to {peak:.1f} on 2 cores): speed "
+        f"the machine was shared (1-minute load average {load:.1f} before the run): speed "
         "ratios are noisy; agreement and the compiled-graph comparison do not depend on load. "
         "Rerun on a quiet machine for speed figures to quote."
     )
