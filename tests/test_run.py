@@ -367,10 +367,12 @@ def test_default_run_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert accuracy[name]["drop_points"] <= 1.0  # the default gate
     assert "build tensorrt: skipped: no TensorRT" in result.stderr
     assert "| model.int8-tensorrt.onnx |" in result.stdout
-    # the CPU artifact cannot saturate on x86 CPUs without VNNI (test_emulate.py proves that
-    # such weights give the exact int32 result there), and the report names this CPU's family
+    # the CPU artifact keeps 8-bit weights yet cannot saturate on x86 CPUs without VNNI: each
+    # pair of weights that meets one activation pair sums within the 16-bit bound (test_emulate.py
+    # proves the exact int32 result there), and the report names this CPU's family
     quant = json.loads((out / "model.int8-cpu.onnx.json").read_text())["details"]["quantization"]
-    assert quant["weight_range"] == [-64, 64] and quant["saturation_safe"] is True
+    assert quant["weight_range"] == [-127, 127] and quant["safe_pairs"] is True
+    assert quant["saturation_safe"] is True
     for name in ("model.int8-cpu.onnx", "model.int8-tensorrt.onnx", "model.fp16.onnx"):
         assert accuracy[name]["drop_points"] <= 0.5
     assert report["machine"]["cpu_int8_family"]
