@@ -45,6 +45,7 @@ from resnet_opt.core.manifest import (
     read_manifest,
     tool_versions,
 )
+from resnet_opt.core.stage_details import exports_in
 from resnet_opt.core.validation import check_fits, thread_count
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError, UsageError
@@ -183,11 +184,8 @@ def _contract(path: Path, manifest: Manifest) -> PreprocessContract:
 
 def _weights_note(manifest: Manifest) -> str | None:
     """What the export says of the weights: 'bundled', a checkpoint, or random initialisation."""
-    for entry in manifest.history():
-        details = entry.get("details") or {}
-        source = details.get("source") if isinstance(details, Mapping) else None
-        if entry.get("stage") != Stage.EXPORT.value or not isinstance(source, Mapping):
-            continue
+    for export in exports_in(manifest.history()):
+        source = export.source
         weights = source.get("weights")
         if weights in (None, "none", "random"):
             seed = source.get("seed")

@@ -32,6 +32,7 @@ from resnet_opt.core.manifest import (
     read_manifest,
     write_manifest,
 )
+from resnet_opt.core.stage_details import ImportDetails
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.models.contract import NONE, SizeOption
 
@@ -117,14 +118,14 @@ def import_model(
             preprocessing=contract,
             options={**options.to_dict(), "force": force},
             verification={},
-            details={
-                "source": str(source.resolve()),
-                "producer": f"{model.producer_name} {model.producer_version}".strip(),
-                "opset": _opset(model),
-                "input": graph.input[0].name if graph.input else None,
-                "output": graph.output[0].name if graph.output else None,
-                "num_classes": contract.num_classes,
-            },
+            details=ImportDetails(
+                source=str(source.resolve()),
+                producer=f"{model.producer_name} {model.producer_version}".strip(),
+                opset=_opset(model),
+                input=graph.input[0].name if graph.input else None,
+                output=graph.output[0].name if graph.output else None,
+                num_classes=contract.num_classes,
+            ),
         )
         write_manifest(manifest_tmp, manifest)
     return manifest

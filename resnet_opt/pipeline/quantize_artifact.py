@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from resnet_opt.core.details import StageDetails
 from resnet_opt.core.manifest import InputRef, Manifest, Precision, Stage, stage_manifest
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.pipeline.quantize_options import NO_EVAL, QuantizeOptions
@@ -90,7 +91,7 @@ def artifact_manifest(
     inputs: tuple[InputRef, ...],
     options: QuantizeOptions,
     verification: Mapping[str, Any],
-    details: Mapping[str, Any],
+    details: StageDetails,
 ) -> Manifest:
     return stage_manifest(
         source.parent,

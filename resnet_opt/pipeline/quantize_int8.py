@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.manifest import InputRef, Precision, write_manifest
+from resnet_opt.core.stage_details import Int8Calibration, Int8QuantizeDetails
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import save_onnx
 from resnet_opt.pipeline.accuracy_budget import meet_budget
@@ -150,20 +151,18 @@ def quantize_int8(
             cache_tmp.write_bytes(text.encode("utf-8"))
 
         kept_budget = tuple(budget["kept"]) if budget and budget.get("kept") else ()
-        details = {
-            "calibration": {
-                "method": method.value,
-                "percentile": percentile if method is Method.PERCENTILE else None,
-                **calib.details,
-            },
-            "quantization": _quantization_details(
-                target, plan, counts, excluded, kept_budget, policy
+        details = Int8QuantizeDetails(
+            calibration=Int8Calibration(
+                method=method.value,
+                percentile=percentile if method is Method.PERCENTILE else None,
+                run=calib.details,
             ),
-            "accuracy_budget": budget,
-            "tensorrt_calibration_cache": trt_cache.name if trt_cache is not None else None,
-            "tensorrt_calibration_cache_version": trt_version if trt_cache else None,
-            "seconds": {k: round(v, 3) for k, v in timings.items()},
-        }
+            quantization=_quantization_details(target, plan, counts, excluded, kept_budget, policy),
+            accuracy_budget=budget,
+            tensorrt_calibration_cache=trt_cache.name if trt_cache is not None else None,
+            tensorrt_calibration_cache_version=trt_version if trt_cache else None,
+            seconds={k: round(v, 3) for k, v in timings.items()},
+        )
         inputs = [source.input_ref()]
         if options.calib_cache is not None:
             inputs.append(InputRef.of("calibration_cache", options.calib_cache))
