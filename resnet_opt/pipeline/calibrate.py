@@ -17,9 +17,9 @@ from resnet_opt.pipeline.quantize_options import QuantizeOptions
 from resnet_opt.pipeline.quantize_source import QuantizeSource
 
 if TYPE_CHECKING:
-    from resnet_opt.calibration.collect import ProgressCallback
     from resnet_opt.calibration.data import DataSource
     from resnet_opt.calibration.histogram import Statistics
+    from resnet_opt.core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 

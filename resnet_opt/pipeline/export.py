@@ -45,6 +45,7 @@ from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.core.fields import take_choices
 from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest, write_manifest
+from resnet_opt.core.naming import Option, OptionUsageError
 from resnet_opt.core.stage_details import (
     DefaultModelNote,
     ExportBatchNorm,
@@ -52,9 +53,9 @@ from resnet_opt.core.stage_details import (
     KeptBatchNorm,
     TensorDescription,
 )
-from resnet_opt.core.validation import check_fits
+from resnet_opt.core.validation import check_fits, positive_count
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, UsageError, first_line
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import count_ops, drop_unused_initializers, save_onnx
 from resnet_opt.measure.scoring import Tally
 from resnet_opt.models.contract import ContractOptions, resolve_contract
@@ -67,7 +68,7 @@ from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, ModuleInMemory, To
 if TYPE_CHECKING:
     import onnx
 
-    from resnet_opt.calibration.collect import ProgressCallback
+    from resnet_opt.core.progress import ProgressCallback
     from resnet_opt.models.sources import LoadedModel
     from resnet_opt.runners.base import Runner
 
@@ -130,17 +131,17 @@ class ExportOptions:
         opset = self.resolved_opset
         if opset not in self.exporter.opsets:
             span = self.exporter.opsets
-            raise UsageError(
-                f"--opset {opset}: the {self.exporter.value} exporter writes opsets "
-                f"{span.start}–{span.stop - 1}"
+            raise OptionUsageError(
+                "opset",
+                f" {opset}: the {self.exporter.value} exporter writes opsets "
+                f"{span.start}–{span.stop - 1}",
             )
         if not (math.isfinite(self.tolerance) and self.tolerance > 0):
-            raise UsageError(f"--tolerance must be a positive number, not {self.tolerance}")
-        for name, value in (("--batch", self.batch), ("--data-samples", self.data_samples)):
-            if value is not None and value < 1:
-                raise UsageError(f"{name} must be positive, not {value}")
-        if self.num_classes is not None and self.num_classes < 1:
-            raise UsageError(f"--num-classes must be positive, not {self.num_classes}")
+            raise OptionUsageError("tolerance", f" must be a positive number, not {self.tolerance}")
+        for name in ("batch", "data_samples", "num_classes"):
+            value = getattr(self, name)
+            if value is not None:
+                positive_count(value, Option(name))
 
 
 def model_spec(source: str | Path | None) -> str | None:

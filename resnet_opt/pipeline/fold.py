@@ -48,7 +48,7 @@ from resnet_opt.pipeline.verify import (
 if TYPE_CHECKING:
     import onnx
 
-    from resnet_opt.calibration.collect import ProgressCallback
+    from resnet_opt.core.progress import ProgressCallback
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

@@ -32,7 +32,7 @@ from resnet_opt.pipeline.quantize_options import (
 from resnet_opt.pipeline.quantize_source import QuantizeSource
 
 if TYPE_CHECKING:
-    from resnet_opt.calibration.collect import ProgressCallback
+    from resnet_opt.core.progress import ProgressCallback
 
 
 def quantize_fp16(

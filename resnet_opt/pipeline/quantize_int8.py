@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.manifest import InputRef, Precision, write_manifest
+from resnet_opt.core.naming import OptionError
 from resnet_opt.core.stage_details import Int8Calibration, Int8QuantizeDetails
-from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import save_onnx
 from resnet_opt.pipeline.accuracy_budget import meet_budget
 from resnet_opt.pipeline.calibrate import calibrate
@@ -44,9 +44,9 @@ from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, default_policy
 if TYPE_CHECKING:
     import numpy as np
 
-    from resnet_opt.calibration.collect import ProgressCallback
     from resnet_opt.calibration.histogram import Statistics
     from resnet_opt.calibration.ranges import Method, TensorRange
+    from resnet_opt.core.progress import ProgressCallback
     from resnet_opt.quantization.weights import WeightPolicy
 
 DEFAULT_TENSORRT_VERSION = "10.3.0"  # JetPack 6.1/6.2: the TensorRT whose DLA reads the cache
@@ -83,9 +83,12 @@ def quantize_int8(
     excluded = exclusions(view, options.exclude, placement.excludable_layers(view))
     calib_spec = calibration_spec(options, source.contract)
     if calib_spec is None:
-        raise ResnetOptError(
-            f"{source.path}: int8 needs calibration data: give --calib DATA (an image folder or a "
-            ".npy/.npz file preprocessed by the model's contract)"
+        raise OptionError(
+            "calib",
+            lambda n: (
+                f"{source.path}: int8 needs calibration data: give {n.option('calib')} "
+                "DATA (an image folder or a .npy/.npz file preprocessed by the model's contract)"
+            ),
         )
     eval_spec = evaluation_spec(options, source.contract)
     trt_cache = tensorrt_cache_path(output) if target is QdqTarget.TENSORRT else None
