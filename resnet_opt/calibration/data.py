@@ -221,10 +221,7 @@ def check_modes(source: DataSource, contract: PreprocessContract) -> None:
     for index, path in enumerate(files):
         mode = images.header_mode(path)
         if mode is not None and mode != target:
-            raise images.ImageModeError(
-                f"{source.sample_name(index)}: {mode} image, the model takes {target} (--strict "
-                "refuses converting; leave --strict off to convert as torchvision does)"
-            )
+            raise images.ImageModeError(source.sample_name(index), mode, target)
 
 
 def report_conversions(source: DataSource, contract: PreprocessContract, stage: str) -> str | None:
