@@ -31,6 +31,7 @@ from resnet_opt.core.fields import take_choices
 from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
+    Precision,
     Stage,
     check_artifact_hash,
     read_manifest,
@@ -63,6 +64,7 @@ from resnet_opt.runners.onnxruntime import (
 
 if TYPE_CHECKING:
     from resnet_opt.core.contract import PreprocessContract
+    from resnet_opt.pipeline.quantize_options import QuantizeOptions
 
 NCHWC_TRANSFORMER = "NchwcTransformer"
 SUFFIXES = {OrtFormat.ONNX: ".onnx", OrtFormat.ORT: ".ort"}
@@ -295,6 +297,16 @@ __all__ = [
     "build_onnxruntime",
     "cpu_description",
 ]
+
+
+def builds_for(variant: QuantizeOptions | None) -> bool:
+    """Whether `run` builds an ORT artifact of the FP32 model (None) or of a [[quantize]]
+    variant: the FP32 and the INT8 in the CPU's Q/DQ layout (its unit names this rule)."""
+    from resnet_opt.quantization.plan import QdqTarget
+
+    if variant is None:
+        return True
+    return variant.precision is Precision.INT8 and variant.target is QdqTarget.CPU
 
 
 def summary_lines(manifest: Manifest, output: Path) -> list[str]:

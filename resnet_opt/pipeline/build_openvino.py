@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.fields import take_choices
@@ -69,6 +69,9 @@ from resnet_opt.runners.openvino import (
     compile_config,
     ov_message,
 )
+
+if TYPE_CHECKING:
+    from resnet_opt.pipeline.quantize_options import QuantizeOptions
 
 
 class OvForm(str, Enum):
@@ -353,3 +356,27 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
         f"  vs {check['reference']}: max abs error {check['max_abs_error']:.2e}, top-1 "
         f"agreement {check['top1_agreement']:.1f}% on {check['samples']} random inputs",
     ]
+
+
+# -- what `run` asks of this backend (its unit names these) -----------------------------------
+
+
+def builds_for(variant: QuantizeOptions | None) -> bool:
+    """Whether `run` builds OpenVINO IR of the FP32 model (None) or of a [[quantize]] variant:
+    the FP32 and the INT8 in TensorRT's Q/DQ layout (one INT8 file serves GPU and CPU)."""
+    from resnet_opt.quantization.plan import QdqTarget
+
+    if variant is None:
+        return True
+    tensorrt_layout = variant.target in (None, QdqTarget.TENSORRT)
+    return variant.precision is Precision.INT8 and tensorrt_layout
+
+
+def why_cannot_build() -> str | None:
+    """Why this machine cannot build OpenVINO IR (None: it can), for `run` to skip the stage."""
+    from resnet_opt.deps import probe
+
+    version, why = probe("openvino")
+    if version is None:
+        return f"no OpenVINO ({why}); install resnet-opt[openvino]"
+    return None

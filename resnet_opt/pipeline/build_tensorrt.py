@@ -14,12 +14,13 @@ import dataclasses
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
+    Precision,
     Stage,
     check_artifact_hash,
     read_manifest,
@@ -32,6 +33,9 @@ from resnet_opt.jetson.facts import manifest_facts
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 from resnet_opt.tensorrt.profiles import derive_profile, profile_shapes
+
+if TYPE_CHECKING:
+    from resnet_opt.pipeline.quantize_options import QuantizeOptions
 
 log = logging.getLogger("resnet_opt.build")
 
@@ -218,14 +222,14 @@ def _verify(
     from resnet_opt.deps import probe
     from resnet_opt.pipeline.verify import compare_runners, random_batches
     from resnet_opt.runners.onnxruntime import open_onnxruntime
-    from resnet_opt.runners.tensorrt import TensorRtRunner
+    from resnet_opt.runners.tensorrt import open_tensorrt
 
     version, problem = probe("pycuda.driver")
     if version is None:
         return {"skipped": f"pycuda is not available ({problem}); the engine was not run"}
     with (
         open_onnxruntime(source) as reference,
-        TensorRtRunner(plan, manifest=manifest, device=device) as engine,
+        open_tensorrt(plan, manifest=manifest, device=device) as engine,
     ):
         spec = engine.inputs[0]
         shape = tuple(int(d) for d in spec.shape[1:] if isinstance(d, int))
@@ -261,3 +265,31 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     elif check.get("skipped"):
         lines.append(f"  engine not run: {check['skipped']}")
     return lines
+
+
+# -- what `run` asks of this backend (its unit names these) -----------------------------------
+
+
+def builds_for(variant: QuantizeOptions | None) -> bool:
+    """Whether `run` builds an engine of the FP32 model (None) or of a [[quantize]] variant:
+    the FP32, the FP16 and the INT8 in TensorRT's Q/DQ layout."""
+    from resnet_opt.quantization.plan import QdqTarget
+
+    if variant is None:
+        return True
+    tensorrt_layout = variant.target in (None, QdqTarget.TENSORRT)
+    return variant.precision is Precision.FP16 or tensorrt_layout
+
+
+def why_cannot_build() -> str | None:
+    """Why this machine cannot build an engine (None: it can), for `run` to skip the stage."""
+    from resnet_opt.deps import probe
+    from resnet_opt.tensorrt.device import probe_gpu
+
+    version, why = probe("tensorrt")
+    if version is None:
+        return f"no TensorRT ({why}); install resnet-opt[tensorrt] on a machine with a GPU"
+    gpu = probe_gpu()  # the probe build_tensorrt refuses a GPU-less machine by
+    if gpu.name is None:
+        return f"no CUDA GPU ({gpu.problem})"
+    return None
