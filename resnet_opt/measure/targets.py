@@ -37,6 +37,7 @@ __all__ = [
     "plan_targets",
     "target_of_artifact",
     "why_unavailable",
+    "with_built_targets",
 ]
 
 
@@ -145,6 +146,20 @@ def target_of_artifact(manifest: Manifest | None, name: str) -> Target | None:
     return build_target(manifest, name)
 
 
+def with_built_targets(
+    requested: Sequence[Target], artifacts: Sequence[tuple[str, Manifest | None]]
+) -> tuple[Target, ...]:
+    """`requested` and, after them, the target of each build artifact among `artifacts` (name,
+    manifest) that is not requested: `run` benches what it built on its own backend whatever
+    `bench.backends` names, by the same rule as `plan_targets`."""
+    wanted = list(requested)
+    for name, manifest in artifacts:
+        target = target_of_artifact(manifest, name)
+        if target is not None and target not in wanted:
+            wanted.append(target)
+    return tuple(wanted)
+
+
 def is_torch_source(manifest: Manifest) -> bool:
     """An FP32 export that records the PyTorch model it came from (the eager baseline)."""
     return (
@@ -181,12 +196,8 @@ def plan_targets(
     unavailable: Callable[[Target], str | None] = why_unavailable,
 ) -> TargetPlan:
     """Choose the targets of one artifact (module docstring: auto vs named backends)."""
-    built_for: Target | None = None
-    if manifest.stage is Stage.BUILD:
-        built_for = build_target(manifest, name)
-        natural: tuple[Target, ...] = (built_for,)
-    else:
-        natural = natural_targets(manifest)
+    built_for = target_of_artifact(manifest, name)
+    natural = (built_for,) if built_for is not None else natural_targets(manifest)
     chosen: list[Target] = []
     skipped: list[tuple[Target, str]] = []
     if requested is None:

@@ -426,19 +426,14 @@ class _Orchestrator:
 
     def bench(self, artifacts: Sequence[Path]) -> tuple[Path | None, str]:
         from resnet_opt.core.manifest import read_manifest
-        from resnet_opt.measure.targets import parse_targets, target_of_artifact
+        from resnet_opt.measure.targets import parse_targets, with_built_targets
 
         cfg = self.config.bench
         data = self._evaluation_data(artifacts[0])
         report_dir = self.folder / REPORT_DIR
         targets = parse_targets(cfg.backends)
         if targets is not None:  # the artifacts built here run on their own backend
-            wanted = list(targets)
-            for path in artifacts:
-                target = target_of_artifact(read_manifest(path), path.name)
-                if target is not None and target not in wanted:
-                    wanted.append(target)
-            targets = tuple(wanted)
+            targets = with_built_targets(targets, [(p.name, read_manifest(p)) for p in artifacts])
 
         def work() -> tuple[list[Path], str | None]:
             files = self._bench(artifacts, targets, data, report_dir)
