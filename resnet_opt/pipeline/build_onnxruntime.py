@@ -33,8 +33,6 @@ from resnet_opt.core.manifest import (
     Manifest,
     Precision,
     Stage,
-    check_artifact_hash,
-    read_manifest,
     stage_manifest,
     write_manifest,
 )
@@ -49,6 +47,7 @@ from resnet_opt.pipeline.verify import (
     compare_on_random_inputs,
 )
 from resnet_opt.runners.base import Backend
+from resnet_opt.runners.loaders import open_stage_input
 from resnet_opt.runners.onnxruntime import (
     CPU,
     GraphOptimization,
@@ -97,13 +96,9 @@ def build_onnxruntime(
 
     source, output = Path(source), Path(output)
     fmt = check_options(output, options)
+    parent = open_stage_input(source, output).manifest
     model = load_onnx(source)
-    if output.resolve() == source.resolve():
-        raise ResnetOptError(f"{output}: is the source model; write the artifact elsewhere")
     providers = resolve_providers([options.provider])
-    parent = read_manifest(source, required=False)
-    if parent is not None:  # never build a file its manifest does not describe
-        check_artifact_hash(source, parent)
     contract = parent.preprocessing if parent else None
     ort = require("onnxruntime")
     level = options.optimization

@@ -34,8 +34,6 @@ from resnet_opt.core.manifest import (
     Manifest,
     Precision,
     Stage,
-    check_artifact_hash,
-    read_manifest,
     stage_manifest,
     write_manifest,
 )
@@ -53,6 +51,7 @@ from resnet_opt.pipeline.verify import (
     verification_feed,
 )
 from resnet_opt.runners.base import Backend, run_batch, single_input
+from resnet_opt.runners.loaders import open_stage_input
 from resnet_opt.runners.onnxruntime import (
     OnnxRuntimeRunner,
     OrtFormat,
@@ -113,14 +112,10 @@ def build_openvino(
 
     source, output = Path(source), Path(output)
     form = check_options(output, options)
+    parent = open_stage_input(source, output).manifest
     onnx_model = load_onnx(source)
-    if output.resolve() == source.resolve():
-        raise ResnetOptError(f"{output}: is the source model; write the artifact elsewhere")
     ov = require("openvino")
     core = ov.Core()
-    parent = read_manifest(source, required=False)
-    if parent is not None:  # never build a file its manifest does not describe
-        check_artifact_hash(source, parent)
     precision = parent.precision if parent else precision_of(onnx_model)[0]
     model = _read(core, source)
     if options.batch is not None:

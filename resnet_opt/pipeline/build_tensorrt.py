@@ -22,14 +22,13 @@ from resnet_opt.core.manifest import (
     Manifest,
     Precision,
     Stage,
-    check_artifact_hash,
-    read_manifest,
     stage_manifest,
     write_manifest,
 )
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.jetson.facts import manifest_facts
+from resnet_opt.runners.loaders import open_stage_input
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 from resnet_opt.tensorrt.profiles import derive_profile, profile_shapes
@@ -59,13 +58,8 @@ def build_tensorrt(
     from resnet_opt.tensorrt.versions import capabilities
 
     source, output = Path(source), Path(output)
-    if output.resolve() == source.resolve():
-        raise ResnetOptError(f"{output}: the output would overwrite the input ONNX")
-    if not source.is_file():
-        raise ResnetOptError(f"{source}: no such file")
-    manifest = read_manifest(source)
+    manifest = open_stage_input(source, output, require_manifest=True).manifest
     assert manifest is not None
-    check_artifact_hash(source, manifest)
     facts = read_network(source, declared=manifest.precision)
     facts.check_tensorrt_layout()  # before TensorRT: its parser would not say why
     image = facts.image_input

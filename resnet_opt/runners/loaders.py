@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import Manifest, Stage, check_artifact_hash, read_manifest
 from resnet_opt.core.readers import describe_input
 from resnet_opt.errors import ResnetOptError
@@ -66,15 +67,44 @@ def open_artifact(
     """
     path = Path(path)
     if manifest is None:
-        problem = describe_input(path)
-        if problem is not None:
-            problem = "is a folder, not an artifact file" if path.is_dir() else problem
-            raise ResnetOptError(f"{path}: {problem}")
+        _check_file(path, "an artifact file")
         manifest = read_manifest(path, required=require_manifest or verify_hash)
     if verify_hash:
         assert manifest is not None
         check_artifact_hash(path, manifest)
     return OpenedArtifact(path, backend, manifest, _built_details(path, backend, manifest))
+
+
+@dataclass(frozen=True)
+class StageInput:
+    """The ONNX a stage reads, opened: its manifest (None: a model from elsewhere) and sha256."""
+
+    path: Path
+    manifest: Manifest | None
+    sha256: str
+
+
+def open_stage_input(source: Path, output: Path, *, require_manifest: bool = False) -> StageInput:
+    """The preamble of every stage that reads one ONNX and writes another (the three builds,
+    fold, quantize), in one wording: the output is not the source, the source is a file, its
+    manifest is read (required for a TensorRT build) and the file is checked against it, so a
+    stage never works from a file its manifest does not describe.
+    """
+    source, output = Path(source), Path(output)
+    if output.resolve() == source.resolve():
+        raise ResnetOptError(f"{output}: is the source model; write the output to another file")
+    _check_file(source, "an ONNX file")
+    manifest = read_manifest(source, required=require_manifest)
+    sha256 = sha256_file(source) if manifest is None else check_artifact_hash(source, manifest)
+    return StageInput(source, manifest, sha256)
+
+
+def _check_file(path: Path, kind: str) -> None:
+    """Refuse a missing file, a folder, a FIFO, /dev/null or a symlink loop in one line."""
+    problem = describe_input(path)
+    if problem is not None:
+        problem = f"is a folder, not {kind}" if path.is_dir() else problem
+        raise ResnetOptError(f"{path}: {problem}")
 
 
 def _built_details(path: Path, backend: Backend, manifest: Manifest | None) -> Mapping[str, Any]:
