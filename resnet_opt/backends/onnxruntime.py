@@ -39,4 +39,5 @@ UNIT = BackendUnit(
             }
         ),
     ),
+    runner_details="resnet_opt.runners.onnxruntime:OrtRunnerDetails",
 )

@@ -43,4 +43,5 @@ UNIT = BackendUnit(
             }
         ),
     ),
+    runner_details="resnet_opt.runners.openvino:OvRunnerDetails",
 )

@@ -54,4 +54,5 @@ UNIT = BackendUnit(
             }
         ),
     ),
+    runner_details="resnet_opt.runners.tensorrt:TensorRtRunnerDetails",
 )

@@ -25,6 +25,7 @@ from resnet_opt.backends.registry import Target, build_backends, targets_of, uni
 from resnet_opt.backends.spec import Natural, module_of
 from resnet_opt.core.manifest import Manifest, Precision, Stage
 from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.runners.loaders import runner_details
 
 __all__ = [
     "CUDA_PROVIDER",
@@ -126,10 +127,8 @@ def build_target(manifest: Manifest, name: str) -> Target:
         raise ResnetOptError(
             f"{name}: its build manifest names backend {named!r}, which bench does not know"
         )
-    options = manifest.details.get("runner") or {}
-    if not isinstance(options, Mapping):
-        raise ResnetOptError(f"{name}: its build manifest's runner options are not a mapping")
-    providers = list(options.get("providers") or [])
+    details = runner_details(manifest, name)
+    providers = details.providers if details is not None else ()
     targets = targets_of(backend)
     chosen = targets[0]
     for target in targets:

@@ -54,6 +54,7 @@ from resnet_opt.runners.onnxruntime import (
     OnnxRuntimeRunner,
     OrtFormat,
     OrtProvider,
+    OrtRunnerDetails,
     OrtSettings,
     SessionFromOnnx,
     cpu_layout,
@@ -103,18 +104,18 @@ def build_onnxruntime(
     ort = require("onnxruntime")
     level = options.optimization
     hardware_specific = level is GraphOptimization.ALL and not options.portable
-    # OnnxRuntimeRunner's keyword arguments for loading the artifact as built
-    runner_options: dict[str, Any] = {
+    # how SessionFromArtifact loads the artifact as built
+    runner = OrtRunnerDetails(
         # the saved graph is final, except that a portable "all" build gets its layout at load
-        "optimization": (
-            GraphOptimization.ALL.value
+        optimization=(
+            GraphOptimization.ALL
             if level is GraphOptimization.ALL and options.portable
-            else GraphOptimization.DISABLED.value
+            else GraphOptimization.DISABLED
         ),
-        "providers": providers,
-        "threads": options.threads,
-        "model_format": fmt.value,
-    }
+        providers=tuple(providers),
+        threads=options.threads,
+        model_format=fmt,
+    )
     with staged_outputs(force=force) as staged:
         tmp, tmp_manifest = staged.add_with_manifest(output)
         started = time.perf_counter()
@@ -136,7 +137,7 @@ def build_onnxruntime(
         build_seconds = time.perf_counter() - started
         if tmp.stat().st_size == 0:
             raise ResnetOptError(f"{source}: ONNX Runtime wrote no optimized model")
-        comparison, feed = _verify(source, tmp, options, providers, runner_options, contract)
+        comparison, feed = _verify(source, tmp, options, runner, contract)
         if not comparison.passed:
             raise ResnetOptError(
                 f"{output.name}: outputs differ from {source.name} by up to "
@@ -156,7 +157,7 @@ def build_onnxruntime(
             "cpu": cpu_description(layout=cpu_layout()),
             "build_seconds": round(build_seconds, 3),
             "size_bytes": tmp.stat().st_size,
-            "runner": runner_options,
+            "runner": runner.to_dict(),
         }
         verification = {
             **comparison.to_dict(),
@@ -229,8 +230,7 @@ def _verify(
     source: Path,
     artifact: Path,
     options: OrtBuildOptions,
-    providers: list[str],
-    runner_options: dict[str, Any],
+    runner: OrtRunnerDetails,
     contract: PreprocessContract | None,
 ) -> tuple[Comparison, Feed]:
     """The artifact, loaded as the runner will load it, against the source as ORT runs it."""
@@ -240,7 +240,7 @@ def _verify(
                 source,
                 OrtSettings(
                     threads=options.threads,
-                    providers=tuple(providers),
+                    providers=runner.providers,
                     optimization=options.optimization,
                     model_format=OrtFormat.of(source),
                 ),
@@ -251,9 +251,9 @@ def _verify(
                 artifact,
                 OrtSettings(
                     threads=options.threads,
-                    providers=tuple(providers),
-                    optimization=GraphOptimization(runner_options["optimization"]),
-                    model_format=OrtFormat(runner_options["model_format"]),
+                    providers=runner.providers,
+                    optimization=runner.optimization or GraphOptimization.DISABLED,
+                    model_format=runner.model_format or OrtFormat.of(artifact),
                 ),
             )
         ) as candidate,
@@ -307,6 +307,8 @@ def builds_for(variant: QuantizeOptions | None) -> bool:
 def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     """What `build` tells a person about an ONNX Runtime artifact (stderr)."""
     d, check = manifest.details, manifest.verification
+    runner = OrtRunnerDetails.from_dict(d["runner"], source=output.name)
+    loads = runner.optimization.value if runner.optimization else GraphOptimization.ALL.value
     tied = (
         f"NCHWc layout for {d['cpu']['layout']} CPUs only"
         if d.get("hardware_specific")
@@ -315,7 +317,7 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     return [
         f"{output}: ONNX Runtime {d['format']} artifact, {manifest.precision.value}, "
         f"optimization {d['optimization']} ({tied}), {d['provider']}, "
-        f"{d['size_bytes'] / 1e6:.1f} MB; loads with optimization {d['runner']['optimization']}",
+        f"{d['size_bytes'] / 1e6:.1f} MB; loads with optimization {loads}",
         f"  vs {check['reference']}: max abs error {check['max_abs_error']:.2e}, top-1 "
         f"agreement {check['top1_agreement']:.1f}% on {check['samples']} random inputs",
     ]

@@ -64,6 +64,7 @@ from resnet_opt.runners.openvino import (
     OpenVinoRunner,
     OvKind,
     OvPrecision,
+    OvRunnerDetails,
     OvSettings,
     compile_config,
     ov_message,
@@ -148,12 +149,8 @@ def build_openvino(
             source, candidate, options, precision, parent.preprocessing if parent else None
         )
         version = str(ov.__version__)
-        # OpenVinoRunner's keyword arguments for loading the artifact as built
-        runner_options: dict[str, Any] = {
-            "device": options.device,
-            "precision": options.precision.value,
-            "threads": options.threads,
-        }
+        # how ModelFromArtifact loads the artifact as built
+        runner = OvRunnerDetails(options.device, options.precision, options.threads)
         details: dict[str, Any] = {
             "backend": Backend.OPENVINO.value,
             "jetson_facts": manifest_facts(),  # module, power mode, clocks (None off a Jetson)
@@ -170,7 +167,7 @@ def build_openvino(
             "cpu": cpu_description(layout=None),
             "build_seconds": round(build_seconds, 3),
             "size_bytes": tmp.stat().st_size,
-            "runner": runner_options,
+            "runner": runner.to_dict(),
         }
         if tmp_weights is not None:
             details["weights"] = {

@@ -50,6 +50,7 @@ def build_tensorrt(
 ) -> Manifest:
     """Build a TensorRT plan of `source` at `output` (+ `output.json`) and return its manifest;
     the engine is run against the source unless `options.verify` is off."""
+    from resnet_opt.runners.tensorrt import TensorRtRunnerDetails
     from resnet_opt.tensorrt.compat import host_arch
     from resnet_opt.tensorrt.dla import check_cache_matches, plan_dla
     from resnet_opt.tensorrt.network import read_network
@@ -167,14 +168,13 @@ def build_tensorrt(
                 if result.timing_cache is None
                 else hashlib.sha256(result.timing_cache).hexdigest(),
             },
-            "runner": {
-                "backend": "tensorrt",
-                "input": image.name,
-                "outputs": [o.name for o in facts.outputs],
-                "batch": profile.to_dict(),
-                "version_compatible": spec.version_compatible,
-                "dla_core": spec.dla_core,
-            },
+            "runner": TensorRtRunnerDetails(
+                input=image.name,
+                outputs=tuple(o.name for o in facts.outputs),
+                batch=profile.to_dict(),
+                version_compatible=spec.version_compatible,
+                dla_core=spec.dla_core,
+            ).to_dict(),
         }
         built = stage_manifest(
             manifest,

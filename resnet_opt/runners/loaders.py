@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -23,6 +24,7 @@ from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Backend
 
 T_co = TypeVar("T_co", covariant=True)
+E = TypeVar("E", bound=Enum)
 
 
 class Loader(Protocol[T_co]):
@@ -121,3 +123,84 @@ def _built_details(path: Path, backend: Backend, manifest: Manifest | None) -> M
     if not isinstance(manifest.details.get("runner", {}), Mapping):
         raise ResnetOptError(f"{path}: its manifest's runner options are not an object")
     return manifest.details
+
+
+# -- a build manifest's details["runner"], typed per backend ------------------------------------
+
+RUNNER_KEY = "details.runner"
+_JSON = {
+    str: "a string",
+    int: "an integer",
+    bool: "true or false",
+    list: "a list",
+    dict: "an object",
+}
+
+
+class RunnerDetails(Protocol):
+    """A build manifest's `details["runner"]`: how the backend's loader opens the artifact as
+    built. One frozen dataclass per backend (its unit's `runner_details`), written with
+    `to_dict` (the JSON of schema v1) and read with `from_dict(data, source=...)`, which refuses
+    a value of the wrong type naming the manifest and the key (exit 1)."""
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The ONNX Runtime execution providers it loads with (empty: not ONNX Runtime)."""
+        ...
+
+    def to_dict(self) -> dict[str, object]: ...
+
+
+def runner_details(manifest: Manifest, source: str) -> RunnerDetails | None:
+    """The typed `details["runner"]` of a build manifest, by its backend's unit (None: not a
+    build, or a backend whose unit declares none)."""
+    from resnet_opt.backends.registry import Backend, unit
+    from resnet_opt.backends.spec import resolve
+
+    if manifest.stage is not Stage.BUILD:
+        return None
+    named = manifest.details.get("backend")
+    backend = next((b for b in Backend if b.value == named), None)
+    if backend is None or unit(backend).runner_details is None:
+        return None
+    raw = manifest.details.get("runner") or {}
+    if not isinstance(raw, Mapping):
+        raise ResnetOptError(f"{source}: its build manifest's runner options are not a mapping")
+    details: RunnerDetails = resolve(str(unit(backend).runner_details)).from_dict(
+        raw, source=source
+    )
+    return details
+
+
+def detail(data: Mapping[str, object], key: str, kind: type, source: str) -> Any:
+    """`data[key]` when it is of JSON type `kind` (bool is not an int), None when absent or
+    null (a manifest older than the key); else the one-line manifest error naming the key."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        got = _JSON.get(type(value), type(value).__name__)
+        raise ResnetOptError(f"{source}: {RUNNER_KEY}.{key} must be {_JSON[kind]}, not {got}")
+    return value
+
+
+def detail_choice(data: Mapping[str, object], key: str, enum: type[E], source: str) -> E | None:
+    """`data[key]` as a member of `enum` (None when absent), else the manifest error."""
+    text = detail(data, key, str, source)
+    if text is None:
+        return None
+    for member in enum:
+        if member.value == text:
+            return member
+    choices = ", ".join(str(m.value) for m in enum)
+    raise ResnetOptError(f"{source}: {RUNNER_KEY}.{key} = {text!r} (one of {choices})")
+
+
+def detail_names(data: Mapping[str, object], key: str, source: str) -> tuple[str, ...] | None:
+    """`data[key]` as a list of strings (None when absent), else the manifest error."""
+    values = detail(data, key, list, source)
+    if values is None:
+        return None
+    if not all(isinstance(v, str) for v in values):
+        raise ResnetOptError(f"{source}: {RUNNER_KEY}.{key} must be a list of strings")
+    return tuple(values)

@@ -39,7 +39,7 @@ from resnet_opt.cuda.pycuda_api import Context, DeviceAllocation, Stream, load_d
 from resnet_opt.deps import probe, require
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
-from resnet_opt.runners.loaders import open_artifact
+from resnet_opt.runners.loaders import RUNNER_KEY, detail, detail_names, open_artifact
 from resnet_opt.tensorrt.compat import check_engine_compatible
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.profiles import BatchProfile, profile_of
@@ -99,6 +99,50 @@ class _ShapeGraph:
     def __init__(self, context: trt.IExecutionContext) -> None:
         self.context = context
         self.graph: CudaGraph | None = None
+
+
+@dataclass(frozen=True)
+class TensorRtRunnerDetails:
+    """`details["runner"]` of a `build tensorrt` manifest: the engine's I/O as built (what a
+    runner on another machine, or a reader of the manifest, can know without TensorRT). The
+    runner itself checks the plan against the manifest's device and version facts."""
+
+    input: str | None = None
+    outputs: tuple[str, ...] = ()
+    batch: Mapping[str, int] | None = None  # the batch profile: min, opt, max
+    version_compatible: bool | None = None
+    dla_core: int | None = None
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return ()  # not ONNX Runtime
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "backend": "tensorrt",
+            "input": self.input,
+            "outputs": list(self.outputs),
+            "batch": None if self.batch is None else dict(self.batch),
+            "version_compatible": self.version_compatible,
+            "dla_core": self.dla_core,
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, object], *, source: str = "manifest"
+    ) -> TensorRtRunnerDetails:
+        batch = detail(data, "batch", dict, source)
+        if batch is not None and not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in batch.values()
+        ):
+            raise ResnetOptError(f"{source}: {RUNNER_KEY}.batch must map min/opt/max to integers")
+        return cls(
+            input=detail(data, "input", str, source),
+            outputs=detail_names(data, "outputs", source) or (),
+            batch=batch,
+            version_compatible=detail(data, "version_compatible", bool, source),
+            dla_core=detail(data, "dla_core", int, source),
+        )
 
 
 @dataclass(frozen=True)
