@@ -119,3 +119,10 @@ def test_build_subcommands_are_listed_in_the_units_order() -> None:
     assert [build_part(b).listed for b in build_backends()] == sorted(
         build_part(b).listed for b in build_backends()
     )
+
+
+def test_every_target_is_a_valid_report_backend() -> None:
+    from resnet_opt.report.schema import json_schema
+
+    allowed = json_schema()["$defs"]["backend"]["enum"]
+    assert sorted(allowed) == sorted(t.value for t in Target)

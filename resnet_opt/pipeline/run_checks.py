@@ -166,8 +166,9 @@ def _check_builds(config: RunConfig) -> None:
 
 
 def _check_build(name: str, options: Any, check: Callable[[Path, Any], object], out: str) -> None:
-    v.threads(options.threads, _key(f"build.{name}.threads"))
-    for i, dim in enumerate(options.input_shape or ()):
+    # threads and input_shape: the fields the CPU builds share, checked where a backend has them
+    v.threads(getattr(options, "threads", None), _key(f"build.{name}.threads"))
+    for i, dim in enumerate(getattr(options, "input_shape", None) or ()):
         v.positive_int(dim, _key(f"build.{name}.input_shape[{i}]"))
     try:
         check(Path(out), options)
