@@ -34,6 +34,7 @@ from resnet_opt.calibration.histogram import (
     check_bins,
 )
 from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.quantization.ops import calibrated_ops, float_data_ops
 
 if TYPE_CHECKING:
     import onnx
@@ -42,23 +43,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Ops whose float inputs and outputs either quantize target may put Q/DQ on.
-CALIBRATED_OPS = frozenset(
-    {
-        "Conv",
-        "Gemm",
-        "MatMul",
-        "Add",
-        "Relu",
-        "Clip",
-        "MaxPool",
-        "AveragePool",
-        "GlobalAveragePool",
-        "Flatten",
-        "Reshape",
-        "Concat",
-    }
-)
+# Ops whose float inputs and outputs a quantize target may put Q/DQ on (declared per op kind in
+# quantization/ops.py, `OpKind.calibrated`).
+CALIBRATED_OPS = calibrated_ops()
+FLOAT_DATA_OPS = float_data_ops()  # ops whose data tensors are float (Conv, Gemm)
 # Exposed activation bytes one ONNX Runtime run may hold (outputs are alive together).
 DEFAULT_ACTIVATION_BUDGET = 512 * 2**20
 MAX_RUN_BATCH = 64
@@ -124,7 +112,7 @@ def calibration_tensors(model: onnx.ModelProto) -> list[str]:
         if elem is not None:
             return elem == float_type
         # type unknown: only where a float-only op produces or consumes it as data
-        return node is not None and node.op_type in ("Conv", "Gemm")
+        return node is not None and node.op_type in FLOAT_DATA_OPS
 
     order: list[str] = []
     seen: set[str] = set()

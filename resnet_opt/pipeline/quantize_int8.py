@@ -37,7 +37,7 @@ from resnet_opt.pipeline.quantize_options import (
     evaluation_spec,
 )
 from resnet_opt.pipeline.quantize_source import QuantizeSource
-from resnet_opt.quantization.plan import Placement, Plan, QdqTarget
+from resnet_opt.quantization.plan import Plan, QdqTarget
 from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, default_policy
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ def quantize_int8(
 ) -> QuantizeResult:
     from resnet_opt.calibration.ranges import DEFAULT_PERCENTILE, Method
     from resnet_opt.calibration.tensorrt_cache import format_tensorrt_cache
+    from resnet_opt.quantization import placements
     from resnet_opt.quantization.graph_rules import GraphView, prepare
     from resnet_opt.quantization.qdq import apply_plan
 
@@ -76,7 +77,7 @@ def quantize_int8(
     percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
     prepared = prepare(source.model, str(source.path), int8=True)
     view = GraphView(prepared)
-    placement = _placement(target)
+    placement = placements.placement(target)
     place = placement.place
     candidates = placement.candidate_layers(view)
     excluded = exclusions(view, options.exclude, placement.excludable_layers(view))
@@ -179,16 +180,6 @@ def quantize_int8(
         )
         write_manifest(manifest_tmp, manifest)
     return QuantizeResult(output, manifest, trt_cache)
-
-
-def _placement(target: QdqTarget) -> Placement:
-    from resnet_opt.quantization import placement_cpu, placement_openvino, placement_tensorrt
-
-    if target is QdqTarget.CPU:
-        return placement_cpu
-    if target is QdqTarget.OPENVINO:
-        return placement_openvino
-    return placement_tensorrt
 
 
 def _channel_means(stats: Statistics) -> dict[str, np.ndarray]:
