@@ -10,8 +10,8 @@ import pytest
 
 from resnet_opt.calibration import collect
 from resnet_opt.quantization import ops
-from resnet_opt.quantization.emulate import kernels
 from resnet_opt.quantization.plan import QdqTarget
+from tests.emulate import kernels
 
 KINDS = sorted(ops.OPS)
 

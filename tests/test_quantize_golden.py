@@ -139,7 +139,7 @@ def _sha(data: bytes | str) -> str:
 
 def fingerprint(model: onnx.ModelProto) -> dict[str, object]:
     """What every part of the int8 path says about `model`, hashed where it is long."""
-    from resnet_opt.quantization.emulate import Arithmetic, rewrite
+    from tests.emulate import Arithmetic, rewrite
 
     tensors = calibration_tensors(model)
     prepared = prepare(model, "model")

@@ -34,6 +34,7 @@ from resnet_opt.calibration.histogram import (
     check_bins,
 )
 from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.graph import tensor_types_and_shapes
 from resnet_opt.quantization.ops import calibrated_ops, float_data_ops
 
 if TYPE_CHECKING:
@@ -65,34 +66,6 @@ def constant_tensors(graph: onnx.GraphProto) -> set[str]:
         if node.op_type == "Constant" or (inputs and all(n in constant for n in inputs)):
             constant.update(out for out in node.output if out)
     return constant
-
-
-def tensor_types_and_shapes(
-    model: onnx.ModelProto,
-) -> tuple[dict[str, int], dict[str, list[int | None]]]:
-    """Element type and shape of every tensor whose type ONNX shape inference can tell (shape
-    dims None where not fixed); where inference fails, what the model's own value_info says."""
-    import onnx
-
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-    except Exception as exc:  # inference is best effort; the model's own value_info remains
-        log.debug("shape inference failed (%s); using the model's value_info only", exc)
-        inferred = model
-    types: dict[str, int] = {}
-    shapes: dict[str, list[int | None]] = {}
-    graph = inferred.graph
-    for info in (*graph.input, *graph.output, *graph.value_info):
-        tensor_type = info.type.tensor_type
-        if tensor_type.elem_type:
-            types[info.name] = tensor_type.elem_type
-        if tensor_type.HasField("shape"):
-            shapes[info.name] = [
-                d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim
-            ]
-    for init in graph.initializer:
-        types[init.name] = init.data_type
-    return types, shapes
 
 
 def calibration_tensors(model: onnx.ModelProto) -> list[str]:

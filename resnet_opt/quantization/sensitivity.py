@@ -152,7 +152,7 @@ class AccuracyProbe:
 def layer_macs(model: onnx.ModelProto) -> dict[str, int]:
     """Multiply-accumulates per sample of each layer whose op kind counts them (Conv, Gemm:
     `ops.Sensitivity.macs_per_output`) and whose shapes inference can tell."""
-    from resnet_opt.calibration.collect import tensor_types_and_shapes
+    from resnet_opt.graph import tensor_types_and_shapes
     from resnet_opt.quantization.ops import macs_rule
 
     _, shapes = tensor_types_and_shapes(model)  # best effort: MACs are a report figure

@@ -16,6 +16,12 @@ Add, pooling) runs in float with onnx's reference evaluator. The reduction order
 NHWC convolution (kernel row, kernel column, then input channel innermost: ONNX Runtime runs its
 int8 convolutions in NHWC), and a Gemm's is its input features. The result does not depend on the
 CPU the emulation runs on: integers are exact in float64.
+
+Test and benchmark tooling, not part of the installed package: no stage uses it (the saturation
+warning reads manifests, `quantization/saturation.py`); `tests/test_emulate.py` and the
+benchmarks `cpu_int8.py` and `avx2_accuracy.py` (which put the checkout on `sys.path`) do.
+Which ops become integer kernels is declared per op kind (`quantization/ops.py`, `emulation`);
+their implementations are `_ops()` here.
 """
 
 from __future__ import annotations
