@@ -78,9 +78,11 @@ def test_every_op_says_how_the_emulation_runs_it(op: str) -> None:
         assert cpu is None or not cpu.weight, f"{op}: int8 weights on the cpu, not emulated"
 
 
-def test_every_layout_has_a_placement_module() -> None:
-    from resnet_opt.quantization.placements import placement
+def test_every_layout_is_declared_with_its_placement_module() -> None:
+    from resnet_opt.quantization.layouts import LAYOUTS, placement
 
+    assert set(LAYOUTS) == set(QdqTarget)
     for target in QdqTarget:
+        assert LAYOUTS[target].target is target
         module = placement(target)
         assert module.TARGET is target

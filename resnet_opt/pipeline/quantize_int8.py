@@ -42,6 +42,7 @@ from resnet_opt.pipeline.quantize_options import (
     evaluation_spec,
 )
 from resnet_opt.pipeline.quantize_source import QuantizeSource
+from resnet_opt.quantization import layouts
 from resnet_opt.quantization.plan import Plan, QdqTarget
 from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, default_policy
 
@@ -72,7 +73,6 @@ def quantize_int8(
 ) -> QuantizeResult:
     from resnet_opt.calibration.ranges import DEFAULT_PERCENTILE, Method
     from resnet_opt.calibration.tensorrt_cache import format_tensorrt_cache
-    from resnet_opt.quantization import placements
     from resnet_opt.quantization.graph_rules import GraphView, prepare
     from resnet_opt.quantization.qdq import apply_plan
 
@@ -82,7 +82,7 @@ def quantize_int8(
     percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
     prepared = prepare(source.model, str(source.path), int8=True)
     view = GraphView(prepared)
-    placement = placements.placement(target)
+    placement = layouts.placement(target)
     place = placement.place
     candidates = placement.candidate_layers(view)
     excluded = exclusions(view, options.exclude, placement.excludable_layers(view))
@@ -93,7 +93,7 @@ def quantize_int8(
             ".npy/.npz file preprocessed by the model's contract)"
         )
     eval_spec = evaluation_spec(options, source.contract)
-    trt_cache = tensorrt_cache_path(output) if target is QdqTarget.TENSORRT else None
+    trt_cache = tensorrt_cache_path(output) if layouts.layout(target).tensorrt_cache else None
     trt_version = options.tensorrt_version or DEFAULT_TENSORRT_VERSION
 
     timings: dict[str, float] = {}
@@ -202,7 +202,7 @@ def _ranges(
         stats,
         method,
         percentile=percentile,
-        uint8_when_nonnegative=target in (QdqTarget.CPU, QdqTarget.OPENVINO),
+        uint8_when_nonnegative=layouts.layout(target).unsigned_activations,
     )
 
 
@@ -214,22 +214,16 @@ def _quantization_details(
     kept_budget: tuple[str, ...],
     policy: WeightPolicy,
 ) -> QuantizationDetails:
-    cpu = target is QdqTarget.CPU
-    openvino = target is QdqTarget.OPENVINO
+    layout = layouts.layout(target)
+    words = layout.words
     weights = dict(counts.get("weights", {}))
     written = QdqCounts.from_dict({k: v for k, v in counts.items() if k != "weights"})
     correction = weights.get("bias_correction")
     return QuantizationDetails(
         target=target.value,
         format="QDQ",
-        activation_type="uint8" if cpu else "uint8 or int8" if openvino else "int8",
-        activation_zero_point=(
-            "0 for non-negative tensors ([0, amax] → [0, 255]), 128 for signed ones"
-            if cpu
-            else "0 (u8 [0, amax] for non-negative tensors, symmetric s8 for signed ones)"
-            if openvino
-            else "0 (symmetric)"
-        ),
+        activation_type=words.activation_type,
+        activation_zero_point=words.activation_zero_point,
         activation_scales="per-tensor",
         weight_type="int8",
         weight_range=(-policy.weight_max, policy.weight_max),
@@ -239,18 +233,14 @@ def _quantization_details(
         safe_pairs=policy.safe_pairs,
         # the u8×s8 pair sums fit int16 on CPUs without VNNI (None: tensorrt, which
         # accumulates in int32)
-        saturation_safe=policy.saturation_safe if (cpu or openvino) else None,
+        saturation_safe=policy.saturation_safe if layout.cpu_kernels else None,
         seven_bit_layers=tuple(weights.get("seven_bit_layers", [])),
         pairs_moved=int(weights.get("pairs_moved", 0)),
         bias_correction=None if correction is None else BiasCorrection.from_dict(correction),
-        weight_storage=(
-            "int8 initializers + DequantizeLinear (scale only, no zero point)"
-            if openvino
-            else "int8 initializers + DequantizeLinear"
-        ),
+        weight_storage=words.weight_storage,
         per_channel_weights=True,
         weight_axis="output channel (Conv axis 0)",
-        bias="int32 (DequantizeLinear)" if cpu else "float",
+        bias=words.bias,
         counts=written,
         layers=plan.layers,
         excluded=tuple(sorted(excluded)),
