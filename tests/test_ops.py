@@ -86,3 +86,22 @@ def test_every_layout_is_declared_with_its_placement_module() -> None:
         assert LAYOUTS[target].target is target
         module = placement(target)
         assert module.TARGET is target
+
+
+def test_architecture_md_names_files_that_exist() -> None:
+    """The per-change file lists in ARCHITECTURE.md name real files (a move updates them)."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    text = (root / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    section = text.split("## Where a new quantizable op or int8 layout goes", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    named = set(re.findall(r"`((?:quantization|cli|tests)/[\w/]+\.py)`", section))
+    assert {"quantization/ops.py", "quantization/layouts.py", "tests/emulate.py"} <= named
+    missing = [
+        name
+        for name in sorted(named)
+        if not (root / name).is_file() and not (root / "resnet_opt" / name).is_file()
+    ]
+    assert not missing, missing
