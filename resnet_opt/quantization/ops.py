@@ -9,14 +9,14 @@ For each ONNX op type, one `OpKind` says
   where an input's pair moves to) or `None`: that layout leaves it in float. The placements
   (`placement_tensorrt`, `placement_cpu`, `placement_openvino`) walk the graph with `select`
   and write what the rules say; what is the same for every op of a layout (how tensors are
-  ordered, scales and zero points) stays in the layout's module;
+  ordered, shared ranges) stays in the layout's module, its number formats in `layouts.py`;
 - `weight_axis`: the output-channel axis of its constant weight (input 1), when it has one;
 - `sensitivity`: whether `--accuracy-budget` probes it, and how its MACs are counted;
-- `emulation`: the integer kernel `resnet_opt.testing.emulate` computes it with (None: the
+- `emulation`: the integer kernel `tests/emulate.py` computes it with (None: the
   emulation runs it in float).
 
 Adding an op (ORT's `operators/<op>.py` + a registry line) is one entry in `OPS`; adding a layout
-is a `QdqTarget` member, its placement module and one rule per op here
+is a `QdqTarget` member, its placement module, a `layouts.LAYOUTS` entry and one rule per op here
 (ARCHITECTURE.md, "Where a new quantizable op or int8 layout goes"). `tests/test_ops.py` checks
 that every entry declares each part.
 """

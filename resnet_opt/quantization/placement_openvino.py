@@ -17,6 +17,9 @@ benchmarks/reports/cpu_peers.md):
   classifier's input quantized on the pooled output, before its Flatten (as NNCF does);
 - activations u8 [0, amax] where calibration saw no negative value (after a Relu), symmetric
   s8 elsewhere (`qdq.activation_params`).
+
+The per-op rules (and the two moves above, `ops._before_max_pool` / `ops._before_flatten`) are
+this layout's column in `ops.OPS`; this module writes them as a plan.
 """
 
 from __future__ import annotations
