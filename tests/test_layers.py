@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "resnet_opt.cuda": 2,
     "resnet_opt.report": 2,
     "resnet_opt.environment": 3,
+    "resnet_opt.transforms": 3,  # pure graph rewrites (BN fold, constant folding, FP16 casts)
     "resnet_opt.runners": 4,
     "resnet_opt.calibration.collect": 5,
     "resnet_opt.quantization": 5,
@@ -214,3 +215,23 @@ def test_architecture_md_states_the_same_layers() -> None:
             module = name if name == "resnet_opt" else f"resnet_opt.{name}"
             documented[module] = int(row[0])
     assert documented == LAYERS
+
+
+def test_the_package_imports_no_test_or_benchmark_tooling() -> None:
+    """Test tooling (the int8 emulation, `tests/emulate.py`) stays out of the installed package:
+    no module of it may import `tests` or `benchmarks`, which are not installed."""
+    found = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            found += [
+                f"{module}:{node.lineno} imports {n}"
+                for n in names
+                if n.split(".")[0] in ("tests", "benchmarks")
+            ]
+    assert not found, "\n".join(found)

@@ -26,8 +26,6 @@ from resnet_opt.core.manifest import (
 )
 from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import load_onnx, precision_of, save_onnx
-from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
-from resnet_opt.pipeline.const_fold import fold_constants, list_initializers_as_inputs
 from resnet_opt.pipeline.verify import (
     Comparison,
     Feed,
@@ -35,6 +33,8 @@ from resnet_opt.pipeline.verify import (
     compare_on_random_inputs,
 )
 from resnet_opt.runners.loaders import open_stage_input
+from resnet_opt.transforms.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
+from resnet_opt.transforms.const_fold import fold_constants, list_initializers_as_inputs
 
 if TYPE_CHECKING:
     import onnx

@@ -10,14 +10,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from resnet_opt.core.quantization_details import QuantizationDetails, quantization_of
+
 if TYPE_CHECKING:
     from resnet_opt.core.manifest import Manifest
 
 
-def _bits(quant: Mapping[str, object]) -> str:
+def _bits(quant: QuantizationDetails) -> str:
     """', 7-bit [-64, 64]' for reduced-range weights (the cpu default), else nothing."""
-    limits = quant.get("weight_range")
-    if quant.get("reduce_range") and isinstance(limits, list):
+    limits = quant.weight_range
+    if quant.reduce_range and limits is not None:
         return f", 7-bit [{limits[0]}, {limits[1]}]"
     return ""
 
@@ -36,8 +38,8 @@ def gate_advice(manifest: Manifest) -> str:
     from resnet_opt.environment import cpu_int8_family
     from resnet_opt.quantization.saturation import saturates_on
 
-    quant = manifest.details.get("quantization")
-    if not isinstance(quant, Mapping):  # fp16
+    quant = quantization_of(manifest.details, manifest.artifact)
+    if quant is None:  # fp16
         return "--exclude NODE to keep the nodes that lose the most in fp32"
     family = cpu_int8_family()
     tips = []
@@ -51,7 +53,7 @@ def gate_advice(manifest: Manifest) -> str:
         "--accuracy-budget P, which keeps the most sensitive layers in higher precision",
         "--exclude NODE",
     ]
-    if quant.get("target") == "cpu":
+    if quant.target == "cpu":
         tips.append("on OpenVINO, the --target tensorrt file")
     return "; ".join(tips[:-1]) + "; or " + tips[-1]
 
@@ -60,16 +62,16 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     """The human summary of a quantize manifest (the CLI prints it on stderr)."""
     details, check = manifest.details, manifest.verification
     lines: list[str] = []
-    quant = details.get("quantization")
+    quant = quantization_of(details, manifest.artifact)
     calib = details.get("calibration") or (details.get("fp16") or {}).get("overflow_check", {}).get(
         "calibration"
     )
-    if isinstance(quant, Mapping):
+    if quant is not None:
         lines.append(
-            f"{output}: {manifest.precision.value}, {quant['target']} layout — "
-            f"{quant['int8_layers']} layers in int8, {quant['quantized_tensors']} activation "
-            f"Q/DQ pairs, {quant['int8_weights']} int8 weights (per channel{_bits(quant)}), "
-            f"bias {quant['bias']}"
+            f"{output}: {manifest.precision.value}, {quant.target} layout — "
+            f"{quant.counts.int8_layers} layers in int8, {quant.counts.quantized_tensors} "
+            f"activation Q/DQ pairs, {quant.counts.int8_weights} int8 weights (per channel"
+            f"{_bits(quant)}), bias {quant.bias}"
         )
     else:
         fp16 = details.get("fp16", {})
@@ -117,8 +119,8 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
             f"{len(budget['kept'])} layer(s) in higher precision{cost}: "
             f"{', '.join(budget['kept'])}"
         )
-    if isinstance(quant, Mapping) and quant.get("excluded"):
-        lines.append(f"  excluded: {', '.join(quant['excluded'])}")
+    if quant is not None and quant.excluded:
+        lines.append(f"  excluded: {', '.join(quant.excluded)}")
     gate = check.get("gate")
     if isinstance(gate, Mapping):
         lines.append(
