@@ -4,7 +4,7 @@ Why: x86 CPUs without VNNI add u8×s8 product pairs into int16 with saturation; 
 AMX) never shows it. Three ways to see it here, for every calibration method:
 
 - ONNX Runtime on this CPU (int32 accumulation);
-- the numpy emulation of the AVX2 arithmetic (resnet_opt/quantization/emulate.py);
+- the numpy emulation of the AVX2 arithmetic (tests/emulate.py);
 - ONNX Runtime's own AVX2 kernels, running under `qemu-x86_64 -cpu Haswell` (user-mode QEMU
   reports an AVX2-only CPU to ONNX Runtime's kernel dispatch; only results, not timings, mean
   anything there). Skipped, and said so, where qemu-x86_64 is not installed (`apt-get install
@@ -89,8 +89,8 @@ def main() -> None:
     from resnet_opt.pipeline.export import ExportOptions, export
     from resnet_opt.pipeline.quantize import quantize
     from resnet_opt.pipeline.quantize_options import QuantizeOptions
-    from resnet_opt.quantization.emulate import Arithmetic, Emulator
     from resnet_opt.quantization.plan import QdqTarget
+    from tests.emulate import Arithmetic, Emulator
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--methods", default=",".join(METHODS))

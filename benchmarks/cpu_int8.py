@@ -22,7 +22,7 @@ How:
   process. ONNX Runtime has no such switch, so no ONNX Runtime AVX2 speed is claimed.
 - Agreement with FP32 (random weights: top-1 agreement and logit error on generated images, as
   ONNX Runtime runs them here and under the numpy emulation of AVX2's saturating arithmetic,
-  resnet_opt/quantization/emulate.py).
+  tests/emulate.py).
 
     python benchmarks/cpu_int8.py                                  # reference run
     python benchmarks/cpu_int8.py --rounds 2 --calib-samples 8 --agreement-images 4 \\
@@ -210,7 +210,7 @@ def emulated(models: dict[str, Path], args: argparse.Namespace) -> dict[str, dic
     """Agreement with FP32 under the numpy emulation of AVX2's saturating int8 arithmetic."""
     import onnx
 
-    from resnet_opt.quantization.emulate import Arithmetic, Emulator
+    from tests.emulate import Arithmetic, Emulator
 
     x, expected = _reference(models, args, args.emulate_images)
     figures = {}

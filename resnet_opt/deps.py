@@ -11,20 +11,20 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+
+def _extras() -> dict[str, str]:
+    """Module name -> the extra of resnet-opt that installs it: each backend unit's `extras`
+    (torch, TensorRT and its CUDA layer, OpenVINO), and the stages' own."""
+    from resnet_opt.backends.registry import units
+
+    extras = {"torch": "export", "torchvision": "export", "onnxscript": "export"}
+    for unit in units():
+        extras.update(unit.extras)
+    return {**extras, "sklearn": "train", "timm": "timm"}
+
+
 # module name -> the extra of resnet-opt that installs it
-EXTRA_FOR_MODULE: dict[str, str] = {
-    "torch": "export",
-    "torchvision": "export",
-    "onnxscript": "export",
-    "tensorrt": "tensorrt-cu12",
-    "pycuda": "tensorrt-cu12",
-    "pycuda.driver": "tensorrt-cu12",
-    "cuda": "tensorrt-cu12",  # cuda-python's cuda-bindings, for CUDA graphs
-    "cuda.bindings.driver": "tensorrt-cu12",
-    "openvino": "openvino",
-    "sklearn": "train",
-    "timm": "timm",
-}
+EXTRA_FOR_MODULE: dict[str, str] = _extras()
 
 
 def _import(module: str) -> ModuleType:

@@ -6,6 +6,7 @@ so a missing file, a file that is not ONNX and a corrupt ONNX each give one clea
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +21,8 @@ from resnet_opt.errors import ResnetOptError, first_line
 
 if TYPE_CHECKING:
     import onnx
+
+log = logging.getLogger(__name__)
 
 TWO_GB = 2**31
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -201,3 +204,31 @@ def precision_of(
     else:
         precision = Precision.FP32
     return precision, int8, fp16
+
+
+def tensor_types_and_shapes(
+    model: onnx.ModelProto,
+) -> tuple[dict[str, int], dict[str, list[int | None]]]:
+    """Element type and shape of every tensor whose type ONNX shape inference can tell (shape
+    dims None where not fixed); where inference fails, what the model's own value_info says."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
+    except Exception as exc:  # inference is best effort; the model's own value_info remains
+        log.debug("shape inference failed (%s); using the model's value_info only", exc)
+        inferred = model
+    types: dict[str, int] = {}
+    shapes: dict[str, list[int | None]] = {}
+    graph = inferred.graph
+    for info in (*graph.input, *graph.output, *graph.value_info):
+        tensor_type = info.type.tensor_type
+        if tensor_type.elem_type:
+            types[info.name] = tensor_type.elem_type
+        if tensor_type.HasField("shape"):
+            shapes[info.name] = [
+                d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim
+            ]
+    for init in graph.initializer:
+        types[init.name] = init.data_type
+    return types, shapes

@@ -159,10 +159,15 @@ def test_tensorrt_timing_flags_are_checked_against_the_runner(
 ) -> None:
     # the TensorRT runner takes both
     check_tensorrt_flags(BenchOptions(cuda_graph=True, no_data_transfers=True))
+    from dataclasses import replace
+
+    from resnet_opt.backends import registry
     from resnet_opt.runners import base
 
     # a runner without them (here: ONNX Runtime's, registered in TensorRT's place) is refused
-    monkeypatch.setitem(base.RUNNERS, base.Backend.TENSORRT, base.RUNNERS[base.Backend.ONNXRUNTIME])
+    ort = registry.unit(base.Backend.ONNXRUNTIME).runner
+    swapped = replace(registry.unit(base.Backend.TENSORRT), runner=ort)
+    monkeypatch.setattr(base, "unit", lambda backend: swapped)
     with pytest.raises(ResnetOptError, match="--cuda-graph: this resnet-opt's TensorRT runner"):
         check_tensorrt_flags(BenchOptions(cuda_graph=True))
 

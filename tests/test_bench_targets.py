@@ -9,7 +9,14 @@ import pytest
 
 from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest
 from resnet_opt.errors import ResnetOptError
-from resnet_opt.measure.targets import Target, parse_targets, plan_targets, why_unavailable
+from resnet_opt.measure.targets import (
+    Target,
+    parse_targets,
+    plan_targets,
+    target_of_artifact,
+    why_unavailable,
+    with_built_targets,
+)
 from tests.benchkit import CONTRACT
 
 
@@ -113,6 +120,41 @@ def test_build_artifacts_run_on_their_own_backend(tmp_path: Path) -> None:
     unknown = _manifest(tmp_path, Stage.BUILD, Precision.FP32, {"backend": "tvm"})
     with pytest.raises(ResnetOptError, match="backend 'tvm'"):
         plan_targets("u.onnx", unknown, None, everything)
+
+
+@pytest.mark.parametrize(
+    ("details", "target"),
+    [
+        ({"backend": "tensorrt", "runner": {"backend": "tensorrt"}}, Target.TENSORRT),
+        ({"backend": "openvino", "runner": {"device": "CPU"}}, Target.OPENVINO),
+        ({"backend": "onnxruntime", "runner": {}}, Target.ONNXRUNTIME),
+        (
+            {
+                "backend": "onnxruntime",
+                "runner": {"providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider"]},
+            },
+            Target.ONNXRUNTIME_TENSORRT,
+        ),
+    ],
+)
+def test_one_rule_gives_a_build_artifact_its_target(
+    tmp_path: Path, details: dict[str, Any], target: Target
+) -> None:
+    """bench (plan_targets) and run (with_built_targets) read a build's target the same way:
+    from its manifest, never from its file name."""
+    built = _manifest(tmp_path, Stage.BUILD, Precision.FP32, details)
+    assert target_of_artifact(built, "b") is target
+    assert plan_targets("b", built, None, everything).targets == (target,)
+    assert with_built_targets((Target.TORCH,), [("b", built)]) == (Target.TORCH, target)
+    assert with_built_targets((target,), [("b", built)]) == (target,)
+
+
+def test_an_onnx_artifact_has_no_single_target(tmp_path: Path) -> None:
+    assert target_of_artifact(_manifest(tmp_path), "m.onnx") is None
+    assert target_of_artifact(None, "foreign.onnx") is None
+    assert with_built_targets((Target.OPENVINO,), [("m.onnx", _manifest(tmp_path))]) == (
+        Target.OPENVINO,
+    )
 
 
 def test_parse_targets() -> None:

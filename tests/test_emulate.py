@@ -2,7 +2,7 @@
 
 x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) add u8×s8 product pairs into int16 with
 saturation (VPMADDUBSW); VNNI/AMX machines, like the one these tests were written on, never show
-the loss. So the arithmetic is emulated in numpy (resnet_opt.quantization.emulate) and:
+the loss. So the arithmetic is emulated in numpy (tests.emulate) and:
 
 - the emulation's accumulation is checked against exact integer arithmetic (hypothesis);
 - the emulator itself is checked against ONNX Runtime on the CPU running the test, with the
@@ -33,7 +33,6 @@ from resnet_opt.core.manifest import read_manifest
 from resnet_opt.environment import cpu_int8_family
 from resnet_opt.pipeline.quantize import quantize
 from resnet_opt.pipeline.quantize_options import QuantizeOptions
-from resnet_opt.quantization.emulate import Arithmetic, Emulator, accumulate
 from resnet_opt.quantization.plan import QdqTarget
 from resnet_opt.quantization.qdq import (
     INT8_WEIGHT_MAX,
@@ -42,6 +41,7 @@ from resnet_opt.quantization.qdq import (
     quantize_weight,
     weight_scales,
 )
+from tests.emulate import Arithmetic, Emulator, accumulate
 
 # -- the arithmetic ------------------------------------------------------------------------------
 

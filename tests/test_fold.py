@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 
 from resnet_opt.graph import count_ops
-from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
+from resnet_opt.transforms.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
 
 OPSET = 17
 

@@ -30,8 +30,8 @@ from resnet_opt.core.manifest import (
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import count_ops
 from resnet_opt.pipeline import fold as fold_module
-from resnet_opt.pipeline.bn_fold import FoldResult
 from resnet_opt.pipeline.fold import FoldOptions, fold
+from resnet_opt.transforms.bn_fold import FoldResult
 from tests.test_fold import bn_node, bn_params, value
 
 runner = CliRunner()

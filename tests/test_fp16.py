@@ -12,7 +12,7 @@ from onnx import TensorProto, helper, numpy_helper
 from resnet_opt.core.manifest import Precision, read_manifest
 from resnet_opt.pipeline.quantize import quantize
 from resnet_opt.pipeline.quantize_options import QuantizeOptions
-from resnet_opt.quantization import fp16
+from resnet_opt.transforms import fp16
 from tests.qdq_models import run
 
 

@@ -22,6 +22,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "resnet_opt"
 # The same table, with what each layer is for, is in ARCHITECTURE.md.
 LAYERS: dict[str, int] = {
     "resnet_opt.errors": 0,
+    "resnet_opt.backends": 0,  # the backend units and their registry: plain data, stdlib only
     "resnet_opt.core": 1,
     "resnet_opt.deps": 1,
     "resnet_opt.console": 1,
@@ -33,6 +34,7 @@ LAYERS: dict[str, int] = {
     "resnet_opt.cuda": 2,
     "resnet_opt.report": 2,
     "resnet_opt.environment": 3,
+    "resnet_opt.transforms": 3,  # pure graph rewrites (BN fold, constant folding, FP16 casts)
     "resnet_opt.runners": 4,
     "resnet_opt.calibration.collect": 5,
     "resnet_opt.quantization": 5,
@@ -116,11 +118,23 @@ def test_imports_name_existing_modules() -> None:
 
 
 def test_core_imports_only_the_standard_library_numpy_and_errors() -> None:
-    """The bottom layer every module may use pulls in nothing else, at any depth of a function."""
-    allowed_own = ("resnet_opt.errors", "resnet_opt.core")
+    """The bottom layer every module may use pulls in nothing else, at any depth of a function
+    (the backend registry it reads tool names from is stdlib-only itself: the next test)."""
+    _only_stdlib_and(
+        "resnet_opt.core", ("resnet_opt.errors", "resnet_opt.core", "resnet_opt.backends")
+    )
+
+
+def test_backend_units_are_plain_data() -> None:
+    """The registry and the units import nothing but the standard library and each other: the
+    parts above them are named by import path, so reading the table imports no framework."""
+    _only_stdlib_and("resnet_opt.backends", ("resnet_opt.backends",), numpy=False)
+
+
+def _only_stdlib_and(package: str, allowed_own: tuple[str, ...], *, numpy: bool = True) -> None:
     found = []
     for module, path in MODULES.items():
-        if not module.startswith("resnet_opt.core"):
+        if not module.startswith(package):
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
@@ -132,7 +146,7 @@ def test_core_imports_only_the_standard_library_numpy_and_errors() -> None:
             for name in names:
                 top = name.split(".")[0]
                 own_ok = name.startswith(allowed_own)
-                if not (own_ok or top == "numpy" or top in sys.stdlib_module_names):
+                if not (own_ok or (numpy and top == "numpy") or top in sys.stdlib_module_names):
                     found.append(f"{module}:{node.lineno} imports {name}")
     assert not found, "\n".join(found)
 
@@ -201,3 +215,23 @@ def test_architecture_md_states_the_same_layers() -> None:
             module = name if name == "resnet_opt" else f"resnet_opt.{name}"
             documented[module] = int(row[0])
     assert documented == LAYERS
+
+
+def test_the_package_imports_no_test_or_benchmark_tooling() -> None:
+    """Test tooling (the int8 emulation, `tests/emulate.py`) stays out of the installed package:
+    no module of it may import `tests` or `benchmarks`, which are not installed."""
+    found = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            found += [
+                f"{module}:{node.lineno} imports {n}"
+                for n in names
+                if n.split(".")[0] in ("tests", "benchmarks")
+            ]
+    assert not found, "\n".join(found)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from resnet_opt.core.manifest import manifest_path
+from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.manifest import Stage, manifest_path
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions, build_onnxruntime
 from resnet_opt.runners.base import Backend, RunnerBase, open_runner
-from resnet_opt.runners.loaders import open_artifact
+from resnet_opt.runners.loaders import open_artifact, open_stage_input
 from resnet_opt.runners.onnxruntime import (
     GraphOptimization,
     OnnxRuntimeRunner,
@@ -101,3 +103,79 @@ def test_a_failed_open_is_closed() -> None:
     assert runner.closed
     with pytest.raises(RuntimeError, match="outside"):
         runner._require_open()
+
+
+# -- a stage's input preamble ------------------------------------------------------------------
+
+
+def _stages() -> dict[str, Any]:
+    """Every stage that reads one ONNX and writes another, called on (source, output)."""
+    from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions, build_openvino
+    from resnet_opt.pipeline.build_tensorrt import build_tensorrt
+    from resnet_opt.pipeline.fold import fold
+    from resnet_opt.pipeline.quantize import quantize
+    from resnet_opt.pipeline.quantize_options import QuantizeOptions
+    from resnet_opt.tensorrt.options import TensorRtBuildOptions
+
+    return {
+        "build onnxruntime": lambda s, o: build_onnxruntime(s, o, OrtBuildOptions(), force=True),
+        "build openvino": lambda s, o: build_openvino(s, o, OpenVinoBuildOptions(), force=True),
+        "build tensorrt": lambda s, o: build_tensorrt(s, o, TensorRtBuildOptions(), force=True),
+        "fold": lambda s, o: fold(s, o, force=True),
+        "quantize": lambda s, o: quantize(s, o, QuantizeOptions(), force=True),
+    }
+
+
+# an output name each stage accepts (the builds tell their formats by the suffix)
+SUFFIX = {
+    "build onnxruntime": ".onnx",
+    "build openvino": ".xml",
+    "build tensorrt": ".plan",
+    "fold": ".onnx",
+    "quantize": ".onnx",
+}
+
+
+@pytest.mark.parametrize("stage", sorted(_stages()))
+def test_every_stage_refuses_its_source_as_output_in_one_wording(
+    tmp_path: Path, tiny_onnx: Path, stage: str
+) -> None:
+    before = tiny_onnx.read_bytes()
+    source = tiny_onnx.with_suffix(SUFFIX[stage])  # a source named as the stage's output is
+    tiny_onnx.rename(source)
+    with pytest.raises(ResnetOptError, match=r"tiny\.\w+: is the source model; write the output"):
+        _stages()[stage](source, source)
+    assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("stage", sorted(_stages()))
+def test_every_stage_refuses_a_source_changed_after_its_manifest(
+    tmp_path: Path, tiny_onnx: Path, tiny_contract: PreprocessContract, stage: str
+) -> None:
+    from resnet_opt.core.manifest import Precision, new_manifest, write_manifest
+
+    manifest = new_manifest(
+        stage=Stage.EXPORT,
+        artifact=tiny_onnx,
+        precision=Precision.FP32,
+        inputs=(),
+        preprocessing=tiny_contract,
+    )
+    write_manifest(manifest_path(tiny_onnx), manifest)
+    tiny_onnx.write_bytes(tiny_onnx.read_bytes() + b"\0")
+    with pytest.raises(ResnetOptError, match="content does not match its manifest"):
+        _stages()[stage](tiny_onnx, tmp_path / "out" / f"m{SUFFIX[stage]}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_preamble_reads_the_manifest_and_hashes_once(tmp_path: Path, tiny_onnx: Path) -> None:
+    from resnet_opt.core.hashing import sha256_file
+
+    opened = open_stage_input(tiny_onnx, tmp_path / "out.onnx")
+    assert opened.manifest is None and opened.sha256 == sha256_file(tiny_onnx)
+    with pytest.raises(ResnetOptError, match="is a folder, not an ONNX file"):
+        open_stage_input(tmp_path, tmp_path / "out.onnx")
+    with pytest.raises(ResnetOptError, match="no such file"):
+        open_stage_input(tmp_path / "absent.onnx", tmp_path / "out.onnx")
+    with pytest.raises(ResnetOptError, match="manifest"):
+        open_stage_input(tiny_onnx, tmp_path / "out.plan", require_manifest=True)

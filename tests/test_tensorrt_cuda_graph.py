@@ -19,7 +19,7 @@ from resnet_opt.errors import MissingDependencyError
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
 from resnet_opt.runners.base import run_batch
 from resnet_opt.runners.onnxruntime import open_onnxruntime
-from resnet_opt.runners.tensorrt import TensorRtRunner
+from resnet_opt.runners.tensorrt import open_tensorrt
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 from resnet_opt.tensorrt.profiles import BatchProfile
 from tests.fakes.fake_gpu import FakeGpu, install
@@ -49,7 +49,7 @@ def feeds() -> list[np.ndarray]:
 
 
 def run_all(plan: Path, *, cuda_graph: bool = False) -> list[np.ndarray]:
-    with TensorRtRunner(plan, cuda_graph=cuda_graph) as engine:
+    with open_tensorrt(plan, cuda_graph=cuda_graph) as engine:
         return [engine.infer({"input": x})["logits"] for x in feeds()]
 
 
@@ -87,7 +87,7 @@ def test_a_failed_capture_runs_eagerly_with_one_warning(
     gpu.uncapturable = True
     with (
         caplog.at_level(logging.WARNING, logger="resnet_opt"),
-        TensorRtRunner(plan, cuda_graph=True) as engine,
+        open_tensorrt(plan, cuda_graph=True) as engine,
     ):
         results = [engine.infer({"input": x})["logits"] for x in feeds()]
         assert engine.info.details["cuda_graph_fallback"].startswith("TensorRT's enqueue failed")
@@ -106,7 +106,7 @@ def test_cuda_graph_without_cuda_python_is_one_clear_line(
 ) -> None:
     gpu, _, plan = built(tmp_path, monkeypatch, cudart=False)
     with pytest.raises(MissingDependencyError) as err:
-        TensorRtRunner(plan, cuda_graph=True).__enter__()
+        open_tensorrt(plan, cuda_graph=True).__enter__()
     message = str(err.value)
     assert "\n" not in message
     assert "--cuda-graph needs NVIDIA's cuda-python" in message
@@ -125,7 +125,7 @@ def test_the_double_refuses_what_cuda_refuses(
     _, _, plan = built(tmp_path, monkeypatch)
     cu = sys.modules["cuda.bindings.driver"]
     thread_local = cu.CUstreamCaptureMode.CU_STREAM_CAPTURE_MODE_THREAD_LOCAL
-    with TensorRtRunner(plan) as engine:
+    with open_tensorrt(plan) as engine:
         context, stream = engine._exec, engine._stream
         assert stream is not None
         context.set_input_shape("input", (2, 3, 8, 8))
@@ -180,7 +180,7 @@ def test_jetpack_6_captures_through_the_driver_api(
     assert err.name == "cudaErrorInsufficientDriver"
     runtime.cudaGetLastError()
     eager = run_all(plan)
-    with TensorRtRunner(plan, cuda_graph=True) as engine:
+    with open_tensorrt(plan, cuda_graph=True) as engine:
         graphed = [engine.infer({"input": x})["logits"] for x in feeds()]
         assert engine.info.details["cuda_graph_fallback"] is None
     for got, want in zip(graphed, eager, strict=True):

@@ -14,7 +14,7 @@ import pytest
 from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest, read_manifest
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
-from resnet_opt.runners.tensorrt import TensorRtRunner
+from resnet_opt.runners.tensorrt import open_tensorrt
 from resnet_opt.tensorrt.compat import check_engine_compatible, host_arch
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.dla import read_calibration_cache
@@ -264,7 +264,7 @@ def test_a_second_live_runner_reports_tensorrt_s_errors(
     plan = tmp_path / "m.plan"
     build_tensorrt(fp32_model(tmp_path / "m.onnx"), plan, TensorRtBuildOptions(verify=False))
     x = np.zeros((2, 3, 8, 8), np.float32)
-    with TensorRtRunner(plan) as first, TensorRtRunner(plan) as second:
+    with open_tensorrt(plan) as first, open_tensorrt(plan) as second:
         first.infer({"input": x})
         gpu.execute_error = "[executionContext.cpp::enqueueV3] Error Code 1: Cuda Runtime"
         with pytest.raises(ResnetOptError, match=r"execution failed: \[executionContext.cpp"):
@@ -308,14 +308,14 @@ def test_a_version_compatible_plan_loads_on_another_build_of_its_release(
     build_tensorrt(fp32_model(tmp_path / "m.onnx"), plan, options)
     for build in ("10.3.0.26", "10.3.0.31"):
         fake(monkeypatch, build)
-        with TensorRtRunner(plan) as engine:
+        with open_tensorrt(plan) as engine:
             engine.infer({"input": np.zeros((1, 3, 8, 8), np.float32)})
     fake(monkeypatch, "10.3.0.30")
     plain = tmp_path / "p.plan"
     build_tensorrt(fp32_model(tmp_path / "m.onnx"), plain, TensorRtBuildOptions(verify=False))
     fake(monkeypatch, "10.3.0.31")
     with pytest.raises(ResnetOptError, match="rebuild"):
-        TensorRtRunner(plain).__enter__()
+        open_tensorrt(plain).__enter__()
 
 
 def _plan_on(tmp_path: Path, arch: str, **details: Any) -> Manifest:
@@ -364,7 +364,7 @@ def test_the_build_records_its_host_and_the_runner_checks_it(
     other = "aarch64" if host_arch() == "x86_64" else "x86_64"
     monkeypatch.setattr("platform.machine", lambda: other)
     with pytest.raises(ResnetOptError, match="do not move across CPU platforms"):
-        TensorRtRunner(plan).__enter__()
+        open_tensorrt(plan).__enter__()
     assert "Runtime.deserialize_cuda_engine" not in gpu.names()
 
 

@@ -90,7 +90,7 @@ def test_build_and_run_on_the_gpu(models: dict[str, Path], precision: str) -> No
     from resnet_opt.core.manifest import read_manifest
     from resnet_opt.pipeline.verify import compare_runners, random_batches
     from resnet_opt.runners.onnxruntime import open_onnxruntime
-    from resnet_opt.runners.tensorrt import TensorRtRunner
+    from resnet_opt.runners.tensorrt import open_tensorrt
 
     source = models[precision]
     plan = source.with_suffix(".plan")
@@ -101,7 +101,7 @@ def test_build_and_run_on_the_gpu(models: dict[str, Path], precision: str) -> No
     layers = manifest.details["layers"]
     assert layers["available"] and layers["on_dla"] == 0  # a GPU engine: no layer on a DLA
     assert manifest.verification["top1_agreement"] >= AGREEMENT[precision]
-    with open_onnxruntime(source) as ort, TensorRtRunner(plan) as engine:
+    with open_onnxruntime(source) as ort, open_tensorrt(plan) as engine:
         shape = _shape(engine)
         for batch in (1, 5, 8):
             x = np.zeros((batch, *shape), np.float32)
@@ -115,13 +115,13 @@ def test_build_and_run_on_the_gpu(models: dict[str, Path], precision: str) -> No
 @pytest.mark.skipif(GRAPHS_MISSING is not None, reason=GRAPHS_MISSING or "")
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_cuda_graphs_give_the_eager_results(models: dict[str, Path], precision: str) -> None:
-    from resnet_opt.runners.tensorrt import TensorRtRunner
+    from resnet_opt.runners.tensorrt import open_tensorrt
 
     source = models[precision]
     plan = source.with_suffix(".graph.plan")
     _cli("build", str(source), "-o", str(plan), "--backend", "tensorrt", "--batch", "1:4:8")
     rng = np.random.default_rng(2)
-    with TensorRtRunner(plan) as eager, TensorRtRunner(plan, cuda_graph=True) as graphed:
+    with open_tensorrt(plan) as eager, open_tensorrt(plan, cuda_graph=True) as graphed:
         name, out = eager.inputs[0].name, eager.outputs[0].name
         for batch in (4, 4, 1, 8, 4, 1, 1, 8):  # shape changes: one context and graph per batch
             x = rng.standard_normal((batch, *_shape(eager)), dtype=np.float32)
@@ -134,7 +134,7 @@ def test_cuda_graphs_give_the_eager_results(models: dict[str, Path], precision: 
 def test_timing_cache_and_version_compatible_on_the_gpu(
     models: dict[str, Path], tmp_path: Path
 ) -> None:
-    from resnet_opt.runners.tensorrt import TensorRtRunner
+    from resnet_opt.runners.tensorrt import open_tensorrt
 
     cache = tmp_path / "timing.cache"
     plan = tmp_path / "vc.plan"
@@ -142,7 +142,7 @@ def test_timing_cache_and_version_compatible_on_the_gpu(
     _cli(*build, "-o", str(plan), "--version-compatible", "--workspace", "1G", "--opt-level", "2")
     assert cache.stat().st_size > 0
     _cli(*build, "-o", str(tmp_path / "again.plan"))  # the cache read back by this TensorRT
-    with TensorRtRunner(plan) as engine:
+    with open_tensorrt(plan) as engine:
         engine.infer({engine.inputs[0].name: np.zeros((2, *_shape(engine)), np.float32)})
 
 
@@ -180,7 +180,7 @@ def test_dla_build_and_run(models: dict[str, Path], tmp_path: Path) -> None:
     from resnet_opt.core.manifest import read_manifest
     from resnet_opt.pipeline.verify import compare_runners, random_batches
     from resnet_opt.runners.onnxruntime import open_onnxruntime
-    from resnet_opt.runners.tensorrt import TensorRtRunner
+    from resnet_opt.runners.tensorrt import open_tensorrt
     from resnet_opt.tensorrt.device import probe_device
 
     device = probe_device()
@@ -204,6 +204,6 @@ def test_dla_build_and_run(models: dict[str, Path], tmp_path: Path) -> None:
         manifest = read_manifest(plan)
         assert manifest is not None and manifest.details["dla"]["core"] == 0
         assert manifest.details["layers"]["on_dla"] >= 1
-        with open_onnxruntime(source) as ort, TensorRtRunner(plan) as engine:
+        with open_onnxruntime(source) as ort, open_tensorrt(plan) as engine:
             comparison = compare_runners(ort, engine, random_batches(_shape(engine), 16, 4, seed=3))
         assert comparison.top1_agreement >= AGREEMENT[precision]

@@ -20,7 +20,7 @@ from resnet_opt.errors import ResnetOptError
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
 from resnet_opt.runners.base import Backend, open_runner, run_batch
 from resnet_opt.runners.onnxruntime import open_onnxruntime
-from resnet_opt.runners.tensorrt import TensorRtRunner
+from resnet_opt.runners.tensorrt import TensorRtRunner, open_tensorrt
 from resnet_opt.tensorrt.device import probe_device
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 from resnet_opt.tensorrt.profiles import BatchProfile, check_batch_in_profile
@@ -99,7 +99,7 @@ def test_batch_outside_profile_and_bad_feeds(
     manifest = read_manifest(plan)
     assert manifest is not None
     check_batch_in_profile(manifest, 8)
-    with TensorRtRunner(plan) as engine:
+    with open_tensorrt(plan) as engine:
         with pytest.raises(
             ResnetOptError, match=r"batch 9 is outside the engine's profile \(1\.\.8"
         ):
@@ -127,13 +127,13 @@ def test_engine_from_another_gpu_or_tensorrt_is_refused_before_loading(
         match=r"built for NVIDIA Fake GPU \(sm 8.6\) with TensorRT "
         r"10.3.0.30, this is NVIDIA A10 \(sm 8.6\) with TensorRT 10.3.0.30: rebuild",
     ):
-        TensorRtRunner(plan).__enter__()
+        open_tensorrt(plan).__enter__()
     newer = FakeGpu(tensorrt_version="10.7.0.23")
     install(monkeypatch, newer)
     with pytest.raises(
         ResnetOptError, match=r"with TensorRT 10.7.0.23: rebuild with `resnet-opt build`"
     ):
-        TensorRtRunner(plan).__enter__()
+        open_tensorrt(plan).__enter__()
     assert "Runtime.deserialize_cuda_engine" not in other.names() + newer.names()
 
 
@@ -144,7 +144,7 @@ def test_version_compatible_plan_loads_on_a_later_tensorrt(
     later = FakeGpu(tensorrt_version="10.7.0.23")
     install(monkeypatch, later)
     x = np.ones((2, 3, 8, 8), np.float32)
-    with TensorRtRunner(plan) as engine:
+    with open_tensorrt(plan) as engine:
         np.testing.assert_array_equal(engine.infer({"input": x})["logits"], reference(source, x))
     assert later.calls_named("Runtime.deserialize_cuda_engine")[0].args["host_code"] is True
 
@@ -154,7 +154,7 @@ def test_machine_without_gpu_or_tensorrt(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "tensorrt", None)
     monkeypatch.setattr("resnet_opt.tensorrt.device._load_libcuda", lambda: None)
     with pytest.raises(ResnetOptError) as err:
-        TensorRtRunner(plan).__enter__()
+        open_tensorrt(plan).__enter__()
     message = str(err.value)
     assert (
         "built for NVIDIA Fake GPU (sm 8.6) with TensorRT 10.3.0.30, this machine has no CUDA GPU"
@@ -169,10 +169,10 @@ def test_modified_plan_or_missing_manifest(tmp_path: Path, monkeypatch: pytest.M
     _, _, plan = built(tmp_path, monkeypatch)
     plan.write_bytes(plan.read_bytes() + b"x")
     with pytest.raises(ResnetOptError, match="does not match its manifest"):
-        TensorRtRunner(plan).__enter__()
+        open_tensorrt(plan).__enter__()
     (tmp_path / "m.plan.json").unlink()
     with pytest.raises(ResnetOptError, match="no manifest"):
-        TensorRtRunner(plan).__enter__()
+        open_tensorrt(plan).__enter__()
 
 
 def test_qdq_engine_on_tensorrt_11(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,7 +182,7 @@ def test_qdq_engine_on_tensorrt_11(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     plan = tmp_path / "q.plan"
     manifest = build_tensorrt(source, plan, TensorRtBuildOptions(batch=BatchProfile(2, 2, 2)))
     assert manifest.verification["max_abs_error"] < 1e-6
-    with TensorRtRunner(plan, device=probe_device()) as engine:
+    with open_tensorrt(plan, device=probe_device()) as engine:
         assert engine.inputs[0].shape == (2, 3, 8, 8)  # fixed profile: a fixed batch
         assert engine.info.precision == "int8"
 
@@ -199,12 +199,12 @@ def test_dla_engine_sets_the_runtime_core(tmp_path: Path, monkeypatch: pytest.Mo
         TensorRtBuildOptions(batch=BatchProfile(1, 1, 1), dla_core=1, verify=False),
     )
     gpu.calls.clear()
-    with TensorRtRunner(plan) as engine:
+    with open_tensorrt(plan) as engine:
         assert engine.info.device.startswith("DLA core 1 of Orin (sm 8.7)")
     assert gpu.calls_named("Runtime.deserialize_cuda_engine")[0].args["dla_core"] == 1
     fewer = dataclasses.replace(probe_device(), dla_cores=1)
     with pytest.raises(ResnetOptError, match="built for DLA core 1, this device has 1 DLA cores"):
-        TensorRtRunner(plan, device=fewer).__enter__()
+        open_tensorrt(plan, device=fewer).__enter__()
 
 
 def test_help_build_help_and_the_runner_import_no_torch() -> None:
@@ -237,11 +237,11 @@ sys.modules['torch'] = None  # any import of torch fails loudly
 install(mp, FakeGpu())
 from pathlib import Path
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
-from resnet_opt.runners.tensorrt import TensorRtRunner
+from resnet_opt.runners.tensorrt import TensorRtRunner, open_tensorrt
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 src = fp32_model(Path({str(tmp_path)!r}) / 'm.onnx')
 build_tensorrt(src, src.with_suffix('.plan'), TensorRtBuildOptions())
-with TensorRtRunner(src.with_suffix('.plan')) as r:
+with open_tensorrt(src.with_suffix('.plan')) as r:
     r.infer({{'input': np.zeros((2, 3, 8, 8), np.float32)}})
 print('ok')
 """
@@ -260,7 +260,7 @@ def test_no_data_transfers_skips_the_copies_for_the_same_inputs(
 ) -> None:
     gpu, source, plan = built(tmp_path, monkeypatch)
     x = np.random.default_rng(2).standard_normal((4, 3, 8, 8), dtype=np.float32)
-    with TensorRtRunner(plan, no_data_transfers=True) as engine:
+    with open_tensorrt(plan, no_data_transfers=True) as engine:
         first = engine.infer({"input": x})["logits"]
         gpu.calls.clear()
         again = engine.infer({"input": x})["logits"]

@@ -36,6 +36,8 @@ from resnet_opt.calibration.histogram import (
 from resnet_opt.core.progress import ProgressCallback
 from resnet_opt.core.validation import positive_count
 from resnet_opt.errors import ResnetOptError, first_line
+from resnet_opt.graph import tensor_types_and_shapes
+from resnet_opt.quantization.ops import calibrated_ops, float_data_ops
 
 if TYPE_CHECKING:
     import onnx
@@ -44,23 +46,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Ops whose float inputs and outputs either quantize target may put Q/DQ on.
-CALIBRATED_OPS = frozenset(
-    {
-        "Conv",
-        "Gemm",
-        "MatMul",
-        "Add",
-        "Relu",
-        "Clip",
-        "MaxPool",
-        "AveragePool",
-        "GlobalAveragePool",
-        "Flatten",
-        "Reshape",
-        "Concat",
-    }
-)
+# Ops whose float inputs and outputs a quantize target may put Q/DQ on (declared per op kind in
+# quantization/ops.py, `OpKind.calibrated`).
+CALIBRATED_OPS = calibrated_ops()
+FLOAT_DATA_OPS = float_data_ops()  # ops whose data tensors are float (Conv, Gemm)
 # Exposed activation bytes one ONNX Runtime run may hold (outputs are alive together).
 DEFAULT_ACTIVATION_BUDGET = 512 * 2**20
 MAX_RUN_BATCH = 64
@@ -76,34 +65,6 @@ def constant_tensors(graph: onnx.GraphProto) -> set[str]:
         if node.op_type == "Constant" or (inputs and all(n in constant for n in inputs)):
             constant.update(out for out in node.output if out)
     return constant
-
-
-def tensor_types_and_shapes(
-    model: onnx.ModelProto,
-) -> tuple[dict[str, int], dict[str, list[int | None]]]:
-    """Element type and shape of every tensor whose type ONNX shape inference can tell (shape
-    dims None where not fixed); where inference fails, what the model's own value_info says."""
-    import onnx
-
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
-    except Exception as exc:  # inference is best effort; the model's own value_info remains
-        log.debug("shape inference failed (%s); using the model's value_info only", exc)
-        inferred = model
-    types: dict[str, int] = {}
-    shapes: dict[str, list[int | None]] = {}
-    graph = inferred.graph
-    for info in (*graph.input, *graph.output, *graph.value_info):
-        tensor_type = info.type.tensor_type
-        if tensor_type.elem_type:
-            types[info.name] = tensor_type.elem_type
-        if tensor_type.HasField("shape"):
-            shapes[info.name] = [
-                d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim
-            ]
-    for init in graph.initializer:
-        types[init.name] = init.data_type
-    return types, shapes
 
 
 def calibration_tensors(model: onnx.ModelProto) -> list[str]:
@@ -123,7 +84,7 @@ def calibration_tensors(model: onnx.ModelProto) -> list[str]:
         if elem is not None:
             return elem == float_type
         # type unknown: only where a float-only op produces or consumes it as data
-        return node is not None and node.op_type in ("Conv", "Gemm")
+        return node is not None and node.op_type in FLOAT_DATA_OPS
 
     order: list[str] = []
     seen: set[str] = set()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from resnet_opt.backends.registry import Target
 from resnet_opt.cli.app import command
 from resnet_opt.cli.params import (
     ForceOption,
@@ -32,12 +33,12 @@ Output = Annotated[
     Path | None,
     typer.Option("--output", "-o", help="Report folder: report.json, report.md, report.png."),
 ]
-Backends = Annotated[
+Backends = Annotated[  # the registry's targets (resnet_opt.backends), in its order
     str,
     typer.Option(
         "--backend",
         help="auto (every backend installed here that fits each artifact) or a comma list "
-        "of: torch, onnxruntime, onnxruntime-cuda, onnxruntime-tensorrt, openvino, tensorrt.",
+        f"of: {', '.join(target.value for target in Target)}.",
     ),
 ]
 Batches = Annotated[str, typer.Option("--batch", help="Batch sizes, comma-separated.")]

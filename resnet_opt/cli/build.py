@@ -105,6 +105,16 @@ build_app = typer.Typer(
     help="Build a deployable artifact: a TensorRT engine or an ONNX Runtime / OpenVINO model "
     "(`build BACKEND SOURCE -o OUTPUT`, or `build SOURCE --backend BACKEND -o OUTPUT`).",
 )
+
+
+def _output_help() -> str:
+    """`--output`'s help: each build backend's suffixes, from its unit."""
+    from resnet_opt.backends.registry import build_backends, build_part
+
+    kinds = ", ".join(build_part(b).output_help for b in build_backends())
+    return f"Artifact to write: a {kinds}; its manifest goes beside it as <file>.json."
+
+
 add_group(build_app, "build")
 
 Source = Annotated[Path, typer.Argument(help="ONNX artifact (with its manifest) to build.")]
@@ -113,8 +123,7 @@ Output = Annotated[
     typer.Option(
         "--output",
         "-o",
-        help="Artifact to write: a .plan (TensorRT), .onnx/.ort (ONNX "
-        "Runtime), .xml/.blob (OpenVINO); its manifest goes beside it as <file>.json.",
+        help=_output_help(),
     ),
 ]
 CpuThreads = Annotated[

@@ -53,19 +53,14 @@ MANIFEST_FIELDS: Mapping[str, tuple[type, ...]] = {
     "schema": (int,),
 }
 
+
 # distributions whose versions every manifest records (read from metadata: importing torch just
-# to learn its version would break the no-torch promise on a Jetson)
-_TOOLS = (
-    "resnet-opt",
-    "numpy",
-    "onnx",
-    "onnxruntime",
-    "onnxruntime-gpu",
-    "torch",
-    "torchvision",
-    "tensorrt",
-    "openvino",
-)
+# to learn its version would break the no-torch promise on a Jetson): the tool's own, then each
+# backend unit's `tools`
+def _tools() -> tuple[str, ...]:
+    from resnet_opt.backends.registry import units
+
+    return ("resnet-opt", "numpy", "onnx", *(tool for unit in units() for tool in unit.tools))
 
 
 class Stage(str, Enum):
@@ -315,7 +310,7 @@ def check_artifact_hash(artifact: Path, manifest: Manifest) -> str:
 
 def tool_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for dist in _TOOLS:
+    for dist in _tools():
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[dist] = metadata.version(dist)
     return versions

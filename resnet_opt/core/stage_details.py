@@ -5,8 +5,8 @@ same order, same values; tests/data/manifests_v1 holds manifests written then), 
 `from_dict()` validates what it reads through `core.details.Fields`. They live in `core`, the
 bottom layer, because readers in every layer use them (a runner rebuilding the PyTorch model of
 an export, the CLI summaries, the fold stage counting earlier folds). A build's details (the
-backends' own, `details["runner"]`) and the int8 `details["quantization"]` are typed beside their
-owners; here the latter is carried as plain data.
+backends' own, `details["runner"]`) are typed beside their runners, the int8
+`details["quantization"]` in `core/quantization_details.py`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resnet_opt.core.details import Fields
+from resnet_opt.core.quantization_details import QuantizationDetails
 
 EXPORT_STAGE = "export"  # core.manifest.Stage.EXPORT's value (that module imports this one)
 
@@ -472,11 +473,12 @@ class Fp16QuantizeDetails:
 
 @dataclass(frozen=True)
 class Int8QuantizeDetails:
-    """The int8 quantize's details; `quantization` (the layout and its counts) and
-    `accuracy_budget` (the search's trials) are carried as their owners write them."""
+    """The int8 quantize's details: `quantization` (the layout and its counts) is
+    `core/quantization_details.py`'s; `accuracy_budget` (the search's trials) is carried as
+    `pipeline/accuracy_budget.py` writes it."""
 
     calibration: Int8Calibration
-    quantization: Mapping[str, Any]
+    quantization: QuantizationDetails
     accuracy_budget: Mapping[str, Any] | None
     tensorrt_calibration_cache: str | None
     tensorrt_calibration_cache_version: str | None
@@ -485,7 +487,7 @@ class Int8QuantizeDetails:
     def to_dict(self) -> dict[str, object]:
         return {
             "calibration": self.calibration.to_dict(),
-            "quantization": dict(self.quantization),
+            "quantization": self.quantization.to_dict(),
             "accuracy_budget": (
                 dict(self.accuracy_budget) if self.accuracy_budget is not None else None
             ),
@@ -499,7 +501,7 @@ class Int8QuantizeDetails:
         f = Fields(data)
         return cls(
             calibration=Int8Calibration.read(f.section("calibration")),
-            quantization=f.mapping("quantization"),
+            quantization=QuantizationDetails.from_dict(f.value("quantization", dict)),
             accuracy_budget=f.optional_mapping("accuracy_budget"),
             tensorrt_calibration_cache=f.optional_text("tensorrt_calibration_cache"),
             tensorrt_calibration_cache_version=f.optional_text(

@@ -19,46 +19,27 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 
+from resnet_opt.backends.onnxruntime import CUDA_PROVIDER, TENSORRT_PROVIDER
+from resnet_opt.backends.registry import Target, build_backends, targets_of, unit
+from resnet_opt.backends.spec import Natural, module_of
 from resnet_opt.core.manifest import Manifest, Precision, Stage
 from resnet_opt.errors import ResnetOptError, UsageError
-from resnet_opt.runners.base import BUILD_BACKENDS, RUNNERS, Backend
+from resnet_opt.runners.loaders import runner_details
 
-CUDA_PROVIDER = "CUDAExecutionProvider"
-TENSORRT_PROVIDER = "TensorrtExecutionProvider"
-
-
-class Target(str, Enum):
-    """What bench measures: a `Backend` (the runner) plus, for ONNX Runtime, the execution
-    provider it asks for. Not a second list of backends: `backend` says which one a target runs
-    on, and the names `bench --backend` takes are these."""
-
-    TORCH = "torch"
-    ONNXRUNTIME = "onnxruntime"
-    ONNXRUNTIME_CUDA = "onnxruntime-cuda"
-    ONNXRUNTIME_TENSORRT = "onnxruntime-tensorrt"
-    OPENVINO = "openvino"
-    TENSORRT = "tensorrt"
-
-    @property
-    def backend(self) -> Backend:
-        return {
-            Target.TORCH: Backend.TORCH,
-            Target.ONNXRUNTIME: Backend.ONNXRUNTIME,
-            Target.ONNXRUNTIME_CUDA: Backend.ONNXRUNTIME,
-            Target.ONNXRUNTIME_TENSORRT: Backend.ONNXRUNTIME,
-            Target.OPENVINO: Backend.OPENVINO,
-            Target.TENSORRT: Backend.TENSORRT,
-        }[self]
-
-    @property
-    def provider(self) -> str | None:
-        """The ONNX Runtime execution provider this target asks for (None: not ORT, or CPU)."""
-        return {
-            Target.ONNXRUNTIME_CUDA: CUDA_PROVIDER,
-            Target.ONNXRUNTIME_TENSORRT: TENSORRT_PROVIDER,
-        }.get(self)
+__all__ = [
+    "CUDA_PROVIDER",
+    "TENSORRT_PROVIDER",
+    "Target",
+    "TargetPlan",
+    "build_target",
+    "natural_targets",
+    "parse_targets",
+    "plan_targets",
+    "target_of_artifact",
+    "why_unavailable",
+    "with_built_targets",
+]
 
 
 def parse_targets(text: str) -> tuple[Target, ...] | None:
@@ -104,25 +85,17 @@ def ort_providers() -> tuple[str, ...]:
 
 
 def why_unavailable(target: Target) -> str | None:
-    """None when `target` can run on this machine, else why not (one phrase).
+    """None when `target` can run on this machine, else why not (one phrase): its runner, the
+    modules its unit says it needs, and the execution provider it asks for.
 
     TensorRT engines are checked against their manifest separately (device and version).
     """
-    runner_module = RUNNERS[target.backend].partition(":")[0]
+    runner_module = module_of(unit(target.backend).runner)
     if not _installed(runner_module):
         return f"this resnet-opt has no {target.backend.value} runner ({runner_module})"
-    if target is Target.TORCH:
-        return (
-            None
-            if _installed("torch")
-            else "torch is not installed: pip install 'resnet-opt[export]'"
-        )
-    if target is Target.OPENVINO:
-        return (
-            None
-            if _installed("openvino")
-            else ("openvino is not installed: pip install 'resnet-opt[openvino]'")
-        )
+    for module, why in target.spec.requires:
+        if not _installed(module):
+            return why
     if target.provider is not None:
         providers = ort_providers()
         if target.provider not in providers:
@@ -130,8 +103,6 @@ def why_unavailable(target: Target) -> str | None:
                 f"this onnxruntime has no {target.provider} (available: {', '.join(providers)}); "
                 "install onnxruntime-gpu on a machine with an NVIDIA GPU"
             )
-    if target is Target.TENSORRT and not _installed("tensorrt"):
-        return "TensorRT is not installed: pip install 'resnet-opt[tensorrt]'"
     return None
 
 
@@ -146,33 +117,46 @@ class TargetPlan:
     skipped: tuple[tuple[Target, str], ...] = ()
 
 
-# the target of each backend's build artifacts before its runner options are read
-_BUILD_TARGETS = {
-    Backend.TENSORRT: Target.TENSORRT,
-    Backend.ONNXRUNTIME: Target.ONNXRUNTIME,
-    Backend.OPENVINO: Target.OPENVINO,
-}
-
-
 def build_target(manifest: Manifest, name: str) -> Target:
-    """The target a build artifact runs on (its runner loads it with the manifest's options)."""
+    """The target a build artifact runs on (its runner loads it with the manifest's options):
+    its backend's, or the one of its targets whose execution provider the build recorded (the
+    later declared wins: ONNX Runtime's TensorRT provider over its CUDA one)."""
     named = manifest.details.get("backend")
-    backend = next((b for b in BUILD_BACKENDS if b.value == named), None)
+    backend = next((b for b in build_backends() if b.value == named), None)
     if backend is None:
         raise ResnetOptError(
             f"{name}: its build manifest names backend {named!r}, which bench does not know"
         )
-    options = manifest.details.get("runner") or {}
-    if not isinstance(options, Mapping):
-        raise ResnetOptError(f"{name}: its build manifest's runner options are not a mapping")
-    target = _BUILD_TARGETS[backend]
-    if target is Target.ONNXRUNTIME:
-        providers = list(options.get("providers") or [])
-        if TENSORRT_PROVIDER in providers:
-            target = Target.ONNXRUNTIME_TENSORRT
-        elif CUDA_PROVIDER in providers:
-            target = Target.ONNXRUNTIME_CUDA
-    return target
+    details = runner_details(manifest, name)
+    providers = details.providers if details is not None else ()
+    targets = targets_of(backend)
+    chosen = targets[0]
+    for target in targets:
+        if target.provider is not None and target.provider in providers:
+            chosen = target
+    return chosen
+
+
+def target_of_artifact(manifest: Manifest | None, name: str) -> Target | None:
+    """The one target a build artifact runs on; None for any other artifact (its targets are
+    chosen by `natural_targets`). The rule bench and `run` both use."""
+    if manifest is None or manifest.stage is not Stage.BUILD:
+        return None
+    return build_target(manifest, name)
+
+
+def with_built_targets(
+    requested: Sequence[Target], artifacts: Sequence[tuple[str, Manifest | None]]
+) -> tuple[Target, ...]:
+    """`requested` and, after them, the target of each build artifact among `artifacts` (name,
+    manifest) that is not requested: `run` benches what it built on its own backend whatever
+    `bench.backends` names, by the same rule as `plan_targets`."""
+    wanted = list(requested)
+    for name, manifest in artifacts:
+        target = target_of_artifact(manifest, name)
+        if target is not None and target not in wanted:
+            wanted.append(target)
+    return tuple(wanted)
 
 
 def is_torch_source(manifest: Manifest) -> bool:
@@ -185,21 +169,22 @@ def is_torch_source(manifest: Manifest) -> bool:
 
 
 def natural_targets(manifest: Manifest) -> tuple[Target, ...]:
-    """Every target that applies to a non-build (ONNX) artifact, baseline first."""
-    targets = [Target.ONNXRUNTIME, Target.ONNXRUNTIME_CUDA, Target.ONNXRUNTIME_TENSORRT]
-    targets.append(Target.OPENVINO)
-    if is_torch_source(manifest):
-        targets.insert(0, Target.TORCH)
-    return tuple(targets)
+    """Every target that applies to a non-build (ONNX) artifact, in `Target` order (the
+    PyTorch baseline first): each target's unit says which artifacts it runs (`Natural`)."""
+    torch_source = is_torch_source(manifest)
+    return tuple(
+        target
+        for target in Target
+        if target.spec.natural is Natural.ONNX
+        or (target.spec.natural is Natural.TORCH_SOURCE and torch_source)
+    )
 
 
 def _not_applicable(target: Target, manifest: Manifest, built_for: Target | None) -> str:
     if built_for is not None:
         return f"built for {built_for.value}; a build artifact runs on its own backend only"
-    if target is Target.TENSORRT:
-        return "TensorRT runs engines: build one with resnet-opt build --backend tensorrt"
-    if target is Target.TORCH:
-        return "PyTorch eager runs an FP32 export made by resnet-opt export (the source) only"
+    if target.spec.not_applicable is not None:
+        return target.spec.not_applicable
     return f"{target.value} does not run a {manifest.stage.value} artifact"
 
 
@@ -210,12 +195,8 @@ def plan_targets(
     unavailable: Callable[[Target], str | None] = why_unavailable,
 ) -> TargetPlan:
     """Choose the targets of one artifact (module docstring: auto vs named backends)."""
-    built_for: Target | None = None
-    if manifest.stage is Stage.BUILD:
-        built_for = build_target(manifest, name)
-        natural: tuple[Target, ...] = (built_for,)
-    else:
-        natural = natural_targets(manifest)
+    built_for = target_of_artifact(manifest, name)
+    natural = (built_for,) if built_for is not None else natural_targets(manifest)
     chosen: list[Target] = []
     skipped: list[tuple[Target, str]] = []
     if requested is None:

@@ -52,6 +52,7 @@ def meet_budget(
         open_source,
         select_indices,
     )
+    from resnet_opt.quantization.ops import probed
     from resnet_opt.quantization.qdq import apply_plan
     from resnet_opt.quantization.sensitivity import (
         AccuracyProbe,
@@ -63,7 +64,8 @@ def meet_budget(
 
     assert options.accuracy_budget is not None
     contract = source.contract
-    layers = [c for c in candidates if c not in excluded]
+    op_of = {n.name: n.op_type for n in view.nodes}
+    layers = [c for c in candidates if c not in excluded and probed(op_of[c])]
     probe_indices = calib.indices[:SENSITIVITY_SAMPLES]
     probe_stream = BatchStream(calib.source, contract, probe_indices, CALIB_BATCH, options.strict)
     probe = OutputErrorProbe(source.path, [b.x for b in probe_stream], options.threads)
@@ -92,8 +94,7 @@ def meet_budget(
             return probe.error(model)
 
         macs = layer_macs(prepared)
-        ops = {n.name: n.op_type for n in view.nodes}
-        ranked = rank(layers, ops, error_of, macs)
+        ranked = rank(layers, op_of, error_of, macs)
 
         def drop_of(kept: tuple[str, ...]) -> float:
             model, _ = apply_plan(

@@ -31,9 +31,8 @@ from resnet_opt.core.fields import take_choices
 from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
+    Precision,
     Stage,
-    check_artifact_hash,
-    read_manifest,
     stage_manifest,
     write_manifest,
 )
@@ -48,12 +47,14 @@ from resnet_opt.pipeline.verify import (
     compare_on_random_inputs,
 )
 from resnet_opt.runners.base import Backend
+from resnet_opt.runners.loaders import open_stage_input
 from resnet_opt.runners.onnxruntime import (
     CPU,
     GraphOptimization,
     OnnxRuntimeRunner,
     OrtFormat,
     OrtProvider,
+    OrtRunnerDetails,
     OrtSettings,
     SessionFromOnnx,
     cpu_layout,
@@ -63,6 +64,7 @@ from resnet_opt.runners.onnxruntime import (
 
 if TYPE_CHECKING:
     from resnet_opt.core.contract import PreprocessContract
+    from resnet_opt.pipeline.quantize_options import QuantizeOptions
 
 NCHWC_TRANSFORMER = "NchwcTransformer"
 SUFFIXES = {OrtFormat.ONNX: ".onnx", OrtFormat.ORT: ".ort"}
@@ -95,29 +97,25 @@ def build_onnxruntime(
 
     source, output = Path(source), Path(output)
     fmt = check_options(output, options)
+    parent = open_stage_input(source, output).manifest
     model = load_onnx(source)
-    if output.resolve() == source.resolve():
-        raise ResnetOptError(f"{output}: is the source model; write the artifact elsewhere")
     providers = resolve_providers([options.provider])
-    parent = read_manifest(source, required=False)
-    if parent is not None:  # never build a file its manifest does not describe
-        check_artifact_hash(source, parent)
     contract = parent.preprocessing if parent else None
     ort = require("onnxruntime")
     level = options.optimization
     hardware_specific = level is GraphOptimization.ALL and not options.portable
-    # OnnxRuntimeRunner's keyword arguments for loading the artifact as built
-    runner_options: dict[str, Any] = {
+    # how SessionFromArtifact loads the artifact as built
+    runner = OrtRunnerDetails(
         # the saved graph is final, except that a portable "all" build gets its layout at load
-        "optimization": (
-            GraphOptimization.ALL.value
+        optimization=(
+            GraphOptimization.ALL
             if level is GraphOptimization.ALL and options.portable
-            else GraphOptimization.DISABLED.value
+            else GraphOptimization.DISABLED
         ),
-        "providers": providers,
-        "threads": options.threads,
-        "model_format": fmt.value,
-    }
+        providers=tuple(providers),
+        threads=options.threads,
+        model_format=fmt,
+    )
     with staged_outputs(force=force) as staged:
         tmp, tmp_manifest = staged.add_with_manifest(output)
         started = time.perf_counter()
@@ -139,7 +137,7 @@ def build_onnxruntime(
         build_seconds = time.perf_counter() - started
         if tmp.stat().st_size == 0:
             raise ResnetOptError(f"{source}: ONNX Runtime wrote no optimized model")
-        comparison, feed = _verify(source, tmp, options, providers, runner_options, contract)
+        comparison, feed = _verify(source, tmp, options, runner, contract)
         if not comparison.passed:
             raise ResnetOptError(
                 f"{output.name}: outputs differ from {source.name} by up to "
@@ -159,7 +157,7 @@ def build_onnxruntime(
             "cpu": cpu_description(layout=cpu_layout()),
             "build_seconds": round(build_seconds, 3),
             "size_bytes": tmp.stat().st_size,
-            "runner": runner_options,
+            "runner": runner.to_dict(),
         }
         verification = {
             **comparison.to_dict(),
@@ -232,8 +230,7 @@ def _verify(
     source: Path,
     artifact: Path,
     options: OrtBuildOptions,
-    providers: list[str],
-    runner_options: dict[str, Any],
+    runner: OrtRunnerDetails,
     contract: PreprocessContract | None,
 ) -> tuple[Comparison, Feed]:
     """The artifact, loaded as the runner will load it, against the source as ORT runs it."""
@@ -243,7 +240,7 @@ def _verify(
                 source,
                 OrtSettings(
                     threads=options.threads,
-                    providers=tuple(providers),
+                    providers=runner.providers,
                     optimization=options.optimization,
                     model_format=OrtFormat.of(source),
                 ),
@@ -254,9 +251,9 @@ def _verify(
                 artifact,
                 OrtSettings(
                     threads=options.threads,
-                    providers=tuple(providers),
-                    optimization=GraphOptimization(runner_options["optimization"]),
-                    model_format=OrtFormat(runner_options["model_format"]),
+                    providers=runner.providers,
+                    optimization=runner.optimization or GraphOptimization.DISABLED,
+                    model_format=runner.model_format or OrtFormat.of(artifact),
                 ),
             )
         ) as candidate,
@@ -297,9 +294,21 @@ __all__ = [
 ]
 
 
+def builds_for(variant: QuantizeOptions | None) -> bool:
+    """Whether `run` builds an ORT artifact of the FP32 model (None) or of a [[quantize]]
+    variant: the FP32 and the INT8 in the CPU's Q/DQ layout (its unit names this rule)."""
+    from resnet_opt.quantization.plan import QdqTarget
+
+    if variant is None:
+        return True
+    return variant.precision is Precision.INT8 and variant.target is QdqTarget.CPU
+
+
 def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     """What `build` tells a person about an ONNX Runtime artifact (stderr)."""
     d, check = manifest.details, manifest.verification
+    runner = OrtRunnerDetails.from_dict(d["runner"], source=output.name)
+    loads = runner.optimization.value if runner.optimization else GraphOptimization.ALL.value
     tied = (
         f"NCHWc layout for {d['cpu']['layout']} CPUs only"
         if d.get("hardware_specific")
@@ -308,7 +317,7 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     return [
         f"{output}: ONNX Runtime {d['format']} artifact, {manifest.precision.value}, "
         f"optimization {d['optimization']} ({tied}), {d['provider']}, "
-        f"{d['size_bytes'] / 1e6:.1f} MB; loads with optimization {d['runner']['optimization']}",
+        f"{d['size_bytes'] / 1e6:.1f} MB; loads with optimization {loads}",
         f"  vs {check['reference']}: max abs error {check['max_abs_error']:.2e}, top-1 "
         f"agreement {check['top1_agreement']:.1f}% on {check['samples']} random inputs",
     ]

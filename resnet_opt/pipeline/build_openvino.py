@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.fields import take_choices
@@ -34,8 +34,6 @@ from resnet_opt.core.manifest import (
     Manifest,
     Precision,
     Stage,
-    check_artifact_hash,
-    read_manifest,
     stage_manifest,
     write_manifest,
 )
@@ -53,6 +51,7 @@ from resnet_opt.pipeline.verify import (
     verification_feed,
 )
 from resnet_opt.runners.base import Backend, run_batch, single_input
+from resnet_opt.runners.loaders import open_stage_input
 from resnet_opt.runners.onnxruntime import (
     OnnxRuntimeRunner,
     OrtFormat,
@@ -65,10 +64,14 @@ from resnet_opt.runners.openvino import (
     OpenVinoRunner,
     OvKind,
     OvPrecision,
+    OvRunnerDetails,
     OvSettings,
     compile_config,
     ov_message,
 )
+
+if TYPE_CHECKING:
+    from resnet_opt.pipeline.quantize_options import QuantizeOptions
 
 
 class OvForm(str, Enum):
@@ -110,14 +113,10 @@ def build_openvino(
 
     source, output = Path(source), Path(output)
     form = check_options(output, options)
+    parent = open_stage_input(source, output).manifest
     onnx_model = load_onnx(source)
-    if output.resolve() == source.resolve():
-        raise ResnetOptError(f"{output}: is the source model; write the artifact elsewhere")
     ov = require("openvino")
     core = ov.Core()
-    parent = read_manifest(source, required=False)
-    if parent is not None:  # never build a file its manifest does not describe
-        check_artifact_hash(source, parent)
     precision = parent.precision if parent else precision_of(onnx_model)[0]
     model = _read(core, source)
     if options.batch is not None:
@@ -150,12 +149,8 @@ def build_openvino(
             source, candidate, options, precision, parent.preprocessing if parent else None
         )
         version = str(ov.__version__)
-        # OpenVinoRunner's keyword arguments for loading the artifact as built
-        runner_options: dict[str, Any] = {
-            "device": options.device,
-            "precision": options.precision.value,
-            "threads": options.threads,
-        }
+        # how ModelFromArtifact loads the artifact as built
+        runner = OvRunnerDetails(options.device, options.precision, options.threads)
         details: dict[str, Any] = {
             "backend": Backend.OPENVINO.value,
             "jetson_facts": manifest_facts(),  # module, power mode, clocks (None off a Jetson)
@@ -172,7 +167,7 @@ def build_openvino(
             "cpu": cpu_description(layout=None),
             "build_seconds": round(build_seconds, 3),
             "size_bytes": tmp.stat().st_size,
-            "runner": runner_options,
+            "runner": runner.to_dict(),
         }
         if tmp_weights is not None:
             details["weights"] = {
@@ -353,3 +348,27 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
         f"  vs {check['reference']}: max abs error {check['max_abs_error']:.2e}, top-1 "
         f"agreement {check['top1_agreement']:.1f}% on {check['samples']} random inputs",
     ]
+
+
+# -- what `run` asks of this backend (its unit names these) -----------------------------------
+
+
+def builds_for(variant: QuantizeOptions | None) -> bool:
+    """Whether `run` builds OpenVINO IR of the FP32 model (None) or of a [[quantize]] variant:
+    the FP32 and the INT8 in TensorRT's Q/DQ layout (one INT8 file serves GPU and CPU)."""
+    from resnet_opt.quantization.plan import QdqTarget
+
+    if variant is None:
+        return True
+    tensorrt_layout = variant.target in (None, QdqTarget.TENSORRT)
+    return variant.precision is Precision.INT8 and tensorrt_layout
+
+
+def why_cannot_build() -> str | None:
+    """Why this machine cannot build OpenVINO IR (None: it can), for `run` to skip the stage."""
+    from resnet_opt.deps import probe
+
+    version, why = probe("openvino")
+    if version is None:
+        return f"no OpenVINO ({why}); install resnet-opt[openvino]"
+    return None

@@ -14,24 +14,27 @@ import dataclasses
 import hashlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
+    Precision,
     Stage,
-    check_artifact_hash,
-    read_manifest,
     stage_manifest,
     write_manifest,
 )
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.jetson.facts import manifest_facts
+from resnet_opt.runners.loaders import open_stage_input
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 from resnet_opt.tensorrt.profiles import derive_profile, profile_shapes
+
+if TYPE_CHECKING:
+    from resnet_opt.pipeline.quantize_options import QuantizeOptions
 
 log = logging.getLogger("resnet_opt.build")
 
@@ -47,6 +50,7 @@ def build_tensorrt(
 ) -> Manifest:
     """Build a TensorRT plan of `source` at `output` (+ `output.json`) and return its manifest;
     the engine is run against the source unless `options.verify` is off."""
+    from resnet_opt.runners.tensorrt import TensorRtRunnerDetails
     from resnet_opt.tensorrt.compat import host_arch
     from resnet_opt.tensorrt.dla import check_cache_matches, plan_dla
     from resnet_opt.tensorrt.network import read_network
@@ -55,13 +59,8 @@ def build_tensorrt(
     from resnet_opt.tensorrt.versions import capabilities
 
     source, output = Path(source), Path(output)
-    if output.resolve() == source.resolve():
-        raise ResnetOptError(f"{output}: the output would overwrite the input ONNX")
-    if not source.is_file():
-        raise ResnetOptError(f"{source}: no such file")
-    manifest = read_manifest(source)
+    manifest = open_stage_input(source, output, require_manifest=True).manifest
     assert manifest is not None
-    check_artifact_hash(source, manifest)
     facts = read_network(source, declared=manifest.precision)
     facts.check_tensorrt_layout()  # before TensorRT: its parser would not say why
     image = facts.image_input
@@ -169,14 +168,13 @@ def build_tensorrt(
                 if result.timing_cache is None
                 else hashlib.sha256(result.timing_cache).hexdigest(),
             },
-            "runner": {
-                "backend": "tensorrt",
-                "input": image.name,
-                "outputs": [o.name for o in facts.outputs],
-                "batch": profile.to_dict(),
-                "version_compatible": spec.version_compatible,
-                "dla_core": spec.dla_core,
-            },
+            "runner": TensorRtRunnerDetails(
+                input=image.name,
+                outputs=tuple(o.name for o in facts.outputs),
+                batch=profile.to_dict(),
+                version_compatible=spec.version_compatible,
+                dla_core=spec.dla_core,
+            ).to_dict(),
         }
         built = stage_manifest(
             manifest,
@@ -218,14 +216,14 @@ def _verify(
     from resnet_opt.deps import probe
     from resnet_opt.pipeline.verify import compare_runners, random_batches
     from resnet_opt.runners.onnxruntime import open_onnxruntime
-    from resnet_opt.runners.tensorrt import TensorRtRunner
+    from resnet_opt.runners.tensorrt import open_tensorrt
 
     version, problem = probe("pycuda.driver")
     if version is None:
         return {"skipped": f"pycuda is not available ({problem}); the engine was not run"}
     with (
         open_onnxruntime(source) as reference,
-        TensorRtRunner(plan, manifest=manifest, device=device) as engine,
+        open_tensorrt(plan, manifest=manifest, device=device) as engine,
     ):
         spec = engine.inputs[0]
         shape = tuple(int(d) for d in spec.shape[1:] if isinstance(d, int))
@@ -261,3 +259,31 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     elif check.get("skipped"):
         lines.append(f"  engine not run: {check['skipped']}")
     return lines
+
+
+# -- what `run` asks of this backend (its unit names these) -----------------------------------
+
+
+def builds_for(variant: QuantizeOptions | None) -> bool:
+    """Whether `run` builds an engine of the FP32 model (None) or of a [[quantize]] variant:
+    the FP32, the FP16 and the INT8 in TensorRT's Q/DQ layout."""
+    from resnet_opt.quantization.plan import QdqTarget
+
+    if variant is None:
+        return True
+    tensorrt_layout = variant.target in (None, QdqTarget.TENSORRT)
+    return variant.precision is Precision.FP16 or tensorrt_layout
+
+
+def why_cannot_build() -> str | None:
+    """Why this machine cannot build an engine (None: it can), for `run` to skip the stage."""
+    from resnet_opt.deps import probe
+    from resnet_opt.tensorrt.device import probe_gpu
+
+    version, why = probe("tensorrt")
+    if version is None:
+        return f"no TensorRT ({why}); install resnet-opt[tensorrt] on a machine with a GPU"
+    gpu = probe_gpu()  # the probe build_tensorrt refuses a GPU-less machine by
+    if gpu.name is None:
+        return f"no CUDA GPU ({gpu.problem})"
+    return None

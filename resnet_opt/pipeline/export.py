@@ -59,11 +59,11 @@ from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import count_ops, drop_unused_initializers, save_onnx
 from resnet_opt.measure.scoring import Tally
 from resnet_opt.models.contract import ContractOptions, resolve_contract
-from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
 from resnet_opt.pipeline.verify import Comparison, ComparisonAccumulator, random_batches
 
 # the graph's names are the ones the PyTorch runner speaks (it imports torch only when it runs)
 from resnet_opt.runners.torch import INPUT_NAME, OUTPUT_NAME, ModuleInMemory, TorchRunner
+from resnet_opt.transforms.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
 
 if TYPE_CHECKING:
     import onnx

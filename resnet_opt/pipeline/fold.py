@@ -17,13 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.contract import PreprocessContract
-from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import (
     InputRef,
     Manifest,
     Stage,
-    check_artifact_hash,
-    read_manifest,
     stage_manifest,
     write_manifest,
 )
@@ -36,14 +33,15 @@ from resnet_opt.core.stage_details import (
 )
 from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import load_onnx, precision_of, save_onnx
-from resnet_opt.pipeline.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
-from resnet_opt.pipeline.const_fold import fold_constants, list_initializers_as_inputs
 from resnet_opt.pipeline.verify import (
     Comparison,
     Feed,
     check_verify_options,
     compare_on_random_inputs,
 )
+from resnet_opt.runners.loaders import open_stage_input
+from resnet_opt.transforms.bn_fold import FoldResult, LeftBatchNorm, fold_batchnorm
+from resnet_opt.transforms.const_fold import fold_constants, list_initializers_as_inputs
 
 if TYPE_CHECKING:
     import onnx
@@ -105,11 +103,9 @@ def fold(
         batch_size=batch_size,
         tolerance=tolerance,
     )
-    if output.resolve() == source.resolve():
-        raise ResnetOptError(f"{output}: is the source model; write the folded model elsewhere")
+    opened = open_stage_input(source, output)
+    parent, source_sha = opened.manifest, opened.sha256
     model = load_onnx(source)
-    parent = read_manifest(source, required=False)
-    source_sha = sha256_file(source) if parent is None else check_artifact_hash(source, parent)
 
     with staged_outputs(force=force) as staged:
         onnx_tmp, manifest_tmp = staged.add_with_manifest(output)

@@ -44,8 +44,9 @@ def quantize_fp16(
 ) -> QuantizeResult:
     import tempfile
 
-    from resnet_opt.quantization import fp16
+    from resnet_opt.quantization.fp16 import cpu_fp32_fallback
     from resnet_opt.quantization.graph_rules import GraphView, prepare
+    from resnet_opt.transforms import fp16
 
     prepared = prepare(source.model, str(source.path), int8=False)
     view = GraphView(prepared)
@@ -80,7 +81,7 @@ def quantize_fp16(
         save_onnx(converted, onnx_tmp)
         timings["convert"] = time.perf_counter() - started
         half, total = fp16.fp16_nodes(converted)
-        fallback = fp16.cpu_fp32_fallback(onnx_tmp)
+        fallback = cpu_fp32_fallback(onnx_tmp)
 
         verification: dict[str, Any]
         if eval_spec is not None:

@@ -21,6 +21,11 @@ from typing import TYPE_CHECKING, Any
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.manifest import InputRef, Precision, write_manifest
 from resnet_opt.core.naming import OptionError
+from resnet_opt.core.quantization_details import (
+    BiasCorrection,
+    QdqCounts,
+    QuantizationDetails,
+)
 from resnet_opt.core.stage_details import Int8Calibration, Int8QuantizeDetails
 from resnet_opt.graph import save_onnx
 from resnet_opt.pipeline.accuracy_budget import meet_budget
@@ -38,7 +43,8 @@ from resnet_opt.pipeline.quantize_options import (
     evaluation_spec,
 )
 from resnet_opt.pipeline.quantize_source import QuantizeSource
-from resnet_opt.quantization.plan import Placement, Plan, QdqTarget
+from resnet_opt.quantization import layouts
+from resnet_opt.quantization.plan import Plan, QdqTarget
 from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, default_policy
 
 if TYPE_CHECKING:
@@ -77,7 +83,7 @@ def quantize_int8(
     percentile = options.percentile if options.percentile is not None else DEFAULT_PERCENTILE
     prepared = prepare(source.model, str(source.path), int8=True)
     view = GraphView(prepared)
-    placement = _placement(target)
+    placement = layouts.placement(target)
     place = placement.place
     candidates = placement.candidate_layers(view)
     excluded = exclusions(view, options.exclude, placement.excludable_layers(view))
@@ -91,7 +97,7 @@ def quantize_int8(
             ),
         )
     eval_spec = evaluation_spec(options, source.contract)
-    trt_cache = tensorrt_cache_path(output) if target is QdqTarget.TENSORRT else None
+    trt_cache = tensorrt_cache_path(output) if layouts.layout(target).tensorrt_cache else None
     trt_version = options.tensorrt_version or DEFAULT_TENSORRT_VERSION
 
     timings: dict[str, float] = {}
@@ -183,16 +189,6 @@ def quantize_int8(
     return QuantizeResult(output, manifest, trt_cache)
 
 
-def _placement(target: QdqTarget) -> Placement:
-    from resnet_opt.quantization import placement_cpu, placement_openvino, placement_tensorrt
-
-    if target is QdqTarget.CPU:
-        return placement_cpu
-    if target is QdqTarget.OPENVINO:
-        return placement_openvino
-    return placement_tensorrt
-
-
 def _channel_means(stats: Statistics) -> dict[str, np.ndarray]:
     """tensor → its per-channel mean on the calibration data (bias correction's input means;
     a calibration cache made before means were kept has none)."""
@@ -208,7 +204,7 @@ def _ranges(
         stats,
         method,
         percentile=percentile,
-        uint8_when_nonnegative=target in (QdqTarget.CPU, QdqTarget.OPENVINO),
+        uint8_when_nonnegative=layouts.layout(target).unsigned_activations,
     )
 
 
@@ -219,46 +215,37 @@ def _quantization_details(
     excluded: set[str],
     kept_budget: tuple[str, ...],
     policy: WeightPolicy,
-) -> dict[str, Any]:
-    cpu = target is QdqTarget.CPU
-    openvino = target is QdqTarget.OPENVINO
+) -> QuantizationDetails:
+    layout = layouts.layout(target)
+    words = layout.words
     weights = dict(counts.get("weights", {}))
-    written = {k: v for k, v in counts.items() if k != "weights"}
-    return {
-        "target": target.value,
-        "format": "QDQ",
-        "activation_type": "uint8" if cpu else "uint8 or int8" if openvino else "int8",
-        "activation_zero_point": (
-            "0 for non-negative tensors ([0, amax] → [0, 255]), 128 for signed ones"
-            if cpu
-            else "0 (u8 [0, amax] for non-negative tensors, symmetric s8 for signed ones)"
-            if openvino
-            else "0 (symmetric)"
-        ),
-        "activation_scales": "per-tensor",
-        "weight_type": "int8",
-        "weight_range": [-policy.weight_max, policy.weight_max],
-        "reduce_range": policy.weight_max < INT8_WEIGHT_MAX,
+    written = QdqCounts.from_dict({k: v for k, v in counts.items() if k != "weights"})
+    correction = weights.get("bias_correction")
+    return QuantizationDetails(
+        target=target.value,
+        format="QDQ",
+        activation_type=words.activation_type,
+        activation_zero_point=words.activation_zero_point,
+        activation_scales="per-tensor",
+        weight_type="int8",
+        weight_range=(-policy.weight_max, policy.weight_max),
+        reduce_range=policy.weight_max < INT8_WEIGHT_MAX,
         # pairs of same-sign weights over |a| + |b| = 128 moved onto it (7 bits where the
         # kernels' pairing depends on their layout): no u8×s8 pair sum can leave int16
-        "safe_pairs": policy.safe_pairs,
+        safe_pairs=policy.safe_pairs,
         # the u8×s8 pair sums fit int16 on CPUs without VNNI (None: tensorrt, which
         # accumulates in int32)
-        "saturation_safe": policy.saturation_safe if (cpu or openvino) else None,
-        "seven_bit_layers": weights.get("seven_bit_layers", []),
-        "pairs_moved": weights.get("pairs_moved", 0),
-        "bias_correction": weights.get("bias_correction"),
-        "weight_storage": (
-            "int8 initializers + DequantizeLinear (scale only, no zero point)"
-            if openvino
-            else "int8 initializers + DequantizeLinear"
-        ),
-        "per_channel_weights": True,
-        "weight_axis": "output channel (Conv axis 0)",
-        "bias": "int32 (DequantizeLinear)" if cpu else "float",
-        **written,
-        "layers": list(plan.layers),
-        "excluded": sorted(excluded),
-        "kept_for_budget": list(kept_budget),
-        "left_float": [{"node": n, "reason": r} for n, r in plan.left_float],
-    }
+        saturation_safe=policy.saturation_safe if layout.cpu_kernels else None,
+        seven_bit_layers=tuple(weights.get("seven_bit_layers", [])),
+        pairs_moved=int(weights.get("pairs_moved", 0)),
+        bias_correction=None if correction is None else BiasCorrection.from_dict(correction),
+        weight_storage=words.weight_storage,
+        per_channel_weights=True,
+        weight_axis="output channel (Conv axis 0)",
+        bias=words.bias,
+        counts=written,
+        layers=plan.layers,
+        excluded=tuple(sorted(excluded)),
+        kept_for_budget=kept_budget,
+        left_float=plan.left_float,
+    )

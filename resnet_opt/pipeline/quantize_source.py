@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from resnet_opt.core.contract import PreprocessContract
-from resnet_opt.core.hashing import sha256_file
-from resnet_opt.core.manifest import InputRef, Manifest, check_artifact_hash, read_manifest
+from resnet_opt.core.manifest import InputRef, Manifest
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.runners.loaders import open_stage_input
 
 if TYPE_CHECKING:
     import onnx
@@ -42,10 +42,9 @@ def read_source(
     from resnet_opt.graph import load_onnx
     from resnet_opt.quantization.graph_rules import quantized_reason
 
-    if output.resolve() == source.resolve():
-        raise ResnetOptError(f"{output}: is the input; write the result to another file")
+    opened = open_stage_input(source, output)
     model = load_onnx(source)
-    reason = quantized_reason(model)  # before the manifest: the more useful thing to hear
+    reason = quantized_reason(model)
     if reason:
         raise ResnetOptError(f"{source}: already quantized ({reason}); quantize the FP32 model")
     from resnet_opt.core.manifest import Precision
@@ -56,10 +55,9 @@ def read_source(
         raise ResnetOptError(
             f"{source}: already fp16 ({fp16} fp16 tensors); quantize or convert the FP32 model"
         )
-    parent = read_manifest(source, required=False)
-    sha256 = sha256_file(source) if parent is None else check_artifact_hash(source, parent)
+    parent = opened.manifest
     contract = _contract(source, parent, preprocessing)
-    return QuantizeSource(source, model, sha256, parent, contract)
+    return QuantizeSource(source, model, opened.sha256, parent, contract)
 
 
 def _contract(

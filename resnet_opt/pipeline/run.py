@@ -21,6 +21,8 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from resnet_opt.backends.registry import Backend, build_backends, build_part
+from resnet_opt.backends.spec import resolve
 from resnet_opt.console import counting_bar, say
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.hashing import sha256_file, sha256_json
@@ -30,7 +32,6 @@ from resnet_opt.core.readers import read_json
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import QualityGateError, ResnetOptError, UsageError
 from resnet_opt.pipeline.run_config import RunConfig, VariantConfig
-from resnet_opt.runners.base import Backend
 
 if TYPE_CHECKING:
     from resnet_opt.core.contract import PreprocessContract
@@ -395,7 +396,8 @@ class _Orchestrator:
         for name in self.config.build.backends:
             backend = Backend(name)
             why = _unavailable(backend)
-            chosen = [a for a in artifacts if _builds(backend, a)]
+            builds_for = resolve(build_part(backend).run_builds)
+            chosen = [a for a in artifacts if builds_for(a.variant.options if a.variant else None)]
             if why is not None:
                 self._skip(f"build {backend.value}", why)
                 continue
@@ -404,12 +406,8 @@ class _Orchestrator:
         return built
 
     def _build_one(self, backend: Backend, artifact: _Artifact) -> list[Path]:
-        suffix = {
-            Backend.ONNXRUNTIME: ".optimized.onnx",
-            Backend.TENSORRT: ".plan",
-            Backend.OPENVINO: ".xml",
-        }[backend]
-        out = self.folder / f"{artifact.stem}{suffix}"
+        spec = build_part(backend)
+        out = self.folder / f"{artifact.stem}{spec.run_suffix}"
         options = self.config.build.options(backend.value)
 
         def work() -> tuple[list[Path], str | None]:
@@ -417,8 +415,7 @@ class _Orchestrator:
 
             build(artifact.path, out, options, force=True)
             files = [out, _manifest(out)]
-            if out.suffix == ".xml":
-                files.append(out.with_suffix(".bin"))
+            files.extend(out.with_suffix(suffix) for suffix in spec.run_companions)
             return files, None
 
         key = {
@@ -432,20 +429,15 @@ class _Orchestrator:
     # -- bench -----------------------------------------------------------------------------
 
     def bench(self, artifacts: Sequence[Path]) -> tuple[Path | None, str]:
-        from resnet_opt.measure.targets import Target, parse_targets
+        from resnet_opt.core.manifest import read_manifest
+        from resnet_opt.measure.targets import parse_targets, with_built_targets
 
         cfg = self.config.bench
         data = self._evaluation_data(artifacts[0])
         report_dir = self.folder / REPORT_DIR
         targets = parse_targets(cfg.backends)
-        if targets is not None:  # the engines built here run on their own backend
-            extra = {".plan": Target.TENSORRT, ".xml": Target.OPENVINO}
-            wanted = list(targets)
-            for path in artifacts:
-                target = extra.get(path.suffix)
-                if target is not None and target not in wanted:
-                    wanted.append(target)
-            targets = tuple(wanted)
+        if targets is not None:  # the artifacts built here run on their own backend
+            targets = with_built_targets(targets, [(p.name, read_manifest(p)) for p in artifacts])
 
         def work() -> tuple[list[Path], str | None]:
             files = self._bench(artifacts, targets, data, report_dir)
@@ -525,10 +517,9 @@ def _check_choices(config: RunConfig) -> None:
     """Refuse unknown enum values in the config before any work, naming the key (the quantize
     variants' and the build options' are decoded as enums by `run_config`)."""
     from resnet_opt.measure.targets import parse_targets
-    from resnet_opt.runners.base import BUILD_BACKENDS
 
     for i, name in enumerate(config.build.backends):
-        _check_value(f"build.backends[{i}]", name, [b.value for b in BUILD_BACKENDS])
+        _check_value(f"build.backends[{i}]", name, [b.value for b in build_backends()])
     parse_targets(config.bench.backends)
 
 
@@ -657,42 +648,13 @@ def _contract_of(model: Path) -> PreprocessContract | None:
     return manifest.preprocessing if manifest else None
 
 
-def _builds(backend: Backend, artifact: _Artifact) -> bool:
-    """Which artifacts each backend is meant for (see BuildConfig)."""
-    from resnet_opt.core.manifest import Precision
-    from resnet_opt.quantization.plan import QdqTarget
-
-    variant = artifact.variant.options if artifact.variant else None
-    if variant is None:
-        return True
-    int8 = variant.precision is Precision.INT8
-    if backend is Backend.ONNXRUNTIME:
-        return int8 and variant.target is QdqTarget.CPU
-    tensorrt_layout = variant.target in (None, QdqTarget.TENSORRT)
-    if backend is Backend.TENSORRT:
-        return variant.precision is Precision.FP16 or tensorrt_layout
-    return int8 and tensorrt_layout
-
-
 def _unavailable(backend: Backend) -> str | None:
-    """Why `backend` cannot build on this machine (None: it can)."""
-    from resnet_opt.deps import probe
-
-    if backend is Backend.TENSORRT:
-        from resnet_opt.tensorrt.device import probe_gpu
-
-        version, why = probe("tensorrt")
-        if version is None:
-            return f"no TensorRT ({why}); install resnet-opt[tensorrt] on a machine with a GPU"
-        gpu = probe_gpu()  # the probe build_tensorrt refuses a GPU-less machine by
-        if gpu.name is None:
-            return f"no CUDA GPU ({gpu.problem})"
+    """Why `backend` cannot build on this machine (None: it can), by its unit's rule."""
+    check = build_part(backend).unavailable
+    if check is None:
         return None
-    if backend is Backend.OPENVINO:
-        version, why = probe("openvino")
-        if version is None:
-            return f"no OpenVINO ({why}); install resnet-opt[openvino]"
-    return None
+    why: str | None = resolve(check)()
+    return why
 
 
 def gate_error(result: RunResult) -> QualityGateError | None:

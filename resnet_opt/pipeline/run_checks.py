@@ -6,8 +6,9 @@ user of a config file never typed. Here each number is checked up front with the
 (`resnet_opt.core.validation`) and the error names the key (`data.calib_samples`,
 `bench.batches[0]`). The quantize variants go through the quantize stage's own rules
 (`quantize_options.check_options`), which name them by key here, and the build options through
-each backend's own (`build_onnxruntime.check_options`, `build_openvino.check_options`; a
-TensorRT table is checked as it is decoded, by `TensorRtBuildOptions` itself). The choices of a
+each backend's own (its unit's `check`: `build_onnxruntime.check_options`,
+`build_openvino.check_options`; a TensorRT table is checked as it is decoded, by
+`TensorRtBuildOptions` itself). The choices of a
 quantize variant and of a build table are decoded as enums with the config; the others (backend
 names) are checked by `run` itself (`_check_choices`).
 """
@@ -154,20 +155,24 @@ def _check_parsed(config: RunConfig) -> None:
 
 
 def _check_builds(config: RunConfig) -> None:
-    """The ONNX Runtime and OpenVINO build options by their backends' own rules, named by the
-    table (every table, listed in build.backends or not, as decoding does), and their threads
-    against this host, as the command line's --threads is. The file names are the ones `run`
-    writes (a config sets no format or form)."""
-    from resnet_opt.pipeline import build_onnxruntime, build_openvino
+    """Each build backend's options by its own rules (its unit's `check`, when it has one), named
+    by the table (every table, listed in build.backends or not, as decoding does), and their
+    threads against this host, as the command line's --threads is. The file names are the ones
+    `run` writes (a config sets no format or form)."""
+    from resnet_opt.backends.registry import build_backends, build_part
+    from resnet_opt.backends.spec import resolve
 
-    build = config.build
-    _check_build("onnxruntime", build.onnxruntime, build_onnxruntime.check_options, "model.onnx")
-    _check_build("openvino", build.openvino, build_openvino.check_options, "model.xml")
+    for backend in build_backends():
+        spec = build_part(backend)
+        if spec.check is not None:
+            options = config.build.options(backend.value)
+            _check_build(backend.value, options, resolve(spec.check), f"model{spec.run_suffix}")
 
 
 def _check_build(name: str, options: Any, check: Callable[[Path, Any], object], out: str) -> None:
-    v.threads(options.threads, _key(f"build.{name}.threads"))
-    for i, dim in enumerate(options.input_shape or ()):
+    # threads and input_shape: the fields the CPU builds share, checked where a backend has them
+    v.threads(getattr(options, "threads", None), _key(f"build.{name}.threads"))
+    for i, dim in enumerate(getattr(options, "input_shape", None) or ()):
         v.positive_int(dim, _key(f"build.{name}.input_shape[{i}]"))
     try:
         check(Path(out), options)

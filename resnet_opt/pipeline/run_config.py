@@ -5,9 +5,10 @@ names it (a typo must not silently fall back to a default), and a value of the w
 which key and what was expected. With no file at all, `RunConfig()` is the bundled-default
 pipeline: export → quantize (int8 for the CPU, int8 for TensorRT, fp16) → build → bench.
 
-A `[[quantize]]` table is decoded straight into `QuantizeOptions`, and `[build.tensorrt]`,
-`[build.onnxruntime]`, `[build.openvino]` into `TensorRtBuildOptions`, `OrtBuildOptions`,
-`OpenVinoBuildOptions`: the schemas the commands fill too. Each field is a key (an enum field
+A `[[quantize]]` table is decoded straight into `QuantizeOptions`, and `[build.<backend>]`
+(`tensorrt`, `onnxruntime`, `openvino`: every build backend's unit) into its options class,
+`TensorRtBuildOptions`, `OrtBuildOptions`, `OpenVinoBuildOptions`: the schemas the commands fill
+too. Each field is a key (an enum field
 takes its value's text, a path field a string, a tuple a list), named and parsed as its field's
 metadata says (`core.fields`: `workspace = "2G"` is `workspace_bytes`, through the flag's own
 parser), except those `run` supplies (`RUN_SUPPLIED`) or cannot honour (`NOT_IN_RUN`). So a new
@@ -27,6 +28,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from resnet_opt.backends.registry import build_backends, build_part
+from resnet_opt.backends.spec import resolve
 from resnet_opt.core.fields import CHOICES, TEXT, config_key
 from resnet_opt.core.manifest import Precision
 from resnet_opt.core.naming import OptionError
@@ -34,11 +37,8 @@ from resnet_opt.core.readers import read_toml
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.measure.jetson_budget import HostDefault
 from resnet_opt.pipeline.build import BuildOptions
-from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions
-from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
 from resnet_opt.pipeline.quantize_options import QuantizeOptions
 from resnet_opt.quantization.plan import QdqTarget
-from resnet_opt.tensorrt.options import TensorRtBuildOptions
 
 
 @dataclass(frozen=True)
@@ -152,43 +152,44 @@ class _TableKeys:
 
 
 # Options-class fields a config does not set, because `run` cannot honour one value of them for
-# every artifact it builds: field → why (the refusal says it). Everything else is a key.
+# every artifact it builds: field → why (the refusal says it), each backend unit's `run_refused`.
+# Everything else is a key.
 NOT_IN_RUN: Mapping[type, Mapping[str, str]] = MappingProxyType(
-    {
-        TensorRtBuildOptions: {
-            "dla_core": "run builds the FP32 model for TensorRT too, which a DLA does not run; "
-            "build DLA engines with `resnet-opt build tensorrt --dla-core`",
-            "calib_cache": "run builds each INT8 engine from its own [[quantize]] variant, whose "
-            "manifest names the cache",
-        },
-        OrtBuildOptions: {
-            "format": "run writes each ORT-optimized artifact as <model>.optimized.onnx, and "
-            "the format follows from the suffix",
-        },
-        OpenVinoBuildOptions: {
-            "form": "run writes each artifact as OpenVINO IR (<model>.xml + .bin), and the "
-            "form follows from the suffix",
-        },
-    }
+    {resolve(build_part(b).options): build_part(b).run_refused for b in build_backends()}
 )
+
+
+def _default_tables() -> dict[str, BuildOptions]:
+    """Each build backend's default options, by its name (its [build.<backend>] table)."""
+    return {b.value: resolve(build_part(b).options)() for b in build_backends()}
 
 
 @dataclass(frozen=True)
 class BuildConfig:
-    """Which backends to build for, and the options of each (its [build.<backend>] table). Each
-    builds the artifacts it is meant for: ONNX Runtime the FP32 model and the cpu-target INT8;
+    """Which backends to build for, and the options of each (its [build.<backend>] table, one per
+    registered build backend, `config.build.tensorrt` read as an attribute too). Each builds the
+    artifacts its unit's `run_builds` says: ONNX Runtime the FP32 model and the cpu-target INT8;
     TensorRT the FP32, FP16 and tensorrt-target INT8; OpenVINO the FP32 and the tensorrt-target
     INT8 (one INT8 file serves GPU and CPU there)."""
 
     backends: tuple[str, ...] = ("onnxruntime", "tensorrt")
-    tensorrt: TensorRtBuildOptions = field(default_factory=TensorRtBuildOptions)
-    onnxruntime: OrtBuildOptions = field(default_factory=OrtBuildOptions)
-    openvino: OpenVinoBuildOptions = field(default_factory=OpenVinoBuildOptions)
+    tables: Mapping[str, BuildOptions] = field(default_factory=_default_tables)
 
     def options(self, backend: str) -> BuildOptions:
         """The build options of `backend` (a `runners.base.Backend` value)."""
-        chosen: BuildOptions = getattr(self, backend)
-        return chosen
+        return self.tables[backend]
+
+    def __getattr__(self, name: str) -> Any:
+        tables = self.__dict__.get("tables", {})
+        if name in tables:
+            return tables[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "backends": list(self.backends),
+            **{name: dataclasses.asdict(options) for name, options in self.tables.items()},
+        }
 
 
 @dataclass(frozen=True)
@@ -244,7 +245,7 @@ class RunConfig:
                 )
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "build": self.build.to_dict()}
 
     def quantize_options(self, variant: VariantConfig) -> QuantizeOptions:
         """`variant`'s options with what `run` supplies from [data] (see RUN_SUPPLIED);
@@ -368,6 +369,23 @@ def _variant(data: Any, at: _At) -> VariantConfig:
     return VariantConfig(_value(str, data["name"], at.child("name")), options)
 
 
+def _build_config(data: Any, at: _At) -> BuildConfig:
+    """[build]: `backends`, and one table per registered build backend decoded into its unit's
+    options class (a table not given: that class's defaults)."""
+    if not isinstance(data, Mapping):
+        raise UsageError(f"{at}: expected a table, got {_kind(data)}")
+    names = [b.value for b in build_backends()]
+    _refuse_unknown(data, ["backends", *names], at)
+    tables = {
+        name: _build(type(default), data[name], at.child(name)) if name in data else default
+        for name, default in _default_tables().items()
+    }
+    if "backends" not in data:
+        return BuildConfig(tables=tables)
+    backends = _value(tuple[str, ...], data["backends"], at.child("backends"))
+    return BuildConfig(backends, tables)
+
+
 def _field(f: dataclasses.Field[Any], hint: Any, value: Any, at: _At) -> Any:
     """The value of field `f` from its TOML value: through the field's TEXT parser from a
     string where it has one, else by its type (an enum narrowed to its CHOICES)."""
@@ -417,6 +435,8 @@ def _value(hint: Any, value: Any, at: _At, choices: Sequence[Enum] | None = None
         return tuple(_value(item, v, at.item(i)) for i, v in enumerate(value))
     if hint is VariantConfig:
         return _variant(value, at)
+    if hint is BuildConfig:
+        return _build_config(value, at)
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return _build(hint, value, at)
     if isinstance(hint, type) and issubclass(hint, Enum):

@@ -17,61 +17,23 @@ Transpose at each end. For that, every int8 op needs DQ on all its inputs and a 
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING
 
-from resnet_opt.graph import attribute
+from resnet_opt.quantization import ops
 from resnet_opt.quantization.graph_rules import GraphView
 from resnet_opt.quantization.plan import BiasQuant, Plan, QdqTarget, TensorQuant, WeightQuant
 
-if TYPE_CHECKING:
-    import onnx
-
-SHARING_OPS = frozenset({"MaxPool", "Flatten"})  # same scale in and out: run on u8 as they are
-
-
-def _gemm_axis(view: GraphView, node_name: str) -> int | None:
-    """The output-channel axis of a Gemm's constant weight, or None when it is not plain."""
-    node = view.by_name[node_name]
-    if len(node.input) < 2 or not view.is_constant(node.input[1]):
-        return None
-    if attribute(node, "transA", 0) or attribute(node, "alpha", 1.0) != 1.0:
-        return None
-    if len(node.input) > 2 and node.input[2] and attribute(node, "beta", 1.0) != 1.0:
-        return None
-    return 0 if attribute(node, "transB", 0) else 1
-
-
-def _constant_bias(view: GraphView, node: onnx.NodeProto) -> bool:
-    """No bias, or a constant one: the int32 bias ORT's int8 Conv/Gemm needs is made from it."""
-    return len(node.input) < 3 or not node.input[2] or view.is_constant(node.input[2])
-
-
-def _is_layer(view: GraphView, name: str) -> bool:
-    node = view.by_name[name]
-    if node.op_type == "Conv":
-        return view.conv_is_quantizable(node) and _constant_bias(view, node)
-    if node.op_type == "Add":
-        return len(node.input) == 2 and all(view.is_activation(x) for x in node.input)
-    if node.op_type == "GlobalAveragePool":
-        return True
-    if node.op_type == "Gemm":
-        return (
-            _gemm_axis(view, name) is not None
-            and view.is_activation(node.input[0])
-            and _constant_bias(view, node)
-        )
-    return False
+TARGET = QdqTarget.CPU
 
 
 def candidate_layers(view: GraphView) -> tuple[str, ...]:
     """Nodes this placement can run in int8 (what the budget chooses from)."""
-    return tuple(n.name for n in view.nodes if _is_layer(view, n.name))
+    return ops.candidates(view, TARGET)
 
 
 def excludable_layers(view: GraphView) -> tuple[str, ...]:
     """What --exclude may name: the int8 layers, and the pass-through ops that run on u8 by
     sharing their input's quantization (excluded, they run in float)."""
-    sharing = tuple(n.name for n in view.nodes if n.op_type in SHARING_OPS)
+    sharing = tuple(n.name for n in ops.pass_throughs(view, TARGET))
     return candidate_layers(view) + sharing
 
 
@@ -81,41 +43,30 @@ def place(view: GraphView, keep: Collection[str] = ()) -> Plan:
     quantized: dict[str, str | None] = {}  # tensor → shared source (None: own range)
     weights: list[WeightQuant] = []
     biases: list[BiasQuant] = []
-    layers: list[str] = []
-    kept: list[str] = []
-    left_float: list[tuple[str, str]] = []
+    selection = ops.select(view, TARGET, keep)
+    kept = list(selection.kept)
 
     def mark(tensor: str) -> None:
         if tensor not in outputs:
             quantized.setdefault(tensor, None)
 
-    for node in view.nodes:
-        if not _is_layer(view, node.name):
-            if node.op_type in ("Conv", "Gemm", "MatMul"):
-                left_float.append((node.name, "weight or bias not a constant in a supported form"))
-            continue
-        if node.name in keep:
-            kept.append(node.name)
-            continue
-        layers.append(node.name)
-        for x in node.input[:1] if node.op_type in ("Conv", "Gemm") else node.input:
-            mark(x)
-        if node.op_type != "Gemm":  # the classifier writes float logits
+    for node, rule in selection.layers:
+        for tensor, _ in ops.input_slots(view, node, rule):
+            mark(tensor)
+        if rule.output:
             relu = view.sole_relu(node.output[0])
             mark(relu.output[0] if relu is not None else node.output[0])
-        if node.op_type in ("Conv", "Gemm"):
-            axis = 0 if node.op_type == "Conv" else _gemm_axis(view, node.name)
-            assert axis is not None
-            weights.append(WeightQuant(node.name, 1, node.input[1], axis))
-            if len(node.input) > 2 and node.input[2]:  # a constant (see _is_layer)
+        if rule.weight:
+            weights.append(WeightQuant(node.name, 1, node.input[1], ops.weight_axis(view, node)))
+            if rule.int32_bias and len(node.input) > 2 and node.input[2]:  # a constant
                 biases.append(BiasQuant(node.name, 2, node.input[2], node.input[0], node.input[1]))
 
     # pass-through ops between quantized tensors keep the quantization: int8 MaxPool / Flatten
-    for node in view.nodes:
-        if node.op_type in SHARING_OPS and node.name in keep:
+    for node in ops.pass_throughs(view, TARGET):
+        if node.name in keep:
             kept.append(node.name)
             continue
-        if node.op_type in SHARING_OPS and node.input[0] in quantized:
+        if node.input[0] in quantized:
             source = quantized[node.input[0]] or node.input[0]
             if node.output[0] not in outputs and view.consumers(node.output[0]):
                 quantized[node.output[0]] = source
@@ -137,13 +88,13 @@ def place(view: GraphView, keep: Collection[str] = ()) -> Plan:
         )
         tensors.append(TensorQuant(tensor, slots, root(tensor)))
     return Plan(
-        target=QdqTarget.CPU,
+        target=TARGET,
         tensors=tuple(tensors),
         weights=tuple(weights),
         biases=tuple(biases),
-        layers=tuple(layers),
+        layers=selection.names(),
         kept=tuple(kept),
-        left_float=tuple(left_float),
+        left_float=selection.left_float,
     )
 
 

@@ -17,17 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from resnet_opt.quantization import ops
 from resnet_opt.quantization.graph_rules import GraphView
 from resnet_opt.quantization.plan import Plan, QdqTarget, TensorQuant, WeightQuant
+
+TARGET = QdqTarget.TENSORRT
 
 
 def candidate_layers(view: GraphView) -> tuple[str, ...]:
     """Nodes this placement can run in int8 (what --exclude and the budget choose from)."""
-    return tuple(
-        n.name
-        for n in view.nodes
-        if view.conv_is_quantizable(n) or (n.op_type == "Add" and view.residual_add(n))
-    )
+    return ops.candidates(view, TARGET)
 
 
 def excludable_layers(view: GraphView) -> tuple[str, ...]:
@@ -37,43 +36,21 @@ def excludable_layers(view: GraphView) -> tuple[str, ...]:
 
 def place(view: GraphView, keep: Collection[str] = ()) -> Plan:
     """The TensorRT plan with the nodes in `keep` left in higher precision."""
+    selection = ops.select(view, TARGET, keep)
     slots: dict[str, list[tuple[str, int]]] = {}
     weights: list[WeightQuant] = []
-    layers: list[str] = []
-    kept: list[str] = []
-    left_float: list[tuple[str, str]] = []
-    for node in view.nodes:
-        if node.op_type == "Conv":
-            if not view.conv_is_quantizable(node):
-                left_float.append((node.name, "weight is computed at run time, not a constant"))
-                continue
-            if node.name in keep:
-                kept.append(node.name)
-                continue
-            layers.append(node.name)
-            slots.setdefault(node.input[0], []).append((node.name, 0))
-            weights.append(WeightQuant(node.name, 1, node.input[1], axis=0))
-        elif node.op_type == "Add":
-            if not all(view.is_activation(x) for x in node.input):
-                continue  # a bias or constant offset, not a residual connection
-            residual = view.residual_add(node)
-            if residual is None:
-                left_float.append((node.name, "no skip input could be identified"))
-                continue
-            if node.name in keep:
-                kept.append(node.name)
-                continue
-            layers.append(node.name)
-            slots.setdefault(residual.skip, []).append((node.name, residual.skip_index))
-        elif node.op_type in ("Gemm", "MatMul"):
-            left_float.append((node.name, "classifier kept in higher precision"))
+    for node, rule in selection.layers:
+        for tensor, i in ops.input_slots(view, node, rule):
+            slots.setdefault(tensor, []).append((node.name, i))
+        if rule.weight:
+            weights.append(WeightQuant(node.name, 1, node.input[1], ops.weight_axis(view, node)))
     tensors = tuple(TensorQuant(t, tuple(s)) for t, s in slots.items())
     return Plan(
-        target=QdqTarget.TENSORRT,
+        target=TARGET,
         tensors=tensors,
         weights=tuple(weights),
         biases=(),
-        layers=tuple(layers),
-        kept=tuple(kept),
-        left_float=tuple(left_float),
+        layers=selection.names(),
+        kept=selection.kept,
+        left_float=selection.left_float,
     )

@@ -83,7 +83,12 @@ class Plan:
 
 
 class Placement(Protocol):
-    """What a placement module (`placement_tensorrt`, `placement_cpu`) provides."""
+    """What a placement module (`placements.PLACEMENTS`) provides."""
+
+    @property
+    def TARGET(self) -> QdqTarget:  # noqa: N802 (a module constant)
+        """The layout it writes."""
+        ...
 
     def place(self, view: GraphView, keep: Collection[str] = ()) -> Plan:
         """The plan with the nodes in `keep` left in higher precision."""

@@ -36,6 +36,7 @@ import numpy as np
 from resnet_opt.calibration.qdq_math import symmetric_scale
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import all_names, attribute, drop_unused_initializers, unique_name
+from resnet_opt.quantization.layouts import Activations, layout
 from resnet_opt.quantization.plan import BiasQuant, Plan, QdqTarget
 from resnet_opt.quantization.weights import (
     INT8_WEIGHT_MAX as INT8_WEIGHT_MAX,  # re-exported: the weight limits' old home
@@ -83,14 +84,13 @@ def activation_params(target: QdqTarget, rng: Range, tensor: str = "") -> QParam
     amax = float(rng.amax)
     if not np.isfinite(amax) or amax <= 0.0:
         raise ResnetOptError(f"{tensor}: calibration gave an unusable range (amax {amax})")
-    if target is QdqTarget.TENSORRT:
+    activations = layout(target).activations
+    if activations is Activations.SYMMETRIC_S8:
         return QParams(float(symmetric_scale(amax, np.int8)), 0, np.int8)
-    if target is QdqTarget.OPENVINO:  # u8 [0, amax] after a Relu, else symmetric s8 (as NNCF)
-        if float(rng.amin) >= 0.0:
-            return QParams(float(symmetric_scale(amax, np.uint8)), 0, np.uint8)
-        return QParams(float(symmetric_scale(amax, np.int8)), 0, np.int8)
-    if float(rng.amin) >= 0.0:
+    if float(rng.amin) >= 0.0:  # u8 [0, amax] after a Relu
         return QParams(float(symmetric_scale(amax, np.uint8)), 0, np.uint8)
+    if activations is Activations.U8_OR_SYMMETRIC_S8:  # symmetric s8 elsewhere (as NNCF)
+        return QParams(float(symmetric_scale(amax, np.int8)), 0, np.int8)
     return QParams(float(symmetric_scale(amax, np.int8)), 128, np.uint8)
 
 
@@ -104,11 +104,12 @@ def default_policy(
     saturation-safe pairs (OpenVINO's AVX2 kernels also add u8×s8 pairs in int16). tensorrt:
     full 8 bits (GPUs accumulate in int32).
     """
-    if target is QdqTarget.TENSORRT:
+    found = layout(target)
+    if not found.cpu_kernels:
         return WeightPolicy(INT8_WEIGHT_MAX, False, bias_correction)
-    if target is QdqTarget.CPU and reduce_range is True:
+    if found.reduce_range and reduce_range is True:
         return WeightPolicy(REDUCED_WEIGHT_MAX, False, bias_correction)
-    if target is QdqTarget.CPU and reduce_range is False:
+    if found.reduce_range and reduce_range is False:
         return WeightPolicy(INT8_WEIGHT_MAX, False, bias_correction)
     return WeightPolicy(INT8_WEIGHT_MAX, True, bias_correction)
 
@@ -235,7 +236,7 @@ def apply_plan(
     done_weights: dict[str, str] = {}
     nodes = {n.name: n for n in graph.node}
     tally = _WeightTally()
-    zero_points = plan.target is not QdqTarget.OPENVINO  # OpenVINO: scale only, no Subtract
+    zero_points = layout(plan.target).weight_zero_point  # OpenVINO: scale only, no Subtract
     for wq in plan.weights:
         if wq.initializer in done_weights:
             rewire[(wq.node, wq.index)] = done_weights[wq.initializer]

@@ -10,14 +10,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from resnet_opt.core.manifest import Precision
+from resnet_opt.core.quantization_details import QuantizationDetails, quantization_of
+from resnet_opt.core.stage_details import Fp16QuantizeDetails, Int8QuantizeDetails
+
 if TYPE_CHECKING:
     from resnet_opt.core.manifest import Manifest
 
 
-def _bits(quant: Mapping[str, object]) -> str:
+def _bits(quant: QuantizationDetails) -> str:
     """', 7-bit [-64, 64]' for reduced-range weights (the cpu default), else nothing."""
-    limits = quant.get("weight_range")
-    if quant.get("reduce_range") and isinstance(limits, list):
+    limits = quant.weight_range
+    if quant.reduce_range and limits is not None:
         return f", 7-bit [{limits[0]}, {limits[1]}]"
     return ""
 
@@ -36,8 +40,8 @@ def gate_advice(manifest: Manifest) -> str:
     from resnet_opt.environment import cpu_int8_family
     from resnet_opt.quantization.saturation import saturates_on
 
-    quant = manifest.details.get("quantization")
-    if not isinstance(quant, Mapping):  # fp16
+    quant = quantization_of(manifest.details, manifest.artifact)
+    if quant is None:  # fp16
         return "--exclude NODE to keep the nodes that lose the most in fp32"
     family = cpu_int8_family()
     tips = []
@@ -51,42 +55,43 @@ def gate_advice(manifest: Manifest) -> str:
         "--accuracy-budget P, which keeps the most sensitive layers in higher precision",
         "--exclude NODE",
     ]
-    if quant.get("target") == "cpu":
+    if quant.target == "cpu":
         tips.append("on OpenVINO, the --target tensorrt file")
     return "; ".join(tips[:-1]) + "; or " + tips[-1]
 
 
 def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     """The human summary of a quantize manifest (the CLI prints it on stderr)."""
-    details, check = manifest.details, manifest.verification
+    check = manifest.verification
     lines: list[str] = []
-    quant = details.get("quantization")
-    calib = details.get("calibration") or (details.get("fp16") or {}).get("overflow_check", {}).get(
-        "calibration"
-    )
-    if isinstance(quant, Mapping):
-        lines.append(
-            f"{output}: {manifest.precision.value}, {quant['target']} layout — "
-            f"{quant['int8_layers']} layers in int8, {quant['quantized_tensors']} activation "
-            f"Q/DQ pairs, {quant['int8_weights']} int8 weights (per channel{_bits(quant)}), "
-            f"bias {quant['bias']}"
-        )
+    int8 = fp16 = None
+    if manifest.precision is Precision.FP16:
+        fp16 = manifest.read_details(Fp16QuantizeDetails)
+        calib, method = fp16.fp16.overflow_check.calibration, ""
     else:
-        fp16 = details.get("fp16", {})
+        int8 = manifest.read_details(Int8QuantizeDetails)
+        calib = int8.calibration.run
+        extra = f" {int8.calibration.percentile}" if int8.calibration.percentile else ""
+        method = f" {int8.calibration.method}{extra}"
+    quant = int8.quantization if int8 is not None else None
+    if quant is not None:
         lines.append(
-            f"{output}: fp16, {fp16.get('fp16_nodes')} of {fp16.get('nodes')} nodes in fp16"
-            f"{', I/O kept fp32' if fp16.get('keep_io_types') else ''}; kept fp32: "
-            f"{', '.join(fp16.get('kept_fp32', [])) or 'none'}"
+            f"{output}: {manifest.precision.value}, {quant.target} layout — "
+            f"{quant.counts.int8_layers} layers in int8, {quant.counts.quantized_tensors} "
+            f"activation Q/DQ pairs, {quant.counts.int8_weights} int8 weights (per channel"
+            f"{_bits(quant)}), bias {quant.bias}"
         )
-    if isinstance(calib, Mapping):
-        method = calib.get("method")
-        extra = f" {calib['percentile']}" if calib.get("percentile") else ""
-        cache = calib.get("cache")
-        reused = f", statistics from {cache['file']}" if cache and cache.get("reused") else ""
+    elif fp16 is not None:
+        half = fp16.fp16
         lines.append(
-            f"  calibration{' ' + method + extra if method else ''}: {calib['samples']} samples "
-            f"of {calib['data']}{reused}"
+            f"{output}: fp16, {half.fp16_nodes} of {half.nodes} nodes in fp16"
+            f"{', I/O kept fp32' if half.keep_io_types else ''}; kept fp32: "
+            f"{', '.join(half.kept_fp32) or 'none'}"
         )
+    if calib is not None:
+        cache = calib.cache
+        reused = f", statistics from {cache.file}" if cache and cache.reused else ""
+        lines.append(f"  calibration{method}: {calib.samples} samples of {calib.data}{reused}")
     if check.get("evaluated"):
         ref = check.get("reference") or {}
         lines.append(
@@ -107,8 +112,8 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     if isinstance(fallback, Mapping) and fallback.get("ops"):
         ops = ", ".join(f"{k}×{v}" for k, v in fallback["ops"].items())
         lines.append(f"  ONNX Runtime CPU ran these fp16 ops in fp32 (no fp16 kernel): {ops}")
-    budget = details.get("accuracy_budget")
-    if isinstance(budget, Mapping) and budget.get("kept"):
+    budget = int8.accuracy_budget if int8 is not None else None
+    if budget is not None and budget.get("kept"):
         share = budget.get("kept_macs_share")
         cost = f", {100 * share:.1f}% of the MACs" if share is not None else ""
         state = "met" if budget.get("met") else "NOT met"
@@ -117,13 +122,13 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
             f"{len(budget['kept'])} layer(s) in higher precision{cost}: "
             f"{', '.join(budget['kept'])}"
         )
-    if isinstance(quant, Mapping) and quant.get("excluded"):
-        lines.append(f"  excluded: {', '.join(quant['excluded'])}")
+    if quant is not None and quant.excluded:
+        lines.append(f"  excluded: {', '.join(quant.excluded)}")
     gate = check.get("gate")
     if isinstance(gate, Mapping):
         lines.append(
             f"  gate --max-drop {gate['max_drop']:g}: {'passed' if gate['passed'] else 'FAILED'}"
         )
-    if details.get("tensorrt_calibration_cache"):
-        lines.append(f"  TensorRT calibration cache: {details['tensorrt_calibration_cache']}")
+    if int8 is not None and int8.tensorrt_calibration_cache:
+        lines.append(f"  TensorRT calibration cache: {int8.tensorrt_calibration_cache}")
     return lines

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from resnet_opt.core.cpu_int8 import Int8Family
 from resnet_opt.core.manifest import Manifest, Stage, read_manifest
+from resnet_opt.core.quantization_details import QuantizationDetails, quantization_of
 from resnet_opt.environment import cpu_int8_family
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, pair_sum_fits_int16
@@ -23,15 +24,15 @@ from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, pair_sum_fits_int16
 ONNX_RUNTIME_SUFFIXES = (".onnx", ".ort")
 
 
-def _cpu_quantization(manifest: Manifest) -> Mapping[str, object] | None:
+def _cpu_quantization(manifest: Manifest) -> QuantizationDetails | None:
     """The quantization details of the `--target cpu` quantize step that made this artifact
     (or its source), None when no such step is in its history."""
     for entry in reversed(manifest.history()):
         details = entry.get("details")
         if entry.get("stage") != Stage.QUANTIZE.value or not isinstance(details, Mapping):
             continue
-        quant = details.get("quantization")
-        if not isinstance(quant, Mapping) or quant.get("target") != "cpu":
+        quant = quantization_of(details, str(entry.get("artifact") or manifest.artifact))
+        if quant is None or quant.target != "cpu":
             return None
         return quant
     return None
@@ -42,19 +43,16 @@ def cpu_weight_max(manifest: Manifest) -> int | None:
     source), None when no such step is in its history. Before the limit was recorded every
     weight used the full ±127."""
     quant = _cpu_quantization(manifest)
-    if quant is not None:
-        limits = quant.get("weight_range")
-        if isinstance(limits, list | tuple) and len(limits) == 2:
-            return int(max(abs(int(limits[0])), abs(int(limits[1]))))
-        return INT8_WEIGHT_MAX
-    return None
+    if quant is None:
+        return None
+    return quant.weight_max if quant.weight_max is not None else INT8_WEIGHT_MAX
 
 
 def saturates_on(manifest: Manifest, family: Int8Family) -> bool:
     """Whether the artifact's int8 sums saturate on a CPU of `family`: full 8-bit weights,
     unless their same-sign pairs were kept within the int16 limit (`safe_pairs`)."""
     quant = _cpu_quantization(manifest)
-    if quant is None or quant.get("safe_pairs") is True or not family.saturates_u8s8:
+    if quant is None or quant.safe_pairs is True or not family.saturates_u8s8:
         return False
     weight_max = cpu_weight_max(manifest)
     return weight_max is not None and not pair_sum_fits_int16(weight_max)
@@ -75,10 +73,10 @@ def warning_for(artifacts: Sequence[Path], family: Int8Family | None = None) -> 
             continue
         try:
             manifest = read_manifest(path, required=False)
+            if manifest is not None and saturates_on(manifest, family):
+                at_risk.append(path.name)
         except ResnetOptError:  # an invalid manifest is the command's error to report, not ours
             continue
-        if manifest is not None and saturates_on(manifest, family):
-            at_risk.append(path.name)
     if not at_risk:
         return None
     return (

@@ -151,24 +151,23 @@ class AccuracyProbe:
 
 
 def layer_macs(model: onnx.ModelProto) -> dict[str, int]:
-    """Multiply-accumulates per sample of each Conv and Gemm whose shapes inference can tell."""
-    from resnet_opt.calibration.collect import tensor_types_and_shapes
-    from resnet_opt.graph import attribute
+    """Multiply-accumulates per sample of each layer whose op kind counts them (Conv, Gemm:
+    `ops.Sensitivity.macs_per_output`) and whose shapes inference can tell."""
+    from resnet_opt.graph import tensor_types_and_shapes
+    from resnet_opt.quantization.ops import macs_rule
 
     _, shapes = tensor_types_and_shapes(model)  # best effort: MACs are a report figure
     weights = {t.name: list(t.dims) for t in model.graph.initializer}
     macs: dict[str, int] = {}
     for node in model.graph.node:
-        if node.op_type not in ("Conv", "Gemm") or len(node.input) < 2:
+        per_output_of = macs_rule(node.op_type)
+        if per_output_of is None or len(node.input) < 2:
             continue
         w = weights.get(node.input[1])
         out = shapes.get(node.output[0])
         if w is None or not out or any(d is None for d in out[1:]):
             continue
-        if node.op_type == "Conv":
-            per_output = int(np.prod(w[1:]))  # Cin/groups × kh × kw
-        else:  # Gemm: K, the weight's input axis
-            per_output = w[1] if attribute(node, "transB", 0) else w[0]
+        per_output = per_output_of(w, node)
         macs[node.name] = int(np.prod([d for d in out[1:] if d is not None])) * per_output
     return macs
 

@@ -104,14 +104,13 @@ def plot_report(report: Report, path: Path, *, batch: int | None = None) -> Path
     return path
 
 
-_BACKEND_COLOURS = {
-    "torch": "tab:red",
-    "onnxruntime": "tab:blue",
-    "onnxruntime-cuda": "tab:cyan",
-    "onnxruntime-tensorrt": "tab:purple",
-    "openvino": "tab:orange",
-    "tensorrt": "tab:green",
-}
+def _backend_colours() -> dict[str, str]:
+    """Each bench target's colour, as its backend unit declares it."""
+    from resnet_opt.backends.registry import Target
+
+    return {target.value: target.spec.colour for target in Target}
+
+
 _PRECISION_MARKERS = {"fp32": "o", "fp16": "s", "bf16": "D", "int8": "^", "mixed": "v"}
 
 
@@ -122,8 +121,9 @@ def _scatter(
         (float(p.per_watt or 0.0) if per_watt else p.throughput, float(p.top1 or 0.0)) for p in pts
     ]
     seen: set[str] = set()
+    colours = _backend_colours()
     for p, (x, y) in zip(pts, xy, strict=True):
-        colour = _BACKEND_COLOURS.get(p.backend, "tab:gray")
+        colour = colours.get(p.backend, "tab:gray")
         label = p.backend if p.backend not in seen else None
         seen.add(p.backend)
         marker = _PRECISION_MARKERS.get(p.precision.lower(), "o")
@@ -208,7 +208,7 @@ def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float,
 
 def _bars(ax: Any, pts: Sequence[Point], batch: int) -> None:
     labels = [f"{p.artifact}\n{p.backend} {p.precision}" for p in pts]
-    colours = [_BACKEND_COLOURS.get(p.backend, "tab:gray") for p in pts]
+    colours = [_backend_colours().get(p.backend, "tab:gray") for p in pts]
     ax.barh(range(len(pts)), [p.throughput for p in pts], color=colours)
     ax.set_yticks(range(len(pts)), labels, fontsize=7)
     ax.invert_yaxis()

@@ -10,54 +10,45 @@ Runtime session, an OpenVINO model, a PyTorch module). Opening an artifact file 
 the options recorded when it was built, the checks that it fits this machine) happens in
 `resnet_opt.runners.loaders` and each backend's `open_*` function, which `open_runner` calls.
 
-The registry maps backend names to import paths, so choosing one backend never imports another
-(a Jetson with TensorRT but no torch must be able to bench an engine).
+Which function opens an artifact as a backend's runner is its unit's `runner` import path
+(`resnet_opt.backends`), so choosing one backend never imports another (a Jetson with TensorRT
+but no torch must be able to bench an engine).
 """
 
 from __future__ import annotations
 
 import abc
-import importlib
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 
+from resnet_opt.backends.registry import Backend, build_backends, unit
+from resnet_opt.backends.spec import resolve
 from resnet_opt.errors import ResnetOptError
+
+__all__ = [
+    "BUILD_BACKENDS",
+    "Backend",  # the registry's, named here too: every runner module says which it is
+    "Dim",
+    "Runner",
+    "RunnerBase",
+    "RunnerInfo",
+    "TensorSpec",
+    "open_runner",
+    "run_batch",
+    "runner_opener",
+    "single_input",
+]
 
 Dim = int | str | None  # a fixed size, a symbolic name, or unknown
 
 
-class Backend(str, Enum):
-    """The frameworks that run models: one runner each, and the one name for them everywhere
-    (`build --backend`, a build manifest's `details.backend`, run configs, reports).
-
-    What bench measures is a `measure.targets.Target`: a backend plus the ONNX Runtime execution
-    provider it asks for.
-    """
-
-    TORCH = "torch"
-    ONNXRUNTIME = "onnxruntime"
-    OPENVINO = "openvino"
-    TENSORRT = "tensorrt"
-
-
-# the backends `build` makes an artifact for; PyTorch eager runs the FP32 export as it is
-BUILD_BACKENDS: tuple[Backend, ...] = (Backend.TENSORRT, Backend.ONNXRUNTIME, Backend.OPENVINO)
-
-
-# backend -> "module:opener": the function that opens an artifact file as a runner of that
-# backend (`opener(artifact, **options) -> runner`); imported only when that backend is chosen
-RUNNERS: dict[Backend, str] = {
-    Backend.TORCH: "resnet_opt.runners.torch:open_torch",
-    Backend.ONNXRUNTIME: "resnet_opt.runners.onnxruntime:open_onnxruntime",
-    Backend.OPENVINO: "resnet_opt.runners.openvino:open_openvino",
-    Backend.TENSORRT: "resnet_opt.runners.tensorrt:TensorRtRunner",
-}
+# the backends `build` makes an artifact for (the units with a build part), in `Backend` order
+BUILD_BACKENDS: tuple[Backend, ...] = build_backends()
 
 
 @dataclass(frozen=True)
@@ -162,9 +153,7 @@ class RunnerBase(abc.ABC):
 
 def runner_opener(backend: Backend) -> Callable[..., Any]:
     """The function that opens an artifact as `backend`'s runner, imported now (and only now)."""
-    module_name, _, name = RUNNERS[backend].partition(":")
-    module = importlib.import_module(module_name)
-    opener: Callable[..., Any] = getattr(module, name)
+    opener: Callable[..., Any] = resolve(unit(backend).runner)
     return opener
 
 

@@ -13,15 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import Manifest, Stage, check_artifact_hash, read_manifest
 from resnet_opt.core.readers import describe_input
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Backend
 
 T_co = TypeVar("T_co", covariant=True)
+E = TypeVar("E", bound=Enum)
 
 
 class Loader(Protocol[T_co]):
@@ -66,15 +69,44 @@ def open_artifact(
     """
     path = Path(path)
     if manifest is None:
-        problem = describe_input(path)
-        if problem is not None:
-            problem = "is a folder, not an artifact file" if path.is_dir() else problem
-            raise ResnetOptError(f"{path}: {problem}")
+        _check_file(path, "an artifact file")
         manifest = read_manifest(path, required=require_manifest or verify_hash)
     if verify_hash:
         assert manifest is not None
         check_artifact_hash(path, manifest)
     return OpenedArtifact(path, backend, manifest, _built_details(path, backend, manifest))
+
+
+@dataclass(frozen=True)
+class StageInput:
+    """The ONNX a stage reads, opened: its manifest (None: a model from elsewhere) and sha256."""
+
+    path: Path
+    manifest: Manifest | None
+    sha256: str
+
+
+def open_stage_input(source: Path, output: Path, *, require_manifest: bool = False) -> StageInput:
+    """The preamble of every stage that reads one ONNX and writes another (the three builds,
+    fold, quantize), in one wording: the output is not the source, the source is a file, its
+    manifest is read (required for a TensorRT build) and the file is checked against it, so a
+    stage never works from a file its manifest does not describe.
+    """
+    source, output = Path(source), Path(output)
+    if output.resolve() == source.resolve():
+        raise ResnetOptError(f"{output}: is the source model; write the output to another file")
+    _check_file(source, "an ONNX file")
+    manifest = read_manifest(source, required=require_manifest)
+    sha256 = sha256_file(source) if manifest is None else check_artifact_hash(source, manifest)
+    return StageInput(source, manifest, sha256)
+
+
+def _check_file(path: Path, kind: str) -> None:
+    """Refuse a missing file, a folder, a FIFO, /dev/null or a symlink loop in one line."""
+    problem = describe_input(path)
+    if problem is not None:
+        problem = f"is a folder, not {kind}" if path.is_dir() else problem
+        raise ResnetOptError(f"{path}: {problem}")
 
 
 def _built_details(path: Path, backend: Backend, manifest: Manifest | None) -> Mapping[str, Any]:
@@ -91,3 +123,84 @@ def _built_details(path: Path, backend: Backend, manifest: Manifest | None) -> M
     if not isinstance(manifest.details.get("runner", {}), Mapping):
         raise ResnetOptError(f"{path}: its manifest's runner options are not an object")
     return manifest.details
+
+
+# -- a build manifest's details["runner"], typed per backend ------------------------------------
+
+RUNNER_KEY = "details.runner"
+_JSON = {
+    str: "a string",
+    int: "an integer",
+    bool: "true or false",
+    list: "a list",
+    dict: "an object",
+}
+
+
+class RunnerDetails(Protocol):
+    """A build manifest's `details["runner"]`: how the backend's loader opens the artifact as
+    built. One frozen dataclass per backend (its unit's `runner_details`), written with
+    `to_dict` (the JSON of schema v1) and read with `from_dict(data, source=...)`, which refuses
+    a value of the wrong type naming the manifest and the key (exit 1)."""
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The ONNX Runtime execution providers it loads with (empty: not ONNX Runtime)."""
+        ...
+
+    def to_dict(self) -> dict[str, object]: ...
+
+
+def runner_details(manifest: Manifest, source: str) -> RunnerDetails | None:
+    """The typed `details["runner"]` of a build manifest, by its backend's unit (None: not a
+    build, or a backend whose unit declares none)."""
+    from resnet_opt.backends.registry import Backend, unit
+    from resnet_opt.backends.spec import resolve
+
+    if manifest.stage is not Stage.BUILD:
+        return None
+    named = manifest.details.get("backend")
+    backend = next((b for b in Backend if b.value == named), None)
+    if backend is None or unit(backend).runner_details is None:
+        return None
+    raw = manifest.details.get("runner") or {}
+    if not isinstance(raw, Mapping):
+        raise ResnetOptError(f"{source}: its build manifest's runner options are not a mapping")
+    details: RunnerDetails = resolve(str(unit(backend).runner_details)).from_dict(
+        raw, source=source
+    )
+    return details
+
+
+def detail(data: Mapping[str, object], key: str, kind: type, source: str) -> Any:
+    """`data[key]` when it is of JSON type `kind` (bool is not an int), None when absent or
+    null (a manifest older than the key); else the one-line manifest error naming the key."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        got = _JSON.get(type(value), type(value).__name__)
+        raise ResnetOptError(f"{source}: {RUNNER_KEY}.{key} must be {_JSON[kind]}, not {got}")
+    return value
+
+
+def detail_choice(data: Mapping[str, object], key: str, enum: type[E], source: str) -> E | None:
+    """`data[key]` as a member of `enum` (None when absent), else the manifest error."""
+    text = detail(data, key, str, source)
+    if text is None:
+        return None
+    for member in enum:
+        if member.value == text:
+            return member
+    choices = ", ".join(str(m.value) for m in enum)
+    raise ResnetOptError(f"{source}: {RUNNER_KEY}.{key} = {text!r} (one of {choices})")
+
+
+def detail_names(data: Mapping[str, object], key: str, source: str) -> tuple[str, ...] | None:
+    """`data[key]` as a list of strings (None when absent), else the manifest error."""
+    values = detail(data, key, list, source)
+    if values is None:
+        return None
+    if not all(isinstance(v, str) for v in values):
+        raise ResnetOptError(f"{source}: {RUNNER_KEY}.{key} must be a list of strings")
+    return tuple(values)

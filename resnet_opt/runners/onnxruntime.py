@@ -25,11 +25,18 @@ from typing import Any
 
 import numpy as np
 
+from resnet_opt.core.manifest import manifest_path
 from resnet_opt.core.validation import thread_count
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
-from resnet_opt.runners.loaders import Loader, open_artifact
+from resnet_opt.runners.loaders import (
+    Loader,
+    detail,
+    detail_choice,
+    detail_names,
+    open_artifact,
+)
 
 CPU = "CPUExecutionProvider"
 
@@ -92,6 +99,35 @@ class GraphOptimization(str, Enum):
             GraphOptimization.EXTENDED: level.ORT_ENABLE_EXTENDED,
             GraphOptimization.ALL: level.ORT_ENABLE_ALL,
         }[self]
+
+
+@dataclass(frozen=True)
+class OrtRunnerDetails:
+    """`details["runner"]` of a `build onnxruntime` manifest: how SessionFromArtifact loads the
+    artifact as built (None: not recorded, the loader's default applies)."""
+
+    # the level at load: "disabled" (the saved graph is final) or "all" (a portable build)
+    optimization: GraphOptimization | None = None
+    providers: tuple[str, ...] = ()  # ORT's names, as resolved at build
+    threads: int | None = None
+    model_format: OrtFormat | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "optimization": None if self.optimization is None else self.optimization.value,
+            "providers": list(self.providers),
+            "threads": self.threads,
+            "model_format": None if self.model_format is None else self.model_format.value,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object], *, source: str = "manifest") -> OrtRunnerDetails:
+        return cls(
+            optimization=detail_choice(data, "optimization", GraphOptimization, source),
+            providers=detail_names(data, "providers", source) or (),
+            threads=detail(data, "threads", int, source),
+            model_format=detail_choice(data, "model_format", OrtFormat, source),
+        )
 
 
 def session_options(
@@ -265,24 +301,15 @@ class SessionFromArtifact:
     def __call__(self) -> OrtSession:
         require("onnxruntime")
         opened = open_artifact(self.artifact, Backend.ONNXRUNTIME)
-        given = opened.recorded
-        try:
-            optimization = self.optimization or GraphOptimization(
-                given.get("optimization", GraphOptimization.ALL)
-            )
-            providers = self.providers or tuple(
-                resolve_providers(list(given["providers"])) if given.get("providers") else [CPU]
-            )
-            threads = self.threads
-            if threads is None and given.get("threads") is not None:
-                threads = int(given["threads"])
-            model_format = self.model_format or OrtFormat(
-                given.get("model_format") or OrtFormat.of(self.artifact)
-            )
-        except (TypeError, ValueError) as exc:
-            raise ResnetOptError(
-                f"{self.artifact}: bad runner options in its manifest ({exc})"
-            ) from exc
+        given = OrtRunnerDetails.from_dict(
+            opened.recorded, source=str(manifest_path(self.artifact))
+        )
+        optimization = self.optimization or given.optimization or GraphOptimization.ALL
+        providers = self.providers or tuple(
+            resolve_providers(list(given.providers)) if given.providers else [CPU]
+        )
+        threads = self.threads if self.threads is not None else given.threads
+        model_format = self.model_format or given.model_format or OrtFormat.of(self.artifact)
         # "hardware_specific" and "cpu" say which CPU family a saved NCHWc layout is for
         if opened.built.get("hardware_specific"):
             cpu = opened.built.get("cpu") or {}

@@ -27,11 +27,12 @@ from typing import Any
 
 import numpy as np
 
+from resnet_opt.core.manifest import manifest_path
 from resnet_opt.core.validation import thread_count
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
-from resnet_opt.runners.loaders import Loader, open_artifact
+from resnet_opt.runners.loaders import Loader, detail, detail_choice, open_artifact
 
 DEFAULT_DEVICE = "CPU"
 MAX_COMPILED = 4  # compiled shapes kept per runner (a bench's batch sizes)
@@ -199,6 +200,35 @@ class ModelFromFile:
 
 
 @dataclass(frozen=True)
+class OvRunnerDetails:
+    """`details["runner"]` of a `build openvino` manifest: how ModelFromArtifact compiles the
+    artifact as built (None: not recorded, the loader's default applies)."""
+
+    device: str | None = None
+    precision: OvPrecision | None = None
+    threads: int | None = None
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return ()  # not ONNX Runtime
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "device": self.device,
+            "precision": None if self.precision is None else self.precision.value,
+            "threads": self.threads,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object], *, source: str = "manifest") -> OvRunnerDetails:
+        return cls(
+            device=detail(data, "device", str, source) or None,
+            precision=detail_choice(data, "precision", OvPrecision, source),
+            threads=detail(data, "threads", int, source),
+        )
+
+
+@dataclass(frozen=True)
 class ModelFromArtifact:
     """An OpenVINO model from an artifact file: options left None come from its build manifest
     (device, precision, threads), else CPU, f32 and OpenVINO's thread count; a compiled blob is
@@ -215,19 +245,10 @@ class ModelFromArtifact:
     def __call__(self) -> OvModel:
         require("openvino")
         opened = open_artifact(self.artifact, Backend.OPENVINO)
-        given = opened.recorded
-        device, precision, threads = self.device, self.precision, self.threads
-        try:
-            if device is None and given.get("device"):
-                device = str(given["device"])
-            if precision is None and given.get("precision"):
-                precision = OvPrecision(given["precision"])
-            if threads is None and given.get("threads") is not None:
-                threads = int(given["threads"])
-        except (TypeError, ValueError) as exc:
-            raise ResnetOptError(
-                f"{self.artifact}: bad runner options in its manifest ({exc})"
-            ) from exc
+        given = OvRunnerDetails.from_dict(opened.recorded, source=str(manifest_path(self.artifact)))
+        device = self.device or given.device
+        precision = self.precision or given.precision
+        threads = self.threads if self.threads is not None else given.threads
         settings = OvSettings(
             kind=self.kind,
             device=device or DEFAULT_DEVICE,

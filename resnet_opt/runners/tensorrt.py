@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ from resnet_opt.cuda.pycuda_api import Context, DeviceAllocation, Stream, load_d
 from resnet_opt.deps import probe, require
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
-from resnet_opt.runners.loaders import open_artifact
+from resnet_opt.runners.loaders import RUNNER_KEY, detail, detail_names, open_artifact
 from resnet_opt.tensorrt.compat import check_engine_compatible
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.profiles import BatchProfile, profile_of
@@ -100,30 +101,174 @@ class _ShapeGraph:
         self.graph: CudaGraph | None = None
 
 
+@dataclass(frozen=True)
+class TensorRtRunnerDetails:
+    """`details["runner"]` of a `build tensorrt` manifest: the engine's I/O as built (what a
+    runner on another machine, or a reader of the manifest, can know without TensorRT). The
+    runner itself checks the plan against the manifest's device and version facts."""
+
+    input: str | None = None
+    outputs: tuple[str, ...] = ()
+    batch: Mapping[str, int] | None = None  # the batch profile: min, opt, max
+    version_compatible: bool | None = None
+    dla_core: int | None = None
+
+    @property
+    def providers(self) -> tuple[str, ...]:
+        return ()  # not ONNX Runtime
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "backend": "tensorrt",
+            "input": self.input,
+            "outputs": list(self.outputs),
+            "batch": None if self.batch is None else dict(self.batch),
+            "version_compatible": self.version_compatible,
+            "dla_core": self.dla_core,
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, object], *, source: str = "manifest"
+    ) -> TensorRtRunnerDetails:
+        batch = detail(data, "batch", dict, source)
+        if batch is not None and not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in batch.values()
+        ):
+            raise ResnetOptError(f"{source}: {RUNNER_KEY}.batch must map min/opt/max to integers")
+        return cls(
+            input=detail(data, "input", str, source),
+            outputs=detail_names(data, "outputs", source) or (),
+            batch=batch,
+            version_compatible=detail(data, "version_compatible", bool, source),
+            dla_core=detail(data, "dla_core", int, source),
+        )
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What a plan's manifest says, checked against this machine before TensorRT is touched."""
+
+    manifest: Manifest
+    device: DeviceInfo
+    profile: BatchProfile
+
+
+@dataclass(frozen=True)
+class PlanEngine:
+    """A deserialized engine with the runtime that owns it and the log it wrote to."""
+
+    facts: PlanFacts
+    runtime: trt.Runtime
+    engine: trt.ICudaEngine
+    logger: Any
+    recorder: Any
+
+
+class EngineFromPlan:
+    """The TensorRT loader (Polygraphy's `EngineFromBytes`): a plan file whose manifest must
+    match this device and TensorRT version, deserialized into an engine.
+
+    `check()` reads and checks the manifest (hash included) and needs no GPU work, so a plan
+    from another GPU is refused before any CUDA call; calling the loader deserializes the plan
+    and must happen with the runner's CUDA context current.
+    """
+
+    def __init__(
+        self, artifact: Path, *, manifest: Manifest | None = None, device: DeviceInfo | None = None
+    ) -> None:
+        self._artifact = Path(artifact)
+        self._manifest = manifest
+        self._device = device
+        self._facts: PlanFacts | None = None
+
+    @property
+    def artifact(self) -> Path:
+        return self._artifact
+
+    def check(self) -> PlanFacts:
+        """The plan's manifest checked against this device and TensorRT (once per loader)."""
+        if self._facts is None:
+            opened = open_artifact(
+                self.artifact, Backend.TENSORRT, manifest=self._manifest, verify_hash=True
+            )
+            manifest = opened.manifest
+            assert manifest is not None
+            device = self._device or probe_device()
+            check_engine_compatible(manifest, device)
+            self._facts = PlanFacts(manifest, device, profile_of(manifest))
+            require("tensorrt")
+        return self._facts
+
+    def __call__(self) -> PlanEngine:
+        import tensorrt as trt
+
+        from resnet_opt.tensorrt.logger import process_logger
+
+        facts = self.check()
+        logger, recorder = process_logger()
+        since = recorder.mark()
+        runtime = trt.Runtime(logger)
+        options = facts.manifest.details.get("build_options") or {}
+        if options.get("version_compatible"):
+            runtime.engine_host_code_allowed = True  # the plan carries its lean runtime
+        dla = facts.manifest.details.get("dla")
+        if dla:
+            runtime.DLA_core = int(dla["core"])
+        engine = runtime.deserialize_cuda_engine(self.artifact.read_bytes())
+        if engine is None:
+            raise ResnetOptError(
+                f"{self.artifact}: TensorRT could not deserialize it ("
+                + recorder.last("no message", since)
+                + "): rebuild with `resnet-opt build`"
+            )
+        return PlanEngine(facts, runtime, engine, logger, recorder)
+
+
+def open_tensorrt(
+    artifact: Path,
+    *,
+    threads: int | None = None,
+    cuda_graph: bool = False,
+    no_data_transfers: bool = False,
+    manifest: Manifest | None = None,
+    device: DeviceInfo | None = None,
+    device_index: int = 0,
+) -> TensorRtRunner:
+    """A runner for a plan built by `resnet-opt build tensorrt`, loaded on enter through
+    `EngineFromPlan` (`manifest` and `device`: already read, as a build verifying its own plan
+    has them)."""
+    loader = EngineFromPlan(artifact, manifest=manifest, device=device)
+    return TensorRtRunner(
+        loader,
+        threads=threads,
+        cuda_graph=cuda_graph,
+        no_data_transfers=no_data_transfers,
+        device_index=device_index,
+    )
+
+
 class TensorRtRunner(RunnerBase):
-    """Runs a TensorRT plan built by `resnet-opt build --backend tensorrt`."""
+    """Runs the engine its loader (`EngineFromPlan`) deserializes, on its own CUDA context."""
 
     backend = Backend.TENSORRT
 
     def __init__(
         self,
-        artifact: Path,
+        loader: EngineFromPlan,
         *,
         threads: int | None = None,
         cuda_graph: bool = False,
         no_data_transfers: bool = False,
-        manifest: Manifest | None = None,
-        device: DeviceInfo | None = None,
         device_index: int = 0,
     ) -> None:
-        super().__init__(artifact)
+        super().__init__(loader.artifact)
+        self._loader = loader
         self.threads = threads  # host threads do not apply to a GPU engine; recorded as given
         self.cuda_graph = cuda_graph
         self.no_data_transfers = no_data_transfers
         self._resident: dict[str, np.ndarray] = {}  # input arrays already on the device
         self._last: dict[str, np.ndarray] = {}  # the outputs copied back for them
-        self._manifest = manifest
-        self._device = device
         self.device_index = device_index
         self._ctx: Context | None = None
         self._runtime: trt.Runtime | None = None
@@ -141,47 +286,25 @@ class TensorRtRunner(RunnerBase):
 
     # lifecycle ---------------------------------------------------------------------------
     def _open(self) -> None:
-        opened = open_artifact(
-            self.artifact, self.backend, manifest=self._manifest, verify_hash=True
-        )
-        manifest = opened.manifest
-        assert manifest is not None
-        device = self._device or probe_device()
-        check_engine_compatible(manifest, device)
-        self.manifest = manifest
-        self.device_info = device
-        self.profile = profile_of(manifest)
-        require("tensorrt")
+        facts = self._loader.check()  # before any GPU work: a plan for another device is refused
+        self.manifest = facts.manifest
+        self.device_info = facts.device
+        self.profile = facts.profile
         if self.cuda_graph:
             self._cudart = load_cuda_driver()  # before any GPU work: one line if it is missing
         cuda = load_driver()
         cuda.init()
         self._ctx = cuda.Device(self.device_index).retain_primary_context()
         self._ctx.push()
-        self._load(manifest)  # on failure, RunnerBase.__enter__ calls _close
+        self._load(self._loader())  # on failure, RunnerBase.__enter__ calls _close
 
-    def _load(self, manifest: Manifest) -> None:
+    def _load(self, loaded: PlanEngine) -> None:
         import tensorrt as trt
 
-        from resnet_opt.tensorrt.logger import process_logger
-
         cuda = load_driver()
-        self._logger, self._recorder = process_logger()
+        self._logger, self._recorder = loaded.logger, loaded.recorder
         since = self._recorder.mark()
-        runtime = trt.Runtime(self._logger)
-        options = manifest.details.get("build_options") or {}
-        if options.get("version_compatible"):
-            runtime.engine_host_code_allowed = True  # the plan carries its lean runtime
-        dla = manifest.details.get("dla")
-        if dla:
-            runtime.DLA_core = int(dla["core"])
-        engine = runtime.deserialize_cuda_engine(self.artifact.read_bytes())
-        if engine is None:
-            raise ResnetOptError(
-                f"{self.artifact}: TensorRT could not deserialize it ("
-                + self._recorder.last("no message", since)
-                + "): rebuild with `resnet-opt build`"
-            )
+        runtime, engine = loaded.runtime, loaded.engine
         context = engine.create_execution_context()
         if context is None:
             raise ResnetOptError(

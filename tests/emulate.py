@@ -16,11 +16,17 @@ Add, pooling) runs in float with onnx's reference evaluator. The reduction order
 NHWC convolution (kernel row, kernel column, then input channel innermost: ONNX Runtime runs its
 int8 convolutions in NHWC), and a Gemm's is its input features. The result does not depend on the
 CPU the emulation runs on: integers are exact in float64.
+
+Test and benchmark tooling, not part of the installed package: no stage uses it (the saturation
+warning reads manifests, `quantization/saturation.py`); `tests/test_emulate.py` and the
+benchmarks `cpu_int8.py` and `avx2_accuracy.py` (which put the checkout on `sys.path`) do.
+Which ops become integer kernels is declared per op kind (`quantization/ops.py`, `emulation`);
+their implementations are `_ops()` here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -28,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.quantization.ops import emulated_ops
 from resnet_opt.quantization.qdq import INT16_MAX, U8_MAX
 
 if TYPE_CHECKING:
@@ -211,11 +218,18 @@ def _dequantize(
 
 @dataclass(frozen=True)
 class Rewritten:
-    """The model with its int8 Conv/Gemm nodes replaced, and how many of each."""
+    """The model with its int8 Conv/Gemm nodes replaced, and how many of each op type."""
 
     model: onnx.ModelProto
-    convs: int
-    gemms: int
+    counts: Mapping[str, int]
+
+    @property
+    def convs(self) -> int:
+        return self.counts.get("Conv", 0)
+
+    @property
+    def gemms(self) -> int:
+        return self.counts.get("Gemm", 0)
 
 
 def rewrite(model: onnx.ModelProto, arithmetic: Arithmetic) -> Rewritten:
@@ -241,11 +255,13 @@ def rewrite(model: onnx.ModelProto, arithmetic: Arithmetic) -> Rewritten:
     def init_dtype(name: str) -> Any:
         return numpy_helper.to_array(inits[name]).dtype if name in inits else None
 
-    counts = {"Conv": 0, "Gemm": 0}
+    emulated = emulated_ops()
+    counts = dict.fromkeys(emulated, 0)
     nodes = []
     for node in graph.node:
         replaced = None
-        if node.op_type in counts and len(node.input) >= 2:
+        emulation = emulated.get(node.op_type)
+        if emulation is not None and len(node.input) >= 2:
             x_dq, w_dq = dq_of(node.input[0]), dq_of(node.input[1])
             b_dq = dq_of(node.input[2]) if len(node.input) > 2 and node.input[2] else None
             has_bias = len(node.input) > 2 and bool(node.input[2])
@@ -265,24 +281,19 @@ def rewrite(model: onnx.ModelProto, arithmetic: Arithmetic) -> Rewritten:
                     raise ResnetOptError(
                         f"{node.name}: the int8 emulation takes explicit pads, not auto_pad"
                     )
-                if node.op_type == "Gemm" and (
-                    attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0
-                ):
-                    attrs = {}
-                else:
-                    kept = (
-                        ("strides", "pads", "dilations", "group")
-                        if node.op_type == "Conv"
-                        else ("transB",)
-                    )
+                if emulation.plain(attrs):
                     replaced = helper.make_node(
-                        f"U8S8{node.op_type}",
+                        emulation.kernel,
                         inputs,
                         list(node.output),
                         name=node.name,
                         domain=DOMAIN,
                         arithmetic=arithmetic.value,
-                        **{_ATTRIBUTE.get(k, k): v for k, v in attrs.items() if k in kept},
+                        **{
+                            _ATTRIBUTE.get(k, k): v
+                            for k, v in attrs.items()
+                            if k in emulation.attributes
+                        },
                     )
                     counts[node.op_type] += 1
         nodes.append(replaced if replaced is not None else node)
@@ -294,7 +305,7 @@ def rewrite(model: onnx.ModelProto, arithmetic: Arithmetic) -> Rewritten:
         # evaluates (Q/DQ on u8/s8/s32, Relu, Add, pooling, Flatten) changed meaning since 13
         if opset.domain in ("", "ai.onnx") and opset.version < _REFERENCE_OPSET:
             opset.version = _REFERENCE_OPSET
-    return Rewritten(copy, counts["Conv"], counts["Gemm"])
+    return Rewritten(copy, counts)
 
 
 class Emulator:
@@ -305,7 +316,7 @@ class Emulator:
 
         self.arithmetic = arithmetic
         self.rewritten = rewrite(model, arithmetic)
-        if self.rewritten.convs + self.rewritten.gemms == 0:
+        if sum(self.rewritten.counts.values()) == 0:
             raise ResnetOptError(
                 "no int8 Conv/Gemm with u8 activations and int8 weights to emulate (quantize "
                 "with --target cpu)"
@@ -396,3 +407,8 @@ def _ops() -> list[type[Any]]:
             )
 
     return [U8S8Conv, U8S8Gemm]
+
+
+def kernels() -> frozenset[str]:
+    """The emulated kernels implemented here (the op table's `Emulation.kernel` names)."""
+    return frozenset(op.__name__ for op in _ops())

@@ -1,0 +1,276 @@
+"""`details["quantization"]` of an int8 quantize manifest, typed (ARCHITECTURE.md, "The artifact
+contract").
+
+`QuantizationDetails.to_dict()` is exactly the JSON `quantize --precision int8` writes (schema
+v1, key order included); `from_dict()` validates it on read. Readers (the summary
+`quantization/report.py`, the saturation warning `quantization/saturation.py`) read its fields,
+never the JSON by key.
+
+Old manifests load: every key but `target` was added over time (the weight range, saturation-safe
+pairs, bias correction ...), and the tests write minimal ones (`{"target": "cpu"}`), so each
+other field reads as None when absent, and `to_dict()` leaves it out again (`saturation_safe`,
+null for tensorrt today, keeps whether it was there apart), so a record reads back to the same
+JSON. A value of the wrong type is one `ResnetOptError` naming the manifest
+and the key, exit 1, as for any other malformed manifest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from resnet_opt.core.readers import JSON_TYPES
+from resnet_opt.errors import ResnetOptError
+
+KEY = "quantization"
+
+
+@dataclass(frozen=True)
+class QdqCounts:
+    """What `qdq.apply_plan` wrote (written between "bias" and "layers"; None: not recorded)."""
+
+    quantize_linear: int | None = None
+    dequantize_linear: int | None = None
+    quantized_tensors: int | None = None  # activation Q/DQ pairs
+    int8_weights: int | None = None
+    int32_biases: int | None = None
+    int8_layers: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object], where: str = "counts") -> QdqCounts:
+        read = _Reader(data, where)
+        return cls(**{f.name: read.optional(f.name, int) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class BiasCorrection:
+    """What bias correction did: whether it was on, layers corrected, those without input means,
+    the mean |shift| removed per layer."""
+
+    enabled: bool
+    layers: int
+    uncorrected: tuple[str, ...]
+    mean_abs_shift: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "enabled": self.enabled,
+            "layers": self.layers,
+            "uncorrected": list(self.uncorrected),
+            "mean_abs_shift": self.mean_abs_shift,
+        }
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, object], where: str = "bias_correction"
+    ) -> BiasCorrection:
+        read = _Reader(data, where)
+        return cls(
+            enabled=read.value("enabled", bool),
+            layers=read.value("layers", int),
+            uncorrected=read.texts("uncorrected"),
+            mean_abs_shift=read.value("mean_abs_shift", int, float),
+        )
+
+
+@dataclass(frozen=True)
+class QuantizationDetails:
+    """How an int8 artifact was quantized: layout, number formats, what was written, per layer.
+
+    The descriptive texts (`activation_zero_point`, `weight_storage` ...) are the layout's own
+    words; `counts` are the graph counts (`COUNT_KEYS`); `left_float` is (node, why) for each
+    node the layout could not quantize.
+    """
+
+    target: str
+    format: str | None = None
+    activation_type: str | None = None
+    activation_zero_point: str | None = None
+    activation_scales: str | None = None
+    weight_type: str | None = None
+    weight_range: tuple[int, int] | None = None
+    reduce_range: bool | None = None
+    safe_pairs: bool | None = None
+    saturation_safe: bool | None = None  # None: tensorrt (GPUs accumulate in int32)
+    # whether the record has the key at all (a null is meaningful, so absence is kept apart)
+    saturation_safe_recorded: bool = True
+    seven_bit_layers: tuple[str, ...] | None = None
+    pairs_moved: int | None = None
+    bias_correction: BiasCorrection | None = None
+    weight_storage: str | None = None
+    per_channel_weights: bool | None = None
+    weight_axis: str | None = None
+    bias: str | None = None
+    counts: QdqCounts = QdqCounts()
+    layers: tuple[str, ...] | None = None
+    excluded: tuple[str, ...] | None = None
+    kept_for_budget: tuple[str, ...] | None = None
+    left_float: tuple[tuple[str, str], ...] | None = None
+
+    @property
+    def weight_max(self) -> int | None:
+        """The largest int8 weight magnitude written (None: not recorded, an old manifest)."""
+        if self.weight_range is None:
+            return None
+        return max(abs(self.weight_range[0]), abs(self.weight_range[1]))
+
+    def to_dict(self) -> dict[str, object]:
+        bias_correction = self.bias_correction.to_dict() if self.bias_correction else None
+        head: list[tuple[str, object]] = [
+            ("target", self.target),
+            ("format", self.format),
+            ("activation_type", self.activation_type),
+            ("activation_zero_point", self.activation_zero_point),
+            ("activation_scales", self.activation_scales),
+            ("weight_type", self.weight_type),
+            ("weight_range", None if self.weight_range is None else list(self.weight_range)),
+            ("reduce_range", self.reduce_range),
+            ("safe_pairs", self.safe_pairs),
+        ]
+        data = {k: v for k, v in head if v is not None}
+        if self.saturation_safe_recorded:
+            data["saturation_safe"] = self.saturation_safe
+        tail: list[tuple[str, object]] = [
+            ("seven_bit_layers", _listed(self.seven_bit_layers)),
+            ("pairs_moved", self.pairs_moved),
+            ("bias_correction", bias_correction),
+            ("weight_storage", self.weight_storage),
+            ("per_channel_weights", self.per_channel_weights),
+            ("weight_axis", self.weight_axis),
+            ("bias", self.bias),
+            *self.counts.to_dict().items(),
+            ("layers", _listed(self.layers)),
+            ("excluded", _listed(self.excluded)),
+            ("kept_for_budget", _listed(self.kept_for_budget)),
+            (
+                "left_float",
+                None
+                if self.left_float is None
+                else [{"node": n, "reason": r} for n, r in self.left_float],
+            ),
+        ]
+        data.update((k, v) for k, v in tail if v is not None)
+        return data
+
+    @classmethod
+    def from_dict(
+        cls, data: Mapping[str, object], where: str = f"details.{KEY}"
+    ) -> QuantizationDetails:
+        read = _Reader(data, where)
+        weight_range = read.optional("weight_range", list)
+        if weight_range is not None:
+            if len(weight_range) != 2 or not all(_is_int(v) for v in weight_range):
+                raise _invalid(f"{where}.weight_range", "a list of two integers", weight_range)
+            weight_range = (int(weight_range[0]), int(weight_range[1]))
+        bias_correction = read.optional("bias_correction", dict)
+        left_float = read.optional("left_float", list)
+        if left_float is not None:
+            left_float = tuple(
+                (
+                    _Reader(item, f"{where}.left_float[{i}]").value("node", str),
+                    _Reader(item, f"{where}.left_float[{i}]").value("reason", str),
+                )
+                for i, item in enumerate(left_float)
+            )
+        return cls(
+            target=read.value("target", str),
+            format=read.optional("format", str),
+            activation_type=read.optional("activation_type", str),
+            activation_zero_point=read.optional("activation_zero_point", str),
+            activation_scales=read.optional("activation_scales", str),
+            weight_type=read.optional("weight_type", str),
+            weight_range=weight_range,
+            reduce_range=read.optional("reduce_range", bool),
+            safe_pairs=read.optional("safe_pairs", bool),
+            saturation_safe=read.optional("saturation_safe", bool),
+            saturation_safe_recorded="saturation_safe" in data,
+            seven_bit_layers=read.optional_texts("seven_bit_layers"),
+            pairs_moved=read.optional("pairs_moved", int),
+            bias_correction=(
+                None
+                if bias_correction is None
+                else BiasCorrection.from_dict(bias_correction, f"{where}.bias_correction")
+            ),
+            weight_storage=read.optional("weight_storage", str),
+            per_channel_weights=read.optional("per_channel_weights", bool),
+            weight_axis=read.optional("weight_axis", str),
+            bias=read.optional("bias", str),
+            counts=QdqCounts.from_dict(data, where),
+            layers=read.optional_texts("layers"),
+            excluded=read.optional_texts("excluded"),
+            kept_for_budget=read.optional_texts("kept_for_budget"),
+            left_float=left_float,
+        )
+
+
+def quantization_of(details: Mapping[str, Any], source: str) -> QuantizationDetails | None:
+    """The typed `details["quantization"]` of a manifest (None: not an int8 quantize step, e.g.
+    fp16, or another stage). `source` names the manifest in the error of a malformed one."""
+    data = details.get(KEY)
+    if data is None:
+        return None
+    try:
+        if not isinstance(data, Mapping):
+            raise _invalid(f"details.{KEY}", "an object", data)
+        return QuantizationDetails.from_dict(data)
+    except ResnetOptError as exc:
+        raise ResnetOptError(f"{source}: {exc}") from exc
+
+
+class _Reader:
+    """One JSON object of the details, read key by key with its path for the error."""
+
+    def __init__(self, data: object, where: str) -> None:
+        if not isinstance(data, Mapping):
+            raise _invalid(where, "an object", data)
+        self.data: Mapping[str, object] = data
+        self.where = where
+
+    def value(self, key: str, *types: type) -> Any:
+        if key not in self.data:
+            raise ResnetOptError(f"not a valid resnet-opt manifest ({self.where}.{key} is missing)")
+        return self._typed(key, types)
+
+    def optional(self, key: str, *types: type) -> Any:
+        """The value under `key` (None when absent, or null)."""
+        if self.data.get(key) is None:
+            return None
+        return self._typed(key, types)
+
+    def optional_texts(self, key: str) -> tuple[str, ...] | None:
+        items = self.optional(key, list)
+        if items is None:
+            return None
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise _invalid(f"{self.where}.{key}[{i}]", "a string", item)
+        return tuple(items)
+
+    def texts(self, key: str) -> tuple[str, ...]:
+        self.value(key, list)
+        found = self.optional_texts(key)
+        return found if found is not None else ()
+
+    def _typed(self, key: str, types: Sequence[type]) -> Any:
+        value = self.data[key]
+        if not isinstance(value, tuple(types)) or (isinstance(value, bool) and bool not in types):
+            want = " or ".join(JSON_TYPES.get(t, t.__name__) for t in types)
+            raise _invalid(f"{self.where}.{key}", want, value)
+        return value
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _listed(items: tuple[str, ...] | None) -> list[str] | None:
+    return None if items is None else list(items)
+
+
+def _invalid(path: str, want: str, value: object) -> ResnetOptError:
+    got = JSON_TYPES.get(type(value), type(value).__name__)
+    return ResnetOptError(f"not a valid resnet-opt manifest ({path} must be {want}, not {got})")
