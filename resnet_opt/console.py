@@ -10,8 +10,11 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from resnet_opt.core.progress import ProgressCallback
 
 _state = {"verbosity": 0}
 _LOG_LEVELS = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}  # -vv and more: DEBUG
@@ -72,7 +75,7 @@ def emit_json(value: Any) -> None:
 
 
 @contextlib.contextmanager
-def counting_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+def counting_bar(description: str) -> Iterator[ProgressCallback]:
     """A `(done, total)` callback drawing a rich bar on stderr (calibration, the long part of
     quantize); a no-op under -q or when stderr is not a terminal (CI logs)."""
     from rich.console import Console

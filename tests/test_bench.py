@@ -340,3 +340,36 @@ def test_fp16_on_the_ort_cpu_is_reported_as_run_in_fp32(default_onnx: Path, tmp_
     report = bench([fp16], options=_quick(batches=(2,), data=None))
     (m,) = report.measurements
     assert m.precision == "fp16" and m.precision_run == "fp32"
+
+
+class _Recorder:
+    """A progress reporter as the CLI's bar is: `(done, total)` and step names."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+        self.steps: list[str] = []
+
+    def __call__(self, done: int, total: int) -> None:
+        self.calls.append((done, total))
+
+    def describe(self, text: str) -> None:
+        self.steps.append(text)
+
+
+def test_bench_reports_progress_through_the_one_progress_type(tmp_path: Path) -> None:
+    """The same `progress(done, total)` that calibration and evaluation take; a reporter that
+    can show text is told each step's name."""
+    source, _, _ = tiny_set(tmp_path)
+    recorder = _Recorder()
+    bench([source], options=_quick(data=None, batches=(3,)), progress=recorder)
+    total = 2  # one backend: loading, then batch 3
+    assert recorder.calls == [(0, total), (1, total), (2, total)]
+    assert recorder.steps[0].endswith("onnxruntime · loading")
+    assert recorder.steps[-1].endswith("onnxruntime · batch 3")
+    counted: list[tuple[int, int]] = []
+    bench(
+        [source],
+        options=_quick(data=None, batches=(3,)),
+        progress=lambda d, t: counted.append((d, t)),
+    )
+    assert counted == recorder.calls  # a plain callable just counts

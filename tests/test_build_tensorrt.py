@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from resnet_opt.cli import app
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import Precision, Stage, manifest_path, read_manifest
+from resnet_opt.core.naming import FLAGS, worded
 from resnet_opt.errors import MissingDependencyError, ResnetOptError
 from resnet_opt.pipeline.build import build
 from resnet_opt.pipeline.build_tensorrt import build_tensorrt
@@ -391,9 +392,10 @@ def test_no_gpu_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_calib_cache_needs_dla_and_options_validate() -> None:
-    with pytest.raises(ResnetOptError, match="--calib-cache is for DLA builds"):
-        TensorRtBuildOptions(calib_cache=Path("c.calib"))
-    with pytest.raises(ResnetOptError, match=r"levels are 0..5"):
+    with pytest.raises(ResnetOptError, match=r"^calib_cache is for DLA builds") as error:
+        TensorRtBuildOptions(calib_cache=Path("c.calib"))  # from Python: the field
+    assert worded(error.value, FLAGS).startswith("--calib-cache is for DLA builds")  # the CLI
+    with pytest.raises(ResnetOptError, match=r"^opt_level 6: .*levels are 0..5"):
         TensorRtBuildOptions(opt_level=6)
     assert parse_bytes("2G") == 2 * 2**30 and parse_bytes("512MiB") == 512 * 2**20
     assert parse_bytes("1024") == 2**30 and parse_bytes("1.5g") == int(1.5 * 2**30)

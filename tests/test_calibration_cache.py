@@ -20,6 +20,7 @@ from resnet_opt.calibration.histogram import Statistics, TensorStats
 from resnet_opt.calibration.ranges import Method, compute_ranges
 from resnet_opt.core.contract import Interpolation, PreprocessContract
 from resnet_opt.core.hashing import sha256_file
+from resnet_opt.core.naming import FLAGS, OptionError
 from resnet_opt.errors import ResnetOptError
 from tests.conftest import make_tiny_cnn
 
@@ -82,11 +83,12 @@ def test_a_stale_cache_is_refused_naming_the_key(
 ) -> None:
     path = tmp_path / "calib.cache"
     save_cache(path, KEY, _stats())
-    with pytest.raises(ResnetOptError) as info:
+    with pytest.raises(OptionError) as info:
         load_cache(path, dataclasses.replace(KEY, **{field: value}))  # type: ignore[arg-type]
-    text = str(info.value)
+    text = info.value.worded(FLAGS)  # as the CLI says it; from Python, the field calib_cache
     assert message in text
     assert "delete it or pass another --calib-cache" in text and "\n" not in text
+    assert str(info.value).endswith("delete it or pass another calib_cache")
 
 
 def test_several_stale_keys_are_all_named(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from resnet_opt.calibration.data import BatchStream, Split, open_source, select_
 from resnet_opt.calibration.histogram import TensorStats
 from resnet_opt.calibration.ranges import Method, compute_ranges
 from resnet_opt.core.contract import Interpolation, PreprocessContract
+from resnet_opt.core.naming import FLAGS, worded
 from resnet_opt.errors import ResnetOptError
 from tests.conftest import make_tiny_cnn, write_image_folder
 
@@ -166,8 +167,9 @@ def test_corrupt_images_are_skipped_and_counted(tmp_path: Path) -> None:
     assert stats.samples == 6 and stats.requested == 7
     assert [name for name, _ in stats.skipped] == ["a/broken.png"]
     strict = BatchStream(source, contract, select_indices(len(source), None, 0), 4, strict=True)
-    with pytest.raises(ResnetOptError, match=r"broken\.png.*--strict"):
-        collect_statistics(model, strict, tensors)
+    with pytest.raises(ResnetOptError, match=r"broken\.png.*\(strict\)$") as error:
+        collect_statistics(model, strict, tensors)  # from Python: the field
+    assert worded(error.value, FLAGS).endswith("(--strict)")  # the command line: the flag
 
 
 def test_empty_calibration_folder_is_a_clear_error(tmp_path: Path) -> None:

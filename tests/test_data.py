@@ -14,6 +14,7 @@ from resnet_opt.calibration.data import (
     select_indices,
 )
 from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.naming import FLAGS, OptionError
 from resnet_opt.errors import ResnetOptError
 from tests.conftest import write_image_folder
 
@@ -44,8 +45,9 @@ def test_corrupt_and_non_image_files_are_skipped_and_counted(
     assert len(batch.x) == 2 and stream.used == 2
     assert stream.skipped[0][0] == "a/broken.png"
     strict = BatchStream(source, tiny_contract, select_indices(len(source), None, 0), 8, True)
-    with pytest.raises(ResnetOptError, match="--strict"):
+    with pytest.raises(OptionError, match=r"\(strict\)$") as refused:  # the field, from Python
         list(strict)
+    assert refused.value.worded(FLAGS).endswith("(--strict)")  # the flag, on the command line
 
 
 def test_empty_folder(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from resnet_opt.calibration import preprocess
 from resnet_opt.calibration.data import Split, load_bundled_split
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import manifest_path, read_manifest
+from resnet_opt.core.naming import FLAGS, OptionError
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.graph import count_ops, load_onnx
 from resnet_opt.models import default_model
@@ -248,11 +249,14 @@ def test_options_are_validated_up_front(tmp_path: Path) -> None:
         (ExportOptions(opset=21), "writes opsets 9–20"),
         (ExportOptions(exporter=Exporter.DYNAMO, opset=17), "writes opsets 18–23"),
         (ExportOptions(tolerance=0.0), "positive number"),
-        (ExportOptions(batch=0), "--batch must be positive"),
+        (ExportOptions(batch=0), "^batch must be positive"),  # from Python: the field
     ):
         with pytest.raises(ResnetOptError, match=message):
             export(None, tmp_path / "x.onnx", options)
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OptionError) as error:  # the CLI words the field as its flag
+        export(None, tmp_path / "x.onnx", ExportOptions(batch=0))
+    assert error.value.worded(FLAGS) == "--batch must be positive, not 0"
 
 
 def test_default_output_names() -> None:

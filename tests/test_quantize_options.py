@@ -12,9 +12,9 @@ import pytest
 
 from resnet_opt.calibration.ranges import Method
 from resnet_opt.core.manifest import Precision
-from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.core.naming import FLAGS, OptionError
+from resnet_opt.errors import UsageError
 from resnet_opt.pipeline.quantize_options import (
-    FLAGS,
     QuantizeOptions,
     check_gates_measurable,
     check_options,
@@ -162,25 +162,29 @@ RULES = [  # options, the command line's words, the config's words
 def test_each_rule_names_the_option_as_it_was_given(
     options: QuantizeOptions, flags: str, keys: str
 ) -> None:
-    with pytest.raises(UsageError) as flag_error:
-        check_options(options, FLAGS)
-    assert flags in str(flag_error.value)
-    with pytest.raises(UsageError) as key_error:
-        check_options(options, VariantKeys(2))
-    assert keys in str(key_error.value)
-    assert "--" not in str(key_error.value)
+    """The rule raises by the field (Python's words); the CLI words it as flags, `run` as keys."""
+    with pytest.raises(OptionError) as error:
+        check_options(options)
+    assert isinstance(error.value, UsageError)
+    assert flags in error.value.worded(FLAGS)
+    assert keys in error.value.worded(VariantKeys(2))
+    assert "--" not in error.value.worded(VariantKeys(2))
+    python = str(error.value)  # from Python: the field, never a flag
+    assert "--" not in python and error.value.field in python
 
 
 def test_a_gate_without_evaluation_data_names_where_to_give_it() -> None:
     options = QuantizeOptions(accuracy_budget=1.0)
     check_gates_measurable(options, "default:test")  # measurable: nothing to say
-    with pytest.raises(ResnetOptError, match="--accuracy-budget needs evaluation data: give"):
+    with pytest.raises(OptionError) as error:
         check_gates_measurable(options, None)
-    with pytest.raises(ResnetOptError) as error:
-        check_gates_measurable(options, None, VariantKeys(0))
-    assert "config: quantize[0].accuracy_budget needs evaluation data" in str(error.value)
-    assert "data.evaluation" in str(error.value)
+    assert error.value.worded(FLAGS).startswith("--accuracy-budget needs evaluation data: give")
+    assert str(error.value).startswith("accuracy_budget needs evaluation data: give")
+    keys = error.value.worded(VariantKeys(0))
+    assert "config: quantize[0].accuracy_budget needs evaluation data" in keys
+    assert "data.evaluation" in keys
     assert not isinstance(error.value, UsageError)  # it depends on the model: exit 1
+    assert not isinstance(error.value.reworded(VariantKeys(0)), UsageError)
 
 
 # -- the [[quantize]] table is the schema -----------------------------------------------------

@@ -21,6 +21,7 @@ from resnet_opt.calibration.data import (
 from resnet_opt.calibration.ranges import Method
 from resnet_opt.cli import app
 from resnet_opt.core.contract import Interpolation, PreprocessContract
+from resnet_opt.core.naming import FLAGS, worded
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.models.labels import parse_class_labels
 from resnet_opt.pipeline.evaluate import EvalOptions, evaluate
@@ -130,8 +131,9 @@ def test_mixed_jpeg_folder_scores_and_reports_conversions(
     err = capsys.readouterr().err
     assert "eval: converted 20 images to RGB" in err and "4 from CMYK" in err
     # --strict refuses instead, naming the file, before scoring
-    with pytest.raises(ResnetOptError, match=r"the model takes RGB .*--strict"):
-        evaluate(model, options=EvalOptions(data=str(data), strict=True))
+    with pytest.raises(ResnetOptError, match=r"the model takes RGB \(strict refuses") as error:
+        evaluate(model, options=EvalOptions(data=str(data), strict=True))  # Python: the field
+    assert "(--strict refuses converting; leave --strict off" in worded(error.value, FLAGS)
 
 
 def test_calibration_records_conversions_in_the_manifest(tmp_path: Path) -> None:
@@ -354,7 +356,7 @@ def test_class_mismatch_is_refused_before_any_calibration(
             ),
         )
     right = _mixed_folder(tmp_path / "right", ("a", "b"))
-    with pytest.raises(ResnetOptError, match="--strict"):
+    with pytest.raises(ResnetOptError, match=r"\(strict refuses converting"):
         quantize(
             model,
             tmp_path / "q.onnx",

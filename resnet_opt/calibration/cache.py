@@ -31,6 +31,7 @@ from resnet_opt.calibration.histogram import (
     range_for,
 )
 from resnet_opt.core.atomic import write_bytes_atomic
+from resnet_opt.core.naming import OptionError
 from resnet_opt.core.readers import parse_json
 from resnet_opt.errors import ResnetOptError
 
@@ -184,9 +185,13 @@ def load_cache(path: Path, expected: CacheKey) -> Statistics:
     header, counts = _read(path)
     version = header.get("version")
     if version != CACHE_VERSION:
-        raise ResnetOptError(
-            f"calibration cache {path} has format version {version}, this resnet-opt reads "
-            f"version {CACHE_VERSION}: delete it or pass another --calib-cache"
+        raise OptionError(
+            "calib_cache",
+            lambda n: (
+                f"calibration cache {path} has format version {version}, this resnet-opt "
+                f"reads version {CACHE_VERSION}: delete it or pass another "
+                f"{n.option('calib_cache')}"
+            ),
         )
     try:
         key = CacheKey.from_dict(header["key"])
@@ -198,8 +203,12 @@ def load_cache(path: Path, expected: CacheKey) -> Statistics:
             f"{_KEY_LABELS[name]} {_short(made)}, this is {_short(now)}"
             for name, made, now in differences
         )
-        raise ResnetOptError(
-            f"calibration cache {path} was made for {said}: delete it or pass another --calib-cache"
+        raise OptionError(
+            "calib_cache",
+            lambda n: (
+                f"calibration cache {path} was made for {said}: delete it or pass another "
+                f"{n.option('calib_cache')}"
+            ),
         )
     try:
         return _statistics(header, counts)

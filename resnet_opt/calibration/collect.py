@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from pathlib import Path
@@ -33,6 +33,8 @@ from resnet_opt.calibration.histogram import (
     TensorAccumulator,
     check_bins,
 )
+from resnet_opt.core.progress import ProgressCallback
+from resnet_opt.core.validation import positive_count
 from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import tensor_types_and_shapes
 from resnet_opt.quantization.ops import calibrated_ops, float_data_ops
@@ -52,9 +54,6 @@ FLOAT_DATA_OPS = float_data_ops()  # ops whose data tensors are float (Conv, Gem
 DEFAULT_ACTIVATION_BUDGET = 512 * 2**20
 MAX_RUN_BATCH = 64
 FALLBACK_RUN_BATCH = 8
-
-# (samples consumed so far, skipped ones included; samples selected): for a progress bar
-ProgressCallback = Callable[[int, int], None]
 
 
 def constant_tensors(graph: onnx.GraphProto) -> set[str]:
@@ -209,8 +208,8 @@ def collect_statistics(
     check_bins(bins)
     if not tensors:
         raise ResnetOptError("no tensors to calibrate")
-    if run_batch is not None and run_batch < 1:
-        raise ResnetOptError(f"calibration run batch must be positive, not {run_batch}")
+    if run_batch is not None:  # the caller's setting, not the user's: exit 1
+        positive_count(run_batch, "calibration run batch", error=ResnetOptError)
     model = load_onnx(Path(model_path), check=False)  # ORT refuses an invalid graph itself
     input_name, fixed_batch = _single_input(model)
     _check_input_shape(model, input_name, stream.contract.input_shape)

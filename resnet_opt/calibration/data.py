@@ -23,6 +23,8 @@ import numpy as np
 from resnet_opt.calibration import images, preprocess
 from resnet_opt.calibration.images import ModeTally
 from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.naming import OptionError, Words
+from resnet_opt.core.validation import positive_count
 from resnet_opt.errors import ResnetOptError, UsageError
 
 log = logging.getLogger(__name__)
@@ -129,7 +131,9 @@ class ImageFolderSource:
             files = images_in(root, recursive=False)
         if strict and skipped:
             name, reason = skipped[0]
-            raise ResnetOptError(f"{root}: {name}: {reason} (--strict)")
+            raise OptionError(
+                "strict", lambda n: f"{root}: {name}: {reason} ({n.option('strict')})"
+            )
         if not files:
             raise ResnetOptError(f"{root}: no image files found ({len(skipped)} other files)")
         if skipped:
@@ -217,10 +221,7 @@ def check_modes(source: DataSource, contract: PreprocessContract) -> None:
     for index, path in enumerate(files):
         mode = images.header_mode(path)
         if mode is not None and mode != target:
-            raise images.ImageModeError(
-                f"{source.sample_name(index)}: {mode} image, the model takes {target} (--strict "
-                "refuses converting; leave --strict off to convert as torchvision does)"
-            )
+            raise images.ImageModeError(source.sample_name(index), mode, target)
 
 
 def report_conversions(source: DataSource, contract: PreprocessContract, stage: str) -> str | None:
@@ -627,8 +628,8 @@ def open_source(
 def select_indices(available: int, requested: int | None, seed: int) -> np.ndarray:
     """A deterministic subset: all samples (in order) when `requested` covers them, else a
     seeded draw without replacement, sorted so that files are read in order."""
-    if requested is not None and requested < 1:
-        raise UsageError(f"the number of samples must be positive, not {requested}")
+    if requested is not None:
+        positive_count(requested, "the number of samples")
     if requested is None or requested >= available:
         return np.arange(available, dtype=np.int64)
     rng = np.random.default_rng(seed)
@@ -655,8 +656,7 @@ class BatchStream:
     used: int = 0
 
     def __iter__(self) -> Iterator[Batch]:
-        if self.batch_size < 1:
-            raise UsageError(f"batch size must be positive, not {self.batch_size}")
+        positive_count(self.batch_size, "batch size")
         from resnet_opt.core.validation import check_fits
 
         rows = min(self.batch_size, len(self.indices))  # the contract may come from a manifest
@@ -669,7 +669,7 @@ class BatchStream:
                 x, y = self.source.load(int(index), self.contract)
             except SampleError as exc:
                 if self.strict:
-                    raise ResnetOptError(f"{exc} (--strict)") from exc
+                    raise OptionError("strict", _strict(str(exc))) from exc
                 self.skipped.append((self.source.sample_name(int(index)), str(exc)))
                 log.warning("skipped %s", exc)
                 continue
@@ -769,3 +769,8 @@ def label_map(source: DataSource, contract: PreprocessContract) -> np.ndarray:
             f"and no labels to match them by; {NO_LABELS_HINT}"
         )
     return np.arange(len(names), dtype=np.int64)
+
+
+def _strict(text: str) -> Words:
+    """`text (--strict)`: a refusal that --strict (`strict`, `quantize[0].strict`) made."""
+    return lambda names: f"{text} ({names.option('strict')})"

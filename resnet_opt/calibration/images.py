@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.core.naming import OptionError, OptionNames
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -38,8 +38,19 @@ _WIDE_INT_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 _FLOAT_MODES = frozenset({"F"})
 
 
-class ImageModeError(ResnetOptError):
-    """An image is not in the model's mode and `--strict` forbids converting it."""
+class ImageModeError(OptionError):
+    """An image is not in the model's mode and `--strict` forbids converting it (the option
+    named by its field, `strict`: each face words it, `core/naming.py`)."""
+
+    def __init__(self, name: str, mode: str, target: str) -> None:
+        def words(names: OptionNames) -> str:
+            strict = names.option("strict")
+            return (
+                f"{name}: {mode} image, the model takes {target} ({strict} refuses converting; "
+                f"leave {strict} off to convert as torchvision does)"
+            )
+
+        super().__init__("strict", words)
 
 
 @dataclass
@@ -125,10 +136,7 @@ def decode(
             image.load()
             mode = image.mode
             if mode != target and strict:
-                raise ImageModeError(
-                    f"{name}: {mode} image, the model takes {target} (--strict refuses "
-                    "converting; leave --strict off to convert as torchvision does)"
-                )
+                raise ImageModeError(name, mode, target)
             converted = to_mode(image, target)
             if converted is image:
                 converted = image.copy()

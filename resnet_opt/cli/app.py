@@ -21,6 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from resnet_opt.console import set_verbosity
+from resnet_opt.core.naming import FLAGS, worded
 from resnet_opt.core.signals import reraise_if_terminated
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError
@@ -80,7 +81,8 @@ def domain_errors(func: Callable[P, R]) -> Callable[P, R]:
             reraise_if_terminated(exc)
             if os.environ.get("RESNET_OPT_DEBUG") == "1":
                 raise
-            message = " ".join(str(exc).split()) or type(exc).__name__
+            # an option refused by its field is named as this face's user gave it: the flag
+            message = " ".join(worded(exc, FLAGS).split()) or type(exc).__name__
             # a non-UTF-8 file name (surrogate escapes) must not turn the error into another one
             message = message.encode("utf-8", "backslashreplace").decode("utf-8")
             typer.echo(f"error: {message}", err=True)

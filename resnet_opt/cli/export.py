@@ -10,6 +10,7 @@ import typer
 from resnet_opt.cli.app import command
 from resnet_opt.cli.params import ForceOption, ForceThreadsOption, JsonOption, check_threads
 from resnet_opt.console import emit_json, say
+from resnet_opt.core.stage_details import ExportDetails
 
 if TYPE_CHECKING:
     from resnet_opt.core.manifest import Manifest
@@ -180,13 +181,13 @@ def _contract(
 
 def summary_lines(manifest: Manifest, target: Path) -> list[str]:
     """What a person reads after `export`: the model, its parity checks, its BatchNorm, input."""
-    details, check = manifest.details, manifest.verification
+    details, check = manifest.read_details(ExportDetails), manifest.verification
     contract = manifest.preprocessing
     assert contract is not None
-    batch_text = "dynamic batch" if details["dynamic_batch"] else f"batch {details['batch']}"
+    batch_text = "dynamic batch" if details.dynamic_batch else f"batch {details.batch}"
     lines = [
-        f"{target}: {details['model']} ({details['parameters'] / 1e6:.2f}M parameters, "
-        f"{details['num_classes']} classes), opset {details['opset']}, {batch_text}, "
+        f"{target}: {details.model} ({details.parameters / 1e6:.2f}M parameters, "
+        f"{details.num_classes} classes), opset {details.opset}, {batch_text}, "
         f"{target.stat().st_size / 1e6:.1f} MB",
         f"  parity with PyTorch: max abs error {check['max_abs_error']:.2e} on {check['samples']} "
         f"random inputs (tolerance {check['tolerance']:.2e}), top-1 agreement "
@@ -204,11 +205,11 @@ def summary_lines(manifest: Manifest, target: Path) -> list[str]:
             f"  top-1: PyTorch {accuracy['pytorch_top1']:.2f}%, ONNX Runtime "
             f"{accuracy['onnxruntime_top1']:.2f}% ({accuracy['count']} images)"
         )
-    bn = details["batchnorm"]
+    bn = details.batchnorm
     lines.append(
-        f"  BatchNorm: {bn['in_model']} in the model; folded by the exporter "
-        f"{bn['folded_by']['exporter']}, by the fold pass {bn['folded_by']['fold']}; "
-        f"left {len(bn['left'])}"
+        f"  BatchNorm: {bn.in_model} in the model; folded by the exporter "
+        f"{bn.folded_by['exporter']}, by the fold pass {bn.folded_by['fold']}; "
+        f"left {len(bn.left)}"
     )
     spatial = (
         f"resize {contract.resize}, crop {contract.crop}"
@@ -217,6 +218,6 @@ def summary_lines(manifest: Manifest, target: Path) -> list[str]:
     )
     lines.append(
         f"  input {contract.channels}×{contract.input_size}×{contract.input_size} "
-        f"({spatial}, {contract.interpolation.value}; from {details['contract_origin']})"
+        f"({spatial}, {contract.interpolation.value}; from {details.contract_origin})"
     )
     return lines

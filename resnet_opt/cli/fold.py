@@ -16,6 +16,7 @@ from resnet_opt.cli.params import (
     check_threads,
 )
 from resnet_opt.console import emit_json, say
+from resnet_opt.core.stage_details import FoldDetails
 
 if TYPE_CHECKING:
     from resnet_opt.core.manifest import Manifest
@@ -76,19 +77,17 @@ def fold_command(
 
 def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     """What a person reads after `fold`: how many were folded, what was left and why."""
-    batchnorm = manifest.details["batchnorm"]
-    left = batchnorm["left"]
+    details = manifest.read_details(FoldDetails)
+    batchnorm, left = details.batchnorm, details.batchnorm.left
     check = manifest.verification
     lines = [
-        f"{output}: folded {batchnorm['folded']} BatchNormalization, left "
+        f"{output}: folded {batchnorm.folded} BatchNormalization, left "
         f"{len(left)}; max abs error {check['max_abs_error']:.2e} over {check['samples']} "
         f"random inputs (tolerance {check['tolerance']:g})"
     ]
-    constants = manifest.details.get("constants", {})
-    if constants.get("folded"):
-        ops = ", ".join(f"{n} {op}" for op, n in constants["by_op"].items())
-        lines.append(
-            f"  first folded {constants['folded']} constant nodes into initializers ({ops})"
-        )
-    lines += [f"  left {entry['node']}: {entry['reason']}" for entry in left]
+    constants = details.constants
+    if constants is not None and constants.folded:
+        ops = ", ".join(f"{n} {op}" for op, n in constants.by_op.items())
+        lines.append(f"  first folded {constants.folded} constant nodes into initializers ({ops})")
+    lines += [f"  left {entry.node}: {entry.reason}" for entry in left]
     return lines

@@ -124,7 +124,8 @@ def fill(schema: type[T], params: Mapping[str, Any], **parsed: Any) -> T:
     """
     from typing import get_type_hints
 
-    from resnet_opt.core.fields import config_key, flag_of
+    from resnet_opt.core.fields import config_key
+    from resnet_opt.core.naming import flag_of
 
     assert dataclasses.is_dataclass(schema)
     hints = get_type_hints(schema)

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any
 
 from resnet_opt.core.hashing import sha256_json
-from resnet_opt.core.validation import check_fits
+from resnet_opt.core.validation import check_fits, positive_count
 from resnet_opt.errors import UsageError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -57,8 +57,7 @@ class PreprocessContract:
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
             raise UsageError(f"channels must be 1 or 3, not {self.channels}")
-        if self.input_size < 1:
-            raise UsageError(f"input size must be positive, not {self.input_size}")
+        positive_count(self.input_size, "input size")
         # one sample must fit in memory, whether the size came from a flag or a manifest (an
         # input_size of 1000000 grew eval to 23 GB before the kernel stopped it)
         check_fits((1, self.channels, self.input_size, self.input_size), "input size")
@@ -71,8 +70,8 @@ class PreprocessContract:
                 raise UsageError(f"{name} must be finite numbers, got {list(values)}")
         if any(s <= 0 for s in self.std):
             raise UsageError(f"std must be positive, got {list(self.std)}")
-        if self.resize is not None and self.resize < 1:
-            raise UsageError(f"resize must be positive, not {self.resize}")
+        if self.resize is not None:
+            positive_count(self.resize, "resize")
         if self.crop is not None and self.crop != self.input_size:
             raise UsageError(f"crop {self.crop} does not give the input size {self.input_size}")
         if self.resize is not None and self.crop is None and self.resize != self.input_size:
@@ -82,8 +81,7 @@ class PreprocessContract:
             )
         if self.resize is not None and self.crop is not None and self.crop > self.resize:
             raise UsageError(f"crop {self.crop} is larger than the resize {self.resize}")
-        if self.num_classes < 1:
-            raise UsageError(f"number of classes must be positive, not {self.num_classes}")
+        positive_count(self.num_classes, "number of classes")
         if self.labels is not None and len(self.labels) != self.num_classes:
             raise UsageError(
                 f"{len(self.labels)} class labels given for a model with {self.num_classes} classes"

@@ -12,8 +12,8 @@ itself. The options classes live in several layers (`tensorrt/options.py` at 2, 
   for a field that holds the parsed value (`workspace_bytes` is `workspace = "2G"`, as the
   command line's `--workspace 2G`).
 - TEXT: the parser from the field's text form (the flag's parser, `parse_bytes`): the key takes
-  that text, as the flag does. A parser names what it refuses by the flag (`--workspace`); the
-  decoder words that as the config key (`flag_of` is the rule between the two).
+  that text, as the flag does. A parser refuses by the field (`core.naming.OptionError`); the
+  CLI words that as the flag, the decoder as the config key.
 
 Also here, the one rule for text → choice from Python (`take_choices`, called by every options
 class's `__post_init__`): an enum field, or a tuple of an enum, takes the member or its value as
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import re
 import types
 from collections.abc import Sequence
 from enum import Enum
@@ -41,17 +40,6 @@ def config_key(field: dataclasses.Field[Any]) -> str:
     """The key `field` is given by: its CONFIG_KEY, else its name."""
     key: str = field.metadata.get(CONFIG_KEY, field.name)
     return key
-
-
-def flag_of(key: str) -> str:
-    """The command-line flag a key is spelled as (`opt_level` → `--opt-level`)."""
-    return "--" + key.replace("_", "-")
-
-
-def flag_pattern(flag: str) -> re.Pattern[str]:
-    """`flag` where a message names it, not as the start of a longer flag (`--calib` is not in
-    `--calib-cache`): how a flag in a message is found to be reworded as a config key."""
-    return re.compile(re.escape(flag) + r"(?![\w-])")
 
 
 def choices_of(field: dataclasses.Field[Any], enum: type[Enum]) -> tuple[Enum, ...]:

@@ -20,8 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.details import DetailsT, StageDetails, TypedDetails
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.readers import check_fields, describe_input, read_json
+from resnet_opt.core.stage_details import (
+    ExportDetails,
+    FoldDetails,
+    Fp16QuantizeDetails,
+    ImportDetails,
+    Int8QuantizeDetails,
+)
 from resnet_opt.core.validation import check_all_finite
 from resnet_opt.errors import ResnetOptError
 
@@ -70,6 +78,21 @@ class Precision(str, Enum):
     MIXED = "mixed"  # int8 with some layers kept in higher precision
 
 
+def details_type(stage: Stage, precision: Precision) -> type[TypedDetails] | None:
+    """The typed details class a manifest of `stage` and `precision` carries (None: a build's,
+    whose details each backend types beside its runner)."""
+    if stage is Stage.QUANTIZE:
+        return Fp16QuantizeDetails if precision is Precision.FP16 else Int8QuantizeDetails
+    return _DETAILS_BY_STAGE.get(stage)
+
+
+_DETAILS_BY_STAGE: Mapping[Stage, type[TypedDetails]] = {
+    Stage.EXPORT: ExportDetails,
+    Stage.IMPORT: ImportDetails,
+    Stage.FOLD: FoldDetails,
+}
+
+
 @dataclass(frozen=True)
 class InputRef:
     """One file a stage read, by content: `run` re-runs a stage only when a hash changed."""
@@ -88,8 +111,10 @@ class Manifest:
     """The sidecar of one artifact.
 
     `details` holds the stage's own facts (fold counts, calibration method, build profile) as
-    plain JSON; `lineage` carries the earlier stages' manifests in short form so that the last
-    artifact alone tells its whole history (e.g. how many BN nodes each step folded).
+    the JSON written; a reader takes them through the stage's typed details, which validate
+    them (`manifest.read_details(FoldDetails)`, `core/stage_details.py`);
+    `lineage` carries the earlier stages' manifests in short form so that the last artifact
+    alone tells its whole history (e.g. how many BN nodes each step folded).
     """
 
     stage: Stage
@@ -144,6 +169,14 @@ class Manifest:
                 raise
             raise ResnetOptError(f"{source}: {exc}") from exc
 
+    def read_details(self, typed: type[DetailsT]) -> DetailsT:
+        """This manifest's details as the stage's typed details (`core/stage_details.py`),
+        validated: a wrong or missing value is one line naming the file and the key."""
+        try:
+            return typed.from_dict(self.details)
+        except ResnetOptError as exc:
+            raise ResnetOptError(f"{self.artifact}{MANIFEST_SUFFIX}: {exc}") from exc
+
     def summary(self) -> dict[str, Any]:
         """The short form carried in a later stage's lineage."""
         return {
@@ -170,7 +203,7 @@ def new_manifest(
     preprocessing: PreprocessContract | None,
     options: Mapping[str, Any] | None = None,
     verification: Mapping[str, Any] | None = None,
-    details: Mapping[str, Any] | None = None,
+    details: StageDetails | Mapping[str, Any] | None = None,
     lineage: tuple[Mapping[str, Any], ...] = (),
 ) -> Manifest:
     """A manifest for `artifact`, named by its final path and hashed from `content`.
@@ -187,7 +220,7 @@ def new_manifest(
         preprocessing=preprocessing,
         options=dict(options or {}),
         verification=dict(verification or {}),
-        details=dict(details or {}),
+        details=_details_json(details),
         lineage=lineage,
         tools=tool_versions(),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -204,7 +237,7 @@ def stage_manifest(
     inputs: tuple[InputRef, ...],
     options: Mapping[str, Any],
     verification: Mapping[str, Any],
-    details: Mapping[str, Any],
+    details: StageDetails | Mapping[str, Any],
     preprocessing: PreprocessContract | None = None,
 ) -> Manifest:
     """The manifest of a stage's output made from an artifact with manifest `parent` (or None).
@@ -224,6 +257,13 @@ def stage_manifest(
         details=details,
         lineage=parent.history() if parent is not None else (),
     )
+
+
+def _details_json(details: StageDetails | Mapping[str, Any] | None) -> dict[str, Any]:
+    """A stage's details as the JSON written (a typed details object, or a backend's mapping)."""
+    if details is None:
+        return {}
+    return dict(details) if isinstance(details, Mapping) else details.to_dict()
 
 
 def manifest_path(artifact: Path) -> Path:

@@ -3,7 +3,9 @@
 Why one module: NaN compares false with everything, so a gate written `drop > limit` passes
 when either side is NaN, and a range check `value < 0` lets NaN through. Every number that
 gates, sizes an allocation or starts threads is checked here, once, with a message that names
-where it came from (`--max-drop`, `bench.threads`, `report.json: measurements/0/throughput`).
+where it came from (`--max-drop`, `bench.threads`, `report.json: measurements/0/throughput`),
+or, for an options-class field (`Option("max_drop")`), the field, which each face then words
+(`core/naming.py`).
 
 Bad values are usage errors (exit 2) whether they came from an option or a TOML key; values that
 are valid but more than this host can hold (threads beyond its CPUs, arrays beyond its memory)
@@ -19,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from resnet_opt.core.naming import Option, refusal
 from resnet_opt.errors import ResnetOptError, UsageError
 
 # numpy's own limit for seeds is 0 ≤ seed; above 2**63 some of our seeded draws overflow
@@ -31,68 +34,86 @@ MAX_COUNT = 10**7  # timed iterations, samples: 10 million runs of the fastest m
 MAX_SECONDS = 24 * 3600.0  # a duration or warm-up per point: one day
 
 
-def finite(value: float, what: str) -> float:
+def finite(value: float, what: str | Option) -> float:
     """`value` if it is a finite number; NaN or ±inf refused (they switch comparisons off)."""
     if not math.isfinite(value):
-        raise UsageError(f"{what}: {value} is not a finite number")
+        raise refusal(what, f": {value} is not a finite number")
     return value
 
 
-def at_least(value: float, low: float, what: str) -> float:
+def at_least(value: float, low: float, what: str | Option) -> float:
     """A finite number ≥ `low`."""
     finite(value, what)
     if value < low:
-        raise UsageError(f"{what}: must be at least {low:g}, not {value:g}")
+        raise refusal(what, f": must be at least {low:g}, not {value:g}")
     return value
 
 
-def positive(value: float, what: str) -> float:
+def positive(value: float, what: str | Option) -> float:
     """A finite number > 0 (a duration, a tolerance that must admit something)."""
     finite(value, what)
     if value <= 0:
-        raise UsageError(f"{what}: must be more than 0, not {value:g}")
+        raise refusal(what, f": must be more than 0, not {value:g}")
     return value
 
 
-def positive_int(value: int, what: str) -> int:
+def positive_int(value: int, what: str | Option) -> int:
     """An integer ≥ 1 (a count, a batch size)."""
     if value < 1:
-        raise UsageError(f"{what}: must be 1 or more, not {value}")
+        raise refusal(what, f": must be 1 or more, not {value}")
     return value
 
 
-def thread_count(value: int | None, what: str = "threads") -> int | None:
+def positive_count(
+    value: int,
+    what: str | Option,
+    *,
+    colon: bool = False,
+    error: type[ResnetOptError] = UsageError,
+) -> int:
+    """A count that must be 1 or more (a batch size, samples, classes, a size in pixels):
+    `<what> must be positive, not 0` (`<what>: must …` with `colon`). The one place that says
+    it, so every count is refused alike; `error` for a count that is not the user's mistake."""
+    if value < 1:
+        rest = f"{':' if colon else ''} must be positive, not {value}"
+        if isinstance(what, Option) or error is UsageError:
+            raise refusal(what, rest)
+        raise error(f"{what}{rest}")
+    return value
+
+
+def thread_count(value: int | None, what: str | Option = "threads") -> int | None:
     """A thread count given to a stage or runner (None: the runtime's default): 1 or more.
 
     Why apart from `threads`: the library takes any positive count (a caller may know its host);
     the ceiling at this host's CPUs, and `--force-threads` past it, are the faces' rule."""
-    if value is not None and value < 1:
-        raise UsageError(f"{what} must be positive, not {value}")
+    if value is not None:
+        positive_count(value, what)
     return value
 
 
-def count(value: int, what: str, *, low: int = 1) -> int:
+def count(value: int, what: str | Option, *, low: int = 1) -> int:
     """A count of runs or samples: `low` to MAX_COUNT (more never ends in useful time)."""
     if not low <= value <= MAX_COUNT:
-        raise UsageError(f"{what}: must be from {low} to {MAX_COUNT:,}, not {value}")
+        raise refusal(what, f": must be from {low} to {MAX_COUNT:,}, not {value}")
     return value
 
 
-def seconds(value: float, what: str, *, low: float = 0.0, strict: bool = True) -> float:
+def seconds(value: float, what: str | Option, *, low: float = 0.0, strict: bool = True) -> float:
     """A duration in seconds: above `low` (or equal, when not `strict`), at most MAX_SECONDS."""
     finite(value, what)
     if value < low or (strict and value == low):
         bound = "more than" if strict else "at least"
-        raise UsageError(f"{what}: must be {bound} {low:g} s, not {value:g}")
+        raise refusal(what, f": must be {bound} {low:g} s, not {value:g}")
     if value > MAX_SECONDS:
-        raise UsageError(f"{what}: {value:g} s is more than the {MAX_SECONDS:g} s (a day) allowed")
+        raise refusal(what, f": {value:g} s is more than the {MAX_SECONDS:g} s (a day) allowed")
     return value
 
 
-def seed(value: int, what: str) -> int:
+def seed(value: int, what: str | Option) -> int:
     """A seed numpy accepts: 0 ≤ seed < 2**63."""
     if not 0 <= value <= MAX_SEED:
-        raise UsageError(f"{what}: a seed is an integer from 0 to {MAX_SEED}, not {value}")
+        raise refusal(what, f": a seed is an integer from 0 to {MAX_SEED}, not {value}")
     return value
 
 
@@ -101,7 +122,9 @@ def cpu_limit() -> int:
     return os.cpu_count() or 1
 
 
-def threads(value: int | None, what: str, *, force: bool = False, force_hint: str = "") -> None:
+def threads(
+    value: int | None, what: str | Option, *, force: bool = False, force_hint: str = ""
+) -> None:
     """Refuse a thread count below 1, or above this host's CPUs unless `force`.
 
     Tens of thousands of threads exhaust the host's process limit and take other work down
@@ -113,11 +136,12 @@ def threads(value: int | None, what: str, *, force: bool = False, force_hint: st
     limit = cpu_limit()
     if value > limit and not force:
         hint = f"; {force_hint} to use more anyway" if force_hint else ""
-        raise UsageError(f"{what}: {value} threads is more than the {limit} CPUs here{hint}")
+        raise refusal(what, f": {value} threads is more than the {limit} CPUs here{hint}")
     if value > MAX_THREADS:  # no flag lifts this one: beyond it a runtime hangs or dies
-        raise UsageError(
-            f"{what}: {value} threads is more than the {MAX_THREADS} any run may start, "
-            "--force-threads or not"
+        raise refusal(
+            what,
+            f": {value} threads is more than the {MAX_THREADS} any run may start, "
+            "--force-threads or not",
         )
 
 
@@ -155,7 +179,7 @@ def array_bytes(shape: Sequence[int], dtype: Any = np.float32) -> int:
 
 def check_fits(
     shape: Sequence[int],
-    what: str,
+    what: str | Option,
     dtype: Any = np.float32,
     copies: int = 1,
     *,

@@ -1,4 +1,5 @@
-"""Progress of a bench run on stderr, drawn only between measurements.
+"""Progress of a bench run on stderr, drawn only between measurements: a
+`core.progress.ProgressCallback` that also shows each step's name (`describe`).
 
 The bar is refreshed by bench itself when a step starts or ends, never by a background thread:
 a refresh thread would wake up inside the timed loops and take CPU from the model being
@@ -8,22 +9,11 @@ measured (on a 2-core machine that is visible in the numbers).
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Protocol
-
-
-class ProgressSink(Protocol):
-    def start(self, total: int) -> None:
-        """The number of steps to come."""
-
-    def task(self, description: str) -> None:
-        """A step is about to run (shown before it starts)."""
-
-    def done(self) -> None:
-        """The current step finished."""
+from typing import Any
 
 
 class NoProgress:
-    """For library callers and -q."""
+    """For library callers and -q (a context manager, as RichProgress is)."""
 
     def __enter__(self) -> NoProgress:
         return self
@@ -36,13 +26,7 @@ class NoProgress:
     ) -> None:
         return None
 
-    def start(self, total: int) -> None:
-        return None
-
-    def task(self, description: str) -> None:
-        return None
-
-    def done(self) -> None:
+    def __call__(self, done: int, total: int) -> None:
         return None
 
 
@@ -80,17 +64,17 @@ class RichProgress:
         if self._progress is not None:
             self._progress.stop()
 
-    def start(self, total: int) -> None:
-        if self._progress is not None:
+    def __call__(self, done: int, total: int) -> None:
+        """`done` of `total` steps (`core.progress.ProgressCallback`)."""
+        if self._progress is None:
+            return
+        if self._task is None:
             self._task = self._progress.add_task("bench", total=total)
-            self._progress.refresh()
+        self._progress.update(self._task, completed=done, total=total)
+        self._progress.refresh()
 
-    def task(self, description: str) -> None:
-        if self._progress is not None:
-            self._progress.update(self._task, description=description)
-            self._progress.refresh()
-
-    def done(self) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task)
+    def describe(self, text: str) -> None:
+        """The step about to run (shown before it starts)."""
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, description=text)
             self._progress.refresh()

@@ -7,13 +7,13 @@ the tool prints is counted by the same code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from resnet_opt.calibration.data import BatchStream
+from resnet_opt.core.progress import ProgressCallback
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Runner, run_batch
 
@@ -71,7 +71,7 @@ def evaluate_runners(
     mapping: np.ndarray,
     reference: Runner | None = None,
     *,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> tuple[Accuracy, Accuracy | None, float | None]:
     """(candidate accuracy, reference accuracy, top-1 agreement %) over one stream;
     `progress(consumed, total)` after each batch (skipped samples count as consumed)."""

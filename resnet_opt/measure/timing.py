@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from resnet_opt.core.validation import count, seconds
+from resnet_opt.core.validation import count, positive_count, seconds
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.report.schema import Latency
 
@@ -57,15 +57,14 @@ class Budget:
             raise UsageError("--iterations and --duration exclude each other; give one")
         if self.iterations is None and self.duration_s is None:
             object.__setattr__(self, "duration_s", DEFAULT_DURATION_S)
-        if self.iterations is not None and self.iterations < 1:
-            raise UsageError(f"iterations must be positive, not {self.iterations}")
+        if self.iterations is not None:
+            positive_count(self.iterations, "iterations")
         duration = self.duration_s
         if duration is not None and not (duration > 0 and math.isfinite(duration)):
             raise UsageError(f"duration must be a positive number of seconds, not {duration}")
         if not (self.warmup_s >= 0 and math.isfinite(self.warmup_s)):
             raise UsageError(f"warm-up must be zero or more seconds, not {self.warmup_s}")
-        if self.min_iterations < 1:
-            raise UsageError(f"minimum iterations must be positive, not {self.min_iterations}")
+        positive_count(self.min_iterations, "minimum iterations")
         # ceilings (core.validation): 1e18 iterations is a MemoryError, 1e18 s never ends
         if self.iterations is not None:
             count(self.iterations, "--iterations")

@@ -26,6 +26,7 @@ from enum import Enum
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
+from resnet_opt.core.validation import positive_count
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
 
@@ -106,10 +107,8 @@ def _classes() -> SimpleNamespace:
         ) -> None:
             super().__init__()
             n = blocks_per_stage(depth)
-            if in_channels < 1 or num_classes < 1:
-                raise ResnetOptError(
-                    f"in_channels and num_classes must be positive ({in_channels}, {num_classes})"
-                )
+            positive_count(in_channels, "in_channels", error=ResnetOptError)
+            positive_count(num_classes, "num_classes", error=ResnetOptError)
             self.depth = depth
             self.shortcut = Shortcut(shortcut)
             self.conv1 = conv3x3(in_channels, STAGE_CHANNELS[0])

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from resnet_opt.core.contract import IMAGENET_MEAN, IMAGENET_STD, Interpolation, PreprocessContract
+from resnet_opt.core.validation import positive_count
 from resnet_opt.errors import UsageError
 
 NONE: Final = "none"
@@ -170,9 +171,7 @@ def parse_size(text: str, what: str) -> SizeOption:
         value = int(text)
     except ValueError:
         raise UsageError(f"{what}: expected a size in pixels or 'none', got {text!r}") from None
-    if value < 1:
-        raise UsageError(f"{what}: must be positive, not {value}")
-    return value
+    return positive_count(value, what, colon=True)
 
 
 def parse_labels(text: str) -> tuple[str, ...]:

@@ -45,14 +45,16 @@ from resnet_opt.core.manifest import (
     read_manifest,
     tool_versions,
 )
-from resnet_opt.core.validation import check_fits, thread_count
+from resnet_opt.core.naming import OptionUsageError
+from resnet_opt.core.progress import ProgressCallback, StepCounter, no_progress
+from resnet_opt.core.stage_details import exports_in
+from resnet_opt.core.validation import check_fits, positive_count, thread_count
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.jetson.power import module_rails, power_figures, sample_power
 from resnet_opt.measure.accuracy import ReplayStream, Scored, agreement, score
 from resnet_opt.measure.jetson_budget import BudgetRequest
 from resnet_opt.measure.machine import load_average, machine_info, usable_cores
-from resnet_opt.measure.progress import NoProgress, ProgressSink
 from resnet_opt.measure.targets import Target, TargetPlan, plan_targets
 from resnet_opt.measure.timing import Budget, Clock, measure
 from resnet_opt.pipeline.bundle import verify_if_bundled
@@ -102,18 +104,18 @@ class BenchOptions:
         take_choices(self)  # backends=("onnxruntime",) from Python, as --backend onnxruntime
         if not self.batches:
             raise UsageError("give at least one batch size")
-        bad = [b for b in self.batches if b < 1]
-        if bad:
-            raise UsageError(f"batch sizes must be positive, not {bad[0]}")
+        for batch in self.batches:
+            positive_count(batch, "batch sizes")
         if len(set(self.batches)) != len(self.batches):
             raise UsageError(f"batch sizes repeat: {', '.join(map(str, self.batches))}")
         thread_count(self.threads)
-        if self.samples is not None and self.samples < 1:
-            raise UsageError(f"the number of samples must be positive, not {self.samples}")
+        if self.samples is not None:
+            positive_count(self.samples, "the number of samples")
         if self.plot_batch is not None and self.plot_batch not in self.batches:
-            raise UsageError(
-                f"--plot-batch {self.plot_batch} is not one of the measured batch sizes "
-                f"({', '.join(map(str, self.batches))})"
+            raise OptionUsageError(
+                "plot_batch",
+                f" {self.plot_batch} is not one of the measured batch sizes "
+                f"({', '.join(map(str, self.batches))})",
             )
         if self.reference is not None and self.data is None:
             raise UsageError("a reference needs evaluation data (accuracy is off)")
@@ -183,11 +185,8 @@ def _contract(path: Path, manifest: Manifest) -> PreprocessContract:
 
 def _weights_note(manifest: Manifest) -> str | None:
     """What the export says of the weights: 'bundled', a checkpoint, or random initialisation."""
-    for entry in manifest.history():
-        details = entry.get("details") or {}
-        source = details.get("source") if isinstance(details, Mapping) else None
-        if entry.get("stage") != Stage.EXPORT.value or not isinstance(source, Mapping):
-            continue
+    for export in exports_in(manifest.history()):
+        source = export.source
         weights = source.get("weights")
         if weights in (None, "none", "random"):
             seed = source.get("seed")
@@ -471,7 +470,7 @@ def _measure_target(
     streams: _EvalStreams | None,
     inputs: np.ndarray,
     results: _Results,
-    progress: ProgressSink,
+    progress: StepCounter,
     clock: Clock,
 ) -> None:
     name = item.path.name
@@ -570,7 +569,7 @@ def _provider(details: Mapping[str, Any]) -> str | None:
 
 
 def _score_reference(
-    reference: Path, streams: _EvalStreams, threads: int, progress: ProgressSink
+    reference: Path, streams: _EvalStreams, threads: int, progress: StepCounter
 ) -> Scored:
     manifest = read_manifest(reference)
     assert manifest is not None
@@ -635,7 +634,7 @@ def bench(
     options: BenchOptions | None = None,
     *,
     force: bool = False,
-    progress: ProgressSink | None = None,
+    progress: ProgressCallback | None = None,
     clock: Clock | None = None,
 ) -> Report:
     """Measure every artifact of `source` (one or a list) × backend × batch size, score
@@ -654,7 +653,7 @@ def bench(
     report = _bench(
         artifacts,
         options or BenchOptions(),
-        progress or NoProgress(),
+        progress or no_progress,
         clock or time.perf_counter,
     )
     if output is not None:
@@ -665,7 +664,7 @@ def bench(
 def _bench(
     artifacts: Sequence[Path],
     options: BenchOptions,
-    progress: ProgressSink,
+    progress: ProgressCallback,
     clock: Clock,
 ) -> Report:
     """The measuring itself, apart from `bench`'s report folder."""
@@ -677,7 +676,7 @@ def _bench(
     scored_by_ort = {p.manifest.sha256 for p in planned if Target.ONNXRUNTIME in p.plan.targets}
     extra_references = {sha: ref for ref, sha in references.items() if sha not in scored_by_ort}
     steps = sum(len(p.plan.targets) * (1 + len(options.batches)) for p in planned)
-    progress.start(steps + (len(extra_references) if source is not None else 0))
+    counter = StepCounter(progress, steps + (len(extra_references) if source is not None else 0))
 
     machine = machine_info()
     load_before = load_average()
@@ -699,12 +698,12 @@ def _bench(
                 streams=streams,
                 inputs=inputs_by_contract[key],
                 results=results,
-                progress=progress,
+                progress=counter,
                 clock=clock,
             )
     if streams is not None:
         for sha, reference in extra_references.items():
-            results.reference_scores[sha] = _score_reference(reference, streams, threads, progress)
+            results.reference_scores[sha] = _score_reference(reference, streams, threads, counter)
     load_after = load_average()
 
     settings = report_settings(options, threads, source)

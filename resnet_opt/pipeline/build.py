@@ -21,7 +21,7 @@ from resnet_opt.core.manifest import Manifest
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 
 if TYPE_CHECKING:
-    from resnet_opt.calibration.collect import ProgressCallback
+    from resnet_opt.core.progress import ProgressCallback
     from resnet_opt.pipeline.build_onnxruntime import OrtBuildOptions
     from resnet_opt.pipeline.build_openvino import OpenVinoBuildOptions
 

@@ -12,13 +12,14 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from resnet_opt.core.stage_details import CalibrationCacheUse, CalibrationRun
 from resnet_opt.pipeline.quantize_options import QuantizeOptions
 from resnet_opt.pipeline.quantize_source import QuantizeSource
 
 if TYPE_CHECKING:
-    from resnet_opt.calibration.collect import ProgressCallback
     from resnet_opt.calibration.data import DataSource
     from resnet_opt.calibration.histogram import Statistics
+    from resnet_opt.core.progress import ProgressCallback
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ class Calibration:
     stats: Statistics
     source: DataSource
     indices: Any  # np.ndarray of the selected sample positions
-    details: dict[str, Any]
+    details: CalibrationRun
 
 
 def calibrate(
@@ -81,19 +82,19 @@ def calibrate(
         )
         if cache is not None:
             save_cache(cache, key, stats)
-    details = {
-        "data": ds.description,
-        "data_hash": key.data_hash,
-        "preprocessing_hash": key.preprocessing_hash,
-        "samples": stats.samples,
-        "requested": options.calib_samples,
-        "available": len(ds),
-        "seed": options.seed,
-        "skipped": len(stats.skipped),
-        "converted": converted_modes(ds),
-        "tensors": len(stats.tensors),
-        "cache": {"file": cache.name, "reused": reused} if cache is not None else None,
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+    details = CalibrationRun(
+        data=ds.description,
+        data_hash=key.data_hash,
+        preprocessing_hash=key.preprocessing_hash,
+        samples=stats.samples,
+        requested=options.calib_samples,
+        available=len(ds),
+        seed=options.seed,
+        skipped=len(stats.skipped),
+        converted=converted_modes(ds),
+        tensors=len(stats.tensors),
+        cache=CalibrationCacheUse(cache.name, reused) if cache is not None else None,
+        seconds=round(time.perf_counter() - started, 3),
+    )
     report_conversions(ds, source.contract, "calibration")
     return Calibration(stats, ds, indices, details)

@@ -32,7 +32,7 @@ from resnet_opt.measure.scoring import Accuracy, evaluate_runners
 from resnet_opt.runners.base import Backend, open_runner
 
 if TYPE_CHECKING:
-    from resnet_opt.calibration.collect import ProgressCallback
+    from resnet_opt.core.progress import ProgressCallback
 
 DEFAULT_EVAL_BATCH = 32
 

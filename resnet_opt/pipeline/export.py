@@ -45,9 +45,17 @@ from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.core.fields import take_choices
 from resnet_opt.core.manifest import Manifest, Precision, Stage, new_manifest, write_manifest
-from resnet_opt.core.validation import check_fits
+from resnet_opt.core.naming import Option, OptionUsageError
+from resnet_opt.core.stage_details import (
+    DefaultModelNote,
+    ExportBatchNorm,
+    ExportDetails,
+    KeptBatchNorm,
+    TensorDescription,
+)
+from resnet_opt.core.validation import check_fits, positive_count
 from resnet_opt.deps import require
-from resnet_opt.errors import ResnetOptError, UsageError, first_line
+from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import count_ops, drop_unused_initializers, save_onnx
 from resnet_opt.measure.scoring import Tally
 from resnet_opt.models.contract import ContractOptions, resolve_contract
@@ -60,7 +68,7 @@ from resnet_opt.transforms.bn_fold import FoldResult, LeftBatchNorm, fold_batchn
 if TYPE_CHECKING:
     import onnx
 
-    from resnet_opt.calibration.collect import ProgressCallback
+    from resnet_opt.core.progress import ProgressCallback
     from resnet_opt.models.sources import LoadedModel
     from resnet_opt.runners.base import Runner
 
@@ -123,17 +131,17 @@ class ExportOptions:
         opset = self.resolved_opset
         if opset not in self.exporter.opsets:
             span = self.exporter.opsets
-            raise UsageError(
-                f"--opset {opset}: the {self.exporter.value} exporter writes opsets "
-                f"{span.start}–{span.stop - 1}"
+            raise OptionUsageError(
+                "opset",
+                f" {opset}: the {self.exporter.value} exporter writes opsets "
+                f"{span.start}–{span.stop - 1}",
             )
         if not (math.isfinite(self.tolerance) and self.tolerance > 0):
-            raise UsageError(f"--tolerance must be a positive number, not {self.tolerance}")
-        for name, value in (("--batch", self.batch), ("--data-samples", self.data_samples)):
-            if value is not None and value < 1:
-                raise UsageError(f"{name} must be positive, not {value}")
-        if self.num_classes is not None and self.num_classes < 1:
-            raise UsageError(f"--num-classes must be positive, not {self.num_classes}")
+            raise OptionUsageError("tolerance", f" must be a positive number, not {self.tolerance}")
+        for name in ("batch", "data_samples", "num_classes"):
+            value = getattr(self, name)
+            if value is not None:
+                positive_count(value, Option(name))
 
 
 def model_spec(source: str | Path | None) -> str | None:
@@ -227,31 +235,33 @@ def export(
         if not verification["passed"]:
             raise ResnetOptError(_failure(loaded.name, verification))
 
-        details: dict[str, Any] = {
-            "model": loaded.name,
-            "source": loaded.source.to_dict(),
-            "contract_origin": loaded.template.origin,
-            "exporter": options.exporter.value,
-            "opset": options.resolved_opset,
-            "batch": options.batch,
-            "dynamic_batch": options.batch is None,
-            "input": {"name": INPUT_NAME, "shape": [_batch_dim(options), *contract.input_shape]},
-            "output": {"name": OUTPUT_NAME, "shape": [_batch_dim(options), num_classes]},
-            "num_classes": num_classes,
-            "parameters": count_parameters(loaded.module),
-            "batchnorm": batchnorm,
-            "shared_initializers_copied": materialized,
-            "seconds": {k: round(v, 3) for k, v in seconds.items()},
-        }
+        default_note = None
         if loaded.source.weights is WeightsKind.BUNDLED:
             from resnet_opt.models.default import METADATA_FILE, default_model
 
             bundled = default_model()
-            details["default_model"] = {
-                "metadata": METADATA_FILE,
-                "trained_test_top1": bundled.test_top1,
-                "trained_test_count": bundled.test_count,
-            }
+            default_note = DefaultModelNote(
+                metadata=METADATA_FILE,
+                trained_test_top1=bundled.test_top1,
+                trained_test_count=bundled.test_count,
+            )
+        details = ExportDetails(
+            model=loaded.name,
+            source=loaded.source.to_dict(),
+            contract_origin=loaded.template.origin,
+            exporter=options.exporter.value,
+            opset=options.resolved_opset,
+            batch=options.batch,
+            dynamic_batch=options.batch is None,
+            input=TensorDescription(INPUT_NAME, (_batch_dim(options), *contract.input_shape)),
+            output=TensorDescription(OUTPUT_NAME, (_batch_dim(options), num_classes)),
+            num_classes=num_classes,
+            parameters=count_parameters(loaded.module),
+            batchnorm=batchnorm,
+            shared_initializers_copied=materialized,
+            seconds={k: round(v, 3) for k, v in seconds.items()},
+            default_model=default_note,
+        )
         manifest = new_manifest(
             stage=Stage.EXPORT,
             artifact=output,
@@ -375,7 +385,7 @@ def _tidy(model: onnx.ModelProto, name: str) -> tuple[onnx.ModelProto, int]:
 
 def _fold(
     raw: onnx.ModelProto, fold: bool, bn_in_model: int, bn_raw: int
-) -> tuple[onnx.ModelProto, dict[str, Any]]:
+) -> tuple[onnx.ModelProto, ExportBatchNorm]:
     """Run the fold pass (unless --no-fold) and say which step folded how many BatchNorms."""
     if fold:
         result, fold_pass = fold_batchnorm(raw), "ran"
@@ -386,13 +396,13 @@ def _fold(
             if n.op_type == BATCHNORM
         )
         result, fold_pass = FoldResult(raw, 0, kept), "skipped (--no-fold)"
-    return result.model, {
-        "in_model": bn_in_model,
-        "in_export": bn_raw,
-        "folded_by": {"exporter": max(0, bn_in_model - bn_raw), "fold": result.folded},
-        "fold_pass": fold_pass,
-        "left": [asdict(b) for b in result.left],
-    }
+    return result.model, ExportBatchNorm(
+        in_model=bn_in_model,
+        in_export=bn_raw,
+        folded_by={"exporter": max(0, bn_in_model - bn_raw), "fold": result.folded},
+        fold_pass=fold_pass,
+        left=tuple(KeptBatchNorm(b.node, b.reason) for b in result.left),
+    )
 
 
 # -- verification ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,13 @@ from resnet_opt.core.manifest import (
     Stage,
     stage_manifest,
     write_manifest,
+)
+from resnet_opt.core.stage_details import (
+    ConstantsFolded,
+    FoldBatchNorm,
+    FoldDetails,
+    KeptBatchNorm,
+    batchnorm_folded_by,
 )
 from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import load_onnx, precision_of, save_onnx
@@ -39,7 +46,7 @@ from resnet_opt.transforms.const_fold import fold_constants, list_initializers_a
 if TYPE_CHECKING:
     import onnx
 
-    from resnet_opt.calibration.collect import ProgressCallback
+    from resnet_opt.core.progress import ProgressCallback
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -139,15 +146,15 @@ def fold(
             "graph_optimization": "disabled",
             "input_shape": [feed.batch, *feed.sample_shape],
         }
-        details = {
-            "batchnorm": {
-                "folded": result.folded,  # by this run; folded_by holds every step's total
-                "folded_by": _folded_by(parent, result.folded),
-                "left": [asdict(b) for b in result.left],
-            },
-            "constants": constants.to_dict(),
-            "seconds": {"fold": round(fold_seconds, 4), "verify": round(verify_seconds, 4)},
-        }
+        details = FoldDetails(
+            batchnorm=FoldBatchNorm(
+                folded=result.folded,  # by this run; folded_by holds every step's total
+                folded_by=_folded_by(parent, result.folded),
+                left=tuple(KeptBatchNorm(b.node, b.reason) for b in result.left),
+            ),
+            constants=ConstantsFolded(constants.folded, constants.by_op),
+            seconds={"fold": round(fold_seconds, 4), "verify": round(verify_seconds, 4)},
+        )
         manifest = stage_manifest(  # a foreign ONNX: no contract to carry, and no history
             parent,
             stage=Stage.FOLD,
@@ -187,13 +194,7 @@ def _folded_by(parent: Manifest | None, folded: int) -> dict[str, int]:
 
 
 def _counts(details: Any) -> dict[str, int] | None:
-    if not isinstance(details, Mapping):
-        return None
-    batchnorm = details.get("batchnorm")
-    folded_by = batchnorm.get("folded_by") if isinstance(batchnorm, Mapping) else None
-    if not isinstance(folded_by, Mapping):
-        return None
-    return {str(k): int(v) for k, v in folded_by.items() if isinstance(v, int)}
+    return batchnorm_folded_by(details) if isinstance(details, Mapping) else None
 
 
 def _verify(

@@ -32,13 +32,15 @@ from resnet_opt.core.manifest import (
     read_manifest,
     write_manifest,
 )
-from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.core.naming import OptionUsageError
+from resnet_opt.core.stage_details import ImportDetails
+from resnet_opt.errors import ResnetOptError
 from resnet_opt.models.contract import NONE, SizeOption
 
 if TYPE_CHECKING:
     import onnx
 
-    from resnet_opt.calibration.collect import ProgressCallback
+    from resnet_opt.core.progress import ProgressCallback
 
 IMPORT_HINT = (
     "resnet-opt import MODEL.onnx --input-size N --mean R,G,B --std R,G,B [--resize N --crop N] "
@@ -117,14 +119,14 @@ def import_model(
             preprocessing=contract,
             options={**options.to_dict(), "force": force},
             verification={},
-            details={
-                "source": str(source.resolve()),
-                "producer": f"{model.producer_name} {model.producer_version}".strip(),
-                "opset": _opset(model),
-                "input": graph.input[0].name if graph.input else None,
-                "output": graph.output[0].name if graph.output else None,
-                "num_classes": contract.num_classes,
-            },
+            details=ImportDetails(
+                source=str(source.resolve()),
+                producer=f"{model.producer_name} {model.producer_version}".strip(),
+                opset=_opset(model),
+                input=graph.input[0].name if graph.input else None,
+                output=graph.output[0].name if graph.output else None,
+                num_classes=contract.num_classes,
+            ),
         )
         write_manifest(manifest_tmp, manifest)
     return manifest
@@ -139,19 +141,16 @@ def _precision(model: onnx.ModelProto) -> Any:
 def contract_for(model: onnx.ModelProto, path: Path, options: ImportOptions) -> PreprocessContract:
     """The contract `options` describe, with the class count from the model's output, checked
     against the input's static dims (channels, height, width)."""
-    missing = [
-        flag
-        for flag, value in (
-            ("--input-size", options.input_size),
-            ("--mean", options.mean),
-            ("--std", options.std),
-        )
-        if value is None
-    ]
+    required = (("input_size", options.input_size), ("mean", options.mean), ("std", options.std))
+    missing = [name for name, value in required if value is None]
     if missing:
-        raise UsageError(
-            f"{path}: import needs {', '.join(missing)} (the preprocessing the model was "
-            "trained with; a guessed one would score on the wrong inputs)"
+        raise OptionUsageError(
+            missing[0],
+            lambda n: (
+                f"{path}: import needs {', '.join(map(n.option, missing))} (the "
+                "preprocessing the model was trained with; a guessed one would score on the wrong "
+                "inputs)"
+            ),
         )
     assert options.input_size is not None and options.mean is not None
     assert options.std is not None

@@ -36,8 +36,8 @@ from resnet_opt.pipeline.quantize_options import (
 from resnet_opt.pipeline.quantize_source import read_source
 
 if TYPE_CHECKING:
-    from resnet_opt.calibration.collect import ProgressCallback
     from resnet_opt.core.contract import PreprocessContract
+    from resnet_opt.core.progress import ProgressCallback
 
 
 def check_data_up_front(options: QuantizeOptions, contract: PreprocessContract) -> None:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from resnet_opt.core.details import StageDetails
 from resnet_opt.core.manifest import InputRef, Manifest, Precision, Stage, stage_manifest
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.core.naming import OptionError
 from resnet_opt.pipeline.quantize_options import NO_EVAL, QuantizeOptions
 from resnet_opt.pipeline.quantize_source import QuantizeSource
 
@@ -90,7 +91,7 @@ def artifact_manifest(
     inputs: tuple[InputRef, ...],
     options: QuantizeOptions,
     verification: Mapping[str, Any],
-    details: Mapping[str, Any],
+    details: StageDetails,
 ) -> Manifest:
     return stage_manifest(
         source.parent,
@@ -114,14 +115,15 @@ def exclusions(view: GraphView, patterns: Sequence[str], allowed: Sequence[str])
 
     matched, unknown = match_exclusions(view, patterns)
     if unknown:
-        raise ResnetOptError(
-            f"--exclude {', '.join(unknown)}: no node or op type of that name in the model"
+        raise OptionError(
+            "exclude", f" {', '.join(unknown)}: no node or op type of that name in the model"
         )
     allowed_set = set(allowed)
     named = [p for p in patterns if p in view.by_name and p not in allowed_set]
     if named:
-        raise ResnetOptError(
-            f"--exclude {', '.join(named)}: not a layer this target quantizes (it already runs "
-            "in higher precision)"
+        raise OptionError(
+            "exclude",
+            f" {', '.join(named)}: not a layer this target quantizes (it already runs in "
+            "higher precision)",
         )
     return matched & allowed_set

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.manifest import Precision, write_manifest
+from resnet_opt.core.stage_details import Fp16Conversion, Fp16OverflowCheck, Fp16QuantizeDetails
 from resnet_opt.graph import save_onnx
 from resnet_opt.pipeline.calibrate import calibrate
 from resnet_opt.pipeline.quantize_artifact import (
@@ -31,7 +32,7 @@ from resnet_opt.pipeline.quantize_options import (
 from resnet_opt.pipeline.quantize_source import QuantizeSource
 
 if TYPE_CHECKING:
-    from resnet_opt.calibration.collect import ProgressCallback
+    from resnet_opt.core.progress import ProgressCallback
 
 
 def quantize_fp16(
@@ -55,26 +56,26 @@ def quantize_fp16(
     timings: dict[str, float] = {}
     with staged_outputs(force=force) as staged:
         onnx_tmp, manifest_tmp = staged.add_with_manifest(output)
-        overflow: dict[str, Any]
+        overflow: Fp16OverflowCheck
         keep = set(excluded)
         if calib_spec is not None:
             calib = calibrate(source, calib_spec, options, progress)
             absmax = {name: t.absmax for name, t in calib.stats.tensors.items()}
             risky = fp16.overflow_nodes(prepared, absmax)
             keep |= set(risky)
-            overflow = {
-                "checked": True,
-                "limit": fp16.FP16_MAX * fp16.OVERFLOW_HEADROOM,
-                "largest_abs": max(absmax.values(), default=0.0),
-                "kept_fp32": risky,
-                "calibration": calib.details,
-            }
+            overflow = Fp16OverflowCheck(
+                checked=True,
+                limit=fp16.FP16_MAX * fp16.OVERFLOW_HEADROOM,
+                largest_abs=max(absmax.values(), default=0.0),
+                kept_fp32=tuple(risky),
+                calibration=calib.details,
+            )
         else:
-            overflow = {
-                "checked": False,
-                "reason": "no calibration data (give --calib DATA to find tensors that would "
+            overflow = Fp16OverflowCheck(
+                checked=False,
+                reason="no calibration data (give --calib DATA to find tensors that would "
                 "overflow fp16)",
-            }
+            )
         started = time.perf_counter()
         converted = fp16.convert(prepared, keep_io_types=options.keep_io_types, keep_fp32=keep)
         save_onnx(converted, onnx_tmp)
@@ -116,18 +117,18 @@ def quantize_fp16(
                 else "ONNX Runtime's CPU provider ran every fp16 op in fp16"
             ),
         }
-        details = {
-            "fp16": {
-                "converter": "onnxruntime.transformers.float16.convert_float_to_float16",
-                "keep_io_types": options.keep_io_types,
-                "fp16_nodes": half,
-                "nodes": total,
-                "kept_fp32": sorted(keep),
-                "excluded": sorted(excluded),
-                "overflow_check": overflow,
-            },
-            "seconds": {k: round(v, 3) for k, v in timings.items()},
-        }
+        details = Fp16QuantizeDetails(
+            fp16=Fp16Conversion(
+                converter="onnxruntime.transformers.float16.convert_float_to_float16",
+                keep_io_types=options.keep_io_types,
+                fp16_nodes=half,
+                nodes=total,
+                kept_fp32=tuple(sorted(keep)),
+                excluded=tuple(sorted(excluded)),
+                overflow_check=overflow,
+            ),
+            seconds={k: round(v, 3) for k, v in timings.items()},
+        )
         manifest = artifact_manifest(
             source,
             output=output,

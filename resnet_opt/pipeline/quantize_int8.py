@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.manifest import InputRef, Precision, write_manifest
+from resnet_opt.core.naming import OptionError
 from resnet_opt.core.quantization_details import (
     BiasCorrection,
     QdqCounts,
     QuantizationDetails,
 )
-from resnet_opt.errors import ResnetOptError
+from resnet_opt.core.stage_details import Int8Calibration, Int8QuantizeDetails
 from resnet_opt.graph import save_onnx
 from resnet_opt.pipeline.accuracy_budget import meet_budget
 from resnet_opt.pipeline.calibrate import calibrate
@@ -49,9 +50,9 @@ from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, default_policy
 if TYPE_CHECKING:
     import numpy as np
 
-    from resnet_opt.calibration.collect import ProgressCallback
     from resnet_opt.calibration.histogram import Statistics
     from resnet_opt.calibration.ranges import Method, TensorRange
+    from resnet_opt.core.progress import ProgressCallback
     from resnet_opt.quantization.weights import WeightPolicy
 
 DEFAULT_TENSORRT_VERSION = "10.3.0"  # JetPack 6.1/6.2: the TensorRT whose DLA reads the cache
@@ -88,9 +89,12 @@ def quantize_int8(
     excluded = exclusions(view, options.exclude, placement.excludable_layers(view))
     calib_spec = calibration_spec(options, source.contract)
     if calib_spec is None:
-        raise ResnetOptError(
-            f"{source.path}: int8 needs calibration data: give --calib DATA (an image folder or a "
-            ".npy/.npz file preprocessed by the model's contract)"
+        raise OptionError(
+            "calib",
+            lambda n: (
+                f"{source.path}: int8 needs calibration data: give {n.option('calib')} "
+                "DATA (an image folder or a .npy/.npz file preprocessed by the model's contract)"
+            ),
         )
     eval_spec = evaluation_spec(options, source.contract)
     trt_cache = tensorrt_cache_path(output) if layouts.layout(target).tensorrt_cache else None
@@ -156,20 +160,18 @@ def quantize_int8(
             cache_tmp.write_bytes(text.encode("utf-8"))
 
         kept_budget = tuple(budget["kept"]) if budget and budget.get("kept") else ()
-        details = {
-            "calibration": {
-                "method": method.value,
-                "percentile": percentile if method is Method.PERCENTILE else None,
-                **calib.details,
-            },
-            "quantization": _quantization_details(
-                target, plan, counts, excluded, kept_budget, policy
-            ).to_dict(),
-            "accuracy_budget": budget,
-            "tensorrt_calibration_cache": trt_cache.name if trt_cache is not None else None,
-            "tensorrt_calibration_cache_version": trt_version if trt_cache else None,
-            "seconds": {k: round(v, 3) for k, v in timings.items()},
-        }
+        details = Int8QuantizeDetails(
+            calibration=Int8Calibration(
+                method=method.value,
+                percentile=percentile if method is Method.PERCENTILE else None,
+                run=calib.details,
+            ),
+            quantization=_quantization_details(target, plan, counts, excluded, kept_budget, policy),
+            accuracy_budget=budget,
+            tensorrt_calibration_cache=trt_cache.name if trt_cache is not None else None,
+            tensorrt_calibration_cache_version=trt_version if trt_cache else None,
+            seconds={k: round(v, 3) for k, v in timings.items()},
+        )
         inputs = [source.input_ref()]
         if options.calib_cache is not None:
             inputs.append(InputRef.of("calibration_cache", options.calib_cache))

@@ -2,11 +2,11 @@
 
 `QuantizeOptions` is filled by the `quantize` command's flags, by `run`'s TOML decoder (every
 key of a `[[quantize]]` table is a field, see `run_config.VariantConfig`) and by Python callers
-alike, and `check_options` holds every rule about the options once. A refusal names an option
-the way its user gave it (`OptionNames`): `--percentile` on the command line,
-`config: quantize[0].percentile` in a `run` config. So a new option is a field here, a flag in
-the `quantize` command and the code that uses it; `run`'s config and the manifest take it up by
-themselves.
+alike, and `check_options` holds every rule about the options once. A refusal names the field
+(`core.naming.OptionError`), which each face words the way its user gave it: `--percentile` on
+the command line, `config: quantize[0].percentile` in a `run` config. So a new option is a
+field here, a flag in the `quantize` command and the code that uses it; `run`'s config and the
+manifest take it up by themselves.
 
 Also here: which calibration and evaluation data apply when none is named (the bundled splits,
 for the bundled model only), and the contract of a model without a manifest from the
@@ -16,16 +16,18 @@ command line's preprocessing options.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from resnet_opt.calibration.ranges import Method
 from resnet_opt.core import validation as v
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.core.fields import CHOICES, take_choices
 from resnet_opt.core.manifest import Precision
+from resnet_opt.core.naming import Option, OptionError, OptionNames, OptionUsageError, Words
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.quantization.plan import QdqTarget
 
@@ -104,146 +106,138 @@ def _plain(value: Any) -> Any:
     return value
 
 
-# -- how a refusal names an option ----------------------------------------------------------
-
-
-class OptionNames(Protocol):
-    """How a refusal names an option: as the user gave it, a flag or a config key."""
-
-    @property
-    def prefix(self) -> str:
-        """What starts every message ("" for flags, "config: " for config keys)."""
-        ...
-
-    def option(self, name: str, value: object = None) -> str:
-        """The option `name` (a QuantizeOptions field) given as `value`: `--percentile`."""
-        ...
-
-    def setting(self, name: str, value: str) -> str:
-        """The option `name` set to `value`: `--method percentile`, `method = "percentile"`."""
-        ...
-
-    def int8_target(self, target: QdqTarget) -> str:
-        """The int8 layout `target`: "the int8 cpu target", 'int8 with target = "cpu"'."""
-        ...
-
-
-@dataclass(frozen=True)
-class FlagNames:
-    """The `quantize` command's flags (Python callers read the same names)."""
-
-    prefix: str = ""
-
-    def option(self, name: str, value: object = None) -> str:
-        flag = {"eval_data": "eval"}.get(name, name).replace("_", "-")
-        return f"--no-{flag}" if value is False else f"--{flag}"
-
-    def setting(self, name: str, value: str) -> str:
-        return f"{self.option(name)} {value}"
-
-    def int8_target(self, target: QdqTarget) -> str:
-        return f"the int8 {target.value} target"
-
-
-FLAGS = FlagNames()
-
-
 # -- the rules ------------------------------------------------------------------------------
 
 
-def check_options(options: QuantizeOptions, names: OptionNames = FLAGS) -> None:
+def check_options(options: QuantizeOptions) -> None:
     """Refuse options that are wrong in themselves (exit 2), before any file is read, each
-    named as `names` says. The stage runs this; `run` runs it on every variant up front."""
+    named by its field (`core.naming`: the CLI words it as a flag, `run` as a config key). The
+    stage runs this; `run` runs it on every variant up front."""
     from resnet_opt.calibration.tensorrt_cache import tensorrt_version_int
 
-    def refuse(message: str) -> None:
-        raise UsageError(names.prefix + message)
+    def refuse(field: str, words: Words | str) -> None:
+        raise OptionUsageError(field, words)
 
-    def key(name: str) -> str:
-        return names.prefix + names.option(name)
-
-    option = names.option
     if options.precision not in PRECISIONS:
         choices = " or ".join(p.value for p in PRECISIONS)
-        refuse(f"{option('precision')} must be {choices}, not {options.precision.value}")
+        bad = options.precision.value
+        refuse("precision", lambda n: f"{n.option('precision')} must be {choices}, not {bad}")
     int8 = options.precision is Precision.INT8
     if not int8:
-        given = [option(n) for n in INT8_ONLY if getattr(options, n) is not None]
+        given = [name for name in INT8_ONLY if getattr(options, name) is not None]
         if given:
-            int8_only = ", ".join(option(n) for n in INT8_ONLY)
-            refuse(f"not for fp16: {', '.join(given)} (these apply to int8 only: {int8_only})")
+            refuse(
+                given[0],
+                lambda n: (
+                    f"not for fp16: {', '.join(n.option(g) for g in given)} (these apply "
+                    f"to int8 only: {', '.join(n.option(name) for name in INT8_ONLY)})"
+                ),
+            )
     elif options.keep_io_types:
-        refuse(f"{option('keep_io_types')} applies to fp16 only (int8 models keep fp32 I/O)")
+        refuse(
+            "keep_io_types",
+            lambda n: (
+                f"{n.option('keep_io_types')} applies to fp16 only (int8 models keep fp32 I/O)"
+            ),
+        )
     if options.percentile is not None:
         if options.method is not Method.PERCENTILE:
-            refuse(f"{option('percentile')} needs {names.setting('method', 'percentile')}")
+            refuse(
+                "percentile",
+                lambda n: f"{n.option('percentile')} needs {n.setting('method', 'percentile')}",
+            )
         if not 0 < options.percentile <= 100:  # NaN fails too
-            refuse(f"{option('percentile')} must be in (0, 100], not {options.percentile:g}")
+            refuse("percentile", f" must be in (0, 100], not {options.percentile:g}")
     for name in GATES:
         value = getattr(options, name)
         if value is not None:
-            v.at_least(value, 0, key(name))  # points of top-1
+            v.at_least(value, 0, Option(name))  # points of top-1
     if options.tensorrt_version is not None:
-        if not int8 or options.target not in (None, QdqTarget.TENSORRT):
-            refuse(
-                f"{option('tensorrt_version')} applies to "
-                f"{names.int8_target(QdqTarget.TENSORRT)} only (it is the version of the "
-                "TensorRT calibration cache written beside the model)"
-            )
-        try:  # refused now, not after calibrating; a usage error whichever way it is wrong
-            encoded = tensorrt_version_int(options.tensorrt_version)
-        except ResnetOptError as exc:
-            raise UsageError(f"{key('tensorrt_version')}: {exc}") from None
-        if encoded < OLDEST_TENSORRT:  # 7.0 has no DLA INT8 cache that this writes for Orin
-            refuse(
-                f"{key('tensorrt_version')}: TensorRT {options.tensorrt_version} is older than "
-                "8.0, the oldest whose calibration cache resnet-opt writes"
-            )
+        _check_tensorrt_version(options, int8, tensorrt_version_int)
     if options.reduce_range is not None and (not int8 or options.target is not QdqTarget.CPU):
         why = (
             "TensorRT's int8 kernels accumulate in int32 and always take full 8-bit weights"
             if int8
             else "fp16 has no int8 weights"
         )
+        given_range = options.reduce_range
         refuse(
-            f"{option('reduce_range', options.reduce_range)} applies to "
-            f"{names.int8_target(QdqTarget.CPU)} only (it limits the weights to 7 bits so that "
-            f"x86 u8×s8 kernels without VNNI cannot saturate); {why}"
+            "reduce_range",
+            lambda n: (
+                f"{n.option('reduce_range', given_range)} applies to "
+                f"{n.int8_target(QdqTarget.CPU.value)} only (it limits the weights to 7 bits "
+                f"so that x86 u8×s8 kernels without VNNI cannot saturate); {why}"
+            ),
         )
     for name in ("calib_samples", "eval_samples", "threads"):
         count = getattr(options, name)
         if count is not None:
-            v.positive_int(count, key(name))
-    v.seed(options.seed, key("seed"))
+            v.positive_int(count, Option(name))
+    v.seed(options.seed, Option("seed"))
     if any(not part.strip() for part in options.exclude):
-        refuse(f"{option('exclude')}: an empty name")
+        refuse("exclude", ": an empty name")
     if options.eval_labels is not None and options.eval_data in (None, NO_EVAL):
         refuse(
-            f"{option('eval_labels')} names the labels of {option('eval_data')} DATA (a flat "
-            "folder of the images it lists); give that folder"
+            "eval_labels",
+            lambda n: (
+                f"{n.option('eval_labels')} names the labels of {n.option('eval_data')} "
+                "DATA (a flat folder of the images it lists); give that folder"
+            ),
         )
     if options.eval_data == NO_EVAL:
-        check_gates_measurable(options, None, names)  # nothing can measure a gate then
+        check_gates_measurable(options, None)  # nothing can measure a gate then
 
 
-def check_gates_measurable(
-    options: QuantizeOptions, eval_spec: str | None, names: OptionNames = FLAGS
+def _check_tensorrt_version(
+    options: QuantizeOptions, int8: bool, encode: Callable[[str], int]
 ) -> None:
+    """The TensorRT version of the calibration cache: for the tensorrt target, 8.0 or later."""
+    version = options.tensorrt_version
+    assert version is not None
+    if not int8 or options.target not in (None, QdqTarget.TENSORRT):
+        raise OptionUsageError(
+            "tensorrt_version",
+            lambda n: (
+                f"{n.option('tensorrt_version')} applies to "
+                f"{n.int8_target(QdqTarget.TENSORRT.value)} only (it is the version of the "
+                "TensorRT calibration cache written beside the model)"
+            ),
+        )
+    try:  # refused now, not after calibrating; a usage error whichever way it is wrong
+        encoded = encode(version)
+    except ResnetOptError as exc:
+        raise OptionUsageError("tensorrt_version", f": {exc}") from None
+    if encoded < OLDEST_TENSORRT:  # 7.0 has no DLA INT8 cache that this writes for Orin
+        raise OptionUsageError(
+            "tensorrt_version",
+            f": TensorRT {version} is older than 8.0, the oldest whose calibration cache "
+            "resnet-opt writes",
+        )
+
+
+def check_gates_measurable(options: QuantizeOptions, eval_spec: str | None) -> None:
     """A gate that cannot be measured must not pass silently: `max_drop` and
     `accuracy_budget` need labelled evaluation data (`eval_spec`, None when there is none)."""
     for name in GATES:
         if getattr(options, name) is None or eval_spec is not None:
             continue
-        gate = names.prefix + names.option(name)
         if options.eval_data == NO_EVAL:
-            raise UsageError(
-                f"{gate} needs evaluation data; it cannot go with "
-                f"{names.setting('eval_data', NO_EVAL)}"
+            raise OptionUsageError(name, _needs_evaluation_data(name, NO_EVAL))
+        raise OptionError(name, _needs_evaluation_data(name, None))  # it depends on the model
+
+
+def _needs_evaluation_data(gate: str, given: str | None) -> Words:
+    def words(n: OptionNames) -> str:
+        if given is not None:
+            return f"{n.option(gate)} needs evaluation data; it cannot go with " + n.setting(
+                "eval_data", given
             )
-        raise ResnetOptError(
-            f"{gate} needs evaluation data: give labelled data with {names.option('eval_data')} "
-            "(the bundled test split applies to the bundled model only)"
+        return (
+            f"{n.option(gate)} needs evaluation data: give labelled data with "
+            f"{n.option('eval_data')} (the bundled test split applies to the bundled model only)"
         )
+
+    return words
 
 
 # -- the data that applies when none is named -----------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +27,7 @@ from resnet_opt.console import counting_bar, say
 from resnet_opt.core.atomic import staged_outputs
 from resnet_opt.core.hashing import sha256_file, sha256_json
 from resnet_opt.core.manifest import dump_json
+from resnet_opt.core.naming import OptionError
 from resnet_opt.core.readers import read_json
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import QualityGateError, ResnetOptError, UsageError
@@ -336,7 +337,10 @@ class _Orchestrator:
         options = self.config.quantize_options(variant)
         eval_spec = evaluation_spec(options, _contract_of(source.path))
         options = replace(options, max_drop=self._gate(eval_spec))
-        check_gates_measurable(options, eval_spec, VariantKeys(index))  # by its key, not a flag
+        try:
+            check_gates_measurable(options, eval_spec)
+        except OptionError as exc:  # by its key, not a flag
+            raise exc.reworded(VariantKeys(index)) from None
 
         def work() -> tuple[list[Path], str | None]:
             from resnet_opt.pipeline.quantize import QuantizeGateError, quantize
@@ -347,8 +351,8 @@ class _Orchestrator:
                     result = quantize(source.path, out, options, force=True, progress=progress)
             except QuantizeGateError as exc:
                 result, gate_failure = exc.result, str(exc).split(" (")[0]
-            except ResnetOptError as exc:  # what only the model shows (--exclude, no --calib)
-                raise _in_config_words(exc, index) from exc
+            except OptionError as exc:  # what only the model shows (--exclude, no --calib)
+                raise exc.reworded(VariantKeys(index, prefix="")) from exc
             files = [out, _manifest(out)]
             if result.tensorrt_cache is not None:
                 files.append(result.tensorrt_cache)
@@ -634,23 +638,6 @@ def _data_fingerprint(spec: str | None) -> str:
         return sha256_json({"spec": spec, "content": sha256_file(path)})
     source = open_source(spec, default_split=Split.CALIB)
     return sha256_json({"spec": spec, "content": source.fingerprint(range(len(source)))})
-
-
-def _in_config_words(exc: ResnetOptError, index: int) -> ResnetOptError:
-    """A quantize refusal that names options by their flags (`--exclude`, `--calib`), reworded
-    with the config keys the user of `run` wrote (`quantize[0].exclude`, `data.calibration`);
-    an error of another kind, or one naming no flag, is left as it is."""
-    from resnet_opt.core.fields import flag_pattern
-    from resnet_opt.pipeline.quantize_options import FLAGS, QuantizeOptions
-    from resnet_opt.pipeline.run_config import VariantKeys
-
-    if type(exc) not in (ResnetOptError, UsageError):
-        return exc
-    keys = VariantKeys(index)
-    text = str(exc)
-    for f in fields(QuantizeOptions):
-        text = flag_pattern(FLAGS.option(f.name)).sub(keys.option(f.name), text)
-    return exc if text == str(exc) else type(exc)(text)
 
 
 def _contract_of(model: Path) -> PreprocessContract | None:

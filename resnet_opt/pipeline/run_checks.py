@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.core import validation as v
+from resnet_opt.core.naming import OptionError
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.pipeline.run_config import RunConfig, VariantKeys
 
@@ -90,7 +91,10 @@ def _check_variants(config: RunConfig) -> None:
 
     for i, variant in enumerate(config.quantize):
         options = config.quantize_options(variant)
-        check_options(options, VariantKeys(i))
+        try:
+            check_options(options)
+        except OptionError as exc:  # named by the field: here by its config key
+            raise exc.reworded(VariantKeys(i)) from None
         v.threads(options.threads, _key(f"quantize[{i}].threads"))
 
 

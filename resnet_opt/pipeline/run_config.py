@@ -13,7 +13,7 @@ takes its value's text, a path field a string, a tuple a list), named and parsed
 metadata says (`core.fields`: `workspace = "2G"` is `workspace_bytes`, through the flag's own
 parser), except those `run` supplies (`RUN_SUPPLIED`) or cannot honour (`NOT_IN_RUN`). So a new
 quantize or build option is a config key with no edit here. A refusal from an options class or
-a parser, which speaks of flags (`--opt-level`), is worded with the config key instead.
+a parser names the field (`core.naming.OptionError`); here it is worded with the config key.
 """
 
 from __future__ import annotations
@@ -30,8 +30,9 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from resnet_opt.backends.registry import build_backends, build_part
 from resnet_opt.backends.spec import resolve
-from resnet_opt.core.fields import CHOICES, TEXT, config_key, flag_of, flag_pattern
+from resnet_opt.core.fields import CHOICES, TEXT, config_key
 from resnet_opt.core.manifest import Precision
+from resnet_opt.core.naming import OptionError
 from resnet_opt.core.readers import read_toml
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.measure.jetson_budget import HostDefault
@@ -127,8 +128,27 @@ class VariantKeys:
     def setting(self, name: str, value: str) -> str:
         return f'{RUN_SUPPLIED.get(name, name)} = "{value}"'
 
-    def int8_target(self, target: QdqTarget) -> str:
-        return f"int8 with {self.setting('target', target.value)}"
+    def int8_target(self, target: str) -> str:
+        return f"int8 with {self.setting('target', target)}"
+
+
+@dataclass(frozen=True)
+class _TableKeys:
+    """How a refusal names an option of the table at `at` (`build.tensorrt`): by the key
+    that gives the field (`core.fields.config_key`: `workspace` gives `workspace_bytes`)."""
+
+    at: _At
+    keys: Mapping[str, str]  # field name → its key in the table
+    prefix: str = "config: "
+
+    def option(self, name: str, value: object = None) -> str:
+        return self.at.child(self.keys.get(name, name)).key
+
+    def setting(self, name: str, value: str) -> str:
+        return f'{self.option(name)} = "{value}"'
+
+    def int8_target(self, target: str) -> str:
+        return f"int8 with {self.setting('target', target)}"
 
 
 # Options-class fields a config does not set, because `run` cannot honour one value of them for
@@ -308,7 +328,8 @@ def _build(cls: type[Any], data: Any, at: _At) -> Any:
     except ResnetOptError as exc:  # a rule of the options class, in words of its flags
         if not at.keys:  # RunConfig's own rules name their keys already
             raise
-        raise _reworded(exc, {key: at.child(key) for key in fields}, at) from exc
+        keys = {f.name: key for key, f in fields.items()}
+        raise _reworded(exc, _TableKeys(at, keys), at) from exc
     except TypeError as exc:  # a required key (a variant's name) is missing
         missing = [
             f.name
@@ -375,19 +396,17 @@ def _field(f: dataclasses.Field[Any], hint: Any, value: Any, at: _At) -> Any:
     try:
         return parse(text)
     except ResnetOptError as exc:
-        raise _reworded(exc, {at.keys[-1]: at}, at) from exc
+        table = _At(at.file, at.keys[:-1])
+        raise _reworded(exc, _TableKeys(table, {f.name: at.keys[-1]}), at) from exc
 
 
-def _reworded(exc: ResnetOptError, keys: Mapping[str, _At], at: _At) -> UsageError:
-    """`exc`, from an options class or a text parser, as a config error: the flag it names
-    (`--opt-level`, see `core.fields.flag_of`) becomes the config key, and with no flag in it
-    the message is put under `at`'s key. A usage error: the config is wrong in itself."""
-    text = str(exc)
-    for key in keys:
-        flag = flag_pattern(flag_of(key))
-        if flag.search(text):
-            return UsageError(flag.sub(f"config: {keys[key].key}", text, count=1))
-    return UsageError(f"config: {at.key}: {text}")
+def _reworded(exc: ResnetOptError, names: _TableKeys, at: _At) -> UsageError:
+    """`exc`, from an options class or a text parser, as a config error: an option it refuses
+    by its field (`core.naming.OptionError`) named by its config key, any other message put
+    under `at`'s key. A usage error: the config is wrong in itself."""
+    if isinstance(exc, OptionError):
+        return UsageError(exc.worded(names))
+    return UsageError(f"config: {at.key}: {exc}")
 
 
 def _value(hint: Any, value: Any, at: _At, choices: Sequence[Enum] | None = None) -> Any:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from resnet_opt.core.validation import count, thread_count
+from resnet_opt.core.validation import count, positive_count, thread_count
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.runners.base import Dim, Runner, TensorSpec, run_batch, single_input
 
@@ -183,8 +183,8 @@ def check_verify_options(
 ) -> None:
     """The options the CPU builds (ONNX Runtime, OpenVINO) share: threads and the check."""
     thread_count(threads)
-    if samples < 1 or batch_size < 1:
-        raise UsageError("samples and batch size must be positive")
+    positive_count(samples, "samples")
+    positive_count(batch_size, "batch size")
     count(samples, "--samples")  # 1e18 random batches would run for ever
     if not math.isfinite(tolerance) or tolerance < 0:
         raise UsageError(f"tolerance must be a non-negative number, not {tolerance}")

@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from resnet_opt.core.manifest import Precision
 from resnet_opt.core.quantization_details import QuantizationDetails, quantization_of
+from resnet_opt.core.stage_details import Fp16QuantizeDetails, Int8QuantizeDetails
 
 if TYPE_CHECKING:
     from resnet_opt.core.manifest import Manifest
@@ -60,12 +62,18 @@ def gate_advice(manifest: Manifest) -> str:
 
 def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     """The human summary of a quantize manifest (the CLI prints it on stderr)."""
-    details, check = manifest.details, manifest.verification
+    check = manifest.verification
     lines: list[str] = []
-    quant = quantization_of(details, manifest.artifact)
-    calib = details.get("calibration") or (details.get("fp16") or {}).get("overflow_check", {}).get(
-        "calibration"
-    )
+    int8 = fp16 = None
+    if manifest.precision is Precision.FP16:
+        fp16 = manifest.read_details(Fp16QuantizeDetails)
+        calib, method = fp16.fp16.overflow_check.calibration, ""
+    else:
+        int8 = manifest.read_details(Int8QuantizeDetails)
+        calib = int8.calibration.run
+        extra = f" {int8.calibration.percentile}" if int8.calibration.percentile else ""
+        method = f" {int8.calibration.method}{extra}"
+    quant = int8.quantization if int8 is not None else None
     if quant is not None:
         lines.append(
             f"{output}: {manifest.precision.value}, {quant.target} layout — "
@@ -73,22 +81,17 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
             f"activation Q/DQ pairs, {quant.counts.int8_weights} int8 weights (per channel"
             f"{_bits(quant)}), bias {quant.bias}"
         )
-    else:
-        fp16 = details.get("fp16", {})
+    elif fp16 is not None:
+        half = fp16.fp16
         lines.append(
-            f"{output}: fp16, {fp16.get('fp16_nodes')} of {fp16.get('nodes')} nodes in fp16"
-            f"{', I/O kept fp32' if fp16.get('keep_io_types') else ''}; kept fp32: "
-            f"{', '.join(fp16.get('kept_fp32', [])) or 'none'}"
+            f"{output}: fp16, {half.fp16_nodes} of {half.nodes} nodes in fp16"
+            f"{', I/O kept fp32' if half.keep_io_types else ''}; kept fp32: "
+            f"{', '.join(half.kept_fp32) or 'none'}"
         )
-    if isinstance(calib, Mapping):
-        method = calib.get("method")
-        extra = f" {calib['percentile']}" if calib.get("percentile") else ""
-        cache = calib.get("cache")
-        reused = f", statistics from {cache['file']}" if cache and cache.get("reused") else ""
-        lines.append(
-            f"  calibration{' ' + method + extra if method else ''}: {calib['samples']} samples "
-            f"of {calib['data']}{reused}"
-        )
+    if calib is not None:
+        cache = calib.cache
+        reused = f", statistics from {cache.file}" if cache and cache.reused else ""
+        lines.append(f"  calibration{method}: {calib.samples} samples of {calib.data}{reused}")
     if check.get("evaluated"):
         ref = check.get("reference") or {}
         lines.append(
@@ -109,8 +112,8 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     if isinstance(fallback, Mapping) and fallback.get("ops"):
         ops = ", ".join(f"{k}×{v}" for k, v in fallback["ops"].items())
         lines.append(f"  ONNX Runtime CPU ran these fp16 ops in fp32 (no fp16 kernel): {ops}")
-    budget = details.get("accuracy_budget")
-    if isinstance(budget, Mapping) and budget.get("kept"):
+    budget = int8.accuracy_budget if int8 is not None else None
+    if budget is not None and budget.get("kept"):
         share = budget.get("kept_macs_share")
         cost = f", {100 * share:.1f}% of the MACs" if share is not None else ""
         state = "met" if budget.get("met") else "NOT met"
@@ -126,6 +129,6 @@ def summary_lines(manifest: Manifest, output: Path) -> list[str]:
         lines.append(
             f"  gate --max-drop {gate['max_drop']:g}: {'passed' if gate['passed'] else 'FAILED'}"
         )
-    if details.get("tensorrt_calibration_cache"):
-        lines.append(f"  TensorRT calibration cache: {details['tensorrt_calibration_cache']}")
+    if int8 is not None and int8.tensorrt_calibration_cache:
+        lines.append(f"  TensorRT calibration cache: {int8.tensorrt_calibration_cache}")
     return lines

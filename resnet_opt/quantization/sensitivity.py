@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from resnet_opt.core.progress import ProgressCallback
 from resnet_opt.errors import ResnetOptError
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ def rank(
     op_types: dict[str, str],
     error_of: Callable[[str], float],
     macs: dict[str, int],
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> tuple[LayerSensitivity, ...]:
     """Every candidate's sensitivity, most sensitive first (ties: graph order)."""
     found = []

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from resnet_opt.core.contract import PreprocessContract
-from resnet_opt.core.manifest import Manifest, Stage
+from resnet_opt.core.manifest import MANIFEST_SUFFIX, Manifest
+from resnet_opt.core.stage_details import ExportDetails, exports_in
 from resnet_opt.core.validation import thread_count
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError, first_line
@@ -29,17 +30,12 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
-def export_details(manifest: Manifest) -> Mapping[str, Any] | None:
+def export_details(manifest: Manifest) -> ExportDetails | None:
     """The export step's details: the artifact's own, else the newest export in its lineage."""
-    for entry in reversed(manifest.history()):
-        details = entry.get("details")
-        if (
-            entry.get("stage") == Stage.EXPORT.value
-            and isinstance(details, Mapping)
-            and isinstance(details.get("source"), Mapping)
-        ):
-            return details
-    return None
+    try:
+        return next(reversed(list(exports_in(manifest.history()))), None)
+    except ResnetOptError as exc:
+        raise ResnetOptError(f"{manifest.artifact}{MANIFEST_SUFFIX}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -88,20 +84,14 @@ class ModuleFromArtifact:
                 f"{self.artifact}: its manifest does not say which PyTorch model it came from "
                 "(no export step); the torch backend needs an artifact made by resnet-opt export"
             )
-        source = ModelSource.from_dict(details["source"])
+        source = ModelSource.from_dict(details.source)
         loaded = rebuild(source)
         contract = self.contract or manifest.preprocessing
-        batch = details.get("batch")
-        classes = details.get("num_classes")
         return TorchModel(
             module=loaded.module,
             contract=contract,
-            batch=int(batch) if isinstance(batch, int) else None,
-            num_classes=(
-                int(classes)
-                if isinstance(classes, int)
-                else (contract.num_classes if contract else None)
-            ),
+            batch=details.batch,
+            num_classes=details.num_classes,
             source_kind=source.kind.value,
         )
 

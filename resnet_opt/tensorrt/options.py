@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.core.fields import CONFIG_KEY, TEXT, take_choices
-from resnet_opt.errors import ResnetOptError, UsageError
+from resnet_opt.core.naming import OptionError, OptionUsageError
 from resnet_opt.tensorrt.profiles import BatchProfile, parse_batch
 from resnet_opt.tensorrt.versions import HardwareCompat
 
+WORKSPACE = "workspace_bytes"  # the field `--workspace` / `workspace = "2G"` fills
 MAX_OPT_LEVEL = 5  # TensorRT's builder optimization levels are 0..5 (default 3)
 _UNITS = {"": 2**20, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
@@ -20,10 +21,10 @@ def parse_bytes(text: str) -> int:
     """`--workspace`: bytes from '2G', '512M', '1.5GiB', '4096K' or a bare number of MiB."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
     if not match:
-        raise UsageError(f"--workspace {text!r}: give a size such as 2G, 512M or 1024 (MiB)")
+        raise OptionUsageError(WORKSPACE, f" {text!r}: give a size such as 2G, 512M or 1024 (MiB)")
     value = float(match.group(1)) * _UNITS[match.group(2).lower()]
     if value < 1:
-        raise UsageError(f"--workspace {text!r}: must be more than 0 bytes")
+        raise OptionUsageError(WORKSPACE, f" {text!r}: must be more than 0 bytes")
     return int(value)
 
 
@@ -53,17 +54,19 @@ class TensorRtBuildOptions:
     def __post_init__(self) -> None:
         take_choices(self)
         if self.opt_level is not None and not 0 <= self.opt_level <= MAX_OPT_LEVEL:
-            raise ResnetOptError(
-                f"--opt-level {self.opt_level}: TensorRT's builder levels are 0..{MAX_OPT_LEVEL}"
+            raise OptionError(
+                "opt_level",
+                f" {self.opt_level}: TensorRT's builder levels are 0..{MAX_OPT_LEVEL}",
             )
         if self.workspace_bytes is not None and self.workspace_bytes < 1:
-            raise UsageError("--workspace must be more than 0 bytes")
+            raise OptionUsageError(WORKSPACE, " must be more than 0 bytes")
         if self.dla_core is not None and self.dla_core < 0:
-            raise ResnetOptError(f"--dla-core {self.dla_core}: DLA cores are numbered from 0")
+            raise OptionError("dla_core", f" {self.dla_core}: DLA cores are numbered from 0")
         if self.calib_cache is not None and self.dla_core is None:
-            raise ResnetOptError(
-                "--calib-cache is for DLA builds on TensorRT 10 (implicit INT8); a GPU engine "
-                "takes INT8 from the Q/DQ ONNX: build the int8 ONNX from resnet-opt quantize"
+            raise OptionError(
+                "calib_cache",
+                " is for DLA builds on TensorRT 10 (implicit INT8); a GPU engine takes INT8 "
+                "from the Q/DQ ONNX: build the int8 ONNX from resnet-opt quantize",
             )
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resnet_opt.core.manifest import Manifest
+from resnet_opt.core.naming import OptionError, OptionUsageError
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.tensorrt.network import TensorInfo
 
@@ -65,11 +66,11 @@ def parse_batch(text: str) -> BatchProfile:
     """`--batch`: "8" (fixed) or "min:opt:max" ("1:8:32")."""
     parts = text.strip().split(":")
     if len(parts) not in (1, 3):
-        raise UsageError(f"--batch {text!r}: give N or min:opt:max (e.g. 1:8:32)")
+        raise OptionUsageError("batch", f" {text!r}: give N or min:opt:max (e.g. 1:8:32)")
     try:
         values = [int(p) for p in parts]
     except ValueError:
-        raise UsageError(f"--batch {text!r}: batch sizes must be whole numbers") from None
+        raise OptionUsageError("batch", f" {text!r}: batch sizes must be whole numbers") from None
     if len(values) == 1:
         values *= 3
     return BatchProfile(*values)
@@ -96,10 +97,11 @@ def derive_profile(image: TensorInfo, requested: BatchProfile | None) -> BatchPr
     batch = image.shape[0]
     if isinstance(batch, int) and batch >= 1:
         if requested is not None and requested != BatchProfile(batch, batch, batch):
-            raise ResnetOptError(
-                f"--batch {requested}: the ONNX input {image.name!r} has a fixed batch of "
-                f"{batch}, so the engine can only run batch {batch}: re-export with a dynamic "
-                "batch for a range"
+            raise OptionError(
+                "batch",
+                f" {requested}: the ONNX input {image.name!r} has a fixed batch of {batch}, so "
+                f"the engine can only run batch {batch}: re-export with a dynamic batch for a "
+                "range",
             )
         return BatchProfile(batch, batch, batch)
     return requested if requested is not None else DEFAULT_DYNAMIC
