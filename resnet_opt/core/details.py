@@ -60,6 +60,21 @@ class Fields:
             raise _invalid(path, want + (" or null" if optional else ""), value)
         return value
 
+    def maybe(self, key: str, *types: type) -> Any:
+        """The value under `key`, of one of `types`, or None when absent or null (a key added
+        after old manifests were written)."""
+        if self.data.get(key) is None:
+            return None
+        return self.value(key, *types)
+
+    def maybe_texts(self, key: str) -> tuple[str, ...] | None:
+        """A JSON array of strings, or None when absent or null."""
+        return None if self.data.get(key) is None else self.texts(key)
+
+    def maybe_section(self, key: str) -> Fields | None:
+        """A JSON object read in turn, or None when absent or null."""
+        return None if self.data.get(key) is None else self.section(key)
+
     def text(self, key: str) -> str:
         return str(self.value(key, str))
 
