@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from resnet_opt.core.details import Fields
+from resnet_opt.core.details import MANIFEST_SUFFIX, DescribedArtifact, Fields
 from resnet_opt.core.readers import JSON_TYPES
 from resnet_opt.errors import ResnetOptError
 
@@ -202,6 +202,11 @@ class QuantizationDetails:
             kept_for_budget=read.maybe_texts("kept_for_budget"),
             left_float=left_float,
         )
+
+
+def quantization_in(manifest: DescribedArtifact) -> QuantizationDetails | None:
+    """`quantization_of` a manifest's own details, naming its file in an error."""
+    return quantization_of(manifest.details, f"{manifest.artifact}{MANIFEST_SUFFIX}")
 
 
 def quantization_of(details: Mapping[str, Any], source: str) -> QuantizationDetails | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from resnet_opt.core.details import Fields
+from resnet_opt.core.details import DescribedArtifact, Fields, detail_of
 from resnet_opt.core.quantization_details import QuantizationDetails
 
 EXPORT_STAGE = "export"  # core.manifest.Stage.EXPORT's value (that module imports this one)
@@ -288,6 +288,23 @@ class FoldDetails:
             constants=ConstantsFolded.read(f.section("constants")) if f.has("constants") else None,
             seconds=f.numbers("seconds"),
         )
+
+
+CALIBRATION_CACHE_KEY = "tensorrt_calibration_cache"  # Int8QuantizeDetails' field of that name
+
+
+def calibration_cache_named(manifest: DescribedArtifact) -> str | None:
+    """The TensorRT calibration cache an int8 quantize manifest names
+    (`Int8QuantizeDetails.tensorrt_calibration_cache`), read alone: a DLA build and a bundle need
+    only it (None: none named, or a manifest of another stage)."""
+    named: str | None = detail_of(manifest, CALIBRATION_CACHE_KEY, str)
+    return named
+
+
+def records_model_source(manifest: DescribedArtifact) -> bool:
+    """Whether an export's details record the model it came from (`ExportDetails.source`), which
+    the torch backend rebuilds; a stand-in export without one does not."""
+    return detail_of(manifest, "source", dict) is not None
 
 
 def batchnorm_folded_by(details: Mapping[str, object]) -> dict[str, int] | None:
