@@ -179,6 +179,31 @@ class ExportDetails:
         )
 
 
+@dataclass(frozen=True)
+class HistoryStep:
+    """One step of a manifest's history (`Manifest.history()`), its details section still as
+    written: the step's typed reader (`batchnorm_folded_by`, `quantization_of` ...) reads it."""
+
+    stage: str | None
+    artifact: str | None
+    details: Mapping[str, object]  # {} where the step recorded none
+
+
+def steps_of(history: Sequence[Mapping[str, object]]) -> tuple[HistoryStep, ...]:
+    """The steps of a manifest's history, oldest first."""
+    found = []
+    for entry in history:
+        stage, artifact, details = entry.get("stage"), entry.get("artifact"), entry.get("details")
+        found.append(
+            HistoryStep(
+                stage=stage if isinstance(stage, str) else None,
+                artifact=artifact if isinstance(artifact, str) else None,
+                details=details if isinstance(details, Mapping) else {},
+            )
+        )
+    return tuple(found)
+
+
 def exports_in(history: Sequence[Mapping[str, object]]) -> Iterator[ExportDetails]:
     """The export steps of a manifest's history (`Manifest.history()`, oldest first) that say
     which model they came from; a stand-in export entry without a source is passed over."""
