@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from resnet_opt.backends.registry import Backend, unit
+from resnet_opt.backends.registry import build_backends, unit
 from resnet_opt.backends.spec import resolve
 from resnet_opt.core.build_details import BuildDetails, CpuFacts, built_backend
 from resnet_opt.core.manifest import Manifest, Precision, Stage, dump_json, new_manifest
@@ -68,10 +68,13 @@ def test_build_details_round_trip_byte_identical(path: Path) -> None:
 
 
 def test_every_build_backend_unit_names_its_details_class() -> None:
-    for backend in (Backend.ONNXRUNTIME, Backend.OPENVINO, Backend.TENSORRT):
+    for backend in build_backends():
         named = unit(backend).build_details
-        assert named is not None
-        assert resolve(named) is CLASSES[backend.value]
+        assert named is not None, backend
+        typed = resolve(named)
+        assert typed is CLASSES[backend.value]
+        assert typed.from_dict({"backend": backend.value}).backend == backend.value
+        assert typed.from_dict({"backend": backend.value}).to_dict() == {"backend": backend.value}
 
 
 def test_typed_fields_read_what_the_builds_wrote() -> None:

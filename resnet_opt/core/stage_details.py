@@ -4,8 +4,8 @@ Each `to_dict()` is exactly the JSON those stages wrote before the details were 
 same order, same values; tests/data/manifests_v1 holds manifests written then), and each
 `from_dict()` validates what it reads through `core.details.Fields`. They live in `core`, the
 bottom layer, because readers in every layer use them (a runner rebuilding the PyTorch model of
-an export, the CLI summaries, the fold stage counting earlier folds). A build's details (the
-backends' own, `details["runner"]`) are typed beside their runners, the int8
+an export, the CLI summaries, the fold stage counting earlier folds). A build's details are
+typed beside its backend (`core/build_details.py` says where), the int8
 `details["quantization"]` in `core/quantization_details.py`.
 """
 
