@@ -40,4 +40,5 @@ UNIT = BackendUnit(
         ),
     ),
     runner_details="resnet_opt.runners.onnxruntime:OrtRunnerDetails",
+    build_details="resnet_opt.runners.onnxruntime:OrtBuildDetails",
 )

@@ -44,4 +44,5 @@ UNIT = BackendUnit(
         ),
     ),
     runner_details="resnet_opt.runners.openvino:OvRunnerDetails",
+    build_details="resnet_opt.runners.openvino:OvBuildDetails",
 )

@@ -77,6 +77,9 @@ class BackendUnit:
     build: BuildSpec | None = None
     # "module:Class": the typed form of a build manifest's details["runner"] (from_dict/to_dict)
     runner_details: str | None = None
+    # "module:Class": the typed form of a build manifest's whole details (from_dict/to_dict,
+    # `core.build_details.BuildDetails`); None: a runner-only backend
+    build_details: str | None = None
 
 
 def resolve(path: str) -> Any:

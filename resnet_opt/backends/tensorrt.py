@@ -55,4 +55,5 @@ UNIT = BackendUnit(
         ),
     ),
     runner_details="resnet_opt.runners.tensorrt:TensorRtRunnerDetails",
+    build_details="resnet_opt.tensorrt.build_details:TensorRtBuildDetails",
 )

@@ -10,13 +10,35 @@ line naming the file and the key, exit 1, as for any other malformed manifest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import Any, Protocol, TypeVar
 
 from resnet_opt.core.readers import JSON_TYPES
 from resnet_opt.errors import ResnetOptError
 
 DETAILS_KEY = "details"
+MANIFEST_SUFFIX = ".json"  # a manifest is its artifact's name + this (`core.manifest`)
+
+
+class DescribedArtifact(Protocol):
+    """What the one-key readers need of a `core.manifest.Manifest` (named structurally: that
+    module imports the details classes)."""
+
+    @property
+    def artifact(self) -> str: ...
+
+    @property
+    def details(self) -> Mapping[str, Any]: ...
+
+
+def detail_of(manifest: DescribedArtifact, key: str, *types: type) -> Any:
+    """One key of a manifest's details, of one of `types` (None when absent or null), for a
+    reader that needs that key alone; a wrong value is the one line naming file and key."""
+    try:
+        return Fields(manifest.details).maybe(key, *types)
+    except ResnetOptError as exc:
+        raise ResnetOptError(f"{manifest.artifact}{MANIFEST_SUFFIX}: {exc}") from exc
 
 
 class StageDetails(Protocol):
@@ -26,6 +48,7 @@ class StageDetails(Protocol):
 
 
 DetailsT = TypeVar("DetailsT", bound="TypedDetails")
+E = TypeVar("E", bound=Enum)
 
 
 class TypedDetails(StageDetails, Protocol):
@@ -47,6 +70,11 @@ class Fields:
     def has(self, key: str) -> bool:
         return key in self.data
 
+    def absent(self, *keys: str) -> frozenset[str]:
+        """Which of `keys` this object lacks (an older manifest, or a partial one a test
+        writes): a record keeps them so that `to_dict` leaves them out again (`written`)."""
+        return frozenset(key for key in keys if key not in self.data)
+
     def value(self, key: str, *types: type, optional: bool = False) -> Any:
         """The value under `key`, of one of `types` (None too when `optional`)."""
         path = f"{self.where}.{key}"
@@ -59,6 +87,36 @@ class Fields:
             want = " or ".join(JSON_TYPES.get(t, t.__name__) for t in types)
             raise _invalid(path, want + (" or null" if optional else ""), value)
         return value
+
+    def maybe(self, key: str, *types: type) -> Any:
+        """The value under `key`, of one of `types`, or None when absent or null (a key added
+        after old manifests were written)."""
+        if self.data.get(key) is None:
+            return None
+        return self.value(key, *types)
+
+    def maybe_texts(self, key: str) -> tuple[str, ...] | None:
+        """A JSON array of strings, or None when absent or null."""
+        return None if self.data.get(key) is None else self.texts(key)
+
+    def maybe_section(self, key: str) -> Fields | None:
+        """A JSON object read in turn, or None when absent or null."""
+        return None if self.data.get(key) is None else self.section(key)
+
+    def maybe_choice(self, key: str, enum: type[E]) -> E | None:
+        """The text under `key` as a member of `enum` (None when absent or null); another text
+        is refused with the choices listed."""
+        text = self.maybe(key, str)
+        if text is None:
+            return None
+        for member in enum:
+            if member.value == text:
+                return member
+        choices = ", ".join(str(m.value) for m in enum)
+        raise ResnetOptError(
+            f"not a valid resnet-opt manifest ({self.where}.{key} must be one of {choices}, "
+            f"not {text!r})"
+        )
 
     def text(self, key: str) -> str:
         return str(self.value(key, str))
@@ -128,6 +186,11 @@ class Fields:
         """A JSON array of objects."""
         items = self.value(key, list)
         return tuple(Fields(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(items))
+
+
+def written(pairs: Iterable[tuple[str, object]], absent: frozenset[str]) -> dict[str, object]:
+    """A details object's JSON: `pairs` in order, less the keys the record was read without."""
+    return {key: value for key, value in pairs if key not in absent}
 
 
 def _invalid(path: str, want: str, value: object) -> ResnetOptError:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.core.contract import PreprocessContract
+from resnet_opt.core.details import MANIFEST_SUFFIX as MANIFEST_SUFFIX
 from resnet_opt.core.details import DetailsT, StageDetails, TypedDetails
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.readers import check_fields, describe_input, read_json
@@ -34,7 +35,6 @@ from resnet_opt.core.validation import check_all_finite
 from resnet_opt.errors import ResnetOptError
 
 MANIFEST_SCHEMA = 1
-MANIFEST_SUFFIX = ".json"
 
 # the JSON type of each top-level field (read_manifest refuses another with one line)
 MANIFEST_FIELDS: Mapping[str, tuple[type, ...]] = {

@@ -16,10 +16,11 @@ and the key, exit 1, as for any other malformed manifest.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from resnet_opt.core.details import MANIFEST_SUFFIX, DescribedArtifact, Fields
 from resnet_opt.core.readers import JSON_TYPES
 from resnet_opt.errors import ResnetOptError
 
@@ -42,8 +43,8 @@ class QdqCounts:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, object], where: str = "counts") -> QdqCounts:
-        read = _Reader(data, where)
-        return cls(**{f.name: read.optional(f.name, int) for f in fields(cls)})
+        read = Fields(data, where)
+        return cls(**{f.name: read.maybe(f.name, int) for f in fields(cls)})
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,12 @@ class BiasCorrection:
     def from_dict(
         cls, data: Mapping[str, object], where: str = "bias_correction"
     ) -> BiasCorrection:
-        read = _Reader(data, where)
+        read = Fields(data, where)
         return cls(
-            enabled=read.value("enabled", bool),
-            layers=read.value("layers", int),
+            enabled=read.flag("enabled"),
+            layers=read.integer("layers"),
             uncorrected=read.texts("uncorrected"),
-            mean_abs_shift=read.value("mean_abs_shift", int, float),
+            mean_abs_shift=read.number("mean_abs_shift"),
         )
 
 
@@ -160,51 +161,52 @@ class QuantizationDetails:
     def from_dict(
         cls, data: Mapping[str, object], where: str = f"details.{KEY}"
     ) -> QuantizationDetails:
-        read = _Reader(data, where)
-        weight_range = read.optional("weight_range", list)
+        read = Fields(data, where)
+        weight_range = read.maybe("weight_range", list)
         if weight_range is not None:
             if len(weight_range) != 2 or not all(_is_int(v) for v in weight_range):
                 raise _invalid(f"{where}.weight_range", "a list of two integers", weight_range)
             weight_range = (int(weight_range[0]), int(weight_range[1]))
-        bias_correction = read.optional("bias_correction", dict)
-        left_float = read.optional("left_float", list)
+        bias_correction = read.maybe_section("bias_correction")
+        left_float = read.maybe("left_float", list)
         if left_float is not None:
             left_float = tuple(
-                (
-                    _Reader(item, f"{where}.left_float[{i}]").value("node", str),
-                    _Reader(item, f"{where}.left_float[{i}]").value("reason", str),
-                )
-                for i, item in enumerate(left_float)
+                (item.text("node"), item.text("reason")) for item in read.sections("left_float")
             )
         return cls(
-            target=read.value("target", str),
-            format=read.optional("format", str),
-            activation_type=read.optional("activation_type", str),
-            activation_zero_point=read.optional("activation_zero_point", str),
-            activation_scales=read.optional("activation_scales", str),
-            weight_type=read.optional("weight_type", str),
+            target=read.text("target"),
+            format=read.maybe("format", str),
+            activation_type=read.maybe("activation_type", str),
+            activation_zero_point=read.maybe("activation_zero_point", str),
+            activation_scales=read.maybe("activation_scales", str),
+            weight_type=read.maybe("weight_type", str),
             weight_range=weight_range,
-            reduce_range=read.optional("reduce_range", bool),
-            safe_pairs=read.optional("safe_pairs", bool),
-            saturation_safe=read.optional("saturation_safe", bool),
+            reduce_range=read.maybe("reduce_range", bool),
+            safe_pairs=read.maybe("safe_pairs", bool),
+            saturation_safe=read.maybe("saturation_safe", bool),
             saturation_safe_recorded="saturation_safe" in data,
-            seven_bit_layers=read.optional_texts("seven_bit_layers"),
-            pairs_moved=read.optional("pairs_moved", int),
+            seven_bit_layers=read.maybe_texts("seven_bit_layers"),
+            pairs_moved=read.maybe("pairs_moved", int),
             bias_correction=(
                 None
                 if bias_correction is None
-                else BiasCorrection.from_dict(bias_correction, f"{where}.bias_correction")
+                else BiasCorrection.from_dict(bias_correction.data, bias_correction.where)
             ),
-            weight_storage=read.optional("weight_storage", str),
-            per_channel_weights=read.optional("per_channel_weights", bool),
-            weight_axis=read.optional("weight_axis", str),
-            bias=read.optional("bias", str),
+            weight_storage=read.maybe("weight_storage", str),
+            per_channel_weights=read.maybe("per_channel_weights", bool),
+            weight_axis=read.maybe("weight_axis", str),
+            bias=read.maybe("bias", str),
             counts=QdqCounts.from_dict(data, where),
-            layers=read.optional_texts("layers"),
-            excluded=read.optional_texts("excluded"),
-            kept_for_budget=read.optional_texts("kept_for_budget"),
+            layers=read.maybe_texts("layers"),
+            excluded=read.maybe_texts("excluded"),
+            kept_for_budget=read.maybe_texts("kept_for_budget"),
             left_float=left_float,
         )
+
+
+def quantization_in(manifest: DescribedArtifact) -> QuantizationDetails | None:
+    """`quantization_of` a manifest's own details, naming its file in an error."""
+    return quantization_of(manifest.details, f"{manifest.artifact}{MANIFEST_SUFFIX}")
 
 
 def quantization_of(details: Mapping[str, Any], source: str) -> QuantizationDetails | None:
@@ -219,48 +221,6 @@ def quantization_of(details: Mapping[str, Any], source: str) -> QuantizationDeta
         return QuantizationDetails.from_dict(data)
     except ResnetOptError as exc:
         raise ResnetOptError(f"{source}: {exc}") from exc
-
-
-class _Reader:
-    """One JSON object of the details, read key by key with its path for the error."""
-
-    def __init__(self, data: object, where: str) -> None:
-        if not isinstance(data, Mapping):
-            raise _invalid(where, "an object", data)
-        self.data: Mapping[str, object] = data
-        self.where = where
-
-    def value(self, key: str, *types: type) -> Any:
-        if key not in self.data:
-            raise ResnetOptError(f"not a valid resnet-opt manifest ({self.where}.{key} is missing)")
-        return self._typed(key, types)
-
-    def optional(self, key: str, *types: type) -> Any:
-        """The value under `key` (None when absent, or null)."""
-        if self.data.get(key) is None:
-            return None
-        return self._typed(key, types)
-
-    def optional_texts(self, key: str) -> tuple[str, ...] | None:
-        items = self.optional(key, list)
-        if items is None:
-            return None
-        for i, item in enumerate(items):
-            if not isinstance(item, str):
-                raise _invalid(f"{self.where}.{key}[{i}]", "a string", item)
-        return tuple(items)
-
-    def texts(self, key: str) -> tuple[str, ...]:
-        self.value(key, list)
-        found = self.optional_texts(key)
-        return found if found is not None else ()
-
-    def _typed(self, key: str, types: Sequence[type]) -> Any:
-        value = self.data[key]
-        if not isinstance(value, tuple(types)) or (isinstance(value, bool) and bool not in types):
-            want = " or ".join(JSON_TYPES.get(t, t.__name__) for t in types)
-            raise _invalid(f"{self.where}.{key}", want, value)
-        return value
 
 
 def _is_int(value: object) -> bool:

@@ -4,8 +4,8 @@ Each `to_dict()` is exactly the JSON those stages wrote before the details were 
 same order, same values; tests/data/manifests_v1 holds manifests written then), and each
 `from_dict()` validates what it reads through `core.details.Fields`. They live in `core`, the
 bottom layer, because readers in every layer use them (a runner rebuilding the PyTorch model of
-an export, the CLI summaries, the fold stage counting earlier folds). A build's details (the
-backends' own, `details["runner"]`) are typed beside their runners, the int8
+an export, the CLI summaries, the fold stage counting earlier folds). A build's details are
+typed beside its backend (`core/build_details.py` says where), the int8
 `details["quantization"]` in `core/quantization_details.py`.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from resnet_opt.core.details import Fields
+from resnet_opt.core.details import DescribedArtifact, Fields, detail_of
 from resnet_opt.core.quantization_details import QuantizationDetails
 
 EXPORT_STAGE = "export"  # core.manifest.Stage.EXPORT's value (that module imports this one)
@@ -179,6 +179,31 @@ class ExportDetails:
         )
 
 
+@dataclass(frozen=True)
+class HistoryStep:
+    """One step of a manifest's history (`Manifest.history()`), its details section still as
+    written: the step's typed reader (`batchnorm_folded_by`, `quantization_of` ...) reads it."""
+
+    stage: str | None
+    artifact: str | None
+    details: Mapping[str, object]  # {} where the step recorded none
+
+
+def steps_of(history: Sequence[Mapping[str, object]]) -> tuple[HistoryStep, ...]:
+    """The steps of a manifest's history, oldest first."""
+    found = []
+    for entry in history:
+        stage, artifact, details = entry.get("stage"), entry.get("artifact"), entry.get("details")
+        found.append(
+            HistoryStep(
+                stage=stage if isinstance(stage, str) else None,
+                artifact=artifact if isinstance(artifact, str) else None,
+                details=details if isinstance(details, Mapping) else {},
+            )
+        )
+    return tuple(found)
+
+
 def exports_in(history: Sequence[Mapping[str, object]]) -> Iterator[ExportDetails]:
     """The export steps of a manifest's history (`Manifest.history()`, oldest first) that say
     which model they came from; a stand-in export entry without a source is passed over."""
@@ -288,6 +313,23 @@ class FoldDetails:
             constants=ConstantsFolded.read(f.section("constants")) if f.has("constants") else None,
             seconds=f.numbers("seconds"),
         )
+
+
+CALIBRATION_CACHE_KEY = "tensorrt_calibration_cache"  # Int8QuantizeDetails' field of that name
+
+
+def calibration_cache_named(manifest: DescribedArtifact) -> str | None:
+    """The TensorRT calibration cache an int8 quantize manifest names
+    (`Int8QuantizeDetails.tensorrt_calibration_cache`), read alone: a DLA build and a bundle need
+    only it (None: none named, or a manifest of another stage)."""
+    named: str | None = detail_of(manifest, CALIBRATION_CACHE_KEY, str)
+    return named
+
+
+def records_model_source(manifest: DescribedArtifact) -> bool:
+    """Whether an export's details record the model it came from (`ExportDetails.source`), which
+    the torch backend rebuilds; a stand-in export without one does not."""
+    return detail_of(manifest, "source", dict) is not None
 
 
 def batchnorm_folded_by(details: Mapping[str, object]) -> dict[str, int] | None:

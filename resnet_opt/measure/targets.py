@@ -17,13 +17,15 @@ target at all is an error.
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from resnet_opt.backends.onnxruntime import CUDA_PROVIDER, TENSORRT_PROVIDER
 from resnet_opt.backends.registry import Target, build_backends, targets_of, unit
 from resnet_opt.backends.spec import Natural, module_of
+from resnet_opt.core.build_details import built_backend
 from resnet_opt.core.manifest import Manifest, Precision, Stage
+from resnet_opt.core.stage_details import records_model_source
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.runners.loaders import runner_details
 
@@ -121,7 +123,7 @@ def build_target(manifest: Manifest, name: str) -> Target:
     """The target a build artifact runs on (its runner loads it with the manifest's options):
     its backend's, or the one of its targets whose execution provider the build recorded (the
     later declared wins: ONNX Runtime's TensorRT provider over its CUDA one)."""
-    named = manifest.details.get("backend")
+    named = built_backend(manifest)
     backend = next((b for b in build_backends() if b.value == named), None)
     if backend is None:
         raise ResnetOptError(
@@ -164,7 +166,7 @@ def is_torch_source(manifest: Manifest) -> bool:
     return (
         manifest.stage is Stage.EXPORT
         and manifest.precision is Precision.FP32
-        and isinstance(manifest.details.get("source"), Mapping)
+        and records_model_source(manifest)
     )
 
 

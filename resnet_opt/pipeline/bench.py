@@ -34,13 +34,13 @@ from resnet_opt.calibration.data import (
     report_conversions,
     select_indices,
 )
+from resnet_opt.core.build_details import built_backend
 from resnet_opt.core.contract import PreprocessContract
 from resnet_opt.core.fields import take_choices
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import (
     Manifest,
     Precision,
-    Stage,
     check_artifact_hash,
     read_manifest,
     tool_versions,
@@ -68,7 +68,8 @@ from resnet_opt.report.schema import (
     Settings,
     Skip,
 )
-from resnet_opt.runners.base import Runner, RunnerInfo, open_runner, single_input
+from resnet_opt.runners.base import Backend, Runner, RunnerInfo, open_runner, single_input
+from resnet_opt.runners.loaders import build_details
 
 DEFAULT_BATCHES = (1, 8, 32)
 
@@ -198,9 +199,10 @@ def _weights_note(manifest: Manifest) -> str | None:
 def _size_on_disk(path: Path, manifest: Manifest) -> int:
     """The artifact's bytes, with the weights file a build keeps beside it (OpenVINO's .bin)."""
     size = path.stat().st_size
-    weights = manifest.details.get("weights") if manifest.stage is Stage.BUILD else None
-    if isinstance(weights, Mapping) and weights.get("file"):
-        companion = path.parent / str(weights["file"])
+    built = build_details(manifest)
+    weights = built.weights_file if built is not None else None
+    if weights is not None and weights.file:
+        companion = path.parent / weights.file
         if companion != path and companion.is_file():
             size += companion.stat().st_size
     return size
@@ -235,7 +237,7 @@ def _same_preprocessing(reference: Path, contract: PreprocessContract) -> bool:
 
 def _engine_min_batch(manifest: Manifest) -> int | None:
     """The smallest batch a TensorRT engine's profile takes (None: not an engine)."""
-    if manifest.stage is not Stage.BUILD or manifest.details.get("backend") != "tensorrt":
+    if built_backend(manifest) != Backend.TENSORRT.value:
         return None
     from resnet_opt.tensorrt.profiles import profile_of
 
@@ -300,7 +302,7 @@ def _plan(
     skips: list[Skip] = []
     for path, manifest in manifests:
         contract = _contract(path, manifest)
-        if manifest.stage is Stage.BUILD and manifest.details.get("backend") == "tensorrt":
+        if built_backend(manifest) == Backend.TENSORRT.value:
             _check_engine(manifest, options.batches)
         if source is not None:
             label_map(source, contract)  # classes that do not fit the model: refused now

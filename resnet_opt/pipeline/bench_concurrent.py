@@ -13,7 +13,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from resnet_opt.core.manifest import Stage, tool_versions
+from resnet_opt.backends.registry import Backend
+from resnet_opt.core.build_details import built_backend
+from resnet_opt.core.manifest import tool_versions
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError, UsageError
 from resnet_opt.jetson.power import power_figures
@@ -69,8 +71,7 @@ def bench_concurrent(
     options = for_this_host(options)  # a Jetson's budget and clock warning, as bench's
     planned, _, _ = _plan(paths, options)
     for item in planned:
-        is_engine = item.manifest.stage is Stage.BUILD
-        if not is_engine or item.manifest.details.get("backend") != "tensorrt":
+        if built_backend(item.manifest) != Backend.TENSORRT.value:
             raise ResnetOptError(
                 f"{item.path.name}: --concurrent runs TensorRT engines (.plan from resnet-opt "
                 "build --backend tensorrt), not this artifact"

@@ -24,9 +24,10 @@ import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.build_details import CpuFacts
 from resnet_opt.core.fields import take_choices
 from resnet_opt.core.manifest import (
     InputRef,
@@ -52,6 +53,7 @@ from resnet_opt.runners.onnxruntime import (
     CPU,
     GraphOptimization,
     OnnxRuntimeRunner,
+    OrtBuildDetails,
     OrtFormat,
     OrtProvider,
     OrtRunnerDetails,
@@ -143,22 +145,22 @@ def build_onnxruntime(
                 f"{output.name}: outputs differ from {source.name} by up to "
                 f"{comparison.max_abs_error:.3g} (tolerance {options.tolerance:g}); not written"
             )
-        details = {
-            "backend": Backend.ONNXRUNTIME.value,
-            "jetson_facts": manifest_facts(),  # module, power mode, clocks (None off a Jetson)
-            "format": fmt.value,
-            "provider": providers[0],
-            "providers": providers,
-            "optimization": level.value,
-            "portable": not hardware_specific,
-            "hardware_specific": hardware_specific,
-            "threads": options.threads,
-            "onnxruntime": str(ort.__version__),
-            "cpu": cpu_description(layout=cpu_layout()),
-            "build_seconds": round(build_seconds, 3),
-            "size_bytes": tmp.stat().st_size,
-            "runner": runner.to_dict(),
-        }
+        details = OrtBuildDetails(
+            backend=Backend.ONNXRUNTIME.value,
+            jetson_facts=manifest_facts(),  # module, power mode, clocks (None off a Jetson)
+            format=fmt,
+            provider=providers[0],
+            providers=tuple(providers),
+            optimization=level,
+            portable=not hardware_specific,
+            hardware_specific=hardware_specific,
+            threads=options.threads,
+            onnxruntime=str(ort.__version__),
+            cpu=cpu_description(layout=cpu_layout()),
+            build_seconds=round(build_seconds, 3),
+            size_bytes=tmp.stat().st_size,
+            runner=runner.to_dict(),
+        )
         verification = {
             **comparison.to_dict(),
             "reference": f"{source.name} through ONNX Runtime at optimization {level.value}",
@@ -271,17 +273,17 @@ def _verify(
         )
 
 
-def cpu_description(*, layout: str | None) -> dict[str, Any]:
+def cpu_description(*, layout: str | None) -> CpuFacts:
     """The CPU facts a CPU artifact's speed and portability depend on, for its manifest."""
     from resnet_opt.environment import cpu_int8_family, cpu_model, relevant_cpu_flags
 
-    return {
-        "model": cpu_model(),
-        "arch": platform.machine(),
-        "flags": list(relevant_cpu_flags()),
-        "layout": layout,
-        "int8_family": cpu_int8_family().value,
-    }
+    return CpuFacts(
+        model=cpu_model(),
+        arch=platform.machine(),
+        flags=tuple(relevant_cpu_flags()),
+        layout=layout,
+        int8_family=cpu_int8_family().value,
+    )
 
 
 __all__ = [
@@ -306,18 +308,20 @@ def builds_for(variant: QuantizeOptions | None) -> bool:
 
 def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     """What `build` tells a person about an ONNX Runtime artifact (stderr)."""
-    d, check = manifest.details, manifest.verification
-    runner = OrtRunnerDetails.from_dict(d["runner"], source=output.name)
+    d, check = manifest.read_details(OrtBuildDetails), manifest.verification
+    runner = OrtRunnerDetails.from_dict(d.runner or {}, source=output.name)
     loads = runner.optimization.value if runner.optimization else GraphOptimization.ALL.value
-    tied = (
-        f"NCHWc layout for {d['cpu']['layout']} CPUs only"
-        if d.get("hardware_specific")
-        else "portable"
-    )
+    layout = d.cpu.layout if d.cpu is not None else None
+    tied = f"NCHWc layout for {layout} CPUs only" if d.hardware_specific else "portable"
+    size = d.size_bytes or 0
     return [
-        f"{output}: ONNX Runtime {d['format']} artifact, {manifest.precision.value}, "
-        f"optimization {d['optimization']} ({tied}), {d['provider']}, "
-        f"{d['size_bytes'] / 1e6:.1f} MB; loads with optimization {loads}",
+        f"{output}: ONNX Runtime {_value(d.format)} artifact, {manifest.precision.value}, "
+        f"optimization {_value(d.optimization)} ({tied}), {d.provider}, "
+        f"{size / 1e6:.1f} MB; loads with optimization {loads}",
         f"  vs {check['reference']}: max abs error {check['max_abs_error']:.2e}, top-1 "
         f"agreement {check['top1_agreement']:.1f}% on {check['samples']} random inputs",
     ]
+
+
+def _value(choice: OrtFormat | GraphOptimization | None) -> str:
+    return "?" if choice is None else choice.value

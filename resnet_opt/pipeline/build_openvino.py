@@ -22,11 +22,11 @@ import math
 import tempfile
 import time
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.build_details import WeightsFile
 from resnet_opt.core.fields import take_choices
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import (
@@ -62,6 +62,7 @@ from resnet_opt.runners.openvino import (
     DEFAULT_DEVICE,
     ModelFromFile,
     OpenVinoRunner,
+    OvBuildDetails,
     OvKind,
     OvPrecision,
     OvRunnerDetails,
@@ -69,20 +70,12 @@ from resnet_opt.runners.openvino import (
     compile_config,
     ov_message,
 )
+from resnet_opt.runners.openvino import (
+    OvForm as OvForm,  # the form choice, named here too (`OpenVinoBuildOptions.form`)
+)
 
 if TYPE_CHECKING:
     from resnet_opt.pipeline.quantize_options import QuantizeOptions
-
-
-class OvForm(str, Enum):
-    """What `build --backend openvino` writes."""
-
-    IR = "ir"  # .xml + .bin, portable
-    COMPILED = "compiled"  # .blob, tied to the device and the OpenVINO version
-
-    @property
-    def suffix(self) -> str:
-        return ".xml" if self is OvForm.IR else ".blob"
 
 
 @dataclass(frozen=True)
@@ -151,30 +144,34 @@ def build_openvino(
         version = str(ov.__version__)
         # how ModelFromArtifact loads the artifact as built
         runner = OvRunnerDetails(options.device, options.precision, options.threads)
-        details: dict[str, Any] = {
-            "backend": Backend.OPENVINO.value,
-            "jetson_facts": manifest_facts(),  # module, power mode, clocks (None off a Jetson)
-            "form": form.value,
-            "portable": form is OvForm.IR,
-            "device": options.device,
-            "device_name": info_details.get("device_name"),
-            "precision_hint": options.precision.value,
-            "inference_precision": ran,
-            "threads": options.threads,
-            "batch": options.batch,
-            "openvino": version,
-            "weights_compressed_to_fp16": False,
-            "cpu": cpu_description(layout=None),
-            "build_seconds": round(build_seconds, 3),
-            "size_bytes": tmp.stat().st_size,
-            "runner": runner.to_dict(),
-        }
-        if tmp_weights is not None:
-            details["weights"] = {
-                "file": weights_final.name,
-                "sha256": sha256_file(tmp_weights),
-                "size_bytes": tmp_weights.stat().st_size,
-            }
+        details = OvBuildDetails(
+            backend=Backend.OPENVINO.value,
+            jetson_facts=manifest_facts(),  # module, power mode, clocks (None off a Jetson)
+            form=form,
+            portable=form is OvForm.IR,
+            device=options.device,
+            device_name=info_details.get("device_name"),  # the runner's info, not a manifest
+            precision_hint=options.precision,
+            inference_precision=ran,
+            threads=options.threads,
+            batch=options.batch,
+            openvino=version,
+            weights_compressed_to_fp16=False,
+            cpu=cpu_description(layout=None),
+            build_seconds=round(build_seconds, 3),
+            size_bytes=tmp.stat().st_size,
+            runner=runner.to_dict(),
+            weights=(
+                None
+                if tmp_weights is None
+                else WeightsFile(
+                    file=weights_final.name,
+                    sha256=sha256_file(tmp_weights),
+                    size_bytes=tmp_weights.stat().st_size,
+                )
+            ),
+            absent=frozenset() if tmp_weights is not None else frozenset({"weights"}),
+        )
         verification = {
             **comparison.to_dict(),
             "min_agreement": options.min_agreement,
@@ -336,15 +333,16 @@ def _verify(
 
 def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     """What `build` tells a person about an OpenVINO artifact (stderr)."""
-    d, check = manifest.details, manifest.verification
+    d, check = manifest.read_details(OvBuildDetails), manifest.verification
     form = (
         "IR (.xml + .bin, portable)"
-        if d["form"] == "ir"
+        if d.form is OvForm.IR
         else "compiled blob (this device type and OpenVINO version only)"
     )
+    hint = d.precision_hint.value if d.precision_hint is not None else "?"
     return [
-        f"{output}: OpenVINO {form} for {d['device']}, {manifest.precision.value} model, "
-        f"float parts run in {d['inference_precision']} (hint {d['precision_hint']})",
+        f"{output}: OpenVINO {form} for {d.device}, {manifest.precision.value} model, "
+        f"float parts run in {d.inference_precision} (hint {hint})",
         f"  vs {check['reference']}: max abs error {check['max_abs_error']:.2e}, top-1 "
         f"agreement {check['top1_agreement']:.1f}% on {check['samples']} random inputs",
     ]

@@ -28,7 +28,16 @@ from resnet_opt.core.manifest import (
 from resnet_opt.deps import require
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.jetson.facts import manifest_facts
+from resnet_opt.runners.base import Backend
 from resnet_opt.runners.loaders import open_stage_input
+from resnet_opt.tensorrt.build_details import (
+    EnginePrecision,
+    EngineProfile,
+    GpuIdentity,
+    JetsonRelease,
+    TensorRtBuildDetails,
+    TimingCacheUse,
+)
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 from resnet_opt.tensorrt.profiles import derive_profile, profile_shapes
@@ -130,52 +139,58 @@ def build_tensorrt(
             inputs.append(InputRef.of("calibration_cache", dla.calibration.path))
         if timing is not None and timing.existed:
             inputs.append(InputRef("timing_cache", str(timing.path), timing.sha256 or ""))
-        details: dict[str, Any] = {
-            "backend": "tensorrt",
-            "tensorrt_version": str(caps.version),
-            "host_arch": host_arch(),  # plans do not move across CPU platforms
-            "gpu": {
-                "name": device.gpu_name,
-                "compute_capability": device.sm,
-                "integrated": device.integrated,
-                "cuda_driver": device.cuda_driver,
-                "sm_count": device.sm_count,
-                "module": device.jetson_module,  # a Jetson's part number, e.g. p3701-0005
-                "power_mode": device.power_mode,  # nvpmodel's mode the tactics were timed at
-            },
-            "jetson": {"l4t": device.l4t, "jetpack": device.jetpack} if device.is_jetson else None,
-            "jetson_facts": manifest_facts(),  # module, power mode, clocks (None off a Jetson)
-            "profile": {
-                "input": image.name,
-                "batch": profile.to_dict(),
-                "min": list(spec.shapes[0]),
-                "opt": list(spec.shapes[1]),
-                "max": list(spec.shapes[2]),
-            },
-            "precision": {**facts.precision_dict(), "engine": precision.value},
-            "build_options": {**options.to_dict(), **spec.to_dict()},
-            "build_seconds": round(result.seconds, 3),
-            "engine_bytes": len(result.plan),
-            "layers": result.layers.to_dict(),
-            "dla": None if dla is None else dla.to_dict(),
-            "timing_cache": None
+        details = TensorRtBuildDetails(
+            backend=Backend.TENSORRT.value,
+            tensorrt_version=str(caps.version),
+            host_arch=host_arch(),  # plans do not move across CPU platforms
+            gpu=GpuIdentity(
+                name=device.gpu_name,
+                compute_capability=device.sm,
+                integrated=device.integrated,
+                cuda_driver=device.cuda_driver,
+                sm_count=device.sm_count,
+                module=device.jetson_module,  # a Jetson's part number, e.g. p3701-0005
+                power_mode=device.power_mode,  # nvpmodel's mode the tactics were timed at
+            ),
+            jetson=JetsonRelease(device.l4t, device.jetpack) if device.is_jetson else None,
+            jetson_facts=manifest_facts(),  # module, power mode, clocks (None off a Jetson)
+            profile=EngineProfile(
+                input=image.name,
+                batch=profile.to_dict(),
+                min=tuple(spec.shapes[0]),
+                opt=tuple(spec.shapes[1]),
+                max=tuple(spec.shapes[2]),
+            ),
+            precision=EnginePrecision(
+                onnx=facts.precision.value,
+                qdq_nodes=facts.qdq_nodes,
+                fp16_tensors=facts.fp16_tensors,
+                engine=precision.value,
+            ),
+            build_options={**options.to_dict(), **spec.to_dict()},
+            build_seconds=round(result.seconds, 3),
+            engine_bytes=len(result.plan),
+            layers=result.layers.to_dict(),
+            dla=None if dla is None else dla.to_dict(),
+            timing_cache=None
             if timing is None
-            else {
-                "path": str(timing.path),
-                "existed": timing.existed,
-                "sha256_before": timing.sha256,
-                "sha256_after": None
+            else TimingCacheUse(
+                path=str(timing.path),
+                existed=timing.existed,
+                sha256_before=timing.sha256,
+                sha256_after=None
                 if result.timing_cache is None
                 else hashlib.sha256(result.timing_cache).hexdigest(),
-            },
-            "runner": TensorRtRunnerDetails(
+            ),
+            runner=TensorRtRunnerDetails(
                 input=image.name,
                 outputs=tuple(o.name for o in facts.outputs),
                 batch=profile.to_dict(),
                 version_compatible=spec.version_compatible,
                 dla_core=spec.dla_core,
             ).to_dict(),
-        }
+            absent=frozenset({"engine_cache"}),  # pipeline/engine_cache adds it
+        )
         built = stage_manifest(
             manifest,
             stage=Stage.BUILD,
@@ -237,19 +252,22 @@ def _verify(
 
 def summary_lines(manifest: Manifest, output: Path) -> list[str]:
     """What `build` tells a person about a TensorRT engine (stderr)."""
-    details, check = manifest.details, manifest.verification
-    gpu, batch = details["gpu"], details["profile"]["batch"]
-    where = f"DLA core {details['dla']['core']} of " if details.get("dla") else ""
+    details, check = manifest.read_details(TensorRtBuildDetails), manifest.verification
+    gpu = details.gpu or GpuIdentity()
+    batch = details.profile.batch if details.profile is not None else None
+    batch_range = "?" if not batch else f"{batch['min']}:{batch['opt']}:{batch['max']}"
+    core = details.dla_core
+    where = f"DLA core {core} of " if core is not None else ""
     lines = [
-        f"{output}: TensorRT {details['tensorrt_version']} engine for {where}{gpu['name']} "
-        f"(sm {gpu['compute_capability']}), {manifest.precision.value}, batch "
-        f"{batch['min']}:{batch['opt']}:{batch['max']}, {details['engine_bytes'] / 1e6:.1f} MB, "
-        f"built in {details['build_seconds']:.1f} s"
+        f"{output}: TensorRT {details.tensorrt_version} engine for {where}{gpu.name} "
+        f"(sm {gpu.compute_capability}), {manifest.precision.value}, batch {batch_range}, "
+        f"{(details.engine_bytes or 0) / 1e6:.1f} MB, "
+        f"built in {details.build_seconds or 0:.1f} s"
     ]
-    layers = details.get("layers") or {}
-    if layers.get("available"):
-        counts = ", ".join(f"{n} {p}" for p, n in layers["precisions"].items())
-        dla = f" ({layers['on_dla']} on DLA)" if layers.get("on_dla") else ""
+    layers = details.layer_summary
+    if layers is not None:
+        counts = ", ".join(f"{n} {p}" for p, n in layers.precisions.items())
+        dla = f" ({layers.on_dla} on DLA)" if layers.on_dla else ""
         lines.append(f"  layers: {counts}{dla}")
     if "max_abs_error" in check:
         lines.append(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_opt.core.atomic import staged_outputs
+from resnet_opt.core.build_details import WeightsFile
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import (
     Manifest,
@@ -32,13 +33,14 @@ from resnet_opt.core.manifest import (
     read_manifest,
 )
 from resnet_opt.core.readers import read_json
+from resnet_opt.core.stage_details import calibration_cache_named
 from resnet_opt.core.version import __version__
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.runners.loaders import build_details
 
 BUNDLE_FILE = "bundle.json"
 BUNDLE_KIND = "resnet-opt-bundle"
 BUNDLE_SCHEMA = 1
-CACHE_DETAIL = "tensorrt_calibration_cache"  # where quantize names its cache (tensorrt/dla.py)
 
 
 class Role(str, Enum):
@@ -145,7 +147,7 @@ def _companions(path: Path, manifest: Manifest) -> list[_Source]:
     """Everything besides the artifact and its manifest that the device needs for it."""
     name = path.name
     found: list[_Source] = []
-    cache = manifest.details.get(CACHE_DETAIL)
+    cache = calibration_cache_named(manifest)
     if cache:
         cache_path = _resolve_beside(str(cache), path.parent, path)
         if cache_path is None:
@@ -161,12 +163,12 @@ def _companions(path: Path, manifest: Manifest) -> list[_Source]:
         if manifest_path(src).is_file():
             side = manifest_path(src)
             found.append(_Source(side, Role.SOURCE_MANIFEST, name, sha256_file(side)))
-    weights = manifest.details.get("weights") if manifest.stage is Stage.BUILD else None
-    if isinstance(weights, Mapping) and weights.get("file"):
-        companion = path.parent / str(weights["file"])
+    weights = _weights_file(manifest)
+    if weights is not None and weights.file:
+        companion = path.parent / weights.file
         if not _inside(companion, path.parent) and companion.is_file():
             raise ResnetOptError(
-                f"{path}: its manifest names the weights file {weights['file']}, which is outside "
+                f"{path}: its manifest names the weights file {weights.file}, which is outside "
                 f"the artifact's folder {path.parent}"
             )
         if companion != path:
@@ -356,17 +358,23 @@ def verify_bundle(folder: Path) -> tuple[Bundle, int]:
     return found, checked
 
 
+def _weights_file(manifest: Manifest) -> WeightsFile | None:
+    """The file a build keeps beside its artifact (OpenVINO's .bin), from its typed details."""
+    built = build_details(manifest)
+    return built.weights_file if built is not None else None
+
+
 def _needed_roles(artifact: Path, manifest: Manifest) -> set[Role]:
     """The roles of the files a bundle must hold for `artifact`, from its manifest."""
     roles = {Role.ARTIFACT, Role.MANIFEST}
-    if manifest.details.get(CACHE_DETAIL):
+    if calibration_cache_named(manifest):
         roles.add(Role.CALIBRATION_CACHE)
     if manifest.stage is Stage.QUANTIZE and any(
         r.path.endswith(".onnx") and Path(r.path).name != artifact.name for r in manifest.inputs
     ):
         roles.add(Role.FP32_SOURCE)
-    weights = manifest.details.get("weights") if manifest.stage is Stage.BUILD else None
-    if isinstance(weights, Mapping) and weights.get("file") and weights["file"] != artifact.name:
+    weights = _weights_file(manifest)
+    if weights is not None and weights.file and weights.file != artifact.name:
         roles.add(Role.WEIGHTS)
     if _labels_text(manifest) is not None:
         roles.add(Role.LABELS)

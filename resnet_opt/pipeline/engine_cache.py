@@ -33,6 +33,7 @@ from resnet_opt.core.manifest import (
     write_manifest,
 )
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.tensorrt.build_details import EngineCacheUse, TensorRtBuildDetails
 from resnet_opt.tensorrt.device import DeviceInfo
 from resnet_opt.tensorrt.options import TensorRtBuildOptions
 
@@ -112,7 +113,7 @@ def _usable(entry: Path, device: DeviceInfo) -> tuple[Manifest | None, str | Non
 
 
 def _copy_out(entry: Path, manifest: Manifest, output: Path, force: bool, key: str) -> Manifest:
-    details = {**manifest.details, "engine_cache": {"key": key, "hit": True, "entry": str(entry)}}
+    details = _with_cache_use(manifest, EngineCacheUse(key=key, hit=True, entry=str(entry)))
     copied = dataclasses.replace(manifest, artifact=output.name, details=details)
     with staged_outputs(force=force) as staged:
         plan_tmp, manifest_tmp = staged.add_with_manifest(output)
@@ -121,9 +122,17 @@ def _copy_out(entry: Path, manifest: Manifest, output: Path, force: bool, key: s
     return copied
 
 
+def _with_cache_use(manifest: Manifest, use: EngineCacheUse) -> dict[str, object]:
+    """The engine's details, saying where the cache keeps it and whether this copy came from it."""
+    built = manifest.read_details(TensorRtBuildDetails)
+    return dataclasses.replace(
+        built, engine_cache=use, absent=built.absent - {"engine_cache"}
+    ).to_dict()
+
+
 def _store(output: Path, manifest: Manifest, entry: Path, facts: dict[str, Any], key: str) -> None:
     """Put a fresh build into the cache (atomically: a half entry is never found)."""
-    details = {**manifest.details, "engine_cache": {"key": key, "hit": False, "entry": str(entry)}}
+    details = _with_cache_use(manifest, EngineCacheUse(key=key, hit=False, entry=str(entry)))
     stored = dataclasses.replace(manifest, artifact=entry.name, details=details)
     with staged_outputs(force=True) as staged:
         plan_tmp, manifest_tmp = staged.add_with_manifest(entry)

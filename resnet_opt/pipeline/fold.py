@@ -10,7 +10,6 @@ that keeps the preprocessing contract and says how many BN nodes each step folde
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +29,7 @@ from resnet_opt.core.stage_details import (
     FoldDetails,
     KeptBatchNorm,
     batchnorm_folded_by,
+    steps_of,
 )
 from resnet_opt.errors import ResnetOptError, first_line
 from resnet_opt.graph import load_onnx, precision_of, save_onnx
@@ -185,16 +185,12 @@ def _check(model: onnx.ModelProto, source: Path) -> None:
 def _folded_by(parent: Manifest | None, folded: int) -> dict[str, int]:
     """Earlier steps' BN fold counts (the newest step of the input's history that has them),
     plus ours."""
-    history = reversed(parent.history()) if parent is not None else ()
-    counted = (_counts(entry.get("details")) for entry in history)
+    history = reversed(steps_of(parent.history())) if parent is not None else ()
+    counted = (batchnorm_folded_by(step.details) for step in history)
     previous = next((counts for counts in counted if counts is not None), None)
     counts = dict(previous or {})
     counts[STEP] = counts.get(STEP, 0) + folded
     return counts
-
-
-def _counts(details: Any) -> dict[str, int] | None:
-    return batchnorm_folded_by(details) if isinstance(details, Mapping) else None
 
 
 def _verify(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from resnet_opt.core.manifest import Precision
-from resnet_opt.core.quantization_details import QuantizationDetails, quantization_of
+from resnet_opt.core.quantization_details import QuantizationDetails, quantization_in
 from resnet_opt.core.stage_details import Fp16QuantizeDetails, Int8QuantizeDetails
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ def gate_advice(manifest: Manifest) -> str:
     from resnet_opt.environment import cpu_int8_family
     from resnet_opt.quantization.saturation import saturates_on
 
-    quant = quantization_of(manifest.details, manifest.artifact)
+    quant = quantization_in(manifest)
     if quant is None:  # fp16
         return "--exclude NODE to keep the nodes that lose the most in fp32"
     family = cpu_int8_family()

@@ -9,12 +9,13 @@ manifests alone, so a built artifact (an ORT-optimized copy) inherits its source
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from resnet_opt.core.cpu_int8 import Int8Family
 from resnet_opt.core.manifest import Manifest, Stage, read_manifest
 from resnet_opt.core.quantization_details import QuantizationDetails, quantization_of
+from resnet_opt.core.stage_details import steps_of
 from resnet_opt.environment import cpu_int8_family
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.quantization.qdq import INT8_WEIGHT_MAX, pair_sum_fits_int16
@@ -27,11 +28,10 @@ ONNX_RUNTIME_SUFFIXES = (".onnx", ".ort")
 def _cpu_quantization(manifest: Manifest) -> QuantizationDetails | None:
     """The quantization details of the `--target cpu` quantize step that made this artifact
     (or its source), None when no such step is in its history."""
-    for entry in reversed(manifest.history()):
-        details = entry.get("details")
-        if entry.get("stage") != Stage.QUANTIZE.value or not isinstance(details, Mapping):
+    for step in reversed(steps_of(manifest.history())):
+        if step.stage != Stage.QUANTIZE.value:
             continue
-        quant = quantization_of(details, str(entry.get("artifact") or manifest.artifact))
+        quant = quantization_of(step.details, step.artifact or manifest.artifact)
         if quant is None or quant.target != "cpu":
             return None
         return quant

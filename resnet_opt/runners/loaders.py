@@ -12,19 +12,21 @@ what it is tied to (a CPU family, an OpenVINO version, a GPU and TensorRT versio
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from resnet_opt.core.build_details import BuildDetails, built_backend
 from resnet_opt.core.hashing import sha256_file
-from resnet_opt.core.manifest import Manifest, Stage, check_artifact_hash, read_manifest
+from resnet_opt.core.manifest import Manifest, check_artifact_hash, read_manifest
 from resnet_opt.core.readers import describe_input
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Backend
 
 T_co = TypeVar("T_co", covariant=True)
 E = TypeVar("E", bound=Enum)
+B = TypeVar("B")
 
 
 class Loader(Protocol[T_co]):
@@ -44,14 +46,18 @@ class OpenedArtifact:
     path: Path
     backend: Backend
     manifest: Manifest | None
-    # the details of a `build --backend <backend>` manifest, else empty
-    built: Mapping[str, Any] = field(default_factory=dict)
+    # the typed details of a `build --backend <backend>` manifest (None: not its build)
+    built: BuildDetails | None = None
 
     @property
     def recorded(self) -> Mapping[str, Any]:
         """The runner keyword arguments the build recorded ("runner" in its details), else {}."""
-        options: Mapping[str, Any] = self.built.get("runner") or {}
+        options: Mapping[str, Any] = (self.built.runner if self.built is not None else None) or {}
         return options
+
+    def built_as(self, typed: type[B]) -> B | None:
+        """The build details as the backend's own class (None: not its build)."""
+        return self.built if isinstance(self.built, typed) else None
 
 
 def open_artifact(
@@ -74,7 +80,7 @@ def open_artifact(
     if verify_hash:
         assert manifest is not None
         check_artifact_hash(path, manifest)
-    return OpenedArtifact(path, backend, manifest, _built_details(path, backend, manifest))
+    return OpenedArtifact(path, backend, manifest, _built_details(backend, manifest))
 
 
 @dataclass(frozen=True)
@@ -109,20 +115,30 @@ def _check_file(path: Path, kind: str) -> None:
         raise ResnetOptError(f"{path}: {problem}")
 
 
-def _built_details(path: Path, backend: Backend, manifest: Manifest | None) -> Mapping[str, Any]:
-    """The details of a `build --backend <backend>` manifest, else {}.
+def _built_details(backend: Backend, manifest: Manifest | None) -> BuildDetails | None:
+    """The typed details of a `build --backend <backend>` manifest, else None.
 
-    Its "runner" entry holds that runner's keyword arguments (bench passes them as they are), so
-    a built artifact loads as it was built; the rest says what it is tied to (a CPU family, an
+    Its `runner` holds that runner's keyword arguments (bench passes them as they are), so a
+    built artifact loads as it was built; the rest says what it is tied to (a CPU family, an
     OpenVINO version).
     """
-    if manifest is None or manifest.stage != Stage.BUILD:
-        return {}
-    if manifest.details.get("backend") != backend.value:
-        return {}
-    if not isinstance(manifest.details.get("runner", {}), Mapping):
-        raise ResnetOptError(f"{path}: its manifest's runner options are not an object")
-    return manifest.details
+    if manifest is None or built_backend(manifest) != backend.value:
+        return None
+    return build_details(manifest)
+
+
+def build_details(manifest: Manifest) -> BuildDetails | None:
+    """A build manifest's details, read and validated through its backend's class (the unit's
+    `build_details`); None: not a build, or a backend this tool does not know."""
+    from resnet_opt.backends.registry import Backend, unit
+    from resnet_opt.backends.spec import resolve
+
+    named = built_backend(manifest)
+    backend = next((b for b in Backend if b.value == named), None)
+    if backend is None or unit(backend).build_details is None:
+        return None
+    typed: type[BuildDetails] = resolve(str(unit(backend).build_details))
+    return manifest.read_details(typed)
 
 
 # -- a build manifest's details["runner"], typed per backend ------------------------------------
@@ -157,15 +173,12 @@ def runner_details(manifest: Manifest, source: str) -> RunnerDetails | None:
     from resnet_opt.backends.registry import Backend, unit
     from resnet_opt.backends.spec import resolve
 
-    if manifest.stage is not Stage.BUILD:
-        return None
-    named = manifest.details.get("backend")
+    named = built_backend(manifest)
     backend = next((b for b in Backend if b.value == named), None)
     if backend is None or unit(backend).runner_details is None:
         return None
-    raw = manifest.details.get("runner") or {}
-    if not isinstance(raw, Mapping):
-        raise ResnetOptError(f"{source}: its build manifest's runner options are not a mapping")
+    built = build_details(manifest)
+    raw = (built.runner if built is not None else None) or {}
     details: RunnerDetails = resolve(str(unit(backend).runner_details)).from_dict(
         raw, source=source
     )

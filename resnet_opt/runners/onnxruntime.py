@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from resnet_opt.core.build_details import CpuFacts, WeightsFile
+from resnet_opt.core.details import Fields, written
 from resnet_opt.core.manifest import manifest_path
 from resnet_opt.core.validation import thread_count
 from resnet_opt.deps import require
@@ -128,6 +130,98 @@ class OrtRunnerDetails:
             threads=detail(data, "threads", int, source),
             model_format=detail_choice(data, "model_format", OrtFormat, source),
         )
+
+
+@dataclass(frozen=True)
+class OrtBuildDetails:
+    """`details` of a `build onnxruntime` manifest (schema v1; `core/build_details.py` says how
+    absent keys read): the saved format, the optimization level and whether it ties the artifact
+    to this CPU family (`hardware_specific`, with `cpu`), the providers, and `runner`, which
+    `OrtRunnerDetails` reads."""
+
+    backend: str | None = Backend.ONNXRUNTIME.value
+    jetson_facts: Mapping[str, Any] | None = None  # `jetson.facts` (None off a Jetson)
+    format: OrtFormat | None = None
+    provider: str | None = None  # ORT's name of the first provider
+    providers: tuple[str, ...] | None = None
+    optimization: GraphOptimization | None = None  # the level the saved graph was built at
+    portable: bool | None = None
+    hardware_specific: bool | None = None  # NCHWc layout: this CPU family only
+    threads: int | None = None
+    onnxruntime: str | None = None  # its version
+    cpu: CpuFacts | None = None
+    build_seconds: float | None = None
+    size_bytes: int | None = None
+    runner: Mapping[str, Any] | None = None
+    absent: frozenset[str] = frozenset()
+
+    KEYS = (
+        "backend",
+        "jetson_facts",
+        "format",
+        "provider",
+        "providers",
+        "optimization",
+        "portable",
+        "hardware_specific",
+        "threads",
+        "onnxruntime",
+        "cpu",
+        "build_seconds",
+        "size_bytes",
+        "runner",
+    )
+
+    @property
+    def weights_file(self) -> WeightsFile | None:
+        return None  # one self-contained file
+
+    def to_dict(self) -> dict[str, object]:
+        return written(
+            [
+                ("backend", self.backend),
+                ("jetson_facts", _plain(self.jetson_facts)),
+                ("format", None if self.format is None else self.format.value),
+                ("provider", self.provider),
+                ("providers", None if self.providers is None else list(self.providers)),
+                ("optimization", None if self.optimization is None else self.optimization.value),
+                ("portable", self.portable),
+                ("hardware_specific", self.hardware_specific),
+                ("threads", self.threads),
+                ("onnxruntime", self.onnxruntime),
+                ("cpu", None if self.cpu is None else self.cpu.to_dict()),
+                ("build_seconds", self.build_seconds),
+                ("size_bytes", self.size_bytes),
+                ("runner", _plain(self.runner)),
+            ],
+            self.absent,
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> OrtBuildDetails:
+        f = Fields(data)
+        cpu = f.maybe_section("cpu")
+        return cls(
+            backend=f.maybe("backend", str),
+            jetson_facts=f.maybe("jetson_facts", dict),
+            format=f.maybe_choice("format", OrtFormat),
+            provider=f.maybe("provider", str),
+            providers=f.maybe_texts("providers"),
+            optimization=f.maybe_choice("optimization", GraphOptimization),
+            portable=f.maybe("portable", bool),
+            hardware_specific=f.maybe("hardware_specific", bool),
+            threads=f.maybe("threads", int),
+            onnxruntime=f.maybe("onnxruntime", str),
+            cpu=None if cpu is None else CpuFacts.read(cpu),
+            build_seconds=f.maybe("build_seconds", int, float),
+            size_bytes=f.maybe("size_bytes", int),
+            runner=f.maybe("runner", dict),
+            absent=f.absent(*cls.KEYS),
+        )
+
+
+def _plain(data: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if data is None else dict(data)
 
 
 def session_options(
@@ -311,11 +405,12 @@ class SessionFromArtifact:
         threads = self.threads if self.threads is not None else given.threads
         model_format = self.model_format or given.model_format or OrtFormat.of(self.artifact)
         # "hardware_specific" and "cpu" say which CPU family a saved NCHWc layout is for
-        if opened.built.get("hardware_specific"):
-            cpu = opened.built.get("cpu") or {}
-            check_cpu_layout(self.artifact, cpu.get("layout"), cpu_layout())
+        built = opened.built_as(OrtBuildDetails)
+        if built is not None and built.hardware_specific:
+            layout = built.cpu.layout if built.cpu is not None else None
+            check_cpu_layout(self.artifact, layout, cpu_layout())
         settings = OrtSettings(threads, providers, self.spinning, optimization, model_format)
-        return SessionFromOnnx(self.artifact, settings, built=bool(opened.built))()
+        return SessionFromOnnx(self.artifact, settings, built=built is not None)()
 
 
 def open_onnxruntime(

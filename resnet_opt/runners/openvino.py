@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from resnet_opt.core.build_details import CpuFacts, WeightsFile
+from resnet_opt.core.details import Fields, written
 from resnet_opt.core.manifest import manifest_path
 from resnet_opt.core.validation import thread_count
 from resnet_opt.deps import require
@@ -228,6 +230,118 @@ class OvRunnerDetails:
         )
 
 
+class OvForm(str, Enum):
+    """What `build --backend openvino` writes."""
+
+    IR = "ir"  # .xml + .bin, portable
+    COMPILED = "compiled"  # .blob, tied to the device and the OpenVINO version
+
+    @property
+    def suffix(self) -> str:
+        return ".xml" if self is OvForm.IR else ".blob"
+
+
+@dataclass(frozen=True)
+class OvBuildDetails:
+    """`details` of a `build openvino` manifest (schema v1; `core/build_details.py` says how
+    absent keys read): the form and what it is tied to (device, OpenVINO version), the precision
+    hint and what ran, the weights file an IR keeps beside it, and `runner`, which
+    `OvRunnerDetails` reads."""
+
+    backend: str | None = Backend.OPENVINO.value
+    jetson_facts: Mapping[str, Any] | None = None  # `jetson.facts` (None off a Jetson)
+    form: OvForm | None = None
+    portable: bool | None = None
+    device: str | None = None
+    device_name: str | None = None  # FULL_DEVICE_NAME as OpenVINO reported it
+    precision_hint: OvPrecision | None = None
+    inference_precision: str | None = None  # what the compiled model reported it ran in
+    threads: int | None = None
+    batch: int | None = None
+    openvino: str | None = None  # its version (a compiled blob loads on this one only)
+    weights_compressed_to_fp16: bool | None = None
+    cpu: CpuFacts | None = None
+    build_seconds: float | None = None
+    size_bytes: int | None = None
+    runner: Mapping[str, Any] | None = None
+    weights: WeightsFile | None = None  # IR only: the .bin (absent for a blob)
+    absent: frozenset[str] = frozenset()
+
+    KEYS = (
+        "backend",
+        "jetson_facts",
+        "form",
+        "portable",
+        "device",
+        "device_name",
+        "precision_hint",
+        "inference_precision",
+        "threads",
+        "batch",
+        "openvino",
+        "weights_compressed_to_fp16",
+        "cpu",
+        "build_seconds",
+        "size_bytes",
+        "runner",
+        "weights",
+    )
+
+    @property
+    def weights_file(self) -> WeightsFile | None:
+        return self.weights
+
+    def to_dict(self) -> dict[str, object]:
+        hint = self.precision_hint
+        return written(
+            [
+                ("backend", self.backend),
+                ("jetson_facts", None if self.jetson_facts is None else dict(self.jetson_facts)),
+                ("form", None if self.form is None else self.form.value),
+                ("portable", self.portable),
+                ("device", self.device),
+                ("device_name", self.device_name),
+                ("precision_hint", None if hint is None else hint.value),
+                ("inference_precision", self.inference_precision),
+                ("threads", self.threads),
+                ("batch", self.batch),
+                ("openvino", self.openvino),
+                ("weights_compressed_to_fp16", self.weights_compressed_to_fp16),
+                ("cpu", None if self.cpu is None else self.cpu.to_dict()),
+                ("build_seconds", self.build_seconds),
+                ("size_bytes", self.size_bytes),
+                ("runner", None if self.runner is None else dict(self.runner)),
+                ("weights", None if self.weights is None else self.weights.to_dict()),
+            ],
+            self.absent,
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> OvBuildDetails:
+        f = Fields(data)
+        cpu, weights = f.maybe_section("cpu"), f.maybe_section("weights")
+        return cls(
+            backend=f.maybe("backend", str),
+            jetson_facts=f.maybe("jetson_facts", dict),
+            form=f.maybe_choice("form", OvForm),
+            portable=f.maybe("portable", bool),
+            device=f.maybe("device", str),
+            device_name=f.maybe("device_name", str),
+            precision_hint=f.maybe_choice("precision_hint", OvPrecision),
+            inference_precision=f.maybe("inference_precision", str),
+            threads=f.maybe("threads", int),
+            batch=f.maybe("batch", int),
+            openvino=f.maybe("openvino", str),
+            weights_compressed_to_fp16=f.maybe("weights_compressed_to_fp16", bool),
+            cpu=None if cpu is None else CpuFacts.read(cpu),
+            build_seconds=f.maybe("build_seconds", int, float),
+            size_bytes=f.maybe("size_bytes", int),
+            runner=f.maybe("runner", dict),
+            weights=None if weights is None else WeightsFile.read(weights),
+            absent=f.absent(*cls.KEYS),
+        )
+
+
 @dataclass(frozen=True)
 class ModelFromArtifact:
     """An OpenVINO model from an artifact file: options left None come from its build manifest
@@ -258,10 +372,10 @@ class ModelFromArtifact:
             weights=self.weights,
         )
         # "form" and "openvino" say whether it is a compiled blob and which OpenVINO made it
-        built_with = (
-            opened.built.get("openvino") if opened.built.get("form") == "compiled" else None
-        )
-        loader = ModelFromFile(self.artifact, settings, bool(opened.built), built_with)
+        built = opened.built_as(OvBuildDetails)
+        compiled = built is not None and built.form is OvForm.COMPILED
+        built_with = built.openvino if built is not None and compiled else None
+        loader = ModelFromFile(self.artifact, settings, built is not None, built_with)
         return loader()
 
 

@@ -40,6 +40,7 @@ from resnet_opt.deps import probe, require
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Backend, Dim, RunnerBase, RunnerInfo, TensorSpec
 from resnet_opt.runners.loaders import RUNNER_KEY, detail, detail_names, open_artifact
+from resnet_opt.tensorrt.build_details import TensorRtBuildDetails
 from resnet_opt.tensorrt.compat import check_engine_compatible
 from resnet_opt.tensorrt.device import DeviceInfo, probe_device
 from resnet_opt.tensorrt.profiles import BatchProfile, profile_of
@@ -209,12 +210,11 @@ class EngineFromPlan:
         logger, recorder = process_logger()
         since = recorder.mark()
         runtime = trt.Runtime(logger)
-        options = facts.manifest.details.get("build_options") or {}
-        if options.get("version_compatible"):
+        built = facts.manifest.read_details(TensorRtBuildDetails)
+        if built.version_compatible:
             runtime.engine_host_code_allowed = True  # the plan carries its lean runtime
-        dla = facts.manifest.details.get("dla")
-        if dla:
-            runtime.DLA_core = int(dla["core"])
+        if built.dla_core is not None:
+            runtime.DLA_core = built.dla_core
         engine = runtime.deserialize_cuda_engine(self.artifact.read_bytes())
         if engine is None:
             raise ResnetOptError(
@@ -377,22 +377,22 @@ class TensorRtRunner(RunnerBase):
     @property
     def info(self) -> RunnerInfo:
         self._live()
-        details = self.manifest.details
-        dla = details.get("dla")
+        built = self.manifest.read_details(TensorRtBuildDetails)
+        core = built.dla_core
         device = self.device_info.describe()
         return RunnerInfo(
             backend=self.backend,
-            device=f"DLA core {dla['core']} of {device}" if dla else device,
+            device=f"DLA core {core} of {device}" if core is not None else device,
             precision=self.manifest.precision.value,
             threads=None,
             details={
                 "tensorrt_version": self.device_info.tensorrt,
-                "engine_tensorrt_version": details.get("tensorrt_version"),
+                "engine_tensorrt_version": built.tensorrt_version,
                 "cuda_graph": self.cuda_graph,
                 "cuda_graph_fallback": self.graph_fallback,
                 "no_data_transfers": self.no_data_transfers,
                 "profile": str(self.profile),
-                "dla_core": None if not dla else dla["core"],
+                "dla_core": core,
             },
         )
 

@@ -10,11 +10,12 @@ a machine without a GPU or TensorRT gets the reason instead of a deserialization
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 from resnet_opt.core.manifest import Manifest
 from resnet_opt.errors import ResnetOptError
+from resnet_opt.tensorrt.build_details import GpuIdentity, TensorRtBuildDetails, engine_details
 from resnet_opt.tensorrt.device import DeviceInfo
 from resnet_opt.tensorrt.versions import HardwareCompat, TrtVersion, capabilities
 
@@ -42,10 +43,15 @@ def host_arch(machine: str | None = None) -> str:
 
 def built_for(manifest: Manifest) -> str:
     """'NVIDIA Orin (sm 8.7) with TensorRT 10.3.0.30' from a TensorRT manifest."""
-    gpu: Mapping[str, Any] = manifest.details.get("gpu") or {}
-    name = gpu.get("name") or "an unknown GPU"
-    sm = f" (sm {gpu['compute_capability']})" if gpu.get("compute_capability") else ""
-    return f"{name}{sm} with TensorRT {manifest.details.get('tensorrt_version', '?')}"
+    details = engine_details(manifest) or TensorRtBuildDetails()
+    return _built_for(details)
+
+
+def _built_for(details: TensorRtBuildDetails) -> str:
+    gpu = details.gpu or GpuIdentity()
+    name = gpu.name or "an unknown GPU"
+    sm = f" (sm {gpu.compute_capability})" if gpu.compute_capability else ""
+    return f"{name}{sm} with TensorRT {details.tensorrt_version or '?'}"
 
 
 def check_engine_compatible(
@@ -56,10 +62,10 @@ def check_engine_compatible(
     `arch` is this host's CPU platform (default: `host_arch()`): a plan is not portable across
     CPU platforms, even a hardware-compatible one (x86-64 to a Jetson's aarch64 and back).
     """
-    details = manifest.details
-    if details.get("backend") != "tensorrt":
+    details = engine_details(manifest)
+    if details is None:
         raise ResnetOptError(f"{manifest.artifact}: not a TensorRT engine manifest")
-    target = built_for(manifest)
+    target = _built_for(details)
     if device.gpu_name is None or device.tensorrt is None:
         missing = []
         if device.gpu_name is None:
@@ -79,51 +85,48 @@ def check_engine_compatible(
         )
 
     _check_tensorrt(details, device.tensorrt, mismatch)
-    built_on, here_arch = details.get("host_arch"), arch or host_arch()
-    if built_on and host_arch(str(built_on)) != here_arch:  # manifests before it was recorded
+    built_on, here_arch = details.host_arch, arch or host_arch()
+    if built_on and host_arch(built_on) != here_arch:  # manifests before it was recorded
         raise mismatch(
             f"built on an {built_on} host, this host is {here_arch}: TensorRT engines do not "
             "move across CPU platforms"
         )
     _check_gpu(details, device, mismatch)
-    dla = details.get("dla")
-    if dla:
-        core = int(dla["core"])
-        if not device.dla_cores or core >= device.dla_cores:
-            have = device.dla_cores or 0
-            raise ResnetOptError(
-                f"{manifest.artifact}: built for DLA core {core}, this device has {have} DLA "
-                f"cores: {REBUILD}"
-            )
+    core = details.dla_core
+    if core is not None and (not device.dla_cores or core >= device.dla_cores):
+        have = device.dla_cores or 0
+        raise ResnetOptError(
+            f"{manifest.artifact}: built for DLA core {core}, this device has {have} DLA "
+            f"cores: {REBUILD}"
+        )
 
 
-def _check_tensorrt(details: Mapping[str, Any], running_text: str, mismatch: Mismatch) -> None:
+def _check_tensorrt(details: TensorRtBuildDetails, running_text: str, mismatch: Mismatch) -> None:
     try:
-        built = TrtVersion.parse(str(details["tensorrt_version"]))
+        built = TrtVersion.parse(str(details.tensorrt_version))
         running = TrtVersion.parse(running_text)
-    except (KeyError, ResnetOptError):
+    except ResnetOptError:
         raise mismatch(None) from None
     if built.same_build(running):
         return
-    options = details.get("build_options") or {}
     # a version-compatible plan loads on the same or a later TensorRT, including the same
     # release with another build number
-    if options.get("version_compatible") and running.release() >= built.release():
+    if details.version_compatible and running.release() >= built.release():
         loads_from = capabilities(running).loads_version_compatible_from
         if built.major in loads_from:
             return
         raise mismatch(
             f"TensorRT {running.major} does not load version-compatible plans from {built.major}.x"
         )
-    if options.get("version_compatible"):
+    if details.version_compatible:
         raise mismatch("a version-compatible plan runs on the same or a later TensorRT only")
     raise mismatch(None)
 
 
-def _check_gpu(details: Mapping[str, Any], device: DeviceInfo, mismatch: Mismatch) -> None:
-    gpu: Mapping[str, Any] = details.get("gpu") or {}
-    built_cc = _cc(gpu.get("compute_capability"))
-    level = (details.get("build_options") or {}).get("hardware_compatible")
+def _check_gpu(details: TensorRtBuildDetails, device: DeviceInfo, mismatch: Mismatch) -> None:
+    gpu = details.gpu or GpuIdentity()
+    built_cc = _cc(gpu.compute_capability)
+    level = details.hardware_compatible
     here = device.compute_capability
     if level == HardwareCompat.AMPERE_PLUS.value:
         if here is None or here < (8, 0):
@@ -133,25 +136,25 @@ def _check_gpu(details: Mapping[str, Any], device: DeviceInfo, mismatch: Mismatc
         if built_cc is None or here != built_cc or here < (7, 5):
             raise mismatch(None)
         return
-    if built_cc is None or here != built_cc or gpu.get("name") != device.gpu_name:
+    if built_cc is None or here != built_cc or gpu.name != device.gpu_name:
         raise mismatch(None)
     _check_identity(gpu, device, mismatch)
 
 
-def _check_identity(gpu: Mapping[str, Any], device: DeviceInfo, mismatch: Mismatch) -> None:
+def _check_identity(gpu: GpuIdentity, device: DeviceInfo, mismatch: Mismatch) -> None:
     """Same GPU model, but not the device the tactics were timed on: another SM count (every
     Orin is "Orin", sm 8.7), another Jetson module, or another power mode (other clocks). Each
     is checked where both the plan and this device know it."""
-    built_sms, here_sms = gpu.get("sm_count"), device.sm_count
+    built_sms, here_sms = gpu.sm_count, device.sm_count
     if built_sms and here_sms and int(built_sms) != here_sms:
         raise mismatch(
             f"built on a GPU with {built_sms} SMs, this one has {here_sms}: TensorRT timed its "
             "tactics for the other"
         )
-    built_module, here_module = gpu.get("module"), device.jetson_module
+    built_module, here_module = gpu.module, device.jetson_module
     if built_module and here_module and built_module != here_module:
         raise mismatch(f"built on Jetson module {built_module}, this is {here_module}")
-    built_mode, here_mode = gpu.get("power_mode"), device.power_mode
+    built_mode, here_mode = gpu.power_mode, device.power_mode
     if built_mode and here_mode and built_mode != here_mode:
         raise mismatch(
             f"built at power mode {built_mode}, this module runs {here_mode}: its tactics were "

@@ -21,11 +21,12 @@ from resnet_opt.calibration.tensorrt_cache import (
 )
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import Manifest, Precision
+from resnet_opt.core.stage_details import CALIBRATION_CACHE_KEY, calibration_cache_named
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.tensorrt.profiles import BatchProfile
 from resnet_opt.tensorrt.versions import Capabilities, DlaMode
 
-CACHE_DETAIL = "tensorrt_calibration_cache"  # key the quantize manifest names its cache under
+CACHE_DETAIL = CALIBRATION_CACHE_KEY  # key the quantize manifest names its cache under
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ def calibration_cache_path(
     the key hashes the very file the build reads."""
     if calib_cache is not None:
         return calib_cache if calib_cache.is_file() else None
-    named = manifest.details.get(CACHE_DETAIL)
+    named = calibration_cache_named(manifest)
     return _resolve_recorded(str(named), int8_onnx.parent) if named else None
 
 
@@ -126,7 +127,7 @@ def implicit_int8_source(
     same sha256.
     """
     beside = int8_onnx.parent
-    named = manifest.details.get(CACHE_DETAIL)
+    named = calibration_cache_named(manifest)
     if calib_cache is None and not named:
         raise ResnetOptError(
             f"{int8_onnx}: TensorRT 10 runs INT8 on DLA only implicitly, from a calibration "

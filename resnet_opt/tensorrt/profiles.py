@@ -115,12 +115,16 @@ def profile_shapes(image: TensorInfo, profile: BatchProfile) -> tuple[Shape, Sha
 
 def profile_of(manifest: Manifest) -> BatchProfile:
     """The batch profile a TensorRT engine's manifest records."""
-    details = manifest.details
-    if details.get("backend") != "tensorrt":
+    from resnet_opt.tensorrt.build_details import engine_details
+
+    details = engine_details(manifest)
+    if details is None:
         raise ResnetOptError(f"{manifest.artifact}: not a TensorRT engine (no tensorrt manifest)")
+    if details.profile is None or details.profile.batch is None:
+        raise ResnetOptError(f"{manifest.artifact}: its manifest records no batch profile")
     try:
-        return BatchProfile.from_dict(details["profile"]["batch"])
-    except (KeyError, TypeError, ValueError) as exc:
+        return BatchProfile.from_dict(details.profile.batch)
+    except (KeyError, ValueError) as exc:
         raise ResnetOptError(
             f"{manifest.artifact}: its manifest records no valid batch profile ({exc})"
         ) from exc
