@@ -121,6 +121,14 @@ def test_build_subcommands_are_listed_in_the_units_order() -> None:
     )
 
 
+def test_build_help_names_every_build_backend() -> None:
+    from resnet_opt.cli.build import build_app
+
+    text = " ".join((build_app.info.help or "").split())
+    for backend in build_backends():
+        assert unit(backend).title in text, backend
+
+
 def test_every_target_is_a_valid_report_backend() -> None:
     from resnet_opt.report.schema import json_schema
 

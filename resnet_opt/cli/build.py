@@ -99,12 +99,16 @@ def _flags(cmd: _Command) -> set[str]:
     return {opt for param in cmd.params for opt in (*param.opts, *param.secondary_opts)}
 
 
-build_app = typer.Typer(
-    cls=BackendGroup,
-    no_args_is_help=True,
-    help="Build a deployable artifact: a TensorRT engine or an ONNX Runtime / OpenVINO model "
-    "(`build BACKEND SOURCE -o OUTPUT`, or `build SOURCE --backend BACKEND -o OUTPUT`).",
-)
+def _group_help() -> str:
+    """`build`'s help: the build backends' names, from their units."""
+    from resnet_opt.backends.registry import build_backends, unit
+
+    titles = [unit(b).title for b in build_backends()]
+    named = " or ".join([", ".join(titles[:-1]), titles[-1]] if len(titles) > 1 else titles)
+    return (
+        f"Build a deployable artifact for {named} "
+        "(`build BACKEND SOURCE -o OUTPUT`, or `build SOURCE --backend BACKEND -o OUTPUT`)."
+    )
 
 
 def _output_help() -> str:
@@ -113,6 +117,9 @@ def _output_help() -> str:
 
     kinds = ", ".join(build_part(b).output_help for b in build_backends())
     return f"Artifact to write: a {kinds}; its manifest goes beside it as <file>.json."
+
+
+build_app = typer.Typer(cls=BackendGroup, no_args_is_help=True, help=_group_help())
 
 
 add_group(build_app, "build")
