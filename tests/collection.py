@@ -8,7 +8,8 @@ top-level imports (followed through the tests.* helpers it imports) need a dev-o
 is not installed is left out of collection instead, and the session header names them and why.
 Only dev-only packages count: a module missing anything else still fails to collect, loudly. A
 module that holds gpu tests is never left out: it must import only what a device has
-(tests/test_gpu_collection.py checks this in a fresh venv). Stdlib only: conftest imports this.
+(tests/product/test_gpu_collection.py checks this in a fresh venv). Stdlib only: conftest
+imports this.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
         return None
     missing = missing_dev_packages(collection_path)
     if missing:
-        _left_out[collection_path.name] = missing
+        _left_out[str(collection_path)] = missing
         return True
     return None
 

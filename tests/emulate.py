@@ -18,7 +18,7 @@ int8 convolutions in NHWC), and a Gemm's is its input features. The result does 
 CPU the emulation runs on: integers are exact in float64.
 
 Test and benchmark tooling, not part of the installed package: no stage uses it (the saturation
-warning reads manifests, `quantization/saturation.py`); `tests/test_emulate.py` and the
+warning reads manifests, `quantization/saturation.py`); `tests/quantization/test_emulate.py` and the
 benchmarks `cpu_int8.py` and `avx2_accuracy.py` (which put the checkout on `sys.path`) do.
 Which ops become integer kernels is declared per op kind (`quantization/ops.py`, `emulation`);
 their implementations are `_ops()` here.

@@ -4,7 +4,7 @@ Adding a backend is its unit module `backends/<name>.py` (a `UNIT = BackendUnit(
 runner, loaders, build stage, subcommand and the rest, ARCHITECTURE.md "Where a new backend
 goes") plus two lines here: its `Backend` member and its `Target` member(s). A member's unit is
 found by its value (`Backend.TENSORRT` -> `resnet_opt.backends.tensorrt`), so there is no third
-list to keep in step; `tests/test_backends.py` checks that every member has a unit with
+list to keep in step; `tests/backends/test_registry.py` checks that every member has a unit with
 every part it declares.
 
 Only the standard library is imported here and the units are plain data, so `resnet-opt --help`,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # the x86_64 extras in pyproject.toml, one per CUDA major: NVIDIA's tensorrt-cuNN packages and
-# cuda-bindings of that major (tests/test_jetson_install.py checks pyproject against this)
+# cuda-bindings of that major (tests/jetson/test_install.py checks pyproject against this)
 CUDA_EXTRAS: dict[int, str] = {12: "tensorrt-cu12", 13: "tensorrt-cu13"}
 
 

@@ -8,6 +8,6 @@ same primary context, which pycuda makes current and the CUDA runtime picks up.
 
 Each library is reached only through a Protocol listing the calls this package makes, with the
 signatures the real library has, so mypy checks every call and a test checks every name
-against the released library (tests/test_cuda_api.py). Nothing here imports either library at
+against the released library (tests/cuda/test_api.py). Nothing here imports either library at
 module level.
 """

@@ -34,7 +34,7 @@ class CudaDriver(Protocol):
     """The calls made on `cuda.bindings.driver` (cuda-bindings 12.x and 13.x, same signatures).
 
     Every function returns a tuple whose first item is a `CUresult` (an int enum); the parameter
-    names are the real ones (tests/test_cuda_api.py compares them with the installed package,
+    names are the real ones (tests/cuda/test_api.py compares them with the installed package,
     which ships no type information of its own).
     """
 

@@ -1,7 +1,7 @@
 """The part of pycuda's driver API that the TensorRT runner uses, as Protocols.
 
 Every member below exists in pycuda 2024.1 through 2026.1 (`src/wrapper/wrap_cudadrv.cpp`),
-with these parameter names; tests/test_cuda_api.py pins the list against pycuda 2026.1's
+with these parameter names; tests/cuda/test_api.py pins the list against pycuda 2026.1's
 source. What pycuda does not have (stream capture, graphs) is not here: see `graphs`.
 """
 

@@ -49,7 +49,7 @@ class CachedBuild:
     note: str | None = None  # why an existing entry was not used (damaged, other device)
 
 
-# TensorRtBuildOptions fields that are not in the key, and why (tests/test_tensorrt_cache.py
+# TensorRtBuildOptions fields that are not in the key, and why (tests/pipeline/test_engine_cache.py
 # fails on a field that is in neither the key nor this list)
 NOT_IN_KEY = {
     "timing_cache": "changes how long a build takes, not what it computes",

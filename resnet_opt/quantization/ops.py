@@ -17,8 +17,8 @@ For each ONNX op type, one `OpKind` says
 
 Adding an op (ORT's `operators/<op>.py` + a registry line) is one entry in `OPS`; adding a layout
 is a `QdqTarget` member, its placement module, a `layouts.LAYOUTS` entry and one rule per op here
-(ARCHITECTURE.md, "Where a new quantizable op or int8 layout goes"). `tests/test_ops.py` checks
-that every entry declares each part.
+(ARCHITECTURE.md, "Where a new quantizable op or int8 layout goes").
+`tests/quantization/test_ops.py` checks that every entry declares each part.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 the FakeGpu.
 
 They have only functions that the installed cuda-bindings has, with their parameter names
-(tests/test_cuda_api.py checks), return tuples led by the real `CUresult` / `cudaError_t`
+(tests/cuda/test_api.py checks), return tuples led by the real `CUresult` / `cudaError_t`
 members and take the real capture-mode members (taken from the installed package, which imports
 without a driver). Stream capture records the work enqueued on the stream (pycuda copies,
 TensorRT enqueues) instead of running it; a launched graph runs it. They refuse what CUDA

@@ -1,6 +1,6 @@
 """A fake `pycuda` / `pycuda.driver`: device memory is host bytearrays held by the FakeGpu.
 
-It has only names that pycuda has (tests/test_cuda_api.py checks them against pycuda 2026.1's
+It has only names that pycuda has (tests/cuda/test_api.py checks them against pycuda 2026.1's
 source, pinned in tests/cuda_api_pins.py), with pycuda's parameters, and it enforces what the
 TensorRT runner promises: contexts pushed before use, async copies only from/to pinned
 (page-locked) host buffers, copies on a stream. pycuda has no stream capture or graphs: work
