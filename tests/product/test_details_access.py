@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "resnet_opt"
+PACKAGE = Path(__file__).resolve().parents[2] / "resnet_opt"
 
 # the modules that define or hold details: they read the JSON by key, once, for everyone
 DETAILS_MODULES = {

@@ -21,7 +21,7 @@ from resnet_opt.runners.onnxruntime import GraphOptimization, OrtBuildDetails, O
 from resnet_opt.runners.openvino import OvBuildDetails, OvForm, OvPrecision
 from resnet_opt.tensorrt.build_details import TensorRtBuildDetails
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 # build manifests written by main's build stages before their details were typed (the TensorRT
 # ones through the recording double; scripts/write_build_manifest_fixtures.py wrote them)
 MANIFESTS = [
