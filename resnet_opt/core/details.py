@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from enum import Enum
 from typing import Any, Protocol, TypeVar
 
-from resnet_opt.core.readers import JSON_TYPES
+from resnet_opt.core.readers import is_json_type, json_type_of, json_types
 from resnet_opt.errors import ResnetOptError
 
 DETAILS_KEY = "details"
@@ -63,7 +63,7 @@ class Fields:
 
     def __init__(self, data: object, where: str = DETAILS_KEY) -> None:
         if not isinstance(data, Mapping):
-            raise _invalid(where, "an object", data)
+            raise invalid(where, "an object", data)
         self.data: Mapping[str, object] = data
         self.where = where
 
@@ -83,9 +83,8 @@ class Fields:
         value = self.data[key]
         if value is None and optional:
             return None
-        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            want = " or ".join(JSON_TYPES.get(t, t.__name__) for t in types)
-            raise _invalid(path, want + (" or null" if optional else ""), value)
+        if not is_json_type(value, types):
+            raise invalid(path, json_types(types) + (" or null" if optional else ""), value)
         return value
 
     def maybe(self, key: str, *types: type) -> Any:
@@ -173,9 +172,8 @@ class Fields:
         """A JSON array whose items are each one of `types`."""
         items = self.value(key, list)
         for i, item in enumerate(items):
-            if not isinstance(item, types) or (isinstance(item, bool) and bool not in types):
-                want = " or ".join(JSON_TYPES.get(t, t.__name__) for t in types)
-                raise _invalid(f"{self.where}.{key}[{i}]", want, item)
+            if not is_json_type(item, types):
+                raise invalid(f"{self.where}.{key}[{i}]", json_types(types), item)
         return tuple(items)
 
     def texts(self, key: str) -> tuple[str, ...]:
@@ -193,6 +191,8 @@ def written(pairs: Iterable[tuple[str, object]], absent: frozenset[str]) -> dict
     return {key: value for key, value in pairs if key not in absent}
 
 
-def _invalid(path: str, want: str, value: object) -> ResnetOptError:
-    got = JSON_TYPES.get(type(value), type(value).__name__)
-    return ResnetOptError(f"not a valid resnet-opt manifest ({path} must be {want}, not {got})")
+def invalid(path: str, want: str, value: object) -> ResnetOptError:
+    """The one line for a details value of the wrong type, naming its key path."""
+    return ResnetOptError(
+        f"not a valid resnet-opt manifest ({path} must be {want}, not {json_type_of(value)})"
+    )

@@ -20,8 +20,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from resnet_opt.core.details import MANIFEST_SUFFIX, DescribedArtifact, Fields
-from resnet_opt.core.readers import JSON_TYPES
+from resnet_opt.core.details import MANIFEST_SUFFIX, DescribedArtifact, Fields, invalid
+from resnet_opt.core.readers import is_json_type
 from resnet_opt.errors import ResnetOptError
 
 KEY = "quantization"
@@ -164,8 +164,8 @@ class QuantizationDetails:
         read = Fields(data, where)
         weight_range = read.maybe("weight_range", list)
         if weight_range is not None:
-            if len(weight_range) != 2 or not all(_is_int(v) for v in weight_range):
-                raise _invalid(f"{where}.weight_range", "a list of two integers", weight_range)
+            if len(weight_range) != 2 or not all(is_json_type(v, (int,)) for v in weight_range):
+                raise invalid(f"{where}.weight_range", "a list of two integers", weight_range)
             weight_range = (int(weight_range[0]), int(weight_range[1]))
         bias_correction = read.maybe_section("bias_correction")
         left_float = read.maybe("left_float", list)
@@ -217,20 +217,11 @@ def quantization_of(details: Mapping[str, Any], source: str) -> QuantizationDeta
         return None
     try:
         if not isinstance(data, Mapping):
-            raise _invalid(f"details.{KEY}", "an object", data)
+            raise invalid(f"details.{KEY}", "an object", data)
         return QuantizationDetails.from_dict(data)
     except ResnetOptError as exc:
         raise ResnetOptError(f"{source}: {exc}") from exc
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _listed(items: tuple[str, ...] | None) -> list[str] | None:
     return None if items is None else list(items)
-
-
-def _invalid(path: str, want: str, value: object) -> ResnetOptError:
-    got = JSON_TYPES.get(type(value), type(value).__name__)
-    return ResnetOptError(f"not a valid resnet-opt manifest ({path} must be {want}, not {got})")

@@ -37,6 +37,22 @@ JSON_TYPES: Mapping[type, str] = {
 }
 
 
+def is_json_type(value: object, types: tuple[type, ...]) -> bool:
+    """Whether `value` is one of `types` as JSON means it: true is not an integer, though
+    Python's bool is an int."""
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
+def json_types(types: tuple[type, ...]) -> str:
+    """`types` as a refusal names them: "an integer or a number"."""
+    return " or ".join(JSON_TYPES.get(t, t.__name__) for t in types)
+
+
+def json_type_of(value: object) -> str:
+    """What a refused value is, in JSON's words: "a string", "null"."""
+    return JSON_TYPES.get(type(value), type(value).__name__)
+
+
 def describe_input(path: Path) -> str | None:
     """Why `path` cannot be read as an input file (None when it is a regular file).
 
@@ -179,8 +195,5 @@ def check_fields(
         if name not in data:
             continue
         value = data[name]
-        ok = isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-        if not ok:
-            want = " or ".join(JSON_TYPES.get(t, t.__name__) for t in types)
-            got = JSON_TYPES.get(type(value), type(value).__name__)
-            raise error(f"{source}: {name} must be {want}, not {got}")
+        if not is_json_type(value, types):
+            raise error(f"{source}: {name} must be {json_types(types)}, not {json_type_of(value)}")

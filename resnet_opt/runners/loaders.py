@@ -20,7 +20,7 @@ from typing import Any, Protocol, TypeVar
 from resnet_opt.core.build_details import BuildDetails, built_backend
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import Manifest, check_artifact_hash, read_manifest
-from resnet_opt.core.readers import describe_input
+from resnet_opt.core.readers import describe_input, is_json_type, json_type_of, json_types
 from resnet_opt.errors import ResnetOptError
 from resnet_opt.runners.base import Backend
 
@@ -144,13 +144,6 @@ def build_details(manifest: Manifest) -> BuildDetails | None:
 # -- a build manifest's details["runner"], typed per backend ------------------------------------
 
 RUNNER_KEY = "details.runner"
-_JSON = {
-    str: "a string",
-    int: "an integer",
-    bool: "true or false",
-    list: "a list",
-    dict: "an object",
-}
 
 
 class RunnerDetails(Protocol):
@@ -191,9 +184,9 @@ def detail(data: Mapping[str, object], key: str, kind: type, source: str) -> Any
     value = data.get(key)
     if value is None:
         return None
-    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-        got = _JSON.get(type(value), type(value).__name__)
-        raise ResnetOptError(f"{source}: {RUNNER_KEY}.{key} must be {_JSON[kind]}, not {got}")
+    if not is_json_type(value, (kind,)):
+        want, got = json_types((kind,)), json_type_of(value)
+        raise ResnetOptError(f"{source}: {RUNNER_KEY}.{key} must be {want}, not {got}")
     return value
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from resnet_opt.core.manifest import Manifest
+from resnet_opt.core.readers import is_json_type
 from resnet_opt.cuda.graphs import (
     CudaDriver,
     CudaGraph,
@@ -133,9 +134,7 @@ class TensorRtRunnerDetails:
         cls, data: Mapping[str, object], *, source: str = "manifest"
     ) -> TensorRtRunnerDetails:
         batch = detail(data, "batch", dict, source)
-        if batch is not None and not all(
-            isinstance(v, int) and not isinstance(v, bool) for v in batch.values()
-        ):
+        if batch is not None and not all(is_json_type(v, (int,)) for v in batch.values()):
             raise ResnetOptError(f"{source}: {RUNNER_KEY}.batch must map min/opt/max to integers")
         return cls(
             input=detail(data, "input", str, source),
