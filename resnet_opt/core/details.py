@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from enum import Enum
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
+from resnet_opt.core.fields import choice_text, member_of
 from resnet_opt.core.readers import is_json_type, json_type_of, json_types
 from resnet_opt.errors import ResnetOptError
 
@@ -108,10 +109,10 @@ class Fields:
         text = self.maybe(key, str)
         if text is None:
             return None
-        for member in enum:
-            if member.value == text:
-                return member
-        choices = ", ".join(str(m.value) for m in enum)
+        member = member_of(enum, text)
+        if member is not None:
+            return cast(E, member)
+        choices = choice_text(tuple(enum))
         raise ResnetOptError(
             f"not a valid resnet-opt manifest ({self.where}.{key} must be one of {choices}, "
             f"not {text!r})"

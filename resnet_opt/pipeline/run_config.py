@@ -30,7 +30,7 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from resnet_opt.backends.registry import build_backends, build_part
 from resnet_opt.backends.spec import resolve
-from resnet_opt.core.fields import CHOICES, TEXT, config_key
+from resnet_opt.core.fields import CHOICES, TEXT, choice_text, config_key, member_of
 from resnet_opt.core.manifest import Precision
 from resnet_opt.core.naming import OptionError
 from resnet_opt.core.readers import read_toml
@@ -467,10 +467,10 @@ def _value(hint: Any, value: Any, at: _At, choices: Sequence[Enum] | None = None
 def _choice(enum: type[Enum], value: Any, at: _At, choices: Sequence[Enum] | None) -> Enum:
     """The member of `enum` (one of `choices` when given) that a config value names."""
     allowed = tuple(choices or enum)
-    for member in allowed:
-        if isinstance(value, str) and member.value == value:
-            return member
-    names = ", ".join(str(m.value) for m in allowed)
+    member = member_of(enum, value, allowed) if isinstance(value, str) else None
+    if member is not None:
+        return member
+    names = choice_text(allowed)
     raise UsageError(f"config: {at.key} = {value!r} (choose {names})")
 
 

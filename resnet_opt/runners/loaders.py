@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from resnet_opt.core.build_details import BuildDetails, built_backend
+from resnet_opt.core.fields import choice_text, member_of
 from resnet_opt.core.hashing import sha256_file
 from resnet_opt.core.manifest import Manifest, check_artifact_hash, read_manifest
 from resnet_opt.core.readers import describe_input, is_json_type, json_type_of, json_types
@@ -195,10 +196,10 @@ def detail_choice(data: Mapping[str, object], key: str, enum: type[E], source: s
     text = detail(data, key, str, source)
     if text is None:
         return None
-    for member in enum:
-        if member.value == text:
-            return member
-    choices = ", ".join(str(m.value) for m in enum)
+    member = member_of(enum, text)
+    if member is not None:
+        return cast(E, member)
+    choices = choice_text(tuple(enum))
     raise ResnetOptError(f"{source}: {RUNNER_KEY}.{key} = {text!r} (one of {choices})")
 
 
