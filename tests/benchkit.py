@@ -56,8 +56,10 @@ def write_derived(
     seed: int,
     stage: Stage = Stage.QUANTIZE,
     precision: Precision = Precision.INT8,
+    details: dict[str, Any] | None = None,
 ) -> Path:
-    """A model 'made from' `parent` (another tiny CNN standing in for its quantized form)."""
+    """A model 'made from' `parent` (another tiny CNN standing in for its quantized form),
+    its manifest holding `details` (none by default)."""
     make_tiny_cnn(path, seed=seed)
     manifest = stage_manifest(
         _manifest(parent),
@@ -68,7 +70,7 @@ def write_derived(
         inputs=(InputRef.of("model", parent),),
         options={},
         verification={},
-        details={},
+        details=details or {},
     )
     write_manifest(manifest_path(path), manifest)
     return path

@@ -15,20 +15,13 @@ import resnet_opt.environment
 from resnet_opt.cli import app
 from resnet_opt.core.cpu_int8 import Int8Family, family_from_flags
 from resnet_opt.core.manifest import (
-    InputRef,
-    Precision,
-    Stage,
-    manifest_path,
     read_manifest,
-    stage_manifest,
-    write_manifest,
 )
 from resnet_opt.environment import cpu_int8_family
 from resnet_opt.quantization.saturation import cpu_weight_max, warning_for
 from resnet_opt.report.compare import compare_reports
 from resnet_opt.report.schema import Report, report_json, validate
-from tests.benchkit import small_report, write_export
-from tests.conftest import make_tiny_cnn
+from tests.benchkit import small_report, write_derived, write_export
 
 AVX2_FLAGS = frozenset({"sse4_2", "avx", "avx2", "fma"})
 VNNI_FLAGS = AVX2_FLAGS | {"avx512f", "avx512bw", "avx512_vnni"}
@@ -76,26 +69,10 @@ def _cpu_int8(folder: Path, name: str, weight_range: list[int] | None) -> Path:
     source = folder / "model.onnx"
     if not source.exists():
         write_export(source)
-    path = folder / name
-    make_tiny_cnn(path, seed=1)
     quant: dict[str, object] = {"target": "cpu"}
     if weight_range is not None:
         quant["weight_range"] = weight_range
-    manifest = read_manifest(source)
-    assert manifest is not None
-    derived = stage_manifest(
-        manifest,
-        stage=Stage.QUANTIZE,
-        artifact=path,
-        content=path,
-        precision=Precision.INT8,
-        inputs=(InputRef.of("model", source),),
-        options={},
-        verification={},
-        details={"quantization": quant},
-    )
-    write_manifest(manifest_path(path), derived)
-    return path
+    return write_derived(folder / name, source, seed=1, details={"quantization": quant})
 
 
 def test_weight_range_is_read_from_the_lineage(tmp_path: Path) -> None:

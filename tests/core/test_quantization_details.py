@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from resnet_opt.core.cpu_int8 import Int8Family
-from resnet_opt.core.manifest import InputRef, Precision, Stage, stage_manifest, write_manifest
 from resnet_opt.core.quantization_details import (
     QdqCounts,
     QuantizationDetails,
@@ -91,31 +90,14 @@ def test_fp16_and_other_stages_have_none() -> None:
 
 def _quantized(folder: Path, quant: object) -> Path:
     """A tiny model standing in for an int8 artifact whose manifest records `quant`."""
-    from tests.benchkit import write_export
-    from tests.conftest import make_tiny_cnn
+    from tests.benchkit import write_derived, write_export
 
     source = folder / "model.onnx"
     if not source.exists():
         write_export(source)
-    path = folder / "model.int8.onnx"
-    make_tiny_cnn(path, seed=1)
-    from resnet_opt.core.manifest import manifest_path, read_manifest
-
-    parent = read_manifest(source)
-    assert parent is not None
-    derived = stage_manifest(
-        parent,
-        stage=Stage.QUANTIZE,
-        artifact=path,
-        content=path,
-        precision=Precision.INT8,
-        inputs=(InputRef.of("model", source),),
-        options={},
-        verification={},
-        details={"quantization": quant},
+    return write_derived(
+        folder / "model.int8.onnx", source, seed=1, details={"quantization": quant}
     )
-    write_manifest(manifest_path(path), derived)
-    return path
 
 
 def test_readers_go_through_the_dataclass(tmp_path: Path) -> None:
