@@ -99,7 +99,8 @@ def build_onnxruntime(
 
     source, output = Path(source), Path(output)
     fmt = check_options(output, options)
-    parent = open_stage_input(source, output).manifest
+    opened = open_stage_input(source, output)  # its sha256 is the manifest's input
+    parent = opened.manifest
     model = load_onnx(source)
     providers = resolve_providers([options.provider])
     contract = parent.preprocessing if parent else None
@@ -182,7 +183,7 @@ def build_onnxruntime(
             artifact=output,
             content=tmp,
             precision=parent.precision if parent else precision_of(model)[0],
-            inputs=(InputRef.of("source", source),),
+            inputs=(InputRef("source", str(source), opened.sha256),),
             options=recorded_options,
             verification=verification,
             details=details,

@@ -106,7 +106,8 @@ def build_openvino(
 
     source, output = Path(source), Path(output)
     form = check_options(output, options)
-    parent = open_stage_input(source, output).manifest
+    opened = open_stage_input(source, output)  # its sha256 is the manifest's input
+    parent = opened.manifest
     onnx_model = load_onnx(source)
     ov = require("openvino")
     core = ov.Core()
@@ -196,7 +197,7 @@ def build_openvino(
             artifact=output,
             content=tmp,
             precision=precision,
-            inputs=(InputRef.of("source", source),),
+            inputs=(InputRef("source", str(source), opened.sha256),),
             options=recorded,
             verification=verification,
             details=details,
