@@ -27,7 +27,7 @@ from resnet_opt.core.build_details import built_backend
 from resnet_opt.core.manifest import Manifest, Precision, Stage
 from resnet_opt.core.stage_details import records_model_source
 from resnet_opt.errors import ResnetOptError, UsageError
-from resnet_opt.runners.loaders import runner_details
+from resnet_opt.runners.loaders import backend_of, runner_details
 
 __all__ = [
     "CUDA_PROVIDER",
@@ -123,11 +123,11 @@ def build_target(manifest: Manifest, name: str) -> Target:
     """The target a build artifact runs on (its runner loads it with the manifest's options):
     its backend's, or the one of its targets whose execution provider the build recorded (the
     later declared wins: ONNX Runtime's TensorRT provider over its CUDA one)."""
-    named = built_backend(manifest)
-    backend = next((b for b in build_backends() if b.value == named), None)
-    if backend is None:
+    backend = backend_of(manifest)
+    if backend is None or backend not in build_backends():
         raise ResnetOptError(
-            f"{name}: its build manifest names backend {named!r}, which bench does not know"
+            f"{name}: its build manifest names backend {built_backend(manifest)!r}, which bench "
+            "does not know"
         )
     details = runner_details(manifest, name)
     providers = details.providers if details is not None else ()

@@ -123,19 +123,24 @@ def _built_details(backend: Backend, manifest: Manifest | None) -> BuildDetails 
     built artifact loads as it was built; the rest says what it is tied to (a CPU family, an
     OpenVINO version).
     """
-    if manifest is None or built_backend(manifest) != backend.value:
+    if manifest is None or backend_of(manifest) is not backend:
         return None
     return build_details(manifest)
+
+
+def backend_of(manifest: Manifest) -> Backend | None:
+    """The backend a build manifest names (None: not a build, or a name this tool does not
+    know)."""
+    return cast(Backend | None, member_of(Backend, built_backend(manifest)))
 
 
 def build_details(manifest: Manifest) -> BuildDetails | None:
     """A build manifest's details, read and validated through its backend's class (the unit's
     `build_details`); None: not a build, or a backend this tool does not know."""
-    from resnet_opt.backends.registry import Backend, unit
+    from resnet_opt.backends.registry import unit
     from resnet_opt.backends.spec import resolve
 
-    named = built_backend(manifest)
-    backend = next((b for b in Backend if b.value == named), None)
+    backend = backend_of(manifest)
     if backend is None or unit(backend).build_details is None:
         return None
     typed: type[BuildDetails] = resolve(str(unit(backend).build_details))
@@ -164,11 +169,10 @@ class RunnerDetails(Protocol):
 def runner_details(manifest: Manifest, source: str) -> RunnerDetails | None:
     """The typed `details["runner"]` of a build manifest, by its backend's unit (None: not a
     build, or a backend whose unit declares none)."""
-    from resnet_opt.backends.registry import Backend, unit
+    from resnet_opt.backends.registry import unit
     from resnet_opt.backends.spec import resolve
 
-    named = built_backend(manifest)
-    backend = next((b for b in Backend if b.value == named), None)
+    backend = backend_of(manifest)
     if backend is None or unit(backend).runner_details is None:
         return None
     built = build_details(manifest)
